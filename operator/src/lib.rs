@@ -1,0 +1,30 @@
+//! Storekeeper: the Kubernetes operator that runs a whole online shop from one
+//! `Store` resource.
+//!
+//! The crate is split the way the house rules ask: pure functions decide
+//! (`render` turns a Store into the objects it needs, `reconcile::plan`
+//! compares them with what the cluster holds, `reconcile::status` derives the
+//! Store's status), and a thin async shell (`controller`) reads, applies and
+//! writes. Everything the pure part needs is a plain value, so it is tested
+//! exhaustively without an API server.
+
+pub mod admin;
+pub mod api;
+pub mod backoff;
+pub mod cli;
+pub mod consts;
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod health;
+pub mod lease;
+pub mod metrics;
+pub mod rbac;
+pub mod reconcile;
+pub mod render;
+pub mod validate;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! storekeeper-kit (work in progress).

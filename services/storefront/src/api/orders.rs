@@ -1,0 +1,194 @@
+//! order-service: the shopper's cart, placing orders, order history.
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiResult, Backend, Service, segment};
+
+/// One line of the server-side cart.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CartItem {
+    /// The product's id.
+    pub product_id: String,
+    /// How many.
+    pub quantity: u32,
+}
+
+/// The logged-in shopper's cart.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Cart {
+    /// The lines, in the order they were added.
+    #[serde(default)]
+    pub items: Vec<CartItem>,
+}
+
+/// Where an order is shipped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShippingAddress {
+    /// Recipient's full name.
+    pub name: String,
+    /// Street and number.
+    pub line1: String,
+    /// Flat, suite, floor (optional).
+    #[serde(default)]
+    pub line2: String,
+    /// City or town.
+    pub city: String,
+    /// Postal or ZIP code.
+    pub postal_code: String,
+    /// Country (ISO 3166-1 alpha-2 code).
+    pub country: String,
+}
+
+/// One line of a placed order, priced when the order was placed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderItem {
+    /// The product's id.
+    pub product_id: String,
+    /// The product's name when ordered (may be absent in older answers).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How many.
+    pub quantity: u32,
+    /// Price of one unit in minor units.
+    #[serde(default, alias = "price_cents")]
+    pub unit_price_cents: Option<i64>,
+}
+
+/// An order as order-service shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    /// Order id.
+    pub id: String,
+    /// `PENDING`, `AWAITING_PAYMENT`, `PAID`, `CANCELLED`, `REFUNDED`.
+    pub status: String,
+    /// The lines.
+    #[serde(default)]
+    pub items: Vec<OrderItem>,
+    /// Total in minor units.
+    #[serde(default, alias = "total")]
+    pub total_cents: i64,
+    /// ISO 4217 code of the total.
+    #[serde(default)]
+    pub currency: String,
+    /// Where it goes.
+    #[serde(default)]
+    pub shipping_address: Option<ShippingAddress>,
+    /// Why it was cancelled, when it was.
+    #[serde(default, alias = "cancel_reason")]
+    pub cancellation_reason: Option<String>,
+    /// When it was placed (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// `GET /api/orders` answers either a bare list or a page object.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OrderList {
+    Page { items: Vec<Order> },
+    Bare(Vec<Order>),
+}
+
+/// Body of `POST /api/orders`.
+#[derive(Debug, Serialize)]
+pub struct NewOrder<'a> {
+    /// Id returned by payment-service when the card was tokenized.
+    pub payment_method_id: &'a str,
+    /// Where to ship.
+    pub shipping_address: &'a ShippingAddress,
+}
+
+#[derive(Serialize)]
+struct AddItem<'a> {
+    product_id: &'a str,
+    quantity: u32,
+}
+
+#[derive(Serialize)]
+struct SetQuantity {
+    quantity: u32,
+}
+
+impl Backend {
+    /// `GET /api/cart`.
+    pub async fn cart(&self, token: &str) -> ApiResult<Cart> {
+        self.request(Service::Orders, Method::GET, "/api/cart")
+            .bearer(token)
+            .fetch()
+            .await
+    }
+
+    /// `POST /api/cart/items`: adds `quantity` to the line (creating it).
+    pub async fn add_to_cart(&self, token: &str, product_id: &str, quantity: u32) -> ApiResult<()> {
+        self.request(Service::Orders, Method::POST, "/api/cart/items")
+            .bearer(token)
+            .json(&AddItem {
+                product_id,
+                quantity,
+            })
+            .execute()
+            .await
+    }
+
+    /// `PATCH /api/cart/items/{product_id}`: sets the line's quantity.
+    pub async fn set_cart_quantity(
+        &self,
+        token: &str,
+        product_id: &str,
+        quantity: u32,
+    ) -> ApiResult<()> {
+        let path = format!("/api/cart/items/{}", segment(product_id));
+        self.request(Service::Orders, Method::PATCH, &path)
+            .bearer(token)
+            .json(&SetQuantity { quantity })
+            .execute()
+            .await
+    }
+
+    /// `DELETE /api/cart/items/{product_id}`.
+    pub async fn remove_from_cart(&self, token: &str, product_id: &str) -> ApiResult<()> {
+        let path = format!("/api/cart/items/{}", segment(product_id));
+        self.request(Service::Orders, Method::DELETE, &path)
+            .bearer(token)
+            .execute()
+            .await
+    }
+
+    /// `POST /api/orders` with an `Idempotency-Key`, so a resubmitted form
+    /// replays the first answer instead of placing a second order.
+    pub async fn place_order(
+        &self,
+        token: &str,
+        idempotency_key: &str,
+        order: &NewOrder<'_>,
+    ) -> ApiResult<Order> {
+        self.request(Service::Orders, Method::POST, "/api/orders")
+            .bearer(token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(order)
+            .fetch()
+            .await
+    }
+
+    /// `GET /api/orders`: the shopper's orders, newest first.
+    pub async fn orders(&self, token: &str) -> ApiResult<Vec<Order>> {
+        let list: OrderList = self
+            .request(Service::Orders, Method::GET, "/api/orders")
+            .bearer(token)
+            .fetch()
+            .await?;
+        Ok(match list {
+            OrderList::Page { items } | OrderList::Bare(items) => items,
+        })
+    }
+
+    /// `GET /api/orders/{id}`.
+    pub async fn order(&self, token: &str, id: &str) -> ApiResult<Order> {
+        let path = format!("/api/orders/{}", segment(id));
+        self.request(Service::Orders, Method::GET, &path)
+            .bearer(token)
+            .fetch()
+            .await
+    }
+}

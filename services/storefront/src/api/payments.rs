@@ -1,0 +1,93 @@
+//! payment-service: tokenizing a card, reading an order's payments.
+//!
+//! The card number passes through the storefront's memory on its way to
+//! payment-service and nowhere else: it is never logged, never put in the
+//! session and never echoed back into a form.
+
+use std::fmt;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiResult, Backend, Service};
+
+/// A card as the checkout form collected it.
+#[derive(Serialize)]
+pub struct Card {
+    /// The digits only.
+    pub card_number: String,
+    /// 1 to 12.
+    pub exp_month: u32,
+    /// Four digits.
+    pub exp_year: u32,
+    /// Three or four digits.
+    pub cvc: String,
+}
+
+impl fmt::Debug for Card {
+    // Hand-written so a stray `{:?}` cannot leak the number or the CVC.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Card").finish_non_exhaustive()
+    }
+}
+
+/// The token that stands for a card from now on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentMethod {
+    /// The id the order is placed with.
+    pub id: String,
+    /// `visa`, `mastercard`...
+    #[serde(default)]
+    pub brand: String,
+    /// Last four digits, for display.
+    #[serde(default)]
+    pub last4: String,
+}
+
+/// A charge attempt for an order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Payment {
+    /// `PENDING`, `SUCCEEDED`, `FAILED`, `REFUNDED`...
+    pub status: String,
+    /// Why it failed, in words (when it did).
+    #[serde(default, alias = "failure_message", alias = "decline_reason")]
+    pub failure_reason: Option<String>,
+    /// Card brand, for display.
+    #[serde(default)]
+    pub brand: Option<String>,
+    /// Last four digits, for display.
+    #[serde(default)]
+    pub last4: Option<String>,
+}
+
+/// `GET /api/payments` answers either a bare list or a page object.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PaymentList {
+    Page { items: Vec<Payment> },
+    Bare(Vec<Payment>),
+}
+
+impl Backend {
+    /// `POST /api/payments/methods`: trades the card for a payment method id.
+    pub async fn tokenize_card(&self, token: &str, card: &Card) -> ApiResult<PaymentMethod> {
+        self.request(Service::Payments, Method::POST, "/api/payments/methods")
+            .bearer(token)
+            .json(card)
+            .fetch()
+            .await
+    }
+
+    /// `GET /api/payments?order_id=`: the order's charge attempts.
+    pub async fn payments_for_order(&self, token: &str, order_id: &str) -> ApiResult<Vec<Payment>> {
+        let list: PaymentList = self
+            .request(Service::Payments, Method::GET, "/api/payments")
+            .bearer(token)
+            .query(&[("order_id", order_id)])
+            .fetch()
+            .await?;
+        Ok(match list {
+            PaymentList::Page { items } | PaymentList::Bare(items) => items,
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! user-service: register, log in, refresh and revoke tokens, who am I.
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiResult, Backend, Service};
+
+/// A pair of tokens from login or refresh.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tokens {
+    /// Short-lived bearer token for the APIs.
+    pub access_token: String,
+    /// Long-lived token that buys a new pair (rotated on each use).
+    pub refresh_token: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: i64,
+}
+
+/// The logged-in account, as `GET /api/users/me` describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Me {
+    /// Account id.
+    pub id: String,
+    /// Login email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `customer` or `admin`.
+    pub role: String,
+}
+
+/// What the registration form sends.
+#[derive(Debug, Serialize)]
+pub struct NewAccount<'a> {
+    /// Login email.
+    pub email: &'a str,
+    /// Chosen password (checked by user-service).
+    pub password: &'a str,
+    /// Display name.
+    pub name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Credentials<'a> {
+    email: &'a str,
+    password: &'a str,
+}
+
+#[derive(Serialize)]
+struct RefreshBody<'a> {
+    refresh_token: &'a str,
+}
+
+impl Backend {
+    /// `POST /api/users`: creates a customer account.
+    pub async fn register(&self, account: &NewAccount<'_>) -> ApiResult<()> {
+        self.request(Service::Users, Method::POST, "/api/users")
+            .json(account)
+            .execute()
+            .await
+    }
+
+    /// `POST /api/users/login`.
+    pub async fn login(&self, email: &str, password: &str) -> ApiResult<Tokens> {
+        self.request(Service::Users, Method::POST, "/api/users/login")
+            .json(&Credentials { email, password })
+            .fetch()
+            .await
+    }
+
+    /// `POST /api/users/refresh`: trades a refresh token for a new pair.
+    pub async fn refresh(&self, refresh_token: &str) -> ApiResult<Tokens> {
+        self.request(Service::Users, Method::POST, "/api/users/refresh")
+            .json(&RefreshBody { refresh_token })
+            .fetch()
+            .await
+    }
+
+    /// `POST /api/users/logout`: revokes the refresh token.
+    pub async fn logout(&self, access_token: &str, refresh_token: &str) -> ApiResult<()> {
+        self.request(Service::Users, Method::POST, "/api/users/logout")
+            .bearer(access_token)
+            .json(&RefreshBody { refresh_token })
+            .execute()
+            .await
+    }
+
+    /// `GET /api/users/me`.
+    pub async fn me(&self, access_token: &str) -> ApiResult<Me> {
+        self.request(Service::Users, Method::GET, "/api/users/me")
+            .bearer(access_token)
+            .fetch()
+            .await
+    }
+}

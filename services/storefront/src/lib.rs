@@ -1,0 +1,1 @@
+//! storefront (work in progress).

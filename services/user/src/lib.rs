@@ -1,0 +1,1 @@
+//! user-service (work in progress).

@@ -1,0 +1,223 @@
+//! `cargo xtask bench`: product-service against a bare axum server in the
+//! same process tree, driven by wrk on this machine. The bare server is the
+//! yardstick: figures are printed as requests/s, p50/p99 and a ratio to it,
+//! plus each process's resident memory idle and after load.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::process::Command;
+
+use crate::check::deps;
+use crate::layout;
+use crate::local_state::LocalState;
+use crate::process::{self, Logs, Running};
+use crate::stack;
+
+const HELLO_PORT: u16 = 7999;
+const PRODUCT_PORT: u16 = 7902;
+const PRODUCT_ADMIN_PORT: u16 = 7903;
+const DATABASE: &str = "bench_products";
+
+/// Serves a bare axum "hello": the baseline every figure is divided by.
+pub async fn hello(port: u16) -> Result<()> {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    axum::serve(listener, app).await.context("serving hello")
+}
+
+/// One measured endpoint.
+struct Figures {
+    name: String,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Builds release binaries, starts both servers, measures, prints.
+pub async fn run() -> Result<()> {
+    deps(&["--wrk"]).await?;
+    process::run("cargo", &["build", "--quiet", "--release", "-p", "xtask", "-p", "product-service"]).await?;
+    let bin = layout::root().join("target/release");
+    let logs = stack::log_dir("bench-logs")?;
+    let state = LocalState::load_or_create(&layout::state_dir(), &[DATABASE])?;
+    stack::prepare_databases(&state, &[DATABASE], true).await?;
+    let password = state.database_passwords.get(DATABASE).context("missing bench password")?;
+    let product_env = [
+        ("PORT", PRODUCT_PORT.to_string()),
+        ("ADMIN_PORT", PRODUCT_ADMIN_PORT.to_string()),
+        ("DATABASE_URL", format!("postgres://{DATABASE}:{password}@127.0.0.1:5432/{DATABASE}")),
+        ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+        ("REDIS_PREFIX", "bench".to_owned()),
+        ("TOKEN_PUBLIC_KEY", state.token_public_key.clone()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let seed = Command::new(bin.join("product-service"))
+        .env_remove("DATABASE_URL")
+        .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg("seed")
+        .status()
+        .await
+        .context("seeding the bench catalog")?;
+    if !seed.success() {
+        bail!("seeding the bench catalog failed ({seed})");
+    }
+
+    let mut hello_cmd = Command::new(bin.join("xtask"));
+    hello_cmd.args(["hello", &HELLO_PORT.to_string()]);
+    let hello = Running::spawn("hello", hello_cmd, Logs::Folder(&logs))?;
+    let mut product_cmd = Command::new(bin.join("product-service"));
+    product_cmd.env_remove("DATABASE_URL").envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let product = Running::spawn("product", product_cmd, Logs::Folder(&logs))?;
+    let outcome = measure(&hello, &product).await;
+    product.stop().await?;
+    hello.stop().await?;
+    outcome
+}
+
+async fn measure(hello: &Running, product: &Running) -> Result<()> {
+    wait_ok(&format!("http://127.0.0.1:{HELLO_PORT}/")).await?;
+    wait_ok(&format!("http://127.0.0.1:{PRODUCT_ADMIN_PORT}/readyz")).await?;
+    let base = format!("http://127.0.0.1:{PRODUCT_PORT}");
+    let listing: serde_json::Value = reqwest::get(format!("{base}/api/products?per_page=1"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = listing["items"][0]["id"].as_str().context("no product in the bench catalog")?;
+    let categories: serde_json::Value = reqwest::get(format!("{base}/api/categories")).await?.json().await?;
+    let category = first_category_slug(&categories).context("no category in the bench catalog")?;
+
+    let idle = [(hello.name, rss_kib(hello)?), (product.name, rss_kib(product)?)];
+    let targets = [
+        ("bare axum GET /".to_owned(), format!("http://127.0.0.1:{HELLO_PORT}/")),
+        ("GET /api/products/{id} (cached)".to_owned(), format!("{base}/api/products/{id}")),
+        (
+            "GET /api/products?category=&page=2".to_owned(),
+            format!("{base}/api/products?category={category}&page=2&per_page=12"),
+        ),
+        ("GET /api/products?q=wireless".to_owned(), format!("{base}/api/products?q=wireless")),
+    ];
+    let mut figures = Vec::new();
+    for (name, url) in &targets {
+        figures.push(wrk(name, url).await?);
+    }
+    let loaded = [(hello.name, peak_rss_kib(hello)?), (product.name, peak_rss_kib(product)?)];
+
+    let baseline = figures[0].requests_per_second;
+    println!();
+    println!("{:<40} {:>12} {:>9} {:>9} {:>9}", "endpoint", "requests/s", "p50 ms", "p99 ms", "vs bare");
+    for f in &figures {
+        println!(
+            "{:<40} {:>12.0} {:>9.2} {:>9.2} {:>9.2}",
+            f.name,
+            f.requests_per_second,
+            f.p50_ms,
+            f.p99_ms,
+            f.requests_per_second / baseline
+        );
+    }
+    println!();
+    for ((name, idle), (_, peak)) in idle.iter().zip(loaded.iter()) {
+        println!("{name:<10} RSS idle {:>6.1} MiB, peak under load {:>6.1} MiB", kib_to_mib(*idle), kib_to_mib(*peak));
+    }
+    Ok(())
+}
+
+fn first_category_slug(categories: &serde_json::Value) -> Option<String> {
+    let list = categories.get("items").unwrap_or(categories);
+    list.get(0)?.get("slug")?.as_str().map(str::to_owned)
+}
+
+async fn wait_ok(url: &str) -> Result<()> {
+    for _ in 0..100 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("{url} did not answer within 20 s")
+}
+
+/// Runs wrk (2 threads, 32 connections, 10 s after a 2 s warm-up) and reads
+/// its summary.
+async fn wrk(name: &str, url: &str) -> Result<Figures> {
+    Command::new("wrk").args(["-t2", "-c32", "-d2s", url]).output().await.context("warming up with wrk")?;
+    let output = Command::new("wrk")
+        .args(["-t2", "-c32", "-d10s", "--latency", url])
+        .output()
+        .await
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.contains("Non-2xx") {
+        bail!("{name}: some responses were not 2xx:\n{text}");
+    }
+    Ok(Figures {
+        name: name.to_owned(),
+        requests_per_second: field(&text, "Requests/sec:").and_then(|v| v.parse().ok()).context("wrk printed no Requests/sec")?,
+        p50_ms: field(&text, "50%").and_then(parse_duration_ms).context("wrk printed no p50")?,
+        p99_ms: field(&text, "99%").and_then(parse_duration_ms).context("wrk printed no p99")?,
+    })
+}
+
+fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| line.trim().strip_prefix(label).map(str::trim))
+}
+
+/// wrk prints durations as `812.00us`, `1.20ms` or `1.01s`.
+fn parse_duration_ms(value: &str) -> Option<f64> {
+    let split = value.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    match unit {
+        "us" => Some(number / 1000.0),
+        "ms" => Some(number),
+        "s" => Some(number * 1000.0),
+        "m" => Some(number * 60_000.0),
+        _ => None,
+    }
+}
+
+fn rss_kib(process: &Running) -> Result<u64> {
+    status_field(process, "VmRSS:")
+}
+
+fn peak_rss_kib(process: &Running) -> Result<u64> {
+    status_field(process, "VmHWM:")
+}
+
+fn status_field(process: &Running, label: &str) -> Result<u64> {
+    let pid = process.pid().context("process has exited")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc status")?;
+    field(&status, label)
+        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {label} in /proc/{pid}/status"))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_durations() {
+        assert_eq!(parse_duration_ms("812.00us"), Some(0.812));
+        assert_eq!(parse_duration_ms("1.50ms"), Some(1.5));
+        assert_eq!(parse_duration_ms("2.00s"), Some(2000.0));
+        assert_eq!(parse_duration_ms("fast"), None);
+    }
+
+    #[test]
+    fn reads_labelled_fields() {
+        let text = "  Latency Distribution\n     50%  300.00us\n     99%    1.20ms\nRequests/sec:  51234.56\n";
+        assert_eq!(field(text, "50%"), Some("300.00us"));
+        assert_eq!(field(text, "Requests/sec:"), Some("51234.56"));
+    }
+}

@@ -1,0 +1,79 @@
+//! What CI runs (`cargo xtask test`), the real-browser journey against a
+//! throw-away stack (`cargo xtask e2e`), and generated-file upkeep.
+
+use anyhow::{Context, Result};
+
+use crate::layout;
+use crate::process::{self, Logs};
+use crate::stack::{self, Options, Stack};
+
+/// The README's test command: local servers (and Chromium) present, then
+/// formatting, lints, every test, and the browser journey.
+pub async fn test() -> Result<()> {
+    deps(&["--browser"]).await?;
+    process::run("cargo", &["fmt", "--all", "--", "--check"]).await?;
+    process::run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).await?;
+    process::run("cargo", &["test", "--workspace"]).await?;
+    e2e().await
+}
+
+/// Starts a fresh stack with its own `e2e_` databases and runs the browser
+/// test (which is `#[ignore]`d in plain `cargo test` because it needs this
+/// stack) against it; prints the service logs when it fails.
+pub async fn e2e() -> Result<()> {
+    deps(&["--browser"]).await?;
+    let logs = stack::log_dir("e2e-logs")?;
+    let options = Options {
+        release: false,
+        database_prefix: "e2e_",
+        fresh_databases: true,
+        logs: Logs::Folder(&logs),
+    };
+    let stack = match Stack::start(&options).await {
+        Ok(stack) => stack,
+        Err(err) => {
+            stack::print_log_tails(&logs);
+            return Err(err);
+        }
+    };
+    let outcome = tokio::process::Command::new("cargo")
+        .args(["test", "-p", "storefront", "--test", "browser", "--", "--ignored", "--test-threads=1"])
+        .env("STOREFRONT_URL", "http://127.0.0.1:3000")
+        .env("ADMIN_EMAIL", &stack.state.admin_email)
+        .env("ADMIN_PASSWORD", &stack.state.admin_password)
+        .current_dir(layout::root())
+        .status()
+        .await
+        .context("running the browser test");
+    stack.stop().await?;
+    let status = outcome?;
+    if !status.success() {
+        stack::print_log_tails(&logs);
+        anyhow::bail!("the browser journey failed ({status}); screenshots and HTML are in target/browser-failures/");
+    }
+    Ok(())
+}
+
+/// Regenerates the checked-in CRD from the operator's Rust types.
+pub fn crd() -> Result<()> {
+    let output = std::process::Command::new("cargo")
+        .args(["run", "--quiet", "-p", "storekeeper", "--", "crd"])
+        .current_dir(layout::root())
+        .output()
+        .context("running `storekeeper crd`")?;
+    if !output.status.success() {
+        anyhow::bail!("`storekeeper crd` failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let path = layout::root().join("crds/store.yaml");
+    std::fs::write(&path, &output.stdout).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Starts or waits for PostgreSQL, Redis and RabbitMQ (and installs what
+/// the flags ask for) with the bootstrap script.
+pub async fn deps(flags: &[&str]) -> Result<()> {
+    let script = layout::root().join("bootstrap/local/deps.sh");
+    let script = script.to_str().context("repository path is not UTF-8")?;
+    process::run("bash", &[&[script], flags].concat()).await
+}

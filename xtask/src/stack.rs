@@ -1,0 +1,246 @@
+//! The whole shop on one machine: the same five binaries as in a cluster,
+//! pointed at the local PostgreSQL, Redis and RabbitMQ. `cargo xtask up`
+//! runs it in the foreground; `cargo xtask e2e` runs a throw-away copy with
+//! its own databases for the browser test.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sqlx::{Connection, PgConnection};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+use crate::layout::{self, DEPENDENCIES, SERVICES, Service};
+use crate::local_state::LocalState;
+use crate::process::{self, Logs, Running};
+
+/// How to run a stack.
+pub struct Options<'a> {
+    /// Build and run release binaries.
+    pub release: bool,
+    /// Put before every database and role name, so a test stack never
+    /// touches the developer's data.
+    pub database_prefix: &'a str,
+    /// Drop and recreate the databases first (a clean, repeatable stack).
+    pub fresh_databases: bool,
+    /// Where service output goes.
+    pub logs: Logs<'a>,
+}
+
+/// A running stack; stop it with [`Stack::stop`].
+pub struct Stack {
+    running: Vec<Running>,
+    /// The generated credentials, for printing the admin login.
+    pub state: LocalState,
+}
+
+/// `cargo xtask up`: start everything, print where to shop, stop on Ctrl-C.
+pub async fn up(release: bool) -> Result<()> {
+    let options = Options { release, database_prefix: "", fresh_databases: false, logs: Logs::Terminal };
+    let stack = Stack::start(&options).await?;
+    println!();
+    println!("  Storekeeper is running.");
+    println!("  Storefront:  http://127.0.0.1:3000");
+    println!("  Admin login: {} / {}", stack.state.admin_email, stack.state.admin_password);
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!("stopping...");
+    stack.stop().await
+}
+
+impl Stack {
+    /// Builds, prepares and starts the five services, each once the ones
+    /// it calls are ready.
+    pub async fn start(options: &Options<'_>) -> Result<Self> {
+        check_dependencies().await?;
+        build(options.release).await?;
+        let databases: Vec<String> = SERVICES
+            .iter()
+            .filter_map(|s| s.database)
+            .map(|db| format!("{}{db}", options.database_prefix))
+            .collect();
+        let names: Vec<&str> = databases.iter().map(String::as_str).collect();
+        let state = LocalState::load_or_create(&layout::state_dir(), &names)?;
+        prepare_databases(&state, &names, options.fresh_databases).await?;
+        let bin = binary_dir(options.release);
+
+        let product = service("product")?;
+        let seed = env_for(product, &state, options.database_prefix)
+            .into_iter()
+            .fold(Command::new(bin.join(product.package)), |mut cmd, (k, v)| {
+                cmd.env(k, v);
+                cmd
+            })
+            .arg("seed")
+            .status()
+            .await
+            .context("running `product-service seed`")?;
+        if !seed.success() {
+            bail!("loading the sample catalog failed ({seed})");
+        }
+
+        let mut stack = Self { running: Vec::new(), state };
+        for svc in &SERVICES {
+            let mut command = Command::new(bin.join(svc.package));
+            // `cargo xtask` inherits the test-only DATABASE_URL from
+            // .cargo/config.toml; a service must only see its own.
+            command.env_remove("DATABASE_URL").envs(env_for(svc, &stack.state, options.database_prefix));
+            let started = Running::spawn(svc.name, command, options.logs)?;
+            stack.running.push(started);
+            if let Err(err) = stack.wait_ready(svc).await {
+                stack.stop().await?;
+                return Err(err);
+            }
+        }
+        Ok(stack)
+    }
+
+    async fn wait_ready(&mut self, svc: &Service) -> Result<()> {
+        let url = format!("http://127.0.0.1:{}/readyz", svc.admin_port);
+        let client = reqwest::Client::new();
+        for _ in 0..120 {
+            if let Some(last) = self.running.last_mut() {
+                last.ensure_alive()?;
+            }
+            if let Ok(resp) = client.get(&url).timeout(Duration::from_secs(2)).send().await
+                && resp.status().is_success()
+            {
+                println!("{} is ready on http://127.0.0.1:{}", svc.name, svc.port);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        bail!("{} was not ready within 60 s ({url})", svc.name)
+    }
+
+    /// Stops the services in reverse start order, each with SIGTERM.
+    pub async fn stop(mut self) -> Result<()> {
+        while let Some(running) = self.running.pop() {
+            running.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+fn service(name: &str) -> Result<&'static Service> {
+    SERVICES.iter().find(|s| s.name == name).with_context(|| format!("no service named {name}"))
+}
+
+async fn check_dependencies() -> Result<()> {
+    for dep in &DEPENDENCIES {
+        let addr = format!("127.0.0.1:{}", dep.port);
+        let reachable = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !reachable {
+            bail!("{} is not reachable on {addr}; start it with `bootstrap/local/deps.sh`", dep.name);
+        }
+    }
+    Ok(())
+}
+
+async fn build(release: bool) -> Result<()> {
+    let mut args = vec!["build", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    for svc in &SERVICES {
+        args.extend(["-p", svc.package]);
+    }
+    process::run("cargo", &args).await
+}
+
+fn binary_dir(release: bool) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| layout::root().join("target"), PathBuf::from);
+    target.join(if release { "release" } else { "debug" })
+}
+
+/// Creates each database and its owner role when missing, and sets the
+/// role's password to the generated one. Names come from our own table and
+/// passwords are alphanumeric, so quoting them in DDL is safe.
+pub async fn prepare_databases(state: &LocalState, databases: &[&str], fresh: bool) -> Result<()> {
+    let url = layout::postgres_admin_url();
+    let mut conn = PgConnection::connect(&url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL as {url}"))?;
+    for db in databases {
+        let password = state.database_passwords.get(*db).context("missing database password")?;
+        if fresh {
+            sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#)).execute(&mut conn).await?;
+        }
+        let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(db)
+            .fetch_one(&mut conn)
+            .await?;
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        sqlx::query(&format!(r#"{verb} ROLE "{db}" LOGIN PASSWORD '{password}'"#))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("preparing role {db}"))?;
+        let db_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(db)
+            .fetch_one(&mut conn)
+            .await?;
+        if !db_exists {
+            sqlx::query(&format!(r#"CREATE DATABASE "{db}" OWNER "{db}""#))
+                .execute(&mut conn)
+                .await
+                .with_context(|| format!("creating database {db}"))?;
+            println!("created database {db}");
+        }
+    }
+    Ok(())
+}
+
+/// The environment a service gets: DESIGN.md's variables with local values.
+fn env_for(svc: &Service, state: &LocalState, database_prefix: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PORT".into(), svc.port.to_string()),
+        ("ADMIN_PORT".into(), svc.admin_port.to_string()),
+        ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+        ("AMQP_URL".into(), "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        ("LOG_FORMAT".into(), "pretty".into()),
+        ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        ("TOKEN_PUBLIC_KEY".into(), state.token_public_key.clone()),
+    ];
+    for other in &SERVICES {
+        if other.name != "storefront" {
+            env.push((format!("{}_URL", other.name.to_uppercase()), format!("http://127.0.0.1:{}", other.port)));
+        }
+    }
+    if let Some(db) = svc.database {
+        let db = format!("{database_prefix}{db}");
+        let password = state.database_passwords.get(&db).cloned().unwrap_or_default();
+        env.push(("DATABASE_URL".into(), format!("postgres://{db}:{password}@127.0.0.1:5432/{db}")));
+    }
+    if svc.name == "user" {
+        env.push(("TOKEN_PRIVATE_KEY".into(), state.token_private_key.clone()));
+        env.push(("ADMIN_EMAIL".into(), state.admin_email.clone()));
+        env.push(("ADMIN_PASSWORD".into(), state.admin_password.clone()));
+    }
+    env
+}
+
+/// The log folder for a throw-away stack.
+pub fn log_dir(name: &str) -> Result<PathBuf> {
+    let dir = layout::state_dir().join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Prints the last lines of every service log in `dir` (after a failure).
+pub fn print_log_tails(dir: &Path) {
+    for svc in &SERVICES {
+        let path = dir.join(format!("{}.log", svc.name));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(40);
+            println!("----- last lines of {} -----", path.display());
+            for line in &lines[start..] {
+                println!("{line}");
+            }
+        }
+    }
+}
