@@ -67,8 +67,14 @@ ensure_postgres
 ensure_redis
 ensure_rabbitmq
 
-if $want_browser && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
-  apt_install chromium chromium-driver
+# CHROME_BIN / CHROMEDRIVER name a browser and driver that are already
+# there (GitHub's Ubuntu runners ship Google Chrome); otherwise Debian's.
+if $want_browser; then
+  if [ -n "${CHROME_BIN:-}" ] && [ -x "${CHROME_BIN}" ] && [ -x "${CHROMEDRIVER:-}" ]; then
+    say "using $CHROME_BIN and $CHROMEDRIVER"
+  elif ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+    apt_install chromium chromium-driver
+  fi
 fi
 if $want_wrk && ! command -v wrk >/dev/null; then
   apt_install wrk
