@@ -27,7 +27,9 @@ pub struct Check {
 
 impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Check").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Check")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,7 +161,9 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             )],
             text,
         )

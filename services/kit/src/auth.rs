@@ -16,7 +16,7 @@ use axum::{
 };
 use ed25519_dalek::{
     SigningKey,
-    pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding},
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::problem::ApiError;
 
 /// Lifetime of an access token (DESIGN.md: 15 minutes).
-pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_mins(15);
 
 /// What a user may do.
 #[derive(
@@ -115,7 +115,9 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("TokenSigner")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,8 +322,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| ApiError::unauthorized("this endpoint requires a bearer access token"))??;
+        let token = bearer_token(parts).ok_or_else(|| {
+            ApiError::unauthorized("this endpoint requires a bearer access token")
+        })??;
         authenticate(token, &TokenVerifier::from_ref(state))
     }
 }

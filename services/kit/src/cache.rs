@@ -93,12 +93,16 @@ impl Cache {
     /// Runs one command (keys must already be prefixed with [`Cache::key`]),
     /// with the time limit. Errors are returned, for callers that must tell
     /// "miss" from "Redis down" (rate limits, token records).
-    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, CallError> {
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, CallError> {
         let mut connection = self.connection.clone();
-        let result = match tokio::time::timeout(CALL_TIMEOUT, command.query_async(&mut connection)).await {
-            Ok(result) => result.map_err(CallError::from),
-            Err(_) => Err(CallError::Timeout(CALL_TIMEOUT)),
-        };
+        let result =
+            match tokio::time::timeout(CALL_TIMEOUT, command.query_async(&mut connection)).await {
+                Ok(result) => result.map_err(CallError::from),
+                Err(_) => Err(CallError::Timeout(CALL_TIMEOUT)),
+            };
         self.note_health(result.as_ref().err());
         result
     }

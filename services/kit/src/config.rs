@@ -60,13 +60,13 @@ impl Source for ProcessEnv {
     }
 }
 
-impl Source for HashMap<String, String> {
+impl<H: std::hash::BuildHasher> Source for HashMap<String, String, H> {
     fn get(&self, name: &str) -> Option<String> {
         HashMap::get(self, name).cloned()
     }
 }
 
-impl Source for HashMap<&str, &str> {
+impl<H: std::hash::BuildHasher> Source for HashMap<&str, &str, H> {
     fn get(&self, name: &str) -> Option<String> {
         HashMap::get(self, name).map(|v| (*v).to_owned())
     }
@@ -252,6 +252,7 @@ impl ServiceConfig {
     }
 
     /// A configuration for tests: localhost everywhere, no token key.
+    #[cfg(any(test, feature = "testing"))]
     pub fn for_tests(name: &'static str) -> Self {
         let empty: HashMap<String, String> = HashMap::new();
         // The empty source has no malformed values, so this cannot fail.
@@ -291,7 +292,9 @@ mod tests {
 
     #[test]
     fn missing_required_value_names_the_variable() {
-        let err = vars(&[]).required::<String>("TOKEN_PUBLIC_KEY").unwrap_err();
+        let err = vars(&[])
+            .required::<String>("TOKEN_PUBLIC_KEY")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "missing required environment variable TOKEN_PUBLIC_KEY"
@@ -309,7 +312,10 @@ mod tests {
         let config = ServiceConfig::from_source(&vars(&[]), "user-service", 3001, "users").unwrap();
         assert_eq!(config.port, 3001);
         assert_eq!(config.admin_port, 9000);
-        assert_eq!(config.database_url, "postgres://postgres@127.0.0.1:5432/users");
+        assert_eq!(
+            config.database_url,
+            "postgres://postgres@127.0.0.1:5432/users"
+        );
         assert_eq!(config.redis_prefix, "users:");
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert!(config.token_public_key.is_none());
@@ -318,7 +324,11 @@ mod tests {
     #[test]
     fn environment_overrides_defaults() {
         let config = ServiceConfig::from_source(
-            &vars(&[("PORT", "8080"), ("ADMIN_PORT", "9100"), ("LOG_FORMAT", "json")]),
+            &vars(&[
+                ("PORT", "8080"),
+                ("ADMIN_PORT", "9100"),
+                ("LOG_FORMAT", "json"),
+            ]),
             "svc",
             1,
             "db",
@@ -351,6 +361,9 @@ mod tests {
             ..config
         };
         let message = bad.token_verifier().err().unwrap().to_string();
-        assert!(message.starts_with("invalid TOKEN_PUBLIC_KEY=\"<redacted>\""), "{message}");
+        assert!(
+            message.starts_with("invalid TOKEN_PUBLIC_KEY=\"<redacted>\""),
+            "{message}"
+        );
     }
 }

@@ -43,7 +43,7 @@ pub async fn connect(url: &str, migrator: &Migrator) -> Result<PgPool, DbError> 
         .max_connections(10)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
-        .idle_timeout(Duration::from_secs(300));
+        .idle_timeout(Duration::from_mins(5));
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     let pool = loop {
@@ -64,7 +64,10 @@ pub async fn connect(url: &str, migrator: &Migrator) -> Result<PgPool, DbError> 
         }
     };
     migrator.run(&pool).await?;
-    tracing::info!(migrations = migrator.iter().count(), "database migrations applied");
+    tracing::info!(
+        migrations = migrator.iter().count(),
+        "database migrations applied"
+    );
     Ok(pool)
 }
 

@@ -35,7 +35,7 @@ where
         }
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(body_rejection)?;
+            .map_err(|rejection| body_rejection(&rejection))?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -63,7 +63,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+fn body_rejection(rejection: &BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -72,7 +72,10 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
         )
         .with_detail("the request body is larger than this endpoint accepts")
     } else {
-        ApiError::bad_request(format!("could not read the request body: {}", rejection.body_text()))
+        ApiError::bad_request(format!(
+            "could not read the request body: {}",
+            rejection.body_text()
+        ))
     }
 }
 
@@ -172,7 +175,10 @@ where
             .map(|axum::extract::Path(value)| Path(value))
             .map_err(|rejection| {
                 if rejection.status().is_server_error() {
-                    ApiError::internal(anyhow::anyhow!("path extraction: {}", rejection.body_text()))
+                    ApiError::internal(anyhow::anyhow!(
+                        "path extraction: {}",
+                        rejection.body_text()
+                    ))
                 } else {
                     ApiError::not_found(format!(
                         "no resource at {}: {}",
@@ -209,12 +215,17 @@ mod tests {
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let problem = err.to_problem();
         assert_eq!(problem.errors[0].field, "quantity");
-        assert!(problem.errors[0].message.starts_with("invalid type"), "{problem:?}");
+        assert!(
+            problem.errors[0].message.starts_with("invalid type"),
+            "{problem:?}"
+        );
     }
 
     #[test]
     fn missing_field_names_the_field() {
-        let problem = parse_json::<Item>(br#"{"name":"a"}"#).unwrap_err().to_problem();
+        let problem = parse_json::<Item>(br#"{"name":"a"}"#)
+            .unwrap_err()
+            .to_problem();
         assert_eq!(problem.errors[0].field, "quantity");
         assert_eq!(problem.errors[0].message, "missing field `quantity`");
     }
@@ -223,9 +234,15 @@ mod tests {
     fn json_content_types() {
         let mut headers = HeaderMap::new();
         assert!(!is_json(&headers));
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(is_json(&headers));
-        headers.insert(header::CONTENT_TYPE, "application/merge-patch+json".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/merge-patch+json".parse().unwrap(),
+        );
         assert!(is_json(&headers));
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert!(!is_json(&headers));

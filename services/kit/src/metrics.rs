@@ -113,9 +113,9 @@ impl Metrics {
     }
 
     /// Records one served request.
-    pub fn observe_request(&self, labels: HttpLabels, seconds: f64) {
-        self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(seconds);
+    pub fn observe_request(&self, labels: &HttpLabels, seconds: f64) {
+        self.requests.get_or_create(labels).inc();
+        self.durations.get_or_create(labels).observe(seconds);
     }
 }
 
@@ -148,7 +148,7 @@ pub async fn http_metrics_middleware(
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
     metrics.observe_request(
-        HttpLabels {
+        &HttpLabels {
             method,
             route,
             status: response.status().as_u16(),
@@ -167,8 +167,21 @@ mod tests {
         let metrics = Metrics::new();
         let logins = metrics.counter("logins_failed", "Failed logins");
         logins.inc();
+        let labels = HttpLabels {
+            method: "GET",
+            route: "/x/{id}".into(),
+            status: 200,
+        };
+        metrics.observe_request(&labels, 0.002);
         let text = metrics.encode().unwrap();
         assert!(text.contains("logins_failed_total 1"), "{text}");
-        assert!(text.contains("# TYPE http_request_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE http_request_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/x/{id}",status="200"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,9 @@ pub struct Problem {
 impl Problem {
     /// The last segment of `type`, e.g. `validation`.
     pub fn kind(&self) -> &str {
-        self.type_uri.strip_prefix(TYPE_BASE).unwrap_or(&self.type_uri)
+        self.type_uri
+            .strip_prefix(TYPE_BASE)
+            .unwrap_or(&self.type_uri)
     }
 }
 
@@ -149,9 +151,13 @@ impl ApiError {
 
     /// 401: no valid credentials.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
-            .with_detail(detail)
-            .with_www_authenticate("Bearer")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+        )
+        .with_detail(detail)
+        .with_www_authenticate("Bearer")
     }
 
     /// 403: authenticated, but not allowed.
@@ -245,8 +251,12 @@ impl ApiError {
 
     /// 503 because the request ran past the server's time limit.
     pub fn timeout() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
-            .with_detail("the request took too long; retry later")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+        )
+        .with_detail("the request took too long; retry later")
     }
 
     /// 500: a bug or an unexpected failure. The cause is logged with its
@@ -317,7 +327,11 @@ impl IntoResponse for ApiError {
             if self.0.status.is_server_error() && self.0.status != StatusCode::SERVICE_UNAVAILABLE {
                 tracing::error!(error = format!("{source:#}"), "internal error");
             } else {
-                tracing::warn!(error = format!("{source:#}"), kind = self.0.kind, "request failed");
+                tracing::warn!(
+                    error = format!("{source:#}"),
+                    kind = self.0.kind,
+                    "request failed"
+                );
             }
         }
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
@@ -328,7 +342,10 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(challenge) = self.0.www_authenticate {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let Some(allow) = self.0.allow {
             headers.insert(header::ALLOW, allow);
@@ -388,13 +405,13 @@ impl<T, E: Into<ApiError>> ResultExt<T> for Result<T, E> {
 }
 
 /// Fallback for unknown routes: 404 problem+json.
-pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
+pub async fn not_found_fallback(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
 }
 
 /// Fallback for a known route with the wrong method: 405 problem+json.
 /// (axum adds the `Allow` header.)
-pub async fn method_not_allowed_fallback(method: axum::http::Method) -> ApiError {
+pub async fn method_not_allowed_fallback(method: Method) -> ApiError {
     ApiError::method_not_allowed().with_detail(format!("method {method} is not allowed here"))
 }
 
@@ -403,11 +420,15 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    async fn render(err: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    async fn render(err: ApiError) -> (StatusCode, http::HeaderMap, serde_json::Value) {
         let response = err.into_response();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap())
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -440,7 +461,10 @@ mod tests {
         let (status, headers, body) = render(ApiError::too_many_requests(42, "slow down")).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "42");
-        assert_eq!(body["type"], "https://storekeeper.dev/problems/rate-limited");
+        assert_eq!(
+            body["type"],
+            "https://storekeeper.dev/problems/rate-limited"
+        );
     }
 
     #[tokio::test]

@@ -110,20 +110,21 @@ pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Rout
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(middleware::from_fn(request_id_middleware))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn Any + Send>| {
+            panic_response(&*panic)
+        }))
 }
 
 async fn timeout_middleware(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(?limit, "request timed out");
-            ApiError::timeout().into_response()
-        }
+    if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
+        response
+    } else {
+        tracing::warn!(?limit, "request timed out");
+        ApiError::timeout().into_response()
     }
 }
 
-fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+fn panic_response(panic: &(dyn Any + Send)) -> Response {
     let message = panic
         .downcast_ref::<&str>()
         .map(ToString::to_string)
@@ -238,7 +239,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_mins(1))
         .user_agent(concat!("storekeeper/", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn caller_ids_are_kept_only_when_sane() {
         let ok = HeaderValue::from_static("abc-123_x.y:z");
-        assert_eq!(RequestId::from_header(&ok).unwrap().as_str(), "abc-123_x.y:z");
+        assert_eq!(
+            RequestId::from_header(&ok).unwrap().as_str(),
+            "abc-123_x.y:z"
+        );
         for bad in ["", "has space", "semi;colon", &"x".repeat(129)] {
             let value = HeaderValue::from_str(bad).unwrap();
             assert!(RequestId::from_header(&value).is_none(), "{bad:?}");
@@ -189,7 +192,9 @@ mod tests {
     async fn current_id_is_scoped_to_the_task() {
         assert!(RequestId::current().is_none());
         let id = RequestId("r-1".into());
-        let seen = CURRENT_REQUEST_ID.scope(id.clone(), async { RequestId::current() }).await;
+        let seen = CURRENT_REQUEST_ID
+            .scope(id.clone(), async { RequestId::current() })
+            .await;
         assert_eq!(seen, Some(id));
     }
 }
