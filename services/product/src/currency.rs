@@ -5,7 +5,7 @@
 //! active ISO 4217 list are accepted.
 
 /// Active ISO 4217 alphabetic codes, sorted so lookups can binary-search.
-const CODES: [&str; 154] = [
+const CODES: [&str; 153] = [
     "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BHD",
     "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF",
     "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN",

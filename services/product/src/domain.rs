@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use storekeeper_kit::FieldError;
+
 use crate::currency;
 
 /// Longest product name we accept, in characters.
@@ -21,7 +23,7 @@ pub const SLUG_MAX: usize = 100;
 /// Longest image URL we accept, in bytes.
 pub const IMAGE_URL_MAX: usize = 2_048;
 /// Highest price we accept, in minor units: keeps `price * quantity` far from overflow.
-pub const PRICE_MAX: i64 = 100_000_000_00;
+pub const PRICE_MAX: i64 = 10_000_000_000;
 
 /// A product category, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -160,41 +162,22 @@ pub struct ValidPatch {
     pub category: Option<String>,
 }
 
-/// One field that failed validation, with a message a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// The JSON field name.
-    pub field: &'static str,
-    /// What is wrong and what is accepted.
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
 impl NewProduct {
     /// Checks every field and reports all problems at once.
     pub fn validate(self) -> Result<ValidProduct, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = collect(&mut errors, name(&self.name));
-        let slug = match &self.slug {
-            Some(slug) => collect(&mut errors, check_slug("slug", slug)),
-            None => match slugify(&self.name) {
-                Some(slug) => Some(slug),
-                None => {
-                    errors.push(FieldError::new(
-                        "slug",
-                        "cannot derive a slug from this name; send a `slug` of a-z, 0-9 and dashes",
-                    ));
-                    None
-                }
-            },
+        let slug = if let Some(slug) = &self.slug {
+            collect(&mut errors, check_slug("slug", slug))
+        } else {
+            let derived = slugify(&self.name);
+            if derived.is_none() {
+                errors.push(FieldError::new(
+                    "slug",
+                    "cannot derive a slug from this name; send a `slug` of a-z, 0-9 and dashes",
+                ));
+            }
+            derived
         };
         let description = collect(&mut errors, description(&self.description));
         let price_cents = collect(&mut errors, price(self.price_cents));
@@ -293,9 +276,12 @@ pub fn placeholder_image(category: &str, slug: &str) -> String {
 pub fn is_slug(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= SLUG_MAX
-        && value
-            .split('-')
-            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && value.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Derives a slug from a display name (`"Café Noir 2"` → `"caf-noir-2"`), if any ASCII letters or digits remain.
@@ -327,7 +313,10 @@ fn name(value: &str) -> Result<String, FieldError> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new("name", "must not contain control characters"));
+        return Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -457,7 +446,8 @@ mod tests {
             stock: -1,
             category: "no such".into(),
         };
-        let fields: Vec<_> = bad.validate().unwrap_err().iter().map(|e| e.field).collect();
+        let errors = bad.validate().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             [

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{FieldError, Product, is_slug};
+use storekeeper_kit::FieldError;
+
+use crate::domain::{Product, is_slug};
 
 /// Page size when the client does not ask for one.
 pub const DEFAULT_PER_PAGE: u32 = 20;
@@ -39,7 +41,9 @@ impl Sort {
     /// The SQL `ORDER BY` clause; every order ends on the id so pages never overlap.
     pub fn order_by(self) -> &'static str {
         match self {
-            Self::Relevance => "ts_rank(p.search, websearch_to_tsquery('english', $2)) DESC, p.name, p.id",
+            Self::Relevance => {
+                "ts_rank(p.search, websearch_to_tsquery('english', $2)) DESC, p.name, p.id"
+            }
             Self::PriceAsc => "p.price_cents ASC, p.id",
             Self::PriceDesc => "p.price_cents DESC, p.id",
             Self::Name => "p.name ASC, p.id",
@@ -144,7 +148,10 @@ impl ListParams {
         let sort = match (self.sort, &q) {
             (Some(Sort::Relevance) | None, Some(_)) => Sort::Relevance,
             (Some(Sort::Relevance), None) => {
-                errors.push(FieldError::new("sort", "`relevance` needs a search text `q`"));
+                errors.push(FieldError::new(
+                    "sort",
+                    "`relevance` needs a search text `q`",
+                ));
                 Sort::Relevance
             }
             (Some(sort), _) => sort,
@@ -224,12 +231,8 @@ mod tests {
             sort: Some(Sort::Relevance),
             ..ListParams::default()
         };
-        let fields: Vec<_> = params
-            .validate()
-            .unwrap_err()
-            .iter()
-            .map(|e| e.field)
-            .collect();
+        let errors = params.validate().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["category", "q"]);
         let params = ListParams {
             sort: Some(Sort::Relevance),

@@ -1,0 +1,90 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use std::sync::LazyLock;
+
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{AppState, categories, images, products};
+use crate::{
+    domain::{Category, NewProduct, Product, ProductPatch},
+    listing::{ProductPage, Sort},
+};
+
+/// The OpenAPI description of product-service.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Storekeeper product-service",
+        description = "Catalog, categories and search. Errors are RFC 9457 `application/problem+json`."
+    ),
+    paths(
+        categories::list_categories,
+        products::list_products,
+        products::get_product,
+        products::create_product,
+        products::update_product,
+        products::delete_product,
+        images::image,
+    ),
+    components(schemas(
+        Category,
+        Product,
+        ProductPage,
+        NewProduct,
+        ProductPatch,
+        Sort,
+        storekeeper_kit::Problem,
+        storekeeper_kit::FieldError,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "catalog", description = "Public catalog reads"),
+        (name = "admin", description = "Catalog writes; need an access token with the `admin` role"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Serialized once: the document never changes while the process runs.
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_json().unwrap_or_default());
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(document))
+}
+
+async fn document() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}

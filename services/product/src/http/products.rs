@@ -1,0 +1,220 @@
+//! `/api/products`: cached reads for everyone, validated writes for admins.
+//!
+//! Every write invalidates the cache after its transaction committed and
+//! before it answers, so a client that reads after its write sees the write.
+
+use std::future::Future;
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use storekeeper_kit::{
+    AdminUser, ApiError, ApiResult, Problem, ResultExt,
+    extract::{Json, Path, Query},
+};
+use uuid::Uuid;
+
+use super::{AppState, error::invalid_query, json_bytes};
+use crate::{
+    cache::{CatalogCache, Lookup},
+    domain::{NewProduct, Product, ProductPatch, is_slug},
+    listing::{ListParams, ProductPage},
+    store::{self, SLUG_CONSTRAINT},
+};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/products", get(list_products).post(create_product))
+        .route(
+            "/api/products/{id}",
+            get(get_product)
+                .patch(update_product)
+                .delete(delete_product),
+        )
+}
+
+/// A page of products, filtered, searched and sorted.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "catalog",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of matching products", body = ProductPage),
+        (status = 400, description = "A query parameter is malformed or out of bounds", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn list_products(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Response> {
+    let query = params.validate().map_err(invalid_query)?;
+    let lookup = state.cache.list(&query).await;
+    cached(&state.cache, lookup, || async {
+        Ok(store::list(&state.pool, &query).await?)
+    })
+    .await
+}
+
+/// One product, by id or by slug.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}",
+    tag = "catalog",
+    params(("id" = String, Path, description = "The product's UUID, or its slug")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn get_product(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
+    let not_found = || ApiError::not_found(format!("no product has the id or slug `{key}`"));
+    if let Ok(id) = Uuid::parse_str(&key) {
+        let lookup = state.cache.product(id).await;
+        cached(&state.cache, lookup, || async {
+            store::by_id(&state.pool, id).await?.ok_or_else(not_found)
+        })
+        .await
+    } else if is_slug(&key) {
+        let lookup = state.cache.product_by_slug(&key).await;
+        cached(&state.cache, lookup, || async {
+            store::by_slug(&state.pool, &key)
+                .await?
+                .ok_or_else(not_found)
+        })
+        .await
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Creates a product (admin).
+#[utoipa::path(
+    post,
+    path = "/api/products",
+    tag = "admin",
+    request_body = NewProduct,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `Location` names the new product", body = Product),
+        (status = 400, description = "Malformed JSON", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The slug is taken", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Body too large", content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "Body is not JSON", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field is missing, of the wrong type or invalid", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn create_product(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Json(body): Json<NewProduct>,
+) -> ApiResult<Response> {
+    let product = body.validate().map_err(ApiError::validation)?;
+    let created = store::create(&state.pool, &product)
+        .await
+        .on_constraint(SLUG_CONSTRAINT, |_| slug_taken(&product.slug))?;
+    state.cache.invalidate(&[created.id]).await;
+    tracing::info!(admin = %admin.id, product = %created.id, slug = %created.slug, "product created");
+    let location = format!("/api/products/{}", created.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+/// Changes some fields of a product (admin).
+#[utoipa::path(
+    patch,
+    path = "/api/products/{id}",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The product's UUID")),
+    request_body = ProductPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated product", body = Product),
+        (status = 400, description = "Malformed JSON", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The new slug is taken", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field is invalid, or the patch is empty", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn update_product(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ProductPatch>,
+) -> ApiResult<Json<Product>> {
+    let patch = body.validate().map_err(ApiError::validation)?;
+    let updated = store::update(&state.pool, id, &patch)
+        .await
+        .on_constraint(SLUG_CONSTRAINT, |_| {
+            slug_taken(patch.slug.as_deref().unwrap_or_default())
+        })?;
+    state.cache.invalidate(&[id]).await;
+    tracing::info!(admin = %admin.id, product = %id, "product updated");
+    Ok(Json(updated))
+}
+
+/// Deletes a product (admin).
+#[utoipa::path(
+    delete,
+    path = "/api/products/{id}",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The product's UUID")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn delete_product(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    store::delete(&state.pool, id).await?;
+    state.cache.invalidate(&[id]).await;
+    tracing::info!(admin = %admin.id, product = %id, "product deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn slug_taken(slug: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "the slug `{slug}` is already used by another product; choose another"
+    ))
+}
+
+/// Cache-aside: answer a hit from Redis; otherwise load, answer, and fill.
+async fn cached<T, F, Fut>(cache: &CatalogCache, lookup: Lookup, load: F) -> ApiResult<Response>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let (fill, status) = match lookup {
+        Lookup::Hit(body) => return Ok(json_bytes(body, "hit")),
+        Lookup::Miss(key) => (Some(key), "miss"),
+        Lookup::Unavailable => (None, "bypass"),
+    };
+    let body = serde_json::to_vec(&load().await?).map_err(ApiError::internal)?;
+    if let Some(key) = fill {
+        cache.fill(key, &body).await;
+    }
+    Ok(json_bytes(body, status))
+}

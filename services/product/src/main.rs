@@ -1,0 +1,69 @@
+//! product-service binary: `product-service [serve]` runs the API;
+//! `product-service seed` loads the sample catalog (idempotent) and exits.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use product_service::{
+    AppState, DATABASE, DEFAULT_PORT, MIGRATOR, SERVICE_NAME, app, cache::CatalogCache, seed,
+};
+use storekeeper_kit::{Metrics, Readiness, ServiceConfig, admin, cache, db, server, telemetry};
+
+/// Storekeeper product-service. Configured by environment variables
+/// (PORT, ADMIN_PORT, DATABASE_URL, REDIS_URL, REDIS_PREFIX, TOKEN_PUBLIC_KEY, LOG_FORMAT, RUST_LOG).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum Command {
+    /// Serve the API and the admin endpoints (the default).
+    Serve,
+    /// Apply migrations, upsert the sample catalog by slug, and exit.
+    Seed,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = ServiceConfig::from_env(SERVICE_NAME, DEFAULT_PORT, DATABASE)?;
+    telemetry::init(config.name, config.log_format);
+    let metrics = Metrics::new();
+    let pool = db::connect(&config.database_url, &MIGRATOR).await?;
+    let redis = cache::Cache::connect(&config.redis_url, &config.redis_prefix)?;
+    let catalog_cache = CatalogCache::new(redis.clone(), &metrics);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Seed => {
+            let report = seed::load(&pool).await.context("seeding the catalog")?;
+            catalog_cache.invalidate(&report.changed).await;
+            tracing::info!(
+                categories = report.categories,
+                products = report.products,
+                changed = report.changed.len(),
+                "sample catalog loaded"
+            );
+        }
+        Command::Serve => {
+            let verifier = config.token_verifier()?;
+            let readiness = Readiness::new()
+                .with(db::readiness_check(&pool))
+                .with(cache::readiness_check(&redis));
+            let state = AppState {
+                pool: pool.clone(),
+                cache: catalog_cache,
+                verifier,
+            };
+            server::serve(
+                app(state),
+                admin::router(metrics.clone(), readiness),
+                &config,
+                &metrics,
+            )
+            .await?;
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
