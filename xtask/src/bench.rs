@@ -39,16 +39,34 @@ struct Figures {
 /// Builds release binaries, starts both servers, measures, prints.
 pub async fn run() -> Result<()> {
     deps(&["--wrk"]).await?;
-    process::run("cargo", &["build", "--quiet", "--release", "-p", "xtask", "-p", "product-service"]).await?;
+    process::run(
+        "cargo",
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "xtask",
+            "-p",
+            "product-service",
+        ],
+    )
+    .await?;
     let bin = layout::root().join("target/release");
     let logs = stack::log_dir("bench-logs")?;
     let state = LocalState::load_or_create(&layout::state_dir(), &[DATABASE])?;
     stack::prepare_databases(&state, &[DATABASE], true).await?;
-    let password = state.database_passwords.get(DATABASE).context("missing bench password")?;
+    let password = state
+        .database_passwords
+        .get(DATABASE)
+        .context("missing bench password")?;
     let product_env = [
         ("PORT", PRODUCT_PORT.to_string()),
         ("ADMIN_PORT", PRODUCT_ADMIN_PORT.to_string()),
-        ("DATABASE_URL", format!("postgres://{DATABASE}:{password}@127.0.0.1:5432/{DATABASE}")),
+        (
+            "DATABASE_URL",
+            format!("postgres://{DATABASE}:{password}@127.0.0.1:5432/{DATABASE}"),
+        ),
         ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
         ("REDIS_PREFIX", "bench".to_owned()),
         ("TOKEN_PUBLIC_KEY", state.token_public_key.clone()),
@@ -70,7 +88,9 @@ pub async fn run() -> Result<()> {
     hello_cmd.args(["hello", &HELLO_PORT.to_string()]);
     let hello = Running::spawn("hello", hello_cmd, Logs::Folder(&logs))?;
     let mut product_cmd = Command::new(bin.join("product-service"));
-    product_cmd.env_remove("DATABASE_URL").envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
+    product_cmd
+        .env_remove("DATABASE_URL")
+        .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
     let product = Running::spawn("product", product_cmd, Logs::Folder(&logs))?;
     let outcome = measure(&hello, &product).await;
     product.stop().await?;
@@ -87,29 +107,52 @@ async fn measure(hello: &Running, product: &Running) -> Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let id = listing["items"][0]["id"].as_str().context("no product in the bench catalog")?;
-    let categories: serde_json::Value = reqwest::get(format!("{base}/api/categories")).await?.json().await?;
+    let id = listing["items"][0]["id"]
+        .as_str()
+        .context("no product in the bench catalog")?;
+    let categories: serde_json::Value = reqwest::get(format!("{base}/api/categories"))
+        .await?
+        .json()
+        .await?;
     let category = first_category_slug(&categories).context("no category in the bench catalog")?;
 
-    let idle = [(hello.name, rss_kib(hello)?), (product.name, rss_kib(product)?)];
+    let idle = [
+        (hello.name, rss_kib(hello)?),
+        (product.name, rss_kib(product)?),
+    ];
     let targets = [
-        ("bare axum GET /".to_owned(), format!("http://127.0.0.1:{HELLO_PORT}/")),
-        ("GET /api/products/{id} (cached)".to_owned(), format!("{base}/api/products/{id}")),
+        (
+            "bare axum GET /".to_owned(),
+            format!("http://127.0.0.1:{HELLO_PORT}/"),
+        ),
+        (
+            "GET /api/products/{id} (cached)".to_owned(),
+            format!("{base}/api/products/{id}"),
+        ),
         (
             "GET /api/products?category=&page=2".to_owned(),
             format!("{base}/api/products?category={category}&page=2&per_page=12"),
         ),
-        ("GET /api/products?q=wireless".to_owned(), format!("{base}/api/products?q=wireless")),
+        (
+            "GET /api/products?q=wireless".to_owned(),
+            format!("{base}/api/products?q=wireless"),
+        ),
     ];
     let mut figures = Vec::new();
     for (name, url) in &targets {
         figures.push(wrk(name, url).await?);
     }
-    let loaded = [(hello.name, peak_rss_kib(hello)?), (product.name, peak_rss_kib(product)?)];
+    let loaded = [
+        (hello.name, peak_rss_kib(hello)?),
+        (product.name, peak_rss_kib(product)?),
+    ];
 
     let baseline = figures[0].requests_per_second;
     println!();
-    println!("{:<40} {:>12} {:>9} {:>9} {:>9}", "endpoint", "requests/s", "p50 ms", "p99 ms", "vs bare");
+    println!(
+        "{:<40} {:>12} {:>9} {:>9} {:>9}",
+        "endpoint", "requests/s", "p50 ms", "p99 ms", "vs bare"
+    );
     for f in &figures {
         println!(
             "{:<40} {:>12.0} {:>9.2} {:>9.2} {:>9.2}",
@@ -122,7 +165,11 @@ async fn measure(hello: &Running, product: &Running) -> Result<()> {
     }
     println!();
     for ((name, idle), (_, peak)) in idle.iter().zip(loaded.iter()) {
-        println!("{name:<10} RSS idle {:>6.1} MiB, peak under load {:>6.1} MiB", kib_to_mib(*idle), kib_to_mib(*peak));
+        println!(
+            "{name:<10} RSS idle {:>6.1} MiB, peak under load {:>6.1} MiB",
+            kib_to_mib(*idle),
+            kib_to_mib(*peak)
+        );
     }
     Ok(())
 }
@@ -134,7 +181,10 @@ fn first_category_slug(categories: &serde_json::Value) -> Option<String> {
 
 async fn wait_ok(url: &str) -> Result<()> {
     for _ in 0..100 {
-        if reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -145,7 +195,11 @@ async fn wait_ok(url: &str) -> Result<()> {
 /// Runs wrk (2 threads, 32 connections, 10 s after a 2 s warm-up) and reads
 /// its summary.
 async fn wrk(name: &str, url: &str) -> Result<Figures> {
-    Command::new("wrk").args(["-t2", "-c32", "-d2s", url]).output().await.context("warming up with wrk")?;
+    Command::new("wrk")
+        .args(["-t2", "-c32", "-d2s", url])
+        .output()
+        .await
+        .context("warming up with wrk")?;
     let output = Command::new("wrk")
         .args(["-t2", "-c32", "-d10s", "--latency", url])
         .output()
@@ -157,14 +211,21 @@ async fn wrk(name: &str, url: &str) -> Result<Figures> {
     }
     Ok(Figures {
         name: name.to_owned(),
-        requests_per_second: field(&text, "Requests/sec:").and_then(|v| v.parse().ok()).context("wrk printed no Requests/sec")?,
-        p50_ms: field(&text, "50%").and_then(parse_duration_ms).context("wrk printed no p50")?,
-        p99_ms: field(&text, "99%").and_then(parse_duration_ms).context("wrk printed no p99")?,
+        requests_per_second: field(&text, "Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .context("wrk printed no Requests/sec")?,
+        p50_ms: field(&text, "50%")
+            .and_then(parse_duration_ms)
+            .context("wrk printed no p50")?,
+        p99_ms: field(&text, "99%")
+            .and_then(parse_duration_ms)
+            .context("wrk printed no p99")?,
     })
 }
 
 fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| line.trim().strip_prefix(label).map(str::trim))
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(label).map(str::trim))
 }
 
 /// wrk prints durations as `812.00us`, `1.20ms` or `1.01s`.
@@ -191,7 +252,8 @@ fn peak_rss_kib(process: &Running) -> Result<u64> {
 
 fn status_field(process: &Running, label: &str) -> Result<u64> {
     let pid = process.pid().context("process has exited")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc status")?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc status")?;
     field(&status, label)
         .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
         .with_context(|| format!("no {label} in /proc/{pid}/status"))

@@ -12,7 +12,18 @@ use crate::stack::{self, Options, Stack};
 pub async fn test() -> Result<()> {
     deps(&["--browser"]).await?;
     process::run("cargo", &["fmt", "--all", "--", "--check"]).await?;
-    process::run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).await?;
+    process::run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+    .await?;
     process::run("cargo", &["test", "--workspace"]).await?;
     e2e().await
 }
@@ -37,7 +48,16 @@ pub async fn e2e() -> Result<()> {
         }
     };
     let outcome = tokio::process::Command::new("cargo")
-        .args(["test", "-p", "storefront", "--test", "browser", "--", "--ignored", "--test-threads=1"])
+        .args([
+            "test",
+            "-p",
+            "storefront",
+            "--test",
+            "browser",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env("STOREFRONT_URL", "http://127.0.0.1:3000")
         .env("ADMIN_EMAIL", &stack.state.admin_email)
         .env("ADMIN_PASSWORD", &stack.state.admin_password)
@@ -49,7 +69,9 @@ pub async fn e2e() -> Result<()> {
     let status = outcome?;
     if !status.success() {
         stack::print_log_tails(&logs);
-        anyhow::bail!("the browser journey failed ({status}); screenshots and HTML are in target/browser-failures/");
+        anyhow::bail!(
+            "the browser journey failed ({status}); screenshots and HTML are in target/browser-failures/"
+        );
     }
     Ok(())
 }
@@ -62,7 +84,10 @@ pub fn crd() -> Result<()> {
         .output()
         .context("running `storekeeper crd`")?;
     if !output.status.success() {
-        anyhow::bail!("`storekeeper crd` failed: {}", String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!(
+            "`storekeeper crd` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let path = layout::root().join("crds/store.yaml");
     std::fs::write(&path, &output.stdout).with_context(|| format!("writing {}", path.display()))?;

@@ -22,11 +22,41 @@ pub struct Service {
 
 /// The services in start order: dependencies before their callers.
 pub const SERVICES: [Service; 5] = [
-    Service { name: "user", package: "user-service", port: 3001, admin_port: 9001, database: Some("users") },
-    Service { name: "product", package: "product-service", port: 3002, admin_port: 9002, database: Some("products") },
-    Service { name: "payment", package: "payment-service", port: 8002, admin_port: 9004, database: Some("payments") },
-    Service { name: "order", package: "order-service", port: 8001, admin_port: 9003, database: Some("orders") },
-    Service { name: "storefront", package: "storefront", port: 3000, admin_port: 9000, database: None },
+    Service {
+        name: "user",
+        package: "user-service",
+        port: 3001,
+        admin_port: 9001,
+        database: Some("users"),
+    },
+    Service {
+        name: "product",
+        package: "product-service",
+        port: 3002,
+        admin_port: 9002,
+        database: Some("products"),
+    },
+    Service {
+        name: "payment",
+        package: "payment-service",
+        port: 8002,
+        admin_port: 9004,
+        database: Some("payments"),
+    },
+    Service {
+        name: "order",
+        package: "order-service",
+        port: 8001,
+        admin_port: 9003,
+        database: Some("orders"),
+    },
+    Service {
+        name: "storefront",
+        package: "storefront",
+        port: 3000,
+        admin_port: 9000,
+        database: None,
+    },
 ];
 
 /// A server the services depend on, with the command that starts it.
@@ -39,9 +69,18 @@ pub struct Dependency {
 
 /// PostgreSQL, Redis and RabbitMQ on their standard local ports.
 pub const DEPENDENCIES: [Dependency; 3] = [
-    Dependency { name: "PostgreSQL", port: 5432 },
-    Dependency { name: "Redis", port: 6379 },
-    Dependency { name: "RabbitMQ", port: 5672 },
+    Dependency {
+        name: "PostgreSQL",
+        port: 5432,
+    },
+    Dependency {
+        name: "Redis",
+        port: 6379,
+    },
+    Dependency {
+        name: "RabbitMQ",
+        port: 5672,
+    },
 ];
 
 /// Connection string for creating databases and roles.

@@ -39,13 +39,19 @@ impl LocalState {
     pub fn load_or_create(dir: &Path, databases: &[&str]) -> Result<Self> {
         let path = dir.join("state.json");
         let mut state = if path.exists() {
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid; delete it to start afresh", path.display()))?
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!("{} is not valid; delete it to start afresh", path.display())
+            })?
         } else {
             Self::generate()?
         };
         for db in databases {
-            state.database_passwords.entry((*db).to_owned()).or_insert_with(random_secret);
+            state
+                .database_passwords
+                .entry((*db).to_owned())
+                .or_insert_with(random_secret);
         }
         if let Ok(email) = std::env::var("ADMIN_EMAIL") {
             state.admin_email = email;
@@ -60,7 +66,10 @@ impl LocalState {
 
     fn generate() -> Result<Self> {
         let key = SigningKey::generate(&mut OsRng);
-        let token_private_key = key.to_pkcs8_pem(LineEnding::LF).context("encoding the private key")?.to_string();
+        let token_private_key = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .context("encoding the private key")?
+            .to_string();
         let token_public_key = key
             .verifying_key()
             .to_public_key_pem(LineEnding::LF)
@@ -76,7 +85,11 @@ impl LocalState {
 }
 
 fn random_secret() -> String {
-    thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
+    thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {

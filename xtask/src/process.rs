@@ -53,12 +53,15 @@ impl Running {
             }
             Logs::Folder(dir) => {
                 let path = dir.join(format!("{name}.log"));
-                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
                 let copy = file.try_clone().context("duplicating a log file handle")?;
                 command.stdout(file).stderr(copy);
             }
         }
-        let mut child = command.spawn().with_context(|| format!("cannot start {name}"))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(prefix_lines(name, out));
         }
@@ -76,7 +79,10 @@ impl Running {
     /// Fails if the process has already exited (it crashed at start).
     pub fn ensure_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
-            Ok(Some(status)) => bail!("{} exited at start ({status}); see its log above", self.name),
+            Ok(Some(status)) => bail!(
+                "{} exited at start ({status}); see its log above",
+                self.name
+            ),
             Ok(None) => Ok(()),
             Err(err) => Err(err).with_context(|| format!("checking on {}", self.name)),
         }
@@ -92,7 +98,10 @@ impl Running {
             let status = status.with_context(|| format!("waiting for {}", self.name))?;
             println!("{} stopped ({status})", self.name);
         } else {
-            self.child.kill().await.with_context(|| format!("killing {}", self.name))?;
+            self.child
+                .kill()
+                .await
+                .with_context(|| format!("killing {}", self.name))?;
             println!("{} did not stop within 10 s and was killed", self.name);
         }
         Ok(())
@@ -103,6 +112,8 @@ async fn prefix_lines(name: &'static str, stream: impl AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     let mut stdout = tokio::io::stdout();
     while let Ok(Some(line)) = lines.next_line().await {
-        let _ = stdout.write_all(format!("{name:>10} | {line}\n").as_bytes()).await;
+        let _ = stdout
+            .write_all(format!("{name:>10} | {line}\n").as_bytes())
+            .await;
     }
 }

@@ -37,15 +37,25 @@ pub struct Stack {
 
 /// `cargo xtask up`: start everything, print where to shop, stop on Ctrl-C.
 pub async fn up(release: bool) -> Result<()> {
-    let options = Options { release, database_prefix: "", fresh_databases: false, logs: Logs::Terminal };
+    let options = Options {
+        release,
+        database_prefix: "",
+        fresh_databases: false,
+        logs: Logs::Terminal,
+    };
     let stack = Stack::start(&options).await?;
     println!();
     println!("  Storekeeper is running.");
     println!("  Storefront:  http://127.0.0.1:3000");
-    println!("  Admin login: {} / {}", stack.state.admin_email, stack.state.admin_password);
+    println!(
+        "  Admin login: {} / {}",
+        stack.state.admin_email, stack.state.admin_password
+    );
     println!("  Press Ctrl-C to stop.");
     println!();
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("stopping...");
     stack.stop().await
 }
@@ -69,10 +79,13 @@ impl Stack {
         let product = service("product")?;
         let seed = env_for(product, &state, options.database_prefix)
             .into_iter()
-            .fold(Command::new(bin.join(product.package)), |mut cmd, (k, v)| {
-                cmd.env(k, v);
-                cmd
-            })
+            .fold(
+                Command::new(bin.join(product.package)),
+                |mut cmd, (k, v)| {
+                    cmd.env(k, v);
+                    cmd
+                },
+            )
             .arg("seed")
             .status()
             .await
@@ -81,12 +94,19 @@ impl Stack {
             bail!("loading the sample catalog failed ({seed})");
         }
 
-        let mut stack = Self { running: Vec::new(), state };
+        let mut stack = Self {
+            running: Vec::new(),
+            state,
+        };
         for svc in &SERVICES {
             let mut command = Command::new(bin.join(svc.package));
             // `cargo xtask` inherits the test-only DATABASE_URL from
             // .cargo/config.toml; a service must only see its own.
-            command.env_remove("DATABASE_URL").envs(env_for(svc, &stack.state, options.database_prefix));
+            command.env_remove("DATABASE_URL").envs(env_for(
+                svc,
+                &stack.state,
+                options.database_prefix,
+            ));
             let started = Running::spawn(svc.name, command, options.logs)?;
             stack.running.push(started);
             if let Err(err) = stack.wait_ready(svc).await {
@@ -104,7 +124,11 @@ impl Stack {
             if let Some(last) = self.running.last_mut() {
                 last.ensure_alive()?;
             }
-            if let Ok(resp) = client.get(&url).timeout(Duration::from_secs(2)).send().await
+            if let Ok(resp) = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
                 && resp.status().is_success()
             {
                 println!("{} is ready on http://127.0.0.1:{}", svc.name, svc.port);
@@ -125,7 +149,10 @@ impl Stack {
 }
 
 fn service(name: &str) -> Result<&'static Service> {
-    SERVICES.iter().find(|s| s.name == name).with_context(|| format!("no service named {name}"))
+    SERVICES
+        .iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("no service named {name}"))
 }
 
 async fn check_dependencies() -> Result<()> {
@@ -135,7 +162,10 @@ async fn check_dependencies() -> Result<()> {
             .await
             .is_ok_and(|r| r.is_ok());
         if !reachable {
-            bail!("{} is not reachable on {addr}; start it with `bootstrap/local/deps.sh`", dep.name);
+            bail!(
+                "{} is not reachable on {addr}; start it with `bootstrap/local/deps.sh`",
+                dep.name
+            );
         }
     }
     Ok(())
@@ -153,7 +183,8 @@ async fn build(release: bool) -> Result<()> {
 }
 
 fn binary_dir(release: bool) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| layout::root().join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| layout::root().join("target"), PathBuf::from);
     target.join(if release { "release" } else { "debug" })
 }
 
@@ -166,23 +197,32 @@ pub async fn prepare_databases(state: &LocalState, databases: &[&str], fresh: bo
         .await
         .with_context(|| format!("connecting to PostgreSQL as {url}"))?;
     for db in databases {
-        let password = state.database_passwords.get(*db).context("missing database password")?;
+        let password = state
+            .database_passwords
+            .get(*db)
+            .context("missing database password")?;
         if fresh {
-            sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#)).execute(&mut conn).await?;
+            sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#))
+                .execute(&mut conn)
+                .await?;
         }
-        let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(db)
-            .fetch_one(&mut conn)
-            .await?;
+        let role_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(db)
+                .fetch_one(&mut conn)
+                .await?;
         let verb = if role_exists { "ALTER" } else { "CREATE" };
-        sqlx::query(&format!(r#"{verb} ROLE "{db}" LOGIN PASSWORD '{password}'"#))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("preparing role {db}"))?;
-        let db_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(db)
-            .fetch_one(&mut conn)
-            .await?;
+        sqlx::query(&format!(
+            r#"{verb} ROLE "{db}" LOGIN PASSWORD '{password}'"#
+        ))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("preparing role {db}"))?;
+        let db_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(db)
+                .fetch_one(&mut conn)
+                .await?;
         if !db_exists {
             sqlx::query(&format!(r#"CREATE DATABASE "{db}" OWNER "{db}""#))
                 .execute(&mut conn)
@@ -200,20 +240,36 @@ fn env_for(svc: &Service, state: &LocalState, database_prefix: &str) -> Vec<(Str
         ("PORT".into(), svc.port.to_string()),
         ("ADMIN_PORT".into(), svc.admin_port.to_string()),
         ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
-        ("AMQP_URL".into(), "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        (
+            "AMQP_URL".into(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        ),
         ("LOG_FORMAT".into(), "pretty".into()),
-        ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        (
+            "RUST_LOG".into(),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ),
         ("TOKEN_PUBLIC_KEY".into(), state.token_public_key.clone()),
     ];
     for other in &SERVICES {
         if other.name != "storefront" {
-            env.push((format!("{}_URL", other.name.to_uppercase()), format!("http://127.0.0.1:{}", other.port)));
+            env.push((
+                format!("{}_URL", other.name.to_uppercase()),
+                format!("http://127.0.0.1:{}", other.port),
+            ));
         }
     }
     if let Some(db) = svc.database {
         let db = format!("{database_prefix}{db}");
-        let password = state.database_passwords.get(&db).cloned().unwrap_or_default();
-        env.push(("DATABASE_URL".into(), format!("postgres://{db}:{password}@127.0.0.1:5432/{db}")));
+        let password = state
+            .database_passwords
+            .get(&db)
+            .cloned()
+            .unwrap_or_default();
+        env.push((
+            "DATABASE_URL".into(),
+            format!("postgres://{db}:{password}@127.0.0.1:5432/{db}"),
+        ));
     }
     if svc.name == "user" {
         env.push(("TOKEN_PRIVATE_KEY".into(), state.token_private_key.clone()));
