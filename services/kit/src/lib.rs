@@ -22,6 +22,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod problem;

@@ -13,7 +13,7 @@
 //! - [`metrics`]: published, consumed, retried, dead-lettered; outbox backlog
 //!   and age.
 //!
-//! The tables live in `migrations/events.sql` in this crate; each service
+//! The tables live in `migrations/20260101000000_events.sql` in this crate; each service
 //! links that file into its own `migrations/` directory.
 
 pub mod broker;
@@ -36,7 +36,7 @@ use crate::config::{ConfigError, ProcessEnv, Source, Vars};
 
 /// The SQL creating the outbox and processed-events tables (the same text
 /// services link into their migrations), for tools that need it inline.
-pub const MIGRATION_SQL: &str = include_str!("../../migrations/events.sql");
+pub const MIGRATION_SQL: &str = include_str!("../../migrations/20260101000000_events.sql");
 
 /// Default topic exchange (DESIGN.md, "Events").
 pub const DEFAULT_EXCHANGE: &str = "store.events";
@@ -50,6 +50,9 @@ pub enum EventsError {
     /// The broker answered a publish with a negative confirm.
     #[error("RabbitMQ did not confirm the publish of event {0}")]
     NotConfirmed(uuid::Uuid),
+    /// The broker ended a consumer's delivery stream.
+    #[error("RabbitMQ closed the consumer's channel")]
+    Closed,
     /// PostgreSQL failed.
     #[error("PostgreSQL: {0}")]
     Db(#[from] sqlx::Error),
@@ -164,7 +167,10 @@ mod tests {
 
     #[test]
     fn prefix_isolates_queues() {
-        let vars = Vars(HashMap::from([("EVENTS_QUEUE_PREFIX", "t1."), ("EVENTS_EXCHANGE", "t1")]));
+        let vars = Vars(HashMap::from([
+            ("EVENTS_QUEUE_PREFIX", "t1."),
+            ("EVENTS_EXCHANGE", "t1"),
+        ]));
         let config = EventsConfig::from_source(&vars, "amqp://x").unwrap();
         assert_eq!(config.queue_name("payment.charges"), "t1.payment.charges");
         assert_eq!(config.dead_letter_exchange(), "t1.dlx");

@@ -1,0 +1,153 @@
+//! Connections to RabbitMQ: a channel with publisher confirms, opened with
+//! backoff, and the `/readyz` check.
+//!
+//! Every long-running part (relay, each consumer) owns one connection and
+//! opens a new one when the old one dies, so a broker restart costs a few
+//! seconds of delay and never a lost event.
+
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::EventsError;
+use crate::admin::Check;
+
+/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// An open connection with one channel in confirm mode.
+pub struct Link {
+    /// Kept so the connection lives as long as the channel.
+    pub connection: Connection,
+    /// The channel; every publish on it is confirmed.
+    pub channel: Channel,
+}
+
+impl Link {
+    /// Connects and opens a confirm-mode channel.
+    pub async fn open(url: &str, name: &str) -> Result<Self, EventsError> {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(url, properties).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            connection,
+            channel,
+        })
+    }
+
+    /// Like [`Link::open`], retrying with backoff until it works or
+    /// `shutdown` fires (then `None`).
+    pub async fn open_with_retry(
+        url: &str,
+        name: &str,
+        shutdown: &CancellationToken,
+    ) -> Option<Self> {
+        let mut delay = MIN_BACKOFF;
+        loop {
+            match Self::open(url, name).await {
+                Ok(link) => return Some(link),
+                Err(err) => {
+                    tracing::warn!(error = %err, component = name, retry_in = ?delay, "RabbitMQ unreachable");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Closes politely (errors ignored: the connection may already be gone).
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "bye").await;
+        let _ = self.connection.close(200, "bye").await;
+    }
+}
+
+/// A persistent JSON message with the event's metadata.
+pub fn properties(event_id: Uuid, event_type: &str, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(event_id.to_string().into())
+        .with_type(event_type.into())
+        .with_headers(headers)
+}
+
+/// Publishes and waits for the broker's confirm.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+    event_id: Uuid,
+) -> Result<(), EventsError> {
+    let confirm = channel
+        .basic_publish(
+            exchange,
+            routing_key,
+            BasicPublishOptions::default(),
+            payload,
+            properties,
+        )
+        .await?
+        .await?;
+    if confirm.is_nack() {
+        return Err(EventsError::NotConfirmed(event_id));
+    }
+    Ok(())
+}
+
+/// A header value holding text.
+pub fn text(value: impl Into<String>) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.into()))
+}
+
+/// Reads a text header.
+pub fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongString(value) => Some(value.to_string()),
+        AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads an integer header (any integer width).
+pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
+    match headers?.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongLongInt(value) => Some(*value),
+        AMQPValue::LongInt(value) => Some(i64::from(*value)),
+        AMQPValue::LongUInt(value) => Some(i64::from(*value)),
+        AMQPValue::ShortInt(value) => Some(i64::from(*value)),
+        AMQPValue::ShortUInt(value) => Some(i64::from(*value)),
+        _ => None,
+    }
+}
+
+/// The `/readyz` check: an AMQP handshake with the broker succeeds.
+pub fn readiness_check(url: &str) -> Check {
+    let url = url.to_owned();
+    Check::new("rabbitmq", move || {
+        let url = url.clone();
+        async move {
+            let connection = Connection::connect(&url, ConnectionProperties::default())
+                .await
+                .map_err(|err| err.to_string())?;
+            let _ = connection.close(200, "readiness probe").await;
+            Ok(())
+        }
+    })
+}

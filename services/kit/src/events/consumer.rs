@@ -1,0 +1,357 @@
+//! Consuming events: effect and de-duplication in one transaction, ack
+//! after commit, bounded retries with backoff, then a dead-letter queue.
+//!
+//! For each delivery the consumer opens a transaction, records the event id
+//! in `processed_events` (a repeat finds it there and is acknowledged with no
+//! effect), runs the [`Handler`] on the same transaction, commits, and only
+//! then acknowledges. A crash anywhere before the commit leaves no trace and
+//! the broker redelivers; a crash after it finds the id on redelivery.
+//!
+//! A failing delivery is re-published to the consumer's retry queue with a
+//! per-message TTL (the backoff) and returns to the queue when it expires;
+//! after `max_attempts`, or at once for a [`HandlerError::Permanent`] or an
+//! undecodable message, it goes to the dead-letter queue with the reason in
+//! the `x-death-reason` header. Either way the original is acknowledged, so
+//! a poison message never blocks the queue.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use futures::TryStreamExt;
+use lapin::{
+    Channel,
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
+    types::{AMQPValue, FieldTable},
+};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    EventsConfig, EventsError,
+    broker::{Link, header_int, publish_confirmed, text},
+    envelope::Envelope,
+    metrics::EventMetrics,
+    topology,
+};
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retrying may help (database hiccup): retried with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (malformed data): dead-lettered at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Transient(format!("database: {err}"))
+    }
+}
+
+impl From<EventsError> for HandlerError {
+    fn from(err: EventsError) -> Self {
+        match err {
+            EventsError::Encode(err) => Self::Permanent(format!("encoding: {err}")),
+            other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
+/// A boxed future borrowing the handler's transaction.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
+
+/// Applies one event inside the consumer's transaction. Everything it writes
+/// on `conn` (including [`super::enqueue`]d events) commits with the
+/// processed-event record, or not at all.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `event`.
+    fn handle<'a>(&'a self, conn: &'a mut PgConnection, event: &'a Envelope) -> HandlerFuture<'a>;
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The effect was committed.
+    Processed,
+    /// The event had been processed before; nothing was done.
+    Duplicate,
+    /// Sent to the retry queue.
+    Retried,
+    /// Sent to the dead-letter queue.
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Retried => "retried",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// One consumer: a durable queue bound to some event types, and a handler.
+#[derive(Clone)]
+pub struct Consumer {
+    name: String,
+    routing_keys: Vec<&'static str>,
+    handler: Arc<dyn Handler>,
+    pool: PgPool,
+    config: EventsConfig,
+    metrics: EventMetrics,
+}
+
+impl Consumer {
+    /// A consumer called `name` (`<service>.<purpose>`, also its queue name
+    /// and its key in `processed_events`) for events of `routing_keys`.
+    pub fn new(
+        name: impl Into<String>,
+        routing_keys: &[&'static str],
+        handler: impl Handler,
+        pool: PgPool,
+        config: EventsConfig,
+        metrics: EventMetrics,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            routing_keys: routing_keys.to_vec(),
+            handler: Arc::new(handler),
+            pool,
+            config,
+            metrics,
+        }
+    }
+
+    fn queue(&self) -> String {
+        self.config.queue_name(&self.name)
+    }
+
+    /// Declares the topology (so events published before the first
+    /// consume are queued); `run` does it too, on every reconnect.
+    pub async fn declare(&self) -> Result<(), EventsError> {
+        let link = Link::open(&self.config.amqp_url, &self.name).await?;
+        let result = topology::declare_consumer(
+            &link.channel,
+            &self.config,
+            &self.queue(),
+            &self.routing_keys,
+        )
+        .await;
+        link.close().await;
+        result
+    }
+
+    /// Consumes until `shutdown` fires, reconnecting after broker outages.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut delay = super::broker::MIN_BACKOFF;
+        while let Some(link) =
+            Link::open_with_retry(&self.config.amqp_url, &self.name, &shutdown).await
+        {
+            match self.consume(&link, &shutdown).await {
+                Ok(()) => {
+                    link.close().await;
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(consumer = %self.name, error = %err, retry_in = ?delay, "consumer lost its channel");
+                    link.close().await;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(super::broker::MAX_BACKOFF);
+        }
+        tracing::info!(consumer = %self.name, "consumer stopped");
+    }
+
+    async fn consume(&self, link: &Link, shutdown: &CancellationToken) -> Result<(), EventsError> {
+        let queue = self.queue();
+        topology::declare_consumer(&link.channel, &self.config, &queue, &self.routing_keys).await?;
+        link.channel
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await?;
+        let deliveries = link
+            .channel
+            .basic_consume(
+                &queue,
+                &self.name,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(consumer = %self.name, %queue, "consuming");
+        let channel = &link.channel;
+        let work = deliveries
+            .map_err(EventsError::from)
+            .try_for_each_concurrent(usize::from(self.config.prefetch), |delivery| async move {
+                self.deliver(channel, delivery).await
+            });
+        tokio::select! {
+            () = shutdown.cancelled() => Ok(()),
+            result = work => match result {
+                Ok(()) => Err(EventsError::Closed),
+                Err(err) => Err(err),
+            },
+        }
+    }
+
+    async fn deliver(&self, channel: &Channel, delivery: Delivery) -> Result<(), EventsError> {
+        self.handle_delivery(channel, &delivery).await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Decides the fate of one delivery; publishes retries and dead letters
+    /// (confirmed) before the caller acknowledges the original.
+    async fn handle_delivery(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+    ) -> Result<Outcome, EventsError> {
+        let headers = delivery.properties.headers().as_ref();
+        let attempt = header_int(headers, "x-attempt")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
+        let envelope: Envelope = match serde_json::from_slice(&delivery.data) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                let reason = format!("undecodable message: {err}");
+                self.dead_letter(channel, delivery, attempt, &reason)
+                    .await?;
+                self.metrics
+                    .count(&self.name, "unknown", Outcome::DeadLettered.label());
+                return Ok(Outcome::DeadLettered);
+            }
+        };
+        let span = tracing::info_span!(
+            "event",
+            consumer = %self.name,
+            event_type = %envelope.event_type,
+            event_id = %envelope.id,
+            correlation_id = %envelope.correlation_id,
+            attempt,
+        );
+        let outcome = async {
+            match self.apply(&envelope).await {
+                Ok(outcome) => Ok::<_, EventsError>(outcome),
+                Err(HandlerError::Permanent(reason)) => {
+                    tracing::error!(%reason, "event rejected; dead-lettering");
+                    self.dead_letter(channel, delivery, attempt, &reason)
+                        .await?;
+                    Ok(Outcome::DeadLettered)
+                }
+                Err(HandlerError::Transient(reason)) if attempt >= self.config.max_attempts => {
+                    tracing::error!(%reason, "event failed its last attempt; dead-lettering");
+                    let reason = format!("failed {attempt} attempts; last error: {reason}");
+                    self.dead_letter(channel, delivery, attempt, &reason)
+                        .await?;
+                    Ok(Outcome::DeadLettered)
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    let delay = self.config.retry_delay(attempt);
+                    tracing::warn!(%reason, retry_in = ?delay, "event failed; will retry");
+                    self.retry(channel, delivery, attempt, delay).await?;
+                    Ok(Outcome::Retried)
+                }
+            }
+        }
+        .instrument(span)
+        .await?;
+        self.metrics
+            .count(&self.name, &envelope.event_type, outcome.label());
+        if outcome == Outcome::Processed {
+            let lag = (chrono::Utc::now() - envelope.occurred_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics.consume_lag.observe(lag.as_secs_f64());
+        }
+        Ok(outcome)
+    }
+
+    /// Runs the handler and records the event id, in one transaction.
+    async fn apply(&self, envelope: &Envelope) -> Result<Outcome, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let first_time = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(envelope.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            tracing::debug!("duplicate delivery ignored");
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(Outcome::Processed)
+    }
+
+    async fn retry(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        attempt: u32,
+        delay: std::time::Duration,
+    ) -> Result<(), EventsError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-attempt".into(),
+            AMQPValue::LongLongInt(i64::from(attempt) + 1),
+        );
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_expiration(delay.as_millis().to_string().into());
+        publish_confirmed(
+            channel,
+            "",
+            &topology::retry_queue(&self.queue()),
+            &delivery.data,
+            properties,
+            uuid::Uuid::nil(),
+        )
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), EventsError> {
+        let mut headers = FieldTable::default();
+        headers.insert("x-death-reason".into(), text(reason));
+        headers.insert("x-consumer".into(), text(self.name.clone()));
+        headers.insert(
+            "x-attempts".into(),
+            AMQPValue::LongLongInt(i64::from(attempt)),
+        );
+        headers.insert(
+            "x-original-routing-key".into(),
+            text(delivery.routing_key.to_string()),
+        );
+        let properties = delivery.properties.clone().with_headers(headers);
+        publish_confirmed(
+            channel,
+            &self.config.dead_letter_exchange(),
+            &self.queue(),
+            &delivery.data,
+            properties,
+            uuid::Uuid::nil(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,202 @@
+//! Test helpers for events (feature `testing`): an isolated exchange and
+//! queue prefix per test, a TCP proxy that can cut a service off from
+//! RabbitMQ, and direct access to queues.
+
+// Test helpers fail loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::missing_panics_doc)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use lapin::{
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions},
+    types::FieldTable,
+};
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+use uuid::Uuid;
+
+use super::{
+    EventsConfig,
+    broker::{Link, header_text, properties},
+};
+
+/// The broker every test talks to.
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl EventsConfig {
+    /// A configuration with an exchange and queue prefix of its own, fast
+    /// retries, a short poll, and queues that expire after the test.
+    pub fn ephemeral() -> Self {
+        Self::ephemeral_at(AMQP_URL)
+    }
+
+    /// Like [`EventsConfig::ephemeral`], through another broker address
+    /// (a [`ChaosProxy`]).
+    pub fn ephemeral_at(amqp_url: &str) -> Self {
+        let tag = Uuid::new_v4().simple().to_string();
+        Self {
+            amqp_url: amqp_url.to_owned(),
+            exchange: format!("test.{tag}"),
+            queue_prefix: format!("test.{tag}."),
+            max_attempts: 3,
+            retry_base: Duration::from_millis(50),
+            prefetch: 32,
+            poll_interval: Duration::from_millis(200),
+            ephemeral: Some(Duration::from_mins(10)),
+        }
+    }
+
+    /// The same exchange and queues, reached through `amqp_url`.
+    #[must_use]
+    pub fn via(&self, amqp_url: &str) -> Self {
+        Self {
+            amqp_url: amqp_url.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Publishes raw bytes on the test exchange (poison messages).
+pub async fn publish_raw(config: &EventsConfig, routing_key: &str, body: &[u8]) {
+    let link = Link::open(&config.amqp_url, "test-publisher")
+        .await
+        .expect("broker");
+    super::topology::declare_exchanges(&link.channel, config)
+        .await
+        .expect("exchanges");
+    link.channel
+        .basic_publish(
+            &config.exchange,
+            routing_key,
+            BasicPublishOptions::default(),
+            body,
+            properties(Uuid::new_v4(), routing_key, FieldTable::default()),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    link.close().await;
+}
+
+/// A dead-lettered message: its body and the reason it was given up on.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The original body.
+    pub body: Vec<u8>,
+    /// The `x-death-reason` header.
+    pub reason: String,
+}
+
+/// Takes every message currently in `consumer`'s dead-letter queue.
+pub async fn take_dead_letters(config: &EventsConfig, consumer: &str) -> Vec<DeadLetter> {
+    let link = Link::open(&config.amqp_url, "test-dlq-reader")
+        .await
+        .expect("broker");
+    let queue = super::topology::dead_letter_queue(&config.queue_name(consumer));
+    let mut letters = Vec::new();
+    while let Some(message) = link
+        .channel
+        .basic_get(&queue, BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+    {
+        letters.push(DeadLetter {
+            reason: header_text(
+                message.delivery.properties.headers().as_ref(),
+                "x-death-reason",
+            )
+            .unwrap_or_default(),
+            body: message.delivery.data.clone(),
+        });
+    }
+    link.close().await;
+    letters
+}
+
+/// Deletes a consumer's queues (tests that want a clean broker afterwards).
+pub async fn delete_queues(config: &EventsConfig, consumer: &str) {
+    let link = Link::open(&config.amqp_url, "test-cleanup")
+        .await
+        .expect("broker");
+    let queue = config.queue_name(consumer);
+    for name in [
+        super::topology::dead_letter_queue(&queue),
+        super::topology::retry_queue(&queue),
+        queue,
+    ] {
+        let _ = link
+            .channel
+            .queue_delete(&name, QueueDeleteOptions::default())
+            .await;
+    }
+    link.close().await;
+}
+
+/// A TCP proxy in front of RabbitMQ that a test can cut (dropping every
+/// connection and refusing new ones) and restore, so one test can simulate
+/// a broker outage while tests beside it keep their broker.
+#[derive(Clone)]
+pub struct ChaosProxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl ChaosProxy {
+    /// Starts a proxy to `127.0.0.1:5672` on a free local port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0_u64);
+        let proxy = Self { addr, up, cut };
+        let accept = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !accept.up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = accept.cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else {
+                        return;
+                    };
+                    let mut client = client;
+                    tokio::select! {
+                        _ = copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    /// The AMQP URL that goes through this proxy.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// Drops every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,297 @@
+//! The outbox, the relay and the consumer against the real PostgreSQL and
+//! RabbitMQ: delivery, de-duplication, retries, dead-lettering and outages.
+
+// Test fixtures fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use storekeeper_kit::{
+    Metrics,
+    events::{
+        Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler, HandlerError, Relay,
+        consumer::HandlerFuture,
+        enqueue,
+        outbox::enqueue_envelope,
+        testing::{ChaosProxy, publish_raw, take_dead_letters},
+    },
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pinged {
+    n: i32,
+}
+
+impl Event for Pinged {
+    const TYPE: &'static str = "test.pinged";
+}
+
+/// Records each event it applies; fails the first `fail_first` attempts,
+/// and always fails (permanently) for `n < 0`.
+#[derive(Clone)]
+struct Recorder {
+    attempts: Arc<AtomicU32>,
+    fail_first: u32,
+}
+
+impl Handler for Recorder {
+    fn handle<'a>(&'a self, conn: &'a mut PgConnection, event: &'a Envelope) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+            let data: Pinged = event.decode().map_err(HandlerError::Permanent)?;
+            if data.n < 0 {
+                return Err(HandlerError::Permanent(format!("negative ping {}", data.n)));
+            }
+            if attempt <= self.fail_first {
+                return Err(HandlerError::Transient(format!("flaky attempt {attempt}")));
+            }
+            sqlx::query("INSERT INTO effects (event_id, n) VALUES ($1, $2)")
+                .bind(event.id)
+                .bind(data.n)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+struct Harness {
+    pool: PgPool,
+    config: EventsConfig,
+    metrics: Metrics,
+    events: EventMetrics,
+    shutdown: CancellationToken,
+    attempts: Arc<AtomicU32>,
+}
+
+impl Harness {
+    async fn new(pool: PgPool, fail_first: u32) -> Self {
+        Self::with_config(pool, fail_first, EventsConfig::ephemeral()).await
+    }
+
+    async fn with_config(pool: PgPool, fail_first: u32, config: EventsConfig) -> Self {
+        sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let metrics = Metrics::new();
+        let events = EventMetrics::register(&metrics);
+        let attempts = Arc::new(AtomicU32::new(0));
+        let consumer = Consumer::new(
+            "test.pings",
+            &[Pinged::TYPE],
+            Recorder {
+                attempts: attempts.clone(),
+                fail_first,
+            },
+            pool.clone(),
+            config.clone(),
+            events.clone(),
+        );
+        consumer.declare().await.unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(consumer.run(shutdown.clone()));
+        tokio::spawn(
+            Relay::new(pool.clone(), config.clone(), events.clone()).run(shutdown.clone()),
+        );
+        Self {
+            pool,
+            config,
+            metrics,
+            events,
+            shutdown,
+            attempts,
+        }
+    }
+
+    async fn emit(&self, n: i32) -> Uuid {
+        let mut tx = self.pool.begin().await.unwrap();
+        let id = enqueue(&mut tx, &Pinged { n }, Uuid::new_v4())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    async fn effects(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM effects")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for_effects(&self, expected: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.effects().await < expected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {expected} effects",
+                self.effects().await
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn unpublished(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn committed_events_are_published_consumed_and_marked_sent(pool: PgPool) {
+    let harness = Harness::new(pool, 0).await;
+    for n in 0..20 {
+        harness.emit(n).await;
+    }
+    harness.wait_for_effects(20).await;
+    assert_eq!(harness.unpublished().await, 0);
+    let text = harness.metrics.encode().unwrap();
+    assert!(
+        text.contains("events_published_total{event_type=\"test.pinged\"} 20"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outbox_publish_lag_seconds_count 20"),
+        "{text}"
+    );
+    harness.events.outbox_backlog.get();
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn rolled_back_events_never_leave(pool: PgPool) {
+    let harness = Harness::new(pool, 0).await;
+    let mut tx = harness.pool.begin().await.unwrap();
+    enqueue(&mut tx, &Pinged { n: 1 }, Uuid::new_v4())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    harness.emit(2).await;
+    harness.wait_for_effects(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ns: Vec<i32> = sqlx::query_scalar("SELECT n FROM effects")
+        .fetch_all(&harness.pool)
+        .await
+        .unwrap();
+    assert_eq!(ns, [2]);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_same_event_delivered_twice_has_one_effect(pool: PgPool) {
+    let harness = Harness::new(pool, 0).await;
+    let envelope = Envelope::new(&Pinged { n: 7 }, Uuid::new_v4()).unwrap();
+    let body = serde_json::to_vec(&envelope).unwrap();
+    publish_raw(&harness.config, Pinged::TYPE, &body).await;
+    publish_raw(&harness.config, Pinged::TYPE, &body).await;
+    // And once more through the outbox, as a relay crash would.
+    let mut conn = harness.pool.acquire().await.unwrap();
+    enqueue_envelope(&mut conn, &envelope).await.unwrap();
+    drop(conn);
+    harness.emit(8).await;
+    harness.wait_for_effects(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(harness.effects().await, 2);
+    let text = harness.metrics.encode().unwrap();
+    assert!(text.contains("outcome=\"duplicate\"} 2"), "{text}");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn transient_failures_are_retried_with_backoff(pool: PgPool) {
+    let harness = Harness::new(pool, 2).await;
+    harness.emit(1).await;
+    harness.wait_for_effects(1).await;
+    assert_eq!(harness.attempts.load(Ordering::SeqCst), 3);
+    assert!(
+        take_dead_letters(&harness.config, "test.pings")
+            .await
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn poison_messages_are_dead_lettered_with_a_reason_and_the_queue_flows(pool: PgPool) {
+    let harness = Harness::new(pool, 0).await;
+    publish_raw(&harness.config, Pinged::TYPE, b"{not json").await;
+    harness.emit(-1).await;
+    harness.emit(5).await;
+    harness.wait_for_effects(1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut letters = Vec::new();
+    while letters.len() < 2 && tokio::time::Instant::now() < deadline {
+        letters.extend(take_dead_letters(&harness.config, "test.pings").await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut reasons: Vec<_> = letters.iter().map(|l| l.reason.clone()).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "negative ping -1");
+    assert!(reasons[1].starts_with("undecodable message"), "{reasons:?}");
+    assert!(letters.iter().any(|l| l.body == b"{not json"));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn events_failing_every_attempt_end_in_the_dead_letter_queue(pool: PgPool) {
+    let harness = Harness::new(pool, u32::MAX).await;
+    harness.emit(3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters = take_dead_letters(&harness.config, "test.pings").await;
+        if !letters.is_empty() || tokio::time::Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]
+            .reason
+            .starts_with("failed 3 attempts; last error: flaky attempt 3"),
+        "{letters:?}"
+    );
+    assert_eq!(harness.attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(harness.effects().await, 0);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_broker_outage_delays_events_but_loses_none(pool: PgPool) {
+    let proxy = ChaosProxy::start().await;
+    let config = EventsConfig::ephemeral().via(&proxy.url());
+    let harness = Harness::with_config(pool, 0, config).await;
+    harness.emit(1).await;
+    harness.wait_for_effects(1).await;
+
+    proxy.cut();
+    for n in 2..=10 {
+        harness.emit(n).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(harness.effects().await < 10);
+    proxy.restore();
+    harness.wait_for_effects(10).await;
+    assert_eq!(harness.unpublished().await, 0);
+    let ns: Vec<i32> = sqlx::query_scalar("SELECT DISTINCT n FROM effects")
+        .fetch_all(&harness.pool)
+        .await
+        .unwrap();
+    assert_eq!(ns.len(), 10);
+}
