@@ -1,1 +1,3 @@
+//! Benchmarks: render time per Store, and the reconcile decision (plan +
+//! status) against a fully observed cluster.
 fn main() {}

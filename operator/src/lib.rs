@@ -16,7 +16,6 @@ pub mod consts;
 pub mod controller;
 pub mod crd;
 pub mod error;
-pub mod health;
 pub mod lease;
 pub mod metrics;
 pub mod rbac;

@@ -3,6 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::api::StoreStatus;
 use crate::consts::Service;
 
 /// A whole online shop: data layer, five services, Ingress.
@@ -197,7 +198,10 @@ pub struct ResourceAmounts {
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
     /// Host name of the shop, e.g. `shop.example.com` (a DNS name, no scheme, no port).
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub host: String,
     /// IngressClass to use.
     #[serde(default = "default_class")]

@@ -1,0 +1,98 @@
+//! Values for generated Secrets: random alphanumeric passwords (safe inside
+//! URLs without escaping) and an Ed25519 token key pair in PEM. Called only
+//! when a Secret is missing; the values go straight into the Secret object
+//! and are never logged, returned in errors, or written to status.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use rand::rngs::OsRng;
+
+use crate::consts::labels;
+use crate::render::meta::Ctx;
+use crate::render::secrets::{PRIVATE_KEY, PUBLIC_KEY, SecretKind, SecretSpec};
+use crate::{Error, Result};
+
+/// Length of generated passwords (~190 bits).
+pub const PASSWORD_LEN: usize = 32;
+
+/// A fresh random password.
+pub fn password() -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(PASSWORD_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// A fresh Ed25519 key pair as (public PEM, private PEM).
+pub fn token_key_pair() -> Result<(String, String)> {
+    let key = SigningKey::generate(&mut OsRng);
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| Error::KeyGen(e.to_string()))?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| Error::KeyGen(e.to_string()))?;
+    Ok((public, private.to_string()))
+}
+
+/// The data of a generated Secret, freshly made.
+pub fn values(spec: &SecretSpec) -> Result<BTreeMap<String, String>> {
+    Ok(match &spec.kind {
+        SecretKind::Passwords(keys) => keys.iter().map(|k| (k.clone(), password())).collect(),
+        SecretKind::TokenKeyPair => {
+            let (public, private) = token_key_pair()?;
+            BTreeMap::from([
+                (PUBLIC_KEY.to_owned(), public),
+                (PRIVATE_KEY.to_owned(), private),
+            ])
+        }
+    })
+}
+
+/// The Secret object for `spec` with fresh values, owned by the Store.
+pub fn secret(ctx: &Ctx<'_>, spec: &SecretSpec) -> Result<Secret> {
+    let mut meta = ctx.meta(spec.name.clone(), spec.component, &ctx.spec.version);
+    if let Some(l) = meta.labels.as_mut() {
+        l.insert(labels::GENERATED.to_owned(), "true".to_owned());
+    }
+    let data = values(spec)?
+        .into_iter()
+        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+        .collect();
+    Ok(Secret {
+        metadata: meta,
+        data: Some(data),
+        type_: Some("Opaque".to_owned()),
+        immutable: Some(true),
+        ..Secret::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_long_random_and_url_safe() {
+        let (a, b) = (password(), password());
+        assert_eq!(a.len(), PASSWORD_LEN);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn key_pair_is_pem() {
+        let (public, private) = token_key_pair().unwrap();
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+}

@@ -1,0 +1,297 @@
+//! The Store's status as a pure function of spec, rendered objects, observed
+//! children and the previous status. Conditions follow kstatus: `Ready` is
+//! normal-true, `Reconciling` and `Stalled` are abnormal-true; each carries
+//! `observedGeneration`, and `lastTransitionTime` only moves when `status`
+//! flips, so recomputing an unchanged state yields an equal value and the
+//! reconciler writes nothing.
+
+use serde_json::Value;
+
+use super::observed::{Observed, applied_hash};
+use crate::api::{ComponentStatus, Condition, Phase, Store, StoreStatus};
+use crate::consts::Service;
+use crate::render::object::short_hash;
+use crate::render::{ChildKind, Rendered, ingress, meta::Ctx};
+use crate::validate::Invalid;
+
+/// Condition types.
+pub mod types {
+    /// Normal-true: everything is up with the current revision.
+    pub const READY: &str = "Ready";
+    /// Abnormal-true: the operator is working towards the spec.
+    pub const RECONCILING: &str = "Reconciling";
+    /// Abnormal-true: progress needs a person.
+    pub const STALLED: &str = "Stalled";
+    /// True after an automatic rollback.
+    pub const ROLLED_BACK: &str = "RolledBack";
+}
+
+/// Readiness of one component, with why it is not ready.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readiness {
+    /// The published part.
+    pub status: ComponentStatus,
+    /// Set when the component cannot progress (e.g. progress deadline exceeded).
+    pub failed: Option<String>,
+}
+
+/// Status of a Store whose spec is invalid: nothing was applied.
+pub fn invalid(store: &Store, old: &StoreStatus, problem: &Invalid, now: &str) -> StoreStatus {
+    let gen_ = store.metadata.generation;
+    let message = problem.to_string();
+    let conditions = vec![
+        cond(types::READY, false, "InvalidSpec", &message),
+        cond(
+            types::RECONCILING,
+            false,
+            "InvalidSpec",
+            "waiting for a valid spec",
+        ),
+        cond(types::STALLED, true, "InvalidSpec", &message),
+        cond(types::ROLLED_BACK, false, "NoRollback", ""),
+    ];
+    StoreStatus {
+        observed_generation: gen_,
+        phase: Some(Phase::Degraded),
+        conditions: stamp(conditions, old, gen_, now),
+        components: old.components.clone(),
+        ready: old.ready.clone(),
+        url: old.url.clone(),
+        revision: old.revision.clone(),
+        last_good_revision: old.last_good_revision.clone(),
+    }
+}
+
+/// Status of a valid Store from what was observed this reconcile.
+pub fn compute(
+    store: &Store,
+    rendered: &Rendered,
+    observed: &Observed,
+    old: &StoreStatus,
+    now: &str,
+) -> StoreStatus {
+    let gen_ = store.metadata.generation;
+    let Ok(ctx) = Ctx::new(store) else {
+        return old.clone();
+    };
+    let parts = components(&ctx, rendered, observed);
+    let services_ready = parts
+        .iter()
+        .filter(|r| r.status.ready && Service::ALL.iter().any(|s| s.name() == r.status.name))
+        .count();
+    let all_ready = parts.iter().all(|r| r.status.ready);
+    let failed: Vec<String> = parts.iter().filter_map(|r| r.failed.clone()).collect();
+    let anything = parts.iter().any(|r| r.status.ready_replicas > 0);
+    let (phase, conditions) = if store.spec.paused {
+        (
+            Phase::Paused,
+            vec![
+                ready_cond(all_ready, "Paused"),
+                cond(
+                    types::RECONCILING,
+                    false,
+                    "Paused",
+                    "spec.paused is set; no changes are applied",
+                ),
+                cond(types::STALLED, false, "Paused", ""),
+            ],
+        )
+    } else if !failed.is_empty() {
+        let message = failed.join("; ");
+        (
+            Phase::Degraded,
+            vec![
+                cond(types::READY, false, "ComponentFailed", &message),
+                cond(types::RECONCILING, false, "ComponentFailed", ""),
+                cond(types::STALLED, true, "ComponentFailed", &message),
+            ],
+        )
+    } else if all_ready {
+        (
+            Phase::Ready,
+            vec![
+                cond(types::READY, true, "AllComponentsReady", ""),
+                cond(types::RECONCILING, false, "AllComponentsReady", ""),
+                cond(types::STALLED, false, "AllComponentsReady", ""),
+            ],
+        )
+    } else {
+        let waiting: Vec<&str> = parts
+            .iter()
+            .filter(|r| !r.status.ready)
+            .map(|r| r.status.name.as_str())
+            .collect();
+        let message = format!("waiting for {}", waiting.join(", "));
+        let phase = if anything {
+            Phase::Progressing
+        } else {
+            Phase::Pending
+        };
+        (
+            phase,
+            vec![
+                cond(types::READY, false, phase.as_str(), &message),
+                cond(types::RECONCILING, true, phase.as_str(), &message),
+                cond(types::STALLED, false, phase.as_str(), ""),
+            ],
+        )
+    };
+    let mut conditions = conditions;
+    conditions.push(cond(types::ROLLED_BACK, false, "NoRollback", ""));
+    let revision = short_hash(&store.spec);
+    let last_good = if phase == Phase::Ready {
+        Some(revision.clone())
+    } else {
+        old.last_good_revision.clone()
+    };
+    StoreStatus {
+        observed_generation: gen_,
+        phase: Some(phase),
+        conditions: stamp(conditions, old, gen_, now),
+        ready: Some(format!("{services_ready}/{}", Service::ALL.len())),
+        components: parts.into_iter().map(|r| r.status).collect(),
+        url: Some(ingress::url(&ctx)),
+        revision: Some(revision),
+        last_good_revision: last_good,
+    }
+}
+
+fn ready_cond(ready: bool, reason: &str) -> Condition {
+    cond(types::READY, ready, reason, "")
+}
+
+fn cond(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if status { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: None,
+        last_transition_time: String::new(),
+    }
+}
+
+/// Sets `observedGeneration` and keeps `lastTransitionTime` unless `status` flipped.
+fn stamp(
+    conditions: Vec<Condition>,
+    old: &StoreStatus,
+    gen_: Option<i64>,
+    now: &str,
+) -> Vec<Condition> {
+    conditions
+        .into_iter()
+        .map(|mut c| {
+            c.observed_generation = gen_;
+            c.last_transition_time = match old.condition(&c.type_) {
+                Some(prev) if prev.status == c.status => prev.last_transition_time.clone(),
+                _ => now.to_owned(),
+            };
+            c
+        })
+        .collect()
+}
+
+/// Readiness of each data store and service, in rollout order.
+pub fn components(ctx: &Ctx<'_>, rendered: &Rendered, observed: &Observed) -> Vec<Readiness> {
+    let stores = [
+        ("postgres", ctx.spec.postgres.managed.is_some()),
+        ("redis", ctx.spec.redis.managed.is_some()),
+        ("rabbitmq", ctx.spec.rabbitmq.managed.is_some()),
+    ];
+    let mut out: Vec<Readiness> = stores
+        .iter()
+        .map(|(component, managed)| {
+            if *managed {
+                workload(
+                    ctx,
+                    rendered,
+                    observed,
+                    ChildKind::StatefulSet,
+                    component,
+                    1,
+                )
+            } else {
+                Readiness {
+                    status: ComponentStatus {
+                        name: (*component).to_owned(),
+                        ready_replicas: 0,
+                        desired_replicas: 0,
+                        ready: true,
+                    },
+                    failed: None,
+                }
+            }
+        })
+        .collect();
+    for service in Service::ALL {
+        let desired = ctx.spec.services.get(service).replicas;
+        out.push(workload(
+            ctx,
+            rendered,
+            observed,
+            ChildKind::Deployment,
+            service.name(),
+            desired,
+        ));
+    }
+    out
+}
+
+fn int(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn workload(
+    ctx: &Ctx<'_>,
+    rendered: &Rendered,
+    observed: &Observed,
+    kind: ChildKind,
+    component: &str,
+    desired: i32,
+) -> Readiness {
+    let name = ctx.name(component);
+    let want_hash = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .map(|o| o.hash.as_str());
+    let live = observed.get(kind, &name);
+    let ready_replicas = live.map_or(0, |v| int(v, "/status/readyReplicas"));
+    let ready = live.is_some_and(|v| {
+        let current = applied_hash(v) == want_hash
+            && int(v, "/status/observedGeneration") >= int(v, "/metadata/generation");
+        let want = i64::from(desired);
+        current
+            && match kind {
+                ChildKind::Deployment => {
+                    int(v, "/status/updatedReplicas") >= want
+                        && int(v, "/status/availableReplicas") >= want
+                        && int(v, "/status/replicas") == int(v, "/status/updatedReplicas")
+                }
+                _ => {
+                    ready_replicas >= want
+                        && v.pointer("/status/currentRevision")
+                            == v.pointer("/status/updateRevision")
+                }
+            }
+    });
+    let failed = live.and_then(|v| {
+        let conditions = v.pointer("/status/conditions")?.as_array()?;
+        conditions
+            .iter()
+            .any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Progressing")
+                    && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
+            })
+            .then(|| format!("{component}: progress deadline exceeded"))
+    });
+    Readiness {
+        status: ComponentStatus {
+            name: component.to_owned(),
+            ready_replicas: i32::try_from(ready_replicas).unwrap_or(i32::MAX),
+            desired_replicas: desired,
+            ready,
+        },
+        failed,
+    }
+}

@@ -1,0 +1,209 @@
+//! NetworkPolicies: deny everything to and from the Store's pods, then allow
+//! only the flows the shop needs — DNS, the ingress controller to the
+//! services, callers to callees (from `Service::calls`, the same table that
+//! sets the `*_URL` variables), services to their data stores, and metrics
+//! scrapes on the admin port.
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta::Ctx;
+use super::{ChildKind, Object, Step};
+use crate::Result;
+use crate::api::DataStore;
+use crate::consts::{ADMIN_PORT, AMQP_PORT, POSTGRES_PORT, REDIS_PORT, Service};
+
+/// Component label of the policies.
+pub const COMPONENT: &str = "network-policy";
+const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn port(number: i32, protocol: &str) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(number)),
+        protocol: Some(protocol.to_owned()),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+fn namespace(name: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some([(NAMESPACE_LABEL.to_owned(), name.to_owned())].into()),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn pods(ctx: &Ctx<'_>, component: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(ctx.selector(component)),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn anywhere() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: "0.0.0.0/0".to_owned(),
+            ..IPBlock::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn any_namespace() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn policy(
+    ctx: &Ctx<'_>,
+    name: &str,
+    selector: LabelSelector,
+    spec: NetworkPolicySpec,
+) -> Result<Object> {
+    let full = ctx.name(name);
+    let np = NetworkPolicy {
+        metadata: ctx.meta(full.clone(), COMPONENT, &ctx.spec.version),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector),
+            ..spec
+        }),
+    };
+    Object::new(ChildKind::NetworkPolicy, Step::Foundation, &full, &np)
+}
+
+/// All policies of the Store.
+pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
+    let all_pods = LabelSelector {
+        match_labels: Some(ctx.store_labels()),
+        ..LabelSelector::default()
+    };
+    let mut out = vec![
+        policy(
+            ctx,
+            "default-deny",
+            all_pods.clone(),
+            NetworkPolicySpec {
+                policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+                ..NetworkPolicySpec::default()
+            },
+        )?,
+        policy(
+            ctx,
+            "allow-dns",
+            all_pods,
+            NetworkPolicySpec {
+                policy_types: Some(vec!["Egress".to_owned()]),
+                egress: Some(vec![NetworkPolicyEgressRule {
+                    to: Some(vec![namespace("kube-system")]),
+                    ports: Some(vec![port(53, "UDP"), port(53, "TCP")]),
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        )?,
+    ];
+    for service in Service::ALL {
+        out.push(service_policy(ctx, service)?);
+    }
+    for (component, store, number) in data_stores(ctx) {
+        if store.managed.is_some() {
+            let clients: Vec<NetworkPolicyPeer> = Service::ALL
+                .iter()
+                .filter(|s| uses(**s, component))
+                .map(|s| pods(ctx, s.name()))
+                .collect();
+            out.push(policy(
+                ctx,
+                component,
+                ctx.selector(component),
+                NetworkPolicySpec {
+                    policy_types: Some(vec!["Ingress".to_owned()]),
+                    ingress: Some(vec![NetworkPolicyIngressRule {
+                        from: Some(clients),
+                        ports: Some(vec![port(number, "TCP")]),
+                    }]),
+                    ..NetworkPolicySpec::default()
+                },
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32); 3] {
+    [
+        ("postgres", &ctx.spec.postgres, POSTGRES_PORT),
+        ("redis", &ctx.spec.redis, REDIS_PORT),
+        ("rabbitmq", &ctx.spec.rabbitmq, AMQP_PORT),
+    ]
+}
+
+/// Whether a service connects to a data store (mirrors `services::env_vars`).
+fn uses(service: Service, component: &str) -> bool {
+    match component {
+        "postgres" => service.database().is_some(),
+        "rabbitmq" => service.uses_amqp(),
+        _ => true,
+    }
+}
+
+fn service_policy(ctx: &Ctx<'_>, service: Service) -> Result<Object> {
+    let callers: Vec<NetworkPolicyPeer> = Service::ALL
+        .iter()
+        .filter(|caller| caller.calls().contains(&service))
+        .map(|caller| pods(ctx, caller.name()))
+        .chain(std::iter::once(namespace(
+            &ctx.spec.ingress.controller_namespace,
+        )))
+        .collect();
+    let ingress = vec![
+        NetworkPolicyIngressRule {
+            from: Some(callers),
+            ports: Some(vec![port(service.port(), "TCP")]),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![any_namespace()]),
+            ports: Some(vec![port(ADMIN_PORT, "TCP")]),
+        },
+    ];
+    let mut egress: Vec<NetworkPolicyEgressRule> = service
+        .calls()
+        .iter()
+        .map(|callee| NetworkPolicyEgressRule {
+            to: Some(vec![pods(ctx, callee.name())]),
+            ports: Some(vec![port(callee.port(), "TCP")]),
+        })
+        .collect();
+    for (component, store, number) in data_stores(ctx) {
+        if uses(service, component) {
+            let to = if store.managed.is_some() {
+                pods(ctx, component)
+            } else {
+                anywhere()
+            };
+            egress.push(NetworkPolicyEgressRule {
+                to: Some(vec![to]),
+                ports: Some(vec![port(number, "TCP")]),
+            });
+        }
+    }
+    policy(
+        ctx,
+        service.name(),
+        ctx.selector(service.name()),
+        NetworkPolicySpec {
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: Some(ingress),
+            egress: Some(egress),
+            ..NetworkPolicySpec::default()
+        },
+    )
+}

@@ -1,0 +1,117 @@
+//! The generated Secrets a Store needs: names and keys only. Values are made
+//! by `crate::reconcile::generate` when a Secret is missing, so rendering
+//! stays pure and credentials never pass through `render`.
+
+use super::meta::Ctx;
+use crate::consts::Service;
+
+/// Key of the token public key (PEM) in the token Secret.
+pub const PUBLIC_KEY: &str = "public.pem";
+/// Key of the token private key (PEM) in the token Secret.
+pub const PRIVATE_KEY: &str = "private.pem";
+/// Key of a single password.
+pub const PASSWORD: &str = "password";
+/// Key of the PostgreSQL superuser password.
+pub const POSTGRES_SUPERUSER: &str = "postgres";
+/// User name the operator gives the managed RabbitMQ's account.
+pub const RABBITMQ_USER: &str = "storekeeper";
+/// Key of the URL in an external Redis or RabbitMQ Secret.
+pub const EXTERNAL_URL: &str = "url";
+
+/// What a generated Secret holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// One random password per key.
+    Passwords(Vec<String>),
+    /// An Ed25519 key pair in PEM (`public.pem`, `private.pem`).
+    TokenKeyPair,
+}
+
+/// A Secret that must exist with generated values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// `metadata.name`.
+    pub name: String,
+    /// Component label value.
+    pub component: &'static str,
+    /// What to generate.
+    pub kind: SecretKind,
+}
+
+/// Name of the token key Secret.
+pub fn token_keys(store: &str) -> String {
+    format!("{store}-token-keys")
+}
+
+/// Name of the admin password Secret.
+pub fn admin(store: &str) -> String {
+    format!("{store}-admin")
+}
+
+/// Name of the managed PostgreSQL passwords Secret.
+pub fn postgres(store: &str) -> String {
+    format!("{store}-postgres")
+}
+
+/// Name of the managed Redis password Secret.
+pub fn redis(store: &str) -> String {
+    format!("{store}-redis")
+}
+
+/// Name of the managed RabbitMQ password Secret.
+pub fn rabbitmq(store: &str) -> String {
+    format!("{store}-rabbitmq")
+}
+
+/// Every name the operator may generate a Secret under (for collision checks).
+pub fn generated_names(store: &str) -> Vec<String> {
+    vec![
+        token_keys(store),
+        admin(store),
+        postgres(store),
+        redis(store),
+        rabbitmq(store),
+    ]
+}
+
+/// The generated Secrets this Store needs.
+pub fn required(ctx: &Ctx<'_>) -> Vec<SecretSpec> {
+    let password = |name: String, component: &'static str, keys: Vec<String>| SecretSpec {
+        name,
+        component,
+        kind: SecretKind::Passwords(keys),
+    };
+    let mut out = vec![
+        SecretSpec {
+            name: token_keys(&ctx.store),
+            component: "token-keys",
+            kind: SecretKind::TokenKeyPair,
+        },
+        password(admin(&ctx.store), "admin", vec![PASSWORD.to_owned()]),
+    ];
+    if ctx.spec.postgres.managed.is_some() {
+        let mut keys = vec![POSTGRES_SUPERUSER.to_owned()];
+        keys.extend(
+            Service::ALL
+                .iter()
+                .filter_map(|s| s.database())
+                .map(str::to_owned),
+        );
+        out.push(password(postgres(&ctx.store), "postgres", keys));
+    }
+    if ctx.spec.redis.managed.is_some() {
+        out.push(password(
+            redis(&ctx.store),
+            "redis",
+            vec![PASSWORD.to_owned()],
+        ));
+    }
+    if ctx.spec.rabbitmq.managed.is_some() {
+        out.push(password(
+            rabbitmq(&ctx.store),
+            "rabbitmq",
+            vec![PASSWORD.to_owned()],
+        ));
+    }
+    out
+}

@@ -1,0 +1,360 @@
+//! Rules a Store must follow, checked in Rust.
+//!
+//! The schema (OpenAPI + CEL) already enforces most of these at admission,
+//! but the same rules run here so that offline `storekeeper render`, a Store
+//! created before the CRD carried a rule, and cross-field rules the schema
+//! cannot express (names that collide with the operator's own Secrets) are
+//! all caught before anything is applied. The reconciler turns a failure into
+//! `Stalled=True` and applies nothing.
+
+use std::fmt;
+
+use kube::ResourceExt;
+
+use crate::api::{DataStore, ResourceAmounts, Store};
+use crate::consts::Service;
+use crate::render::secrets;
+
+/// Longest Store name: `<name>-rabbitmq-<revision hash>` must fit a 63-character label.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// One or more broken rules, each naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Invalid {
+    /// `(field path, what is wrong)` pairs, in spec order.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .problems
+            .iter()
+            .map(|(field, msg)| format!("{field}: {msg}"))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Checks every rule; `Err` lists all that are broken.
+pub fn validate(store: &Store) -> Result<(), Invalid> {
+    let mut p = Problems::default();
+    let name = store.name_any();
+    if name.is_empty() {
+        p.add("metadata.name", "is required");
+    } else if name.len() > MAX_NAME_LEN || !is_dns_label(&name) {
+        p.add(
+            "metadata.name",
+            format!("must be a DNS label of at most {MAX_NAME_LEN} characters"),
+        );
+    }
+    let spec = &store.spec;
+    check_tag(&mut p, "spec.version", &spec.version);
+    if spec.image_registry.is_empty() || spec.image_registry.ends_with('/') {
+        p.add(
+            "spec.imageRegistry",
+            "must be a registry path without a trailing '/'",
+        );
+    }
+    if let Some(email) = &spec.admin_email
+        && !is_email(email)
+    {
+        p.add("spec.adminEmail", "must look like name@domain");
+    }
+    for service in Service::ALL {
+        let s = spec.services.get(service);
+        let at = format!("spec.services.{}", service.name());
+        if !(1..=20).contains(&s.replicas) {
+            p.add(format!("{at}.replicas"), "must be between 1 and 20");
+        }
+        if let Some(v) = &s.version {
+            check_tag(&mut p, &format!("{at}.version"), v);
+        }
+        if let Some(image) = &s.image
+            && (image.is_empty() || has_tag(image))
+        {
+            p.add(
+                format!("{at}.image"),
+                "must be an image without a tag; set version instead",
+            );
+        }
+        check_amounts(
+            &mut p,
+            &format!("{at}.resources.requests"),
+            &s.resources.requests,
+        );
+        check_amounts(
+            &mut p,
+            &format!("{at}.resources.limits"),
+            &s.resources.limits,
+        );
+    }
+    if !is_dns_name(&spec.ingress.host) {
+        p.add(
+            "spec.ingress.host",
+            "must be a lower-case DNS name without scheme or port",
+        );
+    }
+    let generated = secrets::generated_names(&name);
+    if let Some(tls) = &spec.ingress.tls
+        && generated.contains(&tls.secret_name)
+    {
+        p.add(
+            "spec.ingress.tls.secretName",
+            "collides with a Secret the operator generates",
+        );
+    }
+    for (field, ds) in [
+        ("spec.postgres", &spec.postgres),
+        ("spec.redis", &spec.redis),
+        ("spec.rabbitmq", &spec.rabbitmq),
+    ] {
+        check_data_store(&mut p, field, ds, &generated);
+    }
+    if !(30..=3600).contains(&spec.rollout.health_timeout_seconds) {
+        p.add(
+            "spec.rollout.healthTimeoutSeconds",
+            "must be between 30 and 3600",
+        );
+    }
+    if !is_surge(&spec.rollout.max_surge) {
+        p.add(
+            "spec.rollout.maxSurge",
+            "must be a count (0-100) or a percentage like 25%",
+        );
+    }
+    p.finish()
+}
+
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push((field.into(), message.into()));
+    }
+
+    fn finish(self) -> Result<(), Invalid> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid { problems: self.0 })
+        }
+    }
+}
+
+fn check_data_store(p: &mut Problems, field: &str, ds: &DataStore, generated: &[String]) {
+    match (&ds.managed, &ds.external) {
+        (Some(_), Some(_)) | (None, None) => p.add(field, "set exactly one of managed or external"),
+        (Some(m), None) => {
+            if !is_storage(&m.storage) {
+                p.add(
+                    format!("{field}.managed.storage"),
+                    "must be a size like 5Gi",
+                );
+            }
+            check_amounts(
+                p,
+                &format!("{field}.managed.resources.requests"),
+                &m.resources.requests,
+            );
+            check_amounts(
+                p,
+                &format!("{field}.managed.resources.limits"),
+                &m.resources.limits,
+            );
+        }
+        (None, Some(e)) => {
+            if e.secret_name.is_empty() || generated.contains(&e.secret_name) {
+                p.add(
+                    format!("{field}.external.secretName"),
+                    "must name your own Secret, not one the operator generates",
+                );
+            }
+        }
+    }
+}
+
+fn check_tag(p: &mut Problems, field: &str, tag: &str) {
+    if tag == "latest" {
+        p.add(field, "must name a release, not 'latest'");
+    } else if !is_tag(tag) {
+        p.add(
+            field,
+            "must be an image tag (letters, digits, '_', '.', '-'; at most 128)",
+        );
+    }
+}
+
+fn check_amounts(p: &mut Problems, field: &str, amounts: &ResourceAmounts) {
+    if !is_cpu(&amounts.cpu) {
+        p.add(
+            format!("{field}.cpu"),
+            "must be a CPU quantity like 250m or 1",
+        );
+    }
+    if !is_memory(&amounts.memory) {
+        p.add(
+            format!("{field}.memory"),
+            "must be a memory quantity like 256Mi",
+        );
+    }
+}
+
+/// DNS-1123 label: lower-case alphanumerics and '-', starting and ending alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_tag(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn has_tag(image: &str) -> bool {
+    match (image.rfind(':'), image.rfind('/')) {
+        (Some(colon), Some(slash)) => colon > slash,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+fn is_email(s: &str) -> bool {
+    let mut parts = s.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(user), Some(domain), None) => {
+            !user.is_empty() && !domain.is_empty() && !s.chars().any(char::is_whitespace)
+        }
+        _ => false,
+    }
+}
+
+fn split_number(s: &str) -> (&str, &str) {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    s.split_at(end)
+}
+
+fn is_number(s: &str) -> bool {
+    let mut it = s.split('.');
+    let int = it.next().unwrap_or_default();
+    let frac = it.next();
+    !int.is_empty()
+        && int.bytes().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
+        && it.next().is_none()
+}
+
+fn is_cpu(s: &str) -> bool {
+    let (num, unit) = split_number(s);
+    is_number(num) && matches!(unit, "" | "m")
+}
+
+fn is_memory(s: &str) -> bool {
+    let (num, unit) = split_number(s);
+    !num.contains('.')
+        && is_number(num)
+        && matches!(unit, "" | "Ki" | "Mi" | "Gi" | "Ti" | "k" | "M" | "G" | "T")
+}
+
+fn is_storage(s: &str) -> bool {
+    let (num, unit) = split_number(s);
+    !num.contains('.') && is_number(num) && matches!(unit, "Mi" | "Gi" | "Ti")
+}
+
+fn is_surge(s: &str) -> bool {
+    let n = s.strip_suffix('%').unwrap_or(s);
+    !n.is_empty()
+        && n.len() <= 3
+        && n.bytes().all(|c| c.is_ascii_digit())
+        && n.parse::<u32>().is_ok_and(|v| v <= 100)
+        && (n == "0" || !n.starts_with('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::store;
+
+    #[test]
+    fn example_store_is_valid() {
+        assert_eq!(validate(&store("shop")), Ok(()));
+    }
+
+    #[test]
+    fn latest_is_refused_naming_the_field() {
+        let mut s = store("shop");
+        s.spec.version = "latest".into();
+        let err = validate(&s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.version: must name a release, not 'latest'"
+        );
+    }
+
+    #[test]
+    fn both_managed_and_external_is_refused() {
+        let mut s = store("shop");
+        s.spec.redis.external = Some(crate::api::External {
+            secret_name: "r".into(),
+        });
+        let err = validate(&s).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.redis: set exactly one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_names_and_bad_hosts_are_refused() {
+        let mut s = store(&"a".repeat(41));
+        s.spec.ingress.host = "Shop.Example.com:80".into();
+        let err = validate(&s).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn tls_secret_may_not_collide_with_generated_secrets() {
+        let mut s = store("shop");
+        s.spec.ingress.tls = Some(crate::api::TlsSpec {
+            secret_name: "shop-admin".into(),
+        });
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn quantity_and_surge_checks() {
+        for ok in ["100m", "1", "0.5", "2"] {
+            assert!(is_cpu(ok), "{ok}");
+        }
+        for bad in ["", "1x", "m", "1.2.3", "-1"] {
+            assert!(!is_cpu(bad), "{bad}");
+        }
+        for ok in ["128Mi", "1Gi", "1000"] {
+            assert!(is_memory(ok), "{ok}");
+        }
+        for ok in ["25%", "0", "1", "100%"] {
+            assert!(is_surge(ok), "{ok}");
+        }
+        for bad in ["101%", "01", "%", "1.5"] {
+            assert!(!is_surge(bad), "{bad}");
+        }
+        assert!(has_tag("repo/img:1.0"));
+        assert!(!has_tag("registry:5000/img"));
+    }
+}
