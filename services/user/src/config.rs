@@ -1,0 +1,225 @@
+//! user-service settings: the kit's common ones plus the signing key, the
+//! login throttle, proxy trust and the admin bootstrap account.
+
+use std::time::Duration;
+
+use storekeeper_kit::{
+    ServiceConfig,
+    auth::TokenSigner,
+    config::{ConfigError, ProcessEnv, Source, Vars},
+};
+
+/// Login throttling limits (per account and per client IP, fixed window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failed logins allowed per account per window (`LOGIN_MAX_FAILURES_PER_ACCOUNT`, 5).
+    pub max_failures_per_account: u32,
+    /// Failed logins allowed per client IP per window (`LOGIN_MAX_FAILURES_PER_IP`, 20).
+    pub max_failures_per_ip: u32,
+    /// Window length (`LOGIN_THROTTLE_WINDOW_SECS`, 900 = 15 min).
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            window: Duration::from_mins(15),
+        }
+    }
+}
+
+/// The admin account created at start (`ADMIN_EMAIL` + `ADMIN_PASSWORD`).
+#[derive(Clone)]
+pub struct AdminBootstrap {
+    /// The admin's email.
+    pub email: String,
+    /// The admin's password (never logged).
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminBootstrap")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything user-service reads at start.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// The settings every service shares.
+    pub service: ServiceConfig,
+    /// Signs access tokens (`TOKEN_PRIVATE_KEY`, required).
+    pub signer: TokenSigner,
+    /// Login throttle limits.
+    pub throttle: ThrottleConfig,
+    /// How many reverse proxies stand in front of the service
+    /// (`TRUSTED_PROXY_HOPS`, default 0). `X-Forwarded-For` is only believed
+    /// when this is set; the client is the entry that many hops from the right.
+    pub trusted_proxy_hops: usize,
+    /// Refresh-token lifetime (`REFRESH_TOKEN_TTL_DAYS`, 30).
+    pub refresh_ttl: Duration,
+    /// Admin account to ensure at start, if configured.
+    pub admin: Option<AdminBootstrap>,
+}
+
+/// Service name in logs and metrics.
+pub const SERVICE_NAME: &str = "user-service";
+/// DESIGN.md port.
+pub const DEFAULT_PORT: u16 = 3001;
+/// DESIGN.md database.
+pub const DEFAULT_DATABASE: &str = "users";
+
+impl UserConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Vars(ProcessEnv))
+    }
+
+    /// Reads any source (tests).
+    pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
+        let service =
+            ServiceConfig::from_source(vars, SERVICE_NAME, DEFAULT_PORT, DEFAULT_DATABASE)?;
+        let private_key = vars
+            .secret("TOKEN_PRIVATE_KEY")
+            .ok_or_else(|| ConfigError::Missing {
+                name: "TOKEN_PRIVATE_KEY".to_owned(),
+            })?;
+        let signer = TokenSigner::from_pem(&private_key)
+            .map_err(|err| ConfigError::invalid_secret("TOKEN_PRIVATE_KEY", err))?;
+        if let Some(public) = &service.token_public_key {
+            let matches = storekeeper_kit::auth::TokenVerifier::from_pem(public)
+                .ok()
+                .zip(
+                    signer
+                        .sign(uuid::Uuid::nil(), storekeeper_kit::Role::Customer)
+                        .ok(),
+                )
+                .is_some_and(|(verifier, token)| verifier.verify(&token.token).is_ok());
+            if !matches {
+                return Err(ConfigError::invalid_secret(
+                    "TOKEN_PUBLIC_KEY",
+                    "does not match TOKEN_PRIVATE_KEY",
+                ));
+            }
+        }
+        let defaults = ThrottleConfig::default();
+        let throttle = ThrottleConfig {
+            max_failures_per_account: vars.or(
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                defaults.max_failures_per_account,
+            )?,
+            max_failures_per_ip: vars
+                .or("LOGIN_MAX_FAILURES_PER_IP", defaults.max_failures_per_ip)?,
+            window: Duration::from_secs(
+                vars.or("LOGIN_THROTTLE_WINDOW_SECS", defaults.window.as_secs())?,
+            ),
+        };
+        let admin = match (
+            vars.optional::<String>("ADMIN_EMAIL")?,
+            vars.secret("ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(password)) => Some(AdminBootstrap { email, password }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: "ADMIN_PASSWORD (ADMIN_EMAIL is set)".to_owned(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: "ADMIN_EMAIL (ADMIN_PASSWORD is set)".to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            service,
+            signer,
+            throttle,
+            trusted_proxy_hops: vars.or("TRUSTED_PROXY_HOPS", 0)?,
+            refresh_ttl: Duration::from_hours(24 * vars.or::<u64>("REFRESH_TOKEN_TTL_DAYS", 30)?),
+            admin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use storekeeper_kit::auth::KeyPair;
+
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<UserConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        UserConfig::from_source(&Vars(map))
+    }
+
+    #[test]
+    fn the_private_key_is_required() {
+        let err = read(&[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable TOKEN_PRIVATE_KEY"
+        );
+        let err = read(&[("TOKEN_PRIVATE_KEY", "nope")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid TOKEN_PRIVATE_KEY=\"<redacted>\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let keys = KeyPair::generate().unwrap();
+        let config = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
+        assert_eq!(config.service.port, 3001);
+        assert_eq!(config.throttle, ThrottleConfig::default());
+        assert_eq!(config.trusted_proxy_hops, 0);
+        assert!(config.admin.is_none());
+        let config = read(&[
+            ("TOKEN_PRIVATE_KEY", &keys.private_pem),
+            ("TOKEN_PUBLIC_KEY", &keys.public_pem),
+            ("LOGIN_THROTTLE_WINDOW_SECS", "2"),
+            ("ADMIN_EMAIL", "root@example.com"),
+            ("ADMIN_PASSWORD", "correct horse battery"),
+        ])
+        .unwrap();
+        assert_eq!(config.throttle.window, Duration::from_secs(2));
+        assert_eq!(config.admin.unwrap().email, "root@example.com");
+    }
+
+    #[test]
+    fn mismatched_public_key_is_refused() {
+        let keys = KeyPair::generate().unwrap();
+        let other = KeyPair::generate().unwrap();
+        let err = read(&[
+            ("TOKEN_PRIVATE_KEY", &keys.private_pem),
+            ("TOKEN_PUBLIC_KEY", &other.public_pem),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match TOKEN_PRIVATE_KEY"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn half_an_admin_is_an_error() {
+        let keys = KeyPair::generate().unwrap();
+        let err = read(&[
+            ("TOKEN_PRIVATE_KEY", &keys.private_pem),
+            ("ADMIN_EMAIL", "a@b.c"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("ADMIN_PASSWORD"), "{err}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Refresh tokens: random opaque values, stored only as SHA-256 digests in
+//! PostgreSQL (the source of truth), grouped in families.
+//!
+//! A login starts a family. Each refresh marks the presented token rotated
+//! and issues the next one in the same family. Presenting a token that was
+//! already rotated means two parties hold the family (a thief, or a replay),
+//! so the whole family is revoked and both must log in again (OAuth 2.0
+//! Security BCP, "refresh token rotation"). Logout revokes the family too.
+
+use std::time::Duration;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use storekeeper_kit::Role;
+use uuid::Uuid;
+
+/// Random bytes in a refresh token.
+const TOKEN_BYTES: usize = 32;
+
+/// Why a refresh was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// Unknown, malformed, revoked or expired.
+    #[error("the refresh token is invalid or expired")]
+    Invalid,
+    /// Already rotated: the family has now been revoked.
+    #[error("the refresh token was already used; all sessions of this login were signed out")]
+    Reused,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A new token and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The next refresh token (give it to the client, then forget it).
+    pub token: String,
+    /// The token's owner.
+    pub user_id: Uuid,
+    /// The owner's current role (read fresh, so a promotion shows up on refresh).
+    pub role: Role,
+}
+
+fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0_u8; TOKEN_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let digest = Sha256::digest(token.as_bytes()).to_vec();
+    (token, digest)
+}
+
+/// The stored digest of a presented token; `None` when it cannot be one of
+/// ours (saves a database round trip on garbage).
+fn digest_of(token: &str) -> Option<Vec<u8>> {
+    let decoded = URL_SAFE_NO_PAD.decode(token).ok()?;
+    (decoded.len() == TOKEN_BYTES).then(|| Sha256::digest(token.as_bytes()).to_vec())
+}
+
+fn expiry(ttl: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Starts a new family for `user_id` and returns its first token.
+pub async fn issue(pool: &PgPool, user_id: Uuid, ttl: Duration) -> Result<String, sqlx::Error> {
+    let (token, digest) = new_token();
+    let family = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
+        .bind(family)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(&digest)
+    .bind(family)
+    .bind(expiry(ttl))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+#[derive(sqlx::FromRow)]
+struct Presented {
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+    rotated_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    user_id: Uuid,
+    role: Role,
+}
+
+/// Exchanges `token` for the next one in its family.
+pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotated, RotateError> {
+    let digest = digest_of(token).ok_or(RotateError::Invalid)?;
+    let mut tx = pool.begin().await?;
+    let presented: Option<Presented> = sqlx::query_as(
+        "SELECT t.family_id, t.expires_at, t.rotated_at, f.revoked_at, f.user_id, u.role
+         FROM refresh_tokens t
+         JOIN refresh_families f ON f.id = t.family_id
+         JOIN users u ON u.id = f.user_id
+         WHERE t.token_hash = $1
+         FOR UPDATE OF t, f",
+    )
+    .bind(&digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let presented = presented.ok_or(RotateError::Invalid)?;
+    if presented.revoked_at.is_some() || presented.expires_at <= Utc::now() {
+        return Err(RotateError::Invalid);
+    }
+    if presented.rotated_at.is_some() {
+        revoke_family(&mut tx, presented.family_id, "reuse").await?;
+        tx.commit().await?;
+        tracing::warn!(
+            user_id = %presented.user_id,
+            family_id = %presented.family_id,
+            "refresh token reuse detected; family revoked"
+        );
+        return Err(RotateError::Reused);
+    }
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1")
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await?;
+    let (next, next_digest) = new_token();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(&next_digest)
+    .bind(presented.family_id)
+    .bind(expiry(ttl))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Rotated {
+        token: next,
+        user_id: presented.user_id,
+        role: presented.role,
+    })
+}
+
+async fn revoke_family(
+    tx: &mut sqlx::PgConnection,
+    family: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family)
+    .bind(reason)
+    .execute(tx)
+    .await
+    .map(|_| ())
+}
+
+/// Logout: revokes the family `token` belongs to. Unknown tokens are not an
+/// error (logging out twice is fine).
+pub async fn revoke(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
+    let Some(digest) = digest_of(token) else {
+        return Ok(());
+    };
+    let mut tx = pool.begin().await?;
+    let family: Option<Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(family) = family {
+        revoke_family(&mut tx, family, "logout").await?;
+    }
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_digests_match() {
+        let (a, digest_a) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(digest_of(&a), Some(digest_a));
+        assert_eq!(digest_of("short"), None);
+        assert_eq!(digest_of("!!!not base64!!!"), None);
+    }
+}
