@@ -150,6 +150,7 @@ locals {
   control_plane_env = merge(local.common_env, {
     CA_KEY_PARAMETER               = local.ssm_ca_private_key
     KUBECONFIG_PARAMETER           = aws_ssm_parameter.admin_kubeconfig.name
+    KUBECONFIG_KMS_KEY             = aws_kms_key.cluster.arn
     JOIN_TOKEN_TTL                 = var.join_token_ttl
     POD_CIDR                       = var.pod_cidr
     SERVICE_CIDR                   = var.service_cidr
