@@ -21,11 +21,7 @@ async fn register_creates_a_customer_with_a_normalized_email(pool: PgPool) {
     assert_eq!(user["role"], "customer");
     assert!(Uuid::parse_str(user["id"].as_str().unwrap()).is_ok());
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
-    assert!(
-        ctx.metrics_text()
-            .await
-            .contains("user_registrations_total 1")
-    );
+    assert!(ctx.metrics_text().contains("user_registrations_total 1"));
 }
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
