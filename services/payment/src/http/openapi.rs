@@ -1,0 +1,52 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use axum::{Json, Router, routing::get};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{AppState, methods, payments};
+
+/// The OpenAPI description of payment-service.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Storekeeper payment-service",
+        description = "Card tokenization, payments and refunds. Errors are RFC 9457 `application/problem+json`."
+    ),
+    paths(
+        methods::create_method,
+        payments::list_payments,
+        payments::get_payment,
+        payments::refund_payment,
+    ),
+    components(schemas(storekeeper_kit::Problem, storekeeper_kit::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "payments", description = "A shopper's cards and payments"),
+        (name = "admin", description = "Refunds; need the `admin` role"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

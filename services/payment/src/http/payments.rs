@@ -1,0 +1,151 @@
+//! Payment reads for the owner (admins see all) and admin refunds.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use storekeeper_kit::{
+    AdminUser, ApiError, ApiResult, AuthUser, FieldError,
+    events::{enqueue, envelope::PaymentRefunded},
+    extract::{Json, Path, Query, parse_json},
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::store::{self, ListQuery, Payment, Refund};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/payments", get(list_payments))
+        .route("/api/payments/{id}", get(get_payment))
+        .route("/api/payments/{id}/refunds", post(refund_payment))
+}
+
+/// A list of payments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentList {
+    /// Newest first.
+    pub items: Vec<Payment>,
+}
+
+/// Body of `POST /api/payments/{id}/refunds`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRefund {
+    /// Amount to refund, minor units; everything not yet refunded when absent.
+    pub amount_cents: Option<i64>,
+}
+
+fn owner_filter(user: &AuthUser) -> Option<Uuid> {
+    (!user.is_admin()).then_some(user.id)
+}
+
+/// The caller's payments (all payments for admins), optionally for one order.
+#[utoipa::path(
+    get,
+    path = "/api/payments",
+    tag = "payments",
+    params(ListQuery),
+    responses((status = 200, description = "Payments, newest first", body = PaymentList)),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_payments(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<PaymentList>> {
+    let items = store::list(&state.pool, owner_filter(&user), query.order_id).await?;
+    Ok(Json(PaymentList { items }))
+}
+
+/// One payment; another shopper's is a 404.
+#[utoipa::path(
+    get,
+    path = "/api/payments/{id}",
+    tag = "payments",
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        (status = 404, description = "No such payment for this caller", body = storekeeper_kit::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn get_payment(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Payment>> {
+    store::get(&state.pool, id, owner_filter(&user))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))
+}
+
+/// Refunds all or part of a captured payment (admin). Never more than
+/// captured; the payment becomes `REFUNDED` when fully refunded.
+#[utoipa::path(
+    post,
+    path = "/api/payments/{id}/refunds",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "Payment id")),
+    request_body = NewRefund,
+    responses(
+        (status = 201, description = "Refund issued", body = Refund),
+        (status = 404, description = "No such payment", body = storekeeper_kit::Problem),
+        (status = 409, description = "The payment was not captured or is fully refunded", body = storekeeper_kit::Problem),
+        (status = 422, description = "Amount not positive or above what remains", body = storekeeper_kit::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn refund_payment(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Refund>)> {
+    // An empty body means "refund everything left".
+    let request: NewRefund = if body.iter().all(u8::is_ascii_whitespace) {
+        NewRefund::default()
+    } else {
+        parse_json(&body)?
+    };
+    let mut tx = state.pool.begin().await?;
+    let payment = store::lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
+    if payment.status != "SUCCEEDED" {
+        return Err(ApiError::conflict(format!(
+            "payment {id} is {}; only captured payments with money left can be refunded",
+            payment.status
+        )));
+    }
+    let remaining = payment.amount_cents - payment.refunded_cents;
+    let amount = request.amount_cents.unwrap_or(remaining);
+    if amount <= 0 || amount > remaining {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "amount_cents",
+            format!("must be between 1 and {remaining} (what is left to refund)"),
+        )]));
+    }
+    let (refund, updated) = store::insert_refund(&mut tx, &payment, amount).await?;
+    let event = PaymentRefunded {
+        order_id: updated.order_id,
+        payment_id: updated.id,
+        refund_id: refund.id,
+        amount_cents: amount,
+        refunded_total_cents: updated.refunded_cents,
+        fully_refunded: updated.refunded_cents == updated.amount_cents,
+    };
+    enqueue(&mut tx, &event, updated.order_id)
+        .await
+        .map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
+    tx.commit().await?;
+    state.metrics.refunds.inc();
+    tracing::info!(payment_id = %id, amount, admin = %admin.id, "refund issued");
+    Ok((StatusCode::CREATED, Json(refund)))
+}

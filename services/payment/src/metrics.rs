@@ -1,0 +1,56 @@
+//! payment-service's business counters.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use storekeeper_kit::Metrics;
+
+/// Labels for failed payments.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Decline code.
+    pub code: String,
+}
+
+/// Handles to the counters. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PaymentMetrics {
+    /// Cards tokenized.
+    pub methods_created: Counter,
+    /// Charges captured.
+    pub succeeded: Counter,
+    /// Charges refused, by code.
+    pub failures: Family<FailureLabels, Counter>,
+    /// Money captured, minor units (all currencies together).
+    pub captured_cents: Counter,
+    /// Refunds issued.
+    pub refunds: Counter,
+}
+
+impl PaymentMetrics {
+    /// Registers the counters.
+    pub fn register(metrics: &Metrics) -> Self {
+        Self {
+            methods_created: metrics.counter("payment_methods_created", "Cards tokenized"),
+            succeeded: metrics.counter("payments_succeeded", "Charges captured"),
+            failures: metrics.register(
+                "payments_failed",
+                "Charges refused, by decline code",
+                Family::default(),
+            ),
+            captured_cents: metrics
+                .counter("payments_captured_cents", "Money captured, minor units"),
+            refunds: metrics.counter("refunds", "Refunds issued"),
+        }
+    }
+
+    /// Counts a refused charge.
+    pub fn failed(&self, code: &str) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+}

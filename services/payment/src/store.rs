@@ -1,0 +1,249 @@
+//! SQL for payment methods, payments and refunds.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A tokenized card, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct PaymentMethod {
+    /// The id to place orders with.
+    pub id: Uuid,
+    /// `visa`, `mastercard`, `amex`, `discover` or `unknown`.
+    pub brand: String,
+    /// Last four digits.
+    pub last4: String,
+    /// Expiry month.
+    pub exp_month: i32,
+    /// Expiry year.
+    pub exp_year: i32,
+}
+
+/// A payment method with the provider token (never shown to clients).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredMethod {
+    /// The method.
+    #[sqlx(flatten)]
+    pub method: PaymentMethod,
+    /// The provider's opaque token.
+    pub provider_token: String,
+}
+
+/// A charge attempt for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Payment {
+    /// Payment id.
+    pub id: Uuid,
+    /// The order charged.
+    pub order_id: Uuid,
+    /// `SUCCEEDED`, `FAILED` or `REFUNDED` (fully refunded).
+    #[schema(example = "SUCCEEDED")]
+    pub status: String,
+    /// Charged amount, minor units.
+    pub amount_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Refunded so far, minor units.
+    pub refunded_cents: i64,
+    /// Machine-readable decline code when `FAILED`.
+    pub failure_code: Option<String>,
+    /// Why it failed, in words, when `FAILED`.
+    pub failure_reason: Option<String>,
+    /// Card brand.
+    pub brand: Option<String>,
+    /// Card's last four digits.
+    pub last4: Option<String>,
+    /// When the charge was attempted.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Refund {
+    /// Refund id.
+    pub id: Uuid,
+    /// The payment refunded.
+    pub payment_id: Uuid,
+    /// Amount, minor units.
+    pub amount_cents: i64,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Query of `GET /api/payments`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this order's payments.
+    pub order_id: Option<Uuid>,
+}
+
+const PAYMENT_COLUMNS: &str = "id, order_id, status, amount_cents, currency, refunded_cents, \
+     failure_code, failure_reason, brand, last4, created_at";
+
+/// Stores a tokenized card.
+pub async fn insert_method(
+    pool: &PgPool,
+    user: Uuid,
+    brand: &str,
+    last4: &str,
+    exp: (u32, u32),
+    provider_token: &str,
+) -> Result<PaymentMethod, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, brand, last4, exp_month, exp_year",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(brand)
+    .bind(last4)
+    .bind(i32::try_from(exp.0).unwrap_or(0))
+    .bind(i32::try_from(exp.1).unwrap_or(0))
+    .bind(provider_token)
+    .fetch_one(pool)
+    .await
+}
+
+/// A user's payment method, with its token; `None` if absent or someone else's.
+pub async fn method_of(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user: Uuid,
+) -> Result<Option<StoredMethod>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, brand, last4, exp_month, exp_year, provider_token FROM payment_methods \
+         WHERE id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether the order already has a payment (charged at most once).
+pub async fn order_has_payment(conn: &mut PgConnection, order: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1)")
+        .bind(order)
+        .fetch_one(conn)
+        .await
+}
+
+/// A payment about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    /// The order.
+    pub order_id: Uuid,
+    /// The shopper.
+    pub user_id: Uuid,
+    /// The method used.
+    pub payment_method_id: Uuid,
+    /// Amount, minor units.
+    pub amount_cents: i64,
+    /// ISO 4217 code.
+    pub currency: &'a str,
+    /// Decline code and reason, when it failed.
+    pub failure: Option<(&'a str, &'a str)>,
+    /// Card brand and last four, when the method was found.
+    pub card: Option<(&'a str, &'a str)>,
+}
+
+/// Records a payment unless the order already has one (`None` then).
+pub async fn insert_payment(
+    conn: &mut PgConnection,
+    new: &NewPayment<'_>,
+) -> Result<Option<Payment>, sqlx::Error> {
+    let status = if new.failure.is_some() {
+        "FAILED"
+    } else {
+        "SUCCEEDED"
+    };
+    sqlx::query_as(&format!(
+        "INSERT INTO payments (id, order_id, user_id, payment_method_id, amount_cents, currency, status, \
+         failure_code, failure_reason, brand, last4) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT ON CONSTRAINT payments_order_id_key DO NOTHING RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(new.order_id)
+    .bind(new.user_id)
+    .bind(new.payment_method_id)
+    .bind(new.amount_cents)
+    .bind(new.currency)
+    .bind(status)
+    .bind(new.failure.map(|f| f.0))
+    .bind(new.failure.map(|f| f.1))
+    .bind(new.card.map(|c| c.0))
+    .bind(new.card.map(|c| c.1))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Payments visible to `user` (all for admins), optionally for one order, newest first.
+pub async fn list(
+    pool: &PgPool,
+    user: Option<Uuid>,
+    order: Option<Uuid>,
+) -> Result<Vec<Payment>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE ($1::uuid IS NULL OR user_id = $1) \
+         AND ($2::uuid IS NULL OR order_id = $2) ORDER BY created_at DESC, id LIMIT 100"
+    ))
+    .bind(user)
+    .bind(order)
+    .fetch_all(pool)
+    .await
+}
+
+/// One payment visible to `user` (any for admins).
+pub async fn get(
+    pool: &PgPool,
+    id: Uuid,
+    user: Option<Uuid>,
+) -> Result<Option<Payment>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)"
+    ))
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Locks a payment for a refund.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<Payment>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records a refund and updates the payment's refunded total and status.
+pub async fn insert_refund(
+    conn: &mut PgConnection,
+    payment: &Payment,
+    amount: i64,
+) -> Result<(Refund, Payment), sqlx::Error> {
+    let refund: Refund = sqlx::query_as(
+        "INSERT INTO refunds (id, payment_id, amount_cents) VALUES ($1, $2, $3) \
+         RETURNING id, payment_id, amount_cents, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(payment.id)
+    .bind(amount)
+    .fetch_one(&mut *conn)
+    .await?;
+    let updated: Payment = sqlx::query_as(&format!(
+        "UPDATE payments SET refunded_cents = refunded_cents + $2, updated_at = now(), \
+         status = CASE WHEN refunded_cents + $2 = amount_cents THEN 'REFUNDED' ELSE status END \
+         WHERE id = $1 RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .bind(payment.id)
+    .bind(amount)
+    .fetch_one(conn)
+    .await?;
+    Ok((refund, updated))
+}
