@@ -1,0 +1,217 @@
+//! Login, refresh rotation with reuse detection, and logout.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{PASSWORD, setup};
+use serde_json::json;
+use sqlx::PgPool;
+use storekeeper_kit::Role;
+use user_service::routes::TokenResponse;
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool) {
+    let ctx = setup(pool).await;
+    let user = ctx.register("ann@example.com").await;
+    let tokens = ctx.tokens("  ANN@example.com").await;
+    assert_eq!(tokens.expires_in, 900);
+    assert_eq!(tokens.token_type, "Bearer");
+    let claims = ctx.keys.verifier.verify(&tokens.access_token).unwrap();
+    assert_eq!(claims.sub.to_string(), user["id"].as_str().unwrap());
+    assert_eq!(claims.role, Role::Customer);
+    assert_eq!(claims.exp - claims.iat, 900);
+    assert!(tokens.refresh_token.len() >= 43);
+    let stored: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT token_hash FROM refresh_tokens")
+        .fetch_all(&ctx.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0.len(), 32);
+    assert_ne!(stored[0].0, tokens.refresh_token.as_bytes());
+    assert!(
+        ctx.metrics_text()
+            .contains(r#"user_logins_total{outcome="succeeded"} 1"#)
+    );
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let wrong = ctx
+        .login("ann@example.com", "wrong-password-1")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid-credentials");
+    let unknown = ctx
+        .login("bob@example.com", PASSWORD)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid-credentials");
+    assert_eq!(wrong.detail, unknown.detail);
+    assert!(
+        ctx.metrics_text()
+            .contains(r#"user_logins_total{outcome="failed"} 2"#)
+    );
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn login_bad_input_is_4xx(pool: PgPool) {
+    let ctx = setup(pool).await;
+    let problem = ctx
+        .login("", "")
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(problem.errors.len(), 2);
+    let problem = ctx
+        .app
+        .post("/api/users/login")
+        .json(&json!({"email": "ann@example.com"}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(problem.errors[0].field, "password");
+    ctx.app
+        .post("/api/users/login")
+        .json(&json!({"email": "ann@example.com", "password": 12_345_678_901_u64}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    ctx.app
+        .post("/api/users/login")
+        .raw_body("application/json", "{")
+        .send()
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
+    ctx.app
+        .post("/api/users/login")
+        .json(&json!({"email": "a@b.co", "password": "p".repeat(70_000)}))
+        .send()
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let first = ctx.tokens("ann@example.com").await;
+    let other_login = ctx.tokens("ann@example.com").await;
+
+    let response = ctx.refresh(&first.refresh_token).await;
+    response.assert_status(StatusCode::OK);
+    let second: TokenResponse = response.json();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert!(ctx.keys.verifier.verify(&second.access_token).is_ok());
+
+    // The rotated token is replayed: the whole family is revoked...
+    let problem = ctx
+        .refresh(&first.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(problem.detail.unwrap().contains("already used"));
+    // ...so even the legitimate newest token no longer works.
+    ctx.refresh(&second.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Another login (another family) is unaffected.
+    ctx.refresh(&other_login.refresh_token)
+        .await
+        .assert_status(StatusCode::OK);
+
+    let (reason,): (String,) =
+        sqlx::query_as("SELECT revoked_reason FROM refresh_families WHERE revoked_at IS NOT NULL")
+            .fetch_one(&ctx.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, "reuse");
+    assert!(
+        ctx.metrics_text()
+            .contains(r#"user_token_refreshes_total{outcome="reused"} 1"#)
+    );
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn refresh_picks_up_role_changes(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let tokens = ctx.tokens("ann@example.com").await;
+    sqlx::query("UPDATE users SET role = 'admin'")
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    let refreshed: TokenResponse = ctx.refresh(&tokens.refresh_token).await.json();
+    let claims = ctx.keys.verifier.verify(&refreshed.access_token).unwrap();
+    assert_eq!(claims.role, Role::Admin);
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    for token in [
+        "",
+        "garbage",
+        "A".repeat(43).as_str(),
+        "'; DROP TABLE users; --",
+    ] {
+        ctx.refresh(token)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let tokens = ctx.tokens("ann@example.com").await;
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    ctx.refresh(&tokens.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    ctx.app
+        .post("/api/users/refresh")
+        .json(&json!({}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    ctx.app
+        .post("/api/users/refresh")
+        .json(&json!({"refresh_token": 7}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let tokens = ctx.tokens("ann@example.com").await;
+    let rotated: TokenResponse = ctx.refresh(&tokens.refresh_token).await.json();
+    let logout = |token: String| {
+        let app = ctx.app.clone();
+        async move {
+            app.post("/api/users/logout")
+                .json(&json!({"refresh_token": token}))
+                .send()
+                .await
+        }
+    };
+    logout(rotated.refresh_token.clone())
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    ctx.refresh(&rotated.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    logout(rotated.refresh_token)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    logout("unknown".to_owned())
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    ctx.app
+        .post("/api/users/logout")
+        .json(&json!({"token": "x"}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+}
