@@ -10,14 +10,18 @@
 //! | `slug:{slug}:g{gen}` | the detail response body, looked up by slug |
 //! | `list:g{gen}:{sha256 of the canonical query}` | a list page's response body |
 //!
-//! Writers never delete data keys; they bump the counters, which moves every
+//! Writers never delete data keys; they move the counters, which sends every
 //! reader to keys that do not exist yet. A reader reads the counter and the
 //! data in one round trip (a Lua script) *before* it reads PostgreSQL, and
 //! fills the key named after the counter it saw. So a reader racing a writer
 //! can only ever fill a key nobody will read again, which plain
 //! delete-on-write cannot promise. Old data keys expire through their TTL.
-//! Counters have no TTL: run Redis with `maxmemory-policy volatile-lru` (or
-//! `noeviction`) so they are never evicted.
+//!
+//! Counter values come from Redis' clock (microseconds, and always at least
+//! the old value + 1), and a missing counter is re-created from the clock.
+//! So a counter that expired or was evicted never comes back with a value
+//! it had before, and no old data key can be mistaken for a current one.
+//! Counters live a day after their last write, far longer than any data key.
 //!
 //! Redis being down is never an error for a reader: the lookup counts as an
 //! `error`, the read goes to PostgreSQL, and kit's `Cache` logs the outage
@@ -27,10 +31,10 @@
 use std::time::Duration;
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
 };
-use redis::{ErrorKind, ServerErrorKind};
+use redis::{ErrorKind, FromRedisValue, Script, ServerErrorKind};
 use sha2::{Digest, Sha256};
 use storekeeper_kit::{Metrics, cache::Cache, cache::CallError};
 use uuid::Uuid;
@@ -42,14 +46,36 @@ pub const DETAIL_TTL: Duration = Duration::from_mins(5);
 /// How long a list page may stay cached.
 pub const LIST_TTL: Duration = Duration::from_mins(1);
 
-/// Reads counter `KEYS[1]` (0 when absent), then `ARGV[1] .. counter`.
+/// How long a counter lives after its last write (must exceed every data TTL).
+const COUNTER_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// Reads counter `KEYS[1]` (creating it from the clock when absent, with
+/// TTL `ARGV[2]`), then the data key `ARGV[1] .. counter`.
 /// Returns `{data key, data or nil}`.
-const LOOKUP_SCRIPT: &str = "local n = redis.call('GET', KEYS[1]) or '0' \
-     local key = ARGV[1] .. n \
-     return {key, redis.call('GET', key)}";
+const LOOKUP_SCRIPT: &str = r"
+local n = redis.call('GET', KEYS[1])
+if not n then
+  local t = redis.call('TIME')
+  n = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
+end
+local key = ARGV[1] .. n
+return {key, redis.call('GET', key)}
+";
+
+/// Moves every counter in `KEYS` to max(now in microseconds, old + 1), TTL `ARGV[1]`.
+const BUMP_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for _, key in ipairs(KEYS) do
+  local old = tonumber(redis.call('GET', key) or '0') or 0
+  redis.call('SET', key, string.format('%.0f', math.max(now, old + 1)), 'EX', ARGV[1])
+end
+return #KEYS
+";
 
 /// What was looked up, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// One product (by id or slug).
     Detail,
@@ -58,7 +84,7 @@ pub enum Kind {
 }
 
 /// How a lookup went, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Served from Redis.
     Hit,
@@ -68,10 +94,31 @@ pub enum Outcome {
     Error,
 }
 
+impl Kind {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Detail => "detail",
+            Self::List => "list",
+        }
+    }
+}
+
+impl Outcome {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct LookupLabels {
-    kind: Kind,
-    outcome: Outcome,
+    kind: &'static str,
+    outcome: &'static str,
 }
 
 /// The result of a lookup.
@@ -92,11 +139,28 @@ pub struct FillKey {
     ttl: Duration,
 }
 
+/// A Lua script and its SHA1, for EVALSHA.
+#[derive(Clone, Debug)]
+struct Lua {
+    source: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            sha: Script::new(source).get_hash().to_owned(),
+        }
+    }
+}
+
 /// The product read cache. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct CatalogCache {
     cache: Cache,
-    script_sha: String,
+    lookup_script: Lua,
+    bump_script: Lua,
     lookups: Family<LookupLabels, Counter>,
     invalidation_failures: Counter,
 }
@@ -117,7 +181,8 @@ impl CatalogCache {
         );
         Self {
             cache,
-            script_sha: redis::Script::new(LOOKUP_SCRIPT).get_hash().to_owned(),
+            lookup_script: Lua::new(LOOKUP_SCRIPT),
+            bump_script: Lua::new(BUMP_SCRIPT),
             lookups,
             invalidation_failures,
         }
@@ -182,22 +247,25 @@ impl CatalogCache {
     /// slug lookup, unreachable. Call after each committed product write
     /// (the checkout saga's stock changes included).
     pub async fn invalidate(&self, ids: &[Uuid]) {
-        let mut pipeline = redis::pipe();
-        for id in ids {
-            pipeline
-                .cmd("INCR")
-                .arg(self.cache.key(&format!("product:{id}:ver")))
-                .ignore();
-        }
-        pipeline.cmd("INCR").arg(self.cache.key("gen")).ignore();
-        if let Err(err) = self.cache.query_pipeline::<()>(&pipeline).await {
+        let mut keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.cache.key(&format!("product:{id}:ver")))
+            .collect();
+        keys.push(self.cache.key("gen"));
+        let args = [COUNTER_TTL_SECS.to_string()];
+        if let Err(err) = self.run::<i64>(&self.bump_script, &keys, &args).await {
             self.invalidation_failures.inc();
             tracing::warn!(error = %err, products = ?ids, "cache invalidation failed; entries expire by TTL");
         }
     }
 
     async fn lookup(&self, kind: Kind, counter: &str, data_prefix: &str, ttl: Duration) -> Lookup {
-        let outcome = match self.run_script(counter, data_prefix).await {
+        let keys = [counter.to_owned()];
+        let args = [data_prefix.to_owned(), COUNTER_TTL_SECS.to_string()];
+        let outcome = match self
+            .run::<(String, Option<Vec<u8>>)>(&self.lookup_script, &keys, &args)
+            .await
+        {
             Ok((_, Some(body))) => Lookup::Hit(body),
             Ok((key, None)) => Lookup::Miss(FillKey { key, ttl }),
             Err(err) => {
@@ -212,36 +280,30 @@ impl CatalogCache {
         };
         self.lookups
             .get_or_create(&LookupLabels {
-                kind,
-                outcome: label,
+                kind: kind.as_str(),
+                outcome: label.as_str(),
             })
             .inc();
         outcome
     }
 
     /// EVALSHA, falling back to EVAL once after a Redis restart flushed the script.
-    async fn run_script(
+    async fn run<T: FromRedisValue>(
         &self,
-        counter: &str,
-        data_prefix: &str,
-    ) -> Result<(String, Option<Vec<u8>>), CallError> {
-        let mut command = redis::cmd("EVALSHA");
-        command
-            .arg(&self.script_sha)
-            .arg(1)
-            .arg(counter)
-            .arg(data_prefix);
-        match self.cache.query(&command).await {
+        script: &Lua,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, CallError> {
+        let command = |verb: &str, body: &str| {
+            let mut command = redis::cmd(verb);
+            command.arg(body).arg(keys.len()).arg(keys).arg(args);
+            command
+        };
+        match self.cache.query(&command("EVALSHA", &script.sha)).await {
             Err(CallError::Redis(err))
                 if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
-                let mut command = redis::cmd("EVAL");
-                command
-                    .arg(LOOKUP_SCRIPT)
-                    .arg(1)
-                    .arg(counter)
-                    .arg(data_prefix);
-                self.cache.query(&command).await
+                self.cache.query(&command("EVAL", script.source)).await
             }
             result => result,
         }

@@ -32,3 +32,13 @@ pub const DATABASE: &str = "products";
 pub fn app(state: AppState) -> axum::Router {
     http::router(state)
 }
+
+/// What `/readyz` checks: PostgreSQL (reachable, so migrations ran at start) and Redis.
+pub fn readiness(
+    pool: &sqlx::PgPool,
+    redis: &storekeeper_kit::cache::Cache,
+) -> storekeeper_kit::Readiness {
+    storekeeper_kit::Readiness::new()
+        .with(storekeeper_kit::db::readiness_check(pool))
+        .with(storekeeper_kit::cache::readiness_check(redis))
+}

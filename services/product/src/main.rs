@@ -4,9 +4,10 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use product_service::{
-    AppState, DATABASE, DEFAULT_PORT, MIGRATOR, SERVICE_NAME, app, cache::CatalogCache, seed,
+    AppState, DATABASE, DEFAULT_PORT, MIGRATOR, SERVICE_NAME, app, cache::CatalogCache, readiness,
+    seed,
 };
-use storekeeper_kit::{Metrics, Readiness, ServiceConfig, admin, cache, db, server, telemetry};
+use storekeeper_kit::{Metrics, ServiceConfig, admin, cache, db, server, telemetry};
 
 /// Storekeeper product-service. Configured by environment variables
 /// (PORT, ADMIN_PORT, DATABASE_URL, REDIS_URL, REDIS_PREFIX, TOKEN_PUBLIC_KEY, LOG_FORMAT, RUST_LOG).
@@ -47,9 +48,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let verifier = config.token_verifier()?;
-            let readiness = Readiness::new()
-                .with(db::readiness_check(&pool))
-                .with(cache::readiness_check(&redis));
+            let readiness = readiness(&pool, &redis);
             let state = AppState {
                 pool: pool.clone(),
                 cache: catalog_cache,

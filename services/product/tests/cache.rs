@@ -1,0 +1,244 @@
+//! The read cache: hits are counted, a write is never followed by a stale
+//! read, and Redis being down only makes reads slower.
+
+mod common;
+
+use common::Ctx;
+use http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn second_read_is_a_hit(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    for uri in [
+        "/api/products/cork-yoga-mat",
+        "/api/products?category=audio&page=1",
+    ] {
+        let first = ctx.app.get(uri).send().await;
+        let second = ctx.app.get(uri).send().await;
+        assert_eq!(first.header("x-cache"), Some("miss"), "{uri}");
+        assert_eq!(second.header("x-cache"), Some("hit"), "{uri}");
+        assert_eq!(first.body, second.body);
+        assert_eq!(second.header("content-type"), Some("application/json"));
+    }
+    assert_eq!(ctx.cache_count("detail", "hit"), 1);
+    assert_eq!(ctx.cache_count("list", "miss"), 1);
+    assert_eq!(ctx.cache_count("list", "hit"), 1);
+    ctx.cleanup().await;
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn not_found_is_not_cached(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    let slug = "late-arrival";
+    for _ in 0..2 {
+        ctx.app
+            .get(&format!("/api/products/{slug}"))
+            .send()
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not-found");
+    }
+    ctx.create(&common::new_product(slug)).await;
+    ctx.app
+        .get(&format!("/api/products/{slug}"))
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+    ctx.cleanup().await;
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn every_write_is_visible_to_the_next_read(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    let token = ctx.admin_token();
+    let list_uri = "/api/products?category=fitness&sort=price_asc&per_page=100";
+    let search_uri = "/api/products?q=kettlebell";
+
+    // Warm every kind of key.
+    let product: Value = ctx
+        .app
+        .get("/api/products/kettlebell-16kg")
+        .send()
+        .await
+        .json();
+    let id = product["id"].as_str().unwrap().to_owned();
+    let detail_uri = format!("/api/products/{id}");
+    for uri in [
+        detail_uri.as_str(),
+        "/api/products/kettlebell-16kg",
+        list_uri,
+        search_uri,
+    ] {
+        ctx.app.get(uri).send().await;
+        assert_eq!(ctx.app.get(uri).send().await.header("x-cache"), Some("hit"));
+    }
+
+    // Update: detail by id, by slug, list and search all see it at once.
+    ctx.app
+        .patch(&detail_uri)
+        .bearer(&token)
+        .json(&json!({ "price_cents": 100, "name": "Kettlebell Deluxe" }))
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+    let detail: Value = ctx.app.get(&detail_uri).send().await.json();
+    assert_eq!(detail["price_cents"], 100);
+    let by_slug: Value = ctx
+        .app
+        .get("/api/products/kettlebell-16kg")
+        .send()
+        .await
+        .json();
+    assert_eq!(by_slug["name"], "Kettlebell Deluxe");
+    let list: Value = ctx.app.get(list_uri).send().await.json();
+    assert_eq!(list["items"][0]["id"], id.as_str(), "cheapest first now");
+    assert_eq!(list["items"][0]["price_cents"], 100);
+    let search: Value = ctx.app.get(search_uri).send().await.json();
+    assert_eq!(search["items"][0]["name"], "Kettlebell Deluxe");
+
+    // Slug change: the old slug stops resolving, the new one starts.
+    ctx.app
+        .patch(&detail_uri)
+        .bearer(&token)
+        .json(&json!({ "slug": "kettlebell-deluxe" }))
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+    ctx.app
+        .get("/api/products/kettlebell-16kg")
+        .send()
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not-found");
+    ctx.app
+        .get("/api/products/kettlebell-deluxe")
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Create: the list grows.
+    let before: Value = ctx.app.get(list_uri).send().await.json();
+    let mut body = common::new_product("balance-board");
+    body["category"] = json!("fitness");
+    ctx.create(&body).await;
+    let after: Value = ctx.app.get(list_uri).send().await.json();
+    assert_eq!(after["total"], before["total"].as_i64().unwrap() + 1);
+
+    // Delete: gone from detail and list.
+    ctx.app
+        .delete(&detail_uri)
+        .bearer(&token)
+        .send()
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    ctx.app
+        .get(&detail_uri)
+        .send()
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not-found");
+    let list: Value = ctx.app.get(list_uri).send().await.json();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != id.as_str())
+    );
+    ctx.cleanup().await;
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn stock_changes_outside_the_api_are_visible_after_invalidate(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    let uri = "/api/products/foam-roller";
+    let product: Value = ctx.app.get(uri).send().await.json();
+    let id: uuid::Uuid = product["id"].as_str().unwrap().parse().unwrap();
+    // What the checkout saga does: reserve in SQL, then invalidate.
+    sqlx::query("UPDATE products SET stock = stock - 3 WHERE id = $1 AND stock >= 3")
+        .bind(id)
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    let metrics = storekeeper_kit::Metrics::new();
+    let cache = product_service::cache::CatalogCache::new(ctx.redis.clone(), &metrics);
+    cache.invalidate(&[id]).await;
+    let after: Value = ctx.app.get(uri).send().await.json();
+    assert_eq!(after["stock"], product["stock"].as_i64().unwrap() - 3);
+    ctx.cleanup().await;
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn redis_down_reads_come_from_postgres(pool: PgPool) {
+    let ctx = Ctx::redis_down(pool).seeded().await;
+    let token = ctx.admin_token();
+    let product = ctx.app.get("/api/products/cork-yoga-mat").send().await;
+    product.assert_status(StatusCode::OK);
+    assert_eq!(product.header("x-cache"), Some("bypass"));
+    let list = ctx.app.get("/api/products?q=yoga").send().await;
+    list.assert_status(StatusCode::OK);
+    assert!(list.json::<Value>()["total"].as_i64().unwrap() >= 1);
+    ctx.app
+        .get("/api/categories")
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Writes still work; reads after them are fresh (they come from PostgreSQL).
+    let id = product.json::<Value>()["id"].as_str().unwrap().to_owned();
+    ctx.app
+        .patch(&format!("/api/products/{id}"))
+        .bearer(&token)
+        .json(&json!({ "stock": 1 }))
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+    let after: Value = ctx
+        .app
+        .get(&format!("/api/products/{id}"))
+        .send()
+        .await
+        .json();
+    assert_eq!(after["stock"], 1);
+
+    assert_eq!(ctx.cache_count("detail", "error"), 2);
+    assert_eq!(ctx.cache_count("list", "error"), 1);
+    let metrics = ctx.metrics.encode().unwrap();
+    assert!(
+        metrics.contains("product_cache_invalidation_failures_total 1"),
+        "{metrics}"
+    );
+
+    let ready = ctx.admin.get("/readyz").send().await;
+    ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let report: Value = ready.json();
+    assert_eq!(report["status"], "unavailable");
+    assert_eq!(report["checks"]["postgres"], "ok");
+    assert!(
+        report["checks"]["redis"]
+            .as_str()
+            .unwrap()
+            .starts_with("down"),
+        "{report}"
+    );
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn readyz_and_metrics_when_all_is_well(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    ctx.app.get("/api/products/cork-yoga-mat").send().await;
+    let ready = ctx.admin.get("/readyz").send().await;
+    ready.assert_status(StatusCode::OK);
+    let report: Value = ready.json();
+    assert_eq!(report["checks"]["redis"], "ok");
+    assert_eq!(report["checks"]["postgres"], "ok");
+    let metrics = ctx.admin.get("/metrics").send().await.text();
+    assert!(
+        metrics.contains(r#"product_cache_lookups_total{kind="detail",outcome="miss"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/api/products/{id}""#),
+        "{metrics}"
+    );
+    ctx.cleanup().await;
+}

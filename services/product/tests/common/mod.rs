@@ -1,0 +1,132 @@
+//! Shared fixtures: the real router over a per-test database (from
+//! `#[sqlx::test]`) and a per-test Redis key prefix.
+
+// Fixtures fail loudly: a panic with a message is the right outcome when a
+// test cannot be set up. Not every test binary uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use product_service::{AppState, app, cache::CatalogCache, readiness, seed};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use storekeeper_kit::{
+    Metrics, Readiness, admin,
+    cache::Cache,
+    testing::{TestApp, TestKeys, closed_port, unique_redis_prefix},
+};
+
+/// Where the test Redis listens.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Everything a test drives.
+pub struct Ctx {
+    /// The API, with the production middleware.
+    pub app: TestApp,
+    /// The admin router (`/readyz`, `/metrics`).
+    pub admin: TestApp,
+    /// Mints tokens the app accepts.
+    pub keys: TestKeys,
+    /// The app's metrics registry.
+    pub metrics: Metrics,
+    /// The database.
+    pub pool: PgPool,
+    /// The Redis connection and prefix.
+    pub redis: Cache,
+}
+
+impl Ctx {
+    /// App with a working Redis.
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_redis(pool, REDIS_URL)
+    }
+
+    /// App whose Redis URL points at a closed port.
+    pub fn redis_down(pool: PgPool) -> Self {
+        Self::with_redis(pool, &format!("redis://127.0.0.1:{}", closed_port()))
+    }
+
+    fn with_redis(pool: PgPool, url: &str) -> Self {
+        let metrics = Metrics::new();
+        let keys = TestKeys::generate();
+        let redis = Cache::connect(url, &unique_redis_prefix()).unwrap();
+        let state = AppState {
+            pool: pool.clone(),
+            cache: CatalogCache::new(redis.clone(), &metrics),
+            verifier: keys.verifier.clone(),
+        };
+        let app = TestApp::with_metrics(app(state), metrics.clone());
+        let checks: Readiness = readiness(&pool, &redis);
+        let admin = TestApp::new(admin::router(metrics.clone(), checks));
+        Self {
+            app,
+            admin,
+            keys,
+            metrics,
+            pool,
+            redis,
+        }
+    }
+
+    /// Loads the sample catalog.
+    pub async fn seeded(self) -> Self {
+        seed::load(&self.pool).await.unwrap();
+        self
+    }
+
+    /// A fresh admin token.
+    pub fn admin_token(&self) -> String {
+        self.keys.admin().1
+    }
+
+    /// A fresh customer token.
+    pub fn customer_token(&self) -> String {
+        self.keys.customer().1
+    }
+
+    /// `product_cache_lookups_total` for this kind and outcome.
+    pub fn cache_count(&self, kind: &str, outcome: &str) -> u64 {
+        let text = self.metrics.encode().unwrap();
+        let wanted =
+            format!("product_cache_lookups_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&wanted))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    /// Creates a product as admin and returns it.
+    pub async fn create(&self, body: &Value) -> Value {
+        let response = self
+            .app
+            .post("/api/products")
+            .bearer(&self.admin_token())
+            .json(body)
+            .send()
+            .await;
+        response.assert_status(http::StatusCode::CREATED);
+        response.json()
+    }
+
+    /// Deletes every Redis key of this test.
+    pub async fn cleanup(&self) {
+        let keys: Vec<String> = self
+            .redis
+            .query(redis::cmd("KEYS").arg(format!("{}*", self.redis.prefix())))
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<redis::Value, _> = self.redis.query(redis::cmd("DEL").arg(keys)).await;
+        }
+    }
+}
+
+/// A valid new-product body in a sample category.
+pub fn new_product(slug: &str) -> Value {
+    json!({
+        "name": format!("Test Product {slug}"),
+        "slug": slug,
+        "description": "A product made by a test.",
+        "price_cents": 1999,
+        "currency": "USD",
+        "stock": 5,
+        "category": "kitchen",
+    })
+}
