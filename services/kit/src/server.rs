@@ -232,6 +232,25 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Turns `main`'s result into the exit status, printing a failure as one
+/// line (`error: missing required environment variable TOKEN_PRIVATE_KEY`)
+/// with its context chain, never a backtrace, whatever `RUST_BACKTRACE` says.
+///
+/// ```ignore
+/// fn main() -> std::process::ExitCode { server::exit_code(run()) }
+/// #[tokio::main] async fn run() -> anyhow::Result<()> { ... }
+/// ```
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "fatal");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// An HTTP client for service-to-service calls: short connect timeout, an
 /// overall limit below the server's own request timeout, pooled connections.
 /// Add `.with_request_id()` (from `telemetry::RequestBuilderExt`) to calls.

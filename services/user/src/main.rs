@@ -4,8 +4,12 @@ use anyhow::Context as _;
 use storekeeper_kit::{Metrics, Readiness, admin, cache, db, server, telemetry};
 use user_service::{AppState, MIGRATOR, Settings, config::UserConfig, users};
 
+fn main() -> std::process::ExitCode {
+    server::exit_code(run())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let config = UserConfig::from_env()?;
     let service = &config.service;
     telemetry::init(service.name, service.log_format);
