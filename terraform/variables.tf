@@ -334,7 +334,7 @@ variable "example_store_path" {
   default     = "../examples/store.yaml"
 
   validation {
-    condition     = var.example_store_path == "" || fileexists(var.example_store_path)
+    condition     = var.example_store_path == "" || try(fileexists(var.example_store_path), false)
     error_message = "example_store_path must name an existing file, or be empty."
   }
 }

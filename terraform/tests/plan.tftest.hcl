@@ -1,0 +1,155 @@
+# Offline tests of the configuration's logic (counts, rules, rendering,
+# variable validation) with every provider mocked: no AWS account, no cloud
+# resources. Run: terraform init && terraform test
+# (init downloads the four providers; nothing else needs the network).
+
+mock_provider "random" {}
+
+mock_provider "tls" {}
+
+mock_provider "cloudinit" {
+  mock_data "cloudinit_config" {
+    defaults = {
+      rendered = "I2Nsb3VkLWNvbmZpZwo="
+    }
+  }
+}
+
+mock_provider "aws" {
+  mock_data "aws_availability_zones" {
+    defaults = {
+      names = ["eu-west-1a", "eu-west-1b"]
+    }
+  }
+  mock_data "aws_region" {
+    defaults = {
+      name = "eu-west-1"
+    }
+  }
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = {
+      arn = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    }
+  }
+  mock_resource "aws_ssm_parameter" {
+    defaults = {
+      arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/storekeeper/x"
+    }
+  }
+  mock_resource "aws_lb" {
+    defaults = {
+      arn      = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/skin-x/0123456789abcdef"
+      dns_name = "skin-x-0123456789abcdef.elb.eu-west-1.amazonaws.com"
+    }
+  }
+  mock_resource "aws_lb_target_group" {
+    defaults = {
+      arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/sk80-x/0123456789abcdef"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/storekeeper/storekeeper/vpc-flow-logs"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/storekeeper-flow-logs-x"
+    }
+  }
+}
+
+run "defaults" {
+  command = apply
+
+  assert {
+    condition     = aws_instance.control_plane.private_ip == "10.0.128.10"
+    error_message = "the control plane must get the fixed address in the first private subnet"
+  }
+  assert {
+    condition     = length(aws_instance.worker) == 2
+    error_message = "two workers by default"
+  }
+  assert {
+    condition     = length(aws_lb_target_group_attachment.ingress) == 4
+    error_message = "each worker must be a target on 80 and 443"
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.node_to_node) == 3
+    error_message = "VXLAN needs kubelet, typha and vxlan rules only"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "EXPECTED_WORKERS='2'")
+    error_message = "the control plane must wait for both workers"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "INGRESS_PUBLISH_ADDRESS='skin-x-0123456789abcdef.elb.eu-west-1.amazonaws.com'")
+    error_message = "ingress-nginx must publish the load balancer's name"
+  }
+  assert {
+    condition     = !strcontains(local.env_file["worker"], "CA_KEY_PARAMETER")
+    error_message = "workers must not be told where the CA key is"
+  }
+  assert {
+    condition     = length([for f in local.write_files["control-plane"] : f if f.path == "/etc/storekeeper/example-store.yaml"]) == 1
+    error_message = "the example Store must be shipped to the control plane"
+  }
+}
+
+run "ipip_no_lb" {
+  command = apply
+  variables {
+    calico_encapsulation = "IPIP"
+    enable_ingress_nlb   = false
+    admin_cidrs          = ["192.168.10.0/24"]
+    worker_count         = 3
+    example_store_path   = ""
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.node_to_node) == 4
+    error_message = "IPIP needs kubelet, typha, BGP and protocol 4"
+  }
+  assert {
+    condition     = length(aws_lb.ingress) == 0
+    error_message = "no load balancer when disabled"
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.api_from_admins) == 1
+    error_message = "one API rule per admin CIDR"
+  }
+  assert {
+    condition     = aws_instance.worker[2].subnet_id == aws_subnet.private[0].id
+    error_message = "workers alternate between the two zones"
+  }
+}
+
+run "bad_token_ttl" {
+  command = plan
+  variables {
+    join_token_ttl = "0h"
+  }
+  expect_failures = [var.join_token_ttl]
+}
+
+run "bad_admin_cidr" {
+  command = plan
+  variables {
+    admin_cidrs = ["0.0.0.0/0"]
+  }
+  expect_failures = [var.admin_cidrs]
+}
