@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// How long a Lease stays valid without renewal, in seconds.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
 }
 

@@ -291,3 +291,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     })
     .await;
 }
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

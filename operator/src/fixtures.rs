@@ -2,7 +2,8 @@
 
 use kube::api::ObjectMeta;
 
-use crate::api::{External, IngressSpec, Store, StoreSpec};
+use crate::api::{External, IngressSpec, Phase, Store, StoreSpec, StoreStatus};
+use crate::render::secrets::SecretKind;
 
 /// A valid Store with every data store managed, as it would come from the API.
 pub fn store(name: &str) -> Store {
@@ -56,4 +57,365 @@ impl Store {
         };
         self
     }
+}
+
+// ---------------------------------------------------------------------------
+// A mock API server in the controller-rs `ApiServerVerifier` style: the test
+// describes the exact sequence of requests a reconcile must make (method,
+// path, query, body), the verifier checks each one and answers it. A missing
+// request times out; an extra one finds the verifier gone and fails the
+// reconcile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower_test::mock::{self, Handle};
+
+use crate::controller::Context;
+use crate::metrics::Metrics;
+use crate::reconcile::{Observed, status};
+use crate::render::{ChildKind, Rendered, render};
+
+/// What a check on a request body receives.
+type BodyCheck = Box<dyn Fn(&Value) + Send>;
+
+/// One expected request and the answer to give.
+pub struct Expect {
+    /// HTTP method.
+    pub method: Method,
+    /// URI path (no query).
+    pub path: String,
+    /// Substrings the query must contain.
+    pub query: Vec<&'static str>,
+    /// Checks on the JSON body.
+    pub body: Option<BodyCheck>,
+    /// Status code of the answer.
+    pub status: StatusCode,
+    /// Answer body; `None` echoes the request body.
+    pub reply: Option<Value>,
+}
+
+impl Expect {
+    fn new(method: Method, path: String) -> Self {
+        Self {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            status: StatusCode::OK,
+            reply: None,
+        }
+    }
+}
+
+/// A request as the verifier saw it (for counting).
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: Method,
+    /// URI path.
+    pub path: String,
+}
+
+/// Drives the mock side of the client.
+pub struct ApiServerVerifier(Handle<Request<Body>, Response<Body>>);
+
+/// The reconcile behaviours under test, one per variant.
+pub enum Scenario {
+    /// The requests of a first reconcile: list every kind (all empty),
+    /// create each generated Secret, apply every object in step order,
+    /// write status, publish an Event.
+    FirstRun(Store),
+    /// Lists answered with `observed`, then exactly `writes` (in order).
+    Observed {
+        /// The Store being reconciled.
+        store: Store,
+        /// What the lists return.
+        observed: Observed,
+        /// The write requests that must follow.
+        writes: Vec<Expect>,
+    },
+    /// Only the given requests (e.g. an invalid Store: status + Event).
+    Exactly(Vec<Expect>),
+}
+
+/// Path of a child kind's collection in namespace `shop`.
+pub fn collection(kind: ChildKind) -> String {
+    let prefix = if kind.group().is_empty() {
+        "/api/v1".to_owned()
+    } else {
+        format!("/apis/{}/v1", kind.group())
+    };
+    format!("{prefix}/namespaces/shop/{}", kind.plural())
+}
+
+/// Expect a LIST of `kind`, answered with the `observed` objects of that kind.
+pub fn expect_list(kind: ChildKind, observed: &Observed) -> Expect {
+    let items: Vec<Value> = observed
+        .iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, _, v)| v.clone())
+        .collect();
+    let mut e = Expect::new(Method::GET, collection(kind));
+    e.query = vec!["labelSelector=app.kubernetes.io%2Finstance%3Dshop"];
+    e.reply = Some(json!({
+        "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items,
+    }));
+    e
+}
+
+/// Expect a server-side apply of one desired object, with exactly its body.
+pub fn expect_apply(kind: ChildKind, name: &str, body: Value) -> Expect {
+    let mut e = Expect::new(Method::PATCH, format!("{}/{name}", collection(kind)));
+    e.query = vec!["fieldManager=storekeeper", "force=true"];
+    e.body = Some(Box::new(move |got| assert_eq!(got, &body, "apply body")));
+    e
+}
+
+/// Expect a create of a generated Secret with the listed keys.
+pub fn expect_secret(name: &str, keys: Vec<String>) -> Expect {
+    let mut e = Expect::new(Method::POST, collection(ChildKind::Secret));
+    let name = name.to_owned();
+    e.body = Some(Box::new(move |got| {
+        assert_eq!(got["metadata"]["name"], json!(name));
+        assert_eq!(got["immutable"], json!(true));
+        let data = got["data"].as_object().expect("secret data");
+        let mut have: Vec<&String> = data.keys().collect();
+        have.sort();
+        let mut want: Vec<&String> = keys.iter().collect();
+        want.sort();
+        assert_eq!(have, want, "keys of {name}");
+    }));
+    e
+}
+
+/// Expect a prune (DELETE) of one child.
+pub fn expect_delete(kind: ChildKind, name: &str) -> Expect {
+    let mut e = Expect::new(Method::DELETE, format!("{}/{name}", collection(kind)));
+    e.reply = Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    e
+}
+
+/// Expect a status write (server-side apply on the status subresource) whose
+/// status passes `check`; the answer is `store` with that status.
+pub fn expect_status(store: &Store, check: impl Fn(&StoreStatus) + Send + 'static) -> Expect {
+    let path = format!(
+        "/apis/storekeeper.dev/v1alpha1/namespaces/shop/stores/{}/status",
+        store.name_any()
+    );
+    let mut e = Expect::new(Method::PATCH, path);
+    e.query = vec!["fieldManager=storekeeper", "force=true"];
+    e.body = Some(Box::new(move |got| {
+        let s: StoreStatus = serde_json::from_value(got["status"].clone()).expect("status body");
+        check(&s);
+    }));
+    e.reply = Some(serde_json::to_value(store).unwrap());
+    e
+}
+
+/// Expect an Event with the given type and reason.
+pub fn expect_event(type_: &'static str, reason: &'static str) -> Expect {
+    let mut e = Expect::new(
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/shop/events".into(),
+    );
+    e.body = Some(Box::new(move |got| {
+        assert_eq!(got["type"], json!(type_));
+        assert_eq!(got["reason"], json!(reason));
+    }));
+    e
+}
+
+/// Expect a request to `path` and fail it with `code`.
+pub fn expect_failure(method: Method, path: String, code: u16) -> Expect {
+    let mut e = Expect::new(method, path);
+    e.status = StatusCode::from_u16(code).unwrap();
+    e.reply = Some(
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "injected", "reason": "InternalError", "code": code}),
+    );
+    e
+}
+
+impl Scenario {
+    fn into_expectations(self) -> Vec<Expect> {
+        match self {
+            Scenario::FirstRun(store) => {
+                let rendered = render(&store).unwrap();
+                let observed = Observed::default();
+                let mut v: Vec<Expect> = ChildKind::ALL
+                    .iter()
+                    .map(|k| expect_list(*k, &observed))
+                    .collect();
+                v.extend(secret_creates(&rendered));
+                v.extend(
+                    rendered
+                        .objects
+                        .iter()
+                        .map(|o| expect_apply(o.kind, &o.name, o.value.clone())),
+                );
+                v.push(expect_status(&store, |s| {
+                    assert_eq!(s.phase, Some(Phase::Pending));
+                    assert_eq!(s.observed_generation, Some(1));
+                    assert_eq!(s.ready.as_deref(), Some("0/5"));
+                    assert_eq!(s.url.as_deref(), Some("http://shop.example.com"));
+                    let reconciling = s.condition("Reconciling").unwrap();
+                    assert_eq!(reconciling.status, "True");
+                    assert_eq!(reconciling.observed_generation, Some(1));
+                }));
+                v.push(expect_event("Normal", "Pending"));
+                v
+            }
+            Scenario::Observed {
+                observed, writes, ..
+            } => {
+                let mut v: Vec<Expect> = ChildKind::ALL
+                    .iter()
+                    .map(|k| expect_list(*k, &observed))
+                    .collect();
+                v.extend(writes);
+                v
+            }
+            Scenario::Exactly(v) => v,
+        }
+    }
+}
+
+/// The Secret creates a first run makes.
+pub fn secret_creates(rendered: &Rendered) -> Vec<Expect> {
+    rendered
+        .secrets
+        .iter()
+        .map(|s| {
+            let keys = match &s.kind {
+                SecretKind::Passwords(k) => k.clone(),
+                SecretKind::TokenKeyPair => vec!["public.pem".into(), "private.pem".into()],
+            };
+            expect_secret(&s.name, keys)
+        })
+        .collect()
+}
+
+impl ApiServerVerifier {
+    /// Serves the scenario's requests in order; returns what it saw.
+    pub fn run(self, scenario: Scenario) -> JoinHandle<Vec<Seen>> {
+        let expectations = scenario.into_expectations();
+        let mut handle = self.0;
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for (i, e) in expectations.into_iter().enumerate() {
+                let (request, send) =
+                    tokio::time::timeout(Duration::from_secs(2), handle.next_request())
+                        .await
+                        .unwrap_or_else(|_| {
+                            panic!("request #{i} ({} {}) never came", e.method, e.path)
+                        })
+                        .expect("service not called");
+                let uri = request.uri().clone();
+                assert_eq!(request.method(), e.method, "method of request #{i} ({uri})");
+                assert_eq!(uri.path(), e.path, "path of request #{i}");
+                let query = uri.query().unwrap_or_default().to_owned();
+                for q in &e.query {
+                    assert!(query.contains(q), "query of request #{i} ({uri}) lacks {q}");
+                }
+                seen.push(Seen {
+                    method: e.method.clone(),
+                    path: e.path.clone(),
+                });
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).unwrap()
+                };
+                if let Some(check) = &e.body {
+                    check(&body);
+                }
+                let reply = e.reply.unwrap_or(body);
+                send.send_response(
+                    Response::builder()
+                        .status(e.status)
+                        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                        .unwrap(),
+                );
+            }
+            seen
+        })
+    }
+}
+
+impl Context {
+    /// A context whose client talks to a mock API server.
+    pub fn test() -> (Arc<Self>, ApiServerVerifier) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "shop");
+        (
+            Arc::new(Context::new(client, Metrics::default(), None)),
+            ApiServerVerifier(handle),
+        )
+    }
+}
+
+/// Waits for the verifier, failing if it is stuck.
+pub async fn finish(verifier: JoinHandle<Vec<Seen>>) -> Vec<Seen> {
+    tokio::time::timeout(Duration::from_secs(3), verifier)
+        .await
+        .expect("verifier timed out")
+        .expect("verifier failed")
+}
+
+/// The cluster after a successful rollout of `store`: every desired object
+/// present (as the API server would return it) and ready, every generated
+/// Secret present.
+pub fn converged(store: &Store) -> Observed {
+    let rendered = render(store).unwrap();
+    let mut observed = Observed::default();
+    for o in &rendered.objects {
+        let mut v = o.value.clone();
+        v["metadata"]["generation"] = json!(1);
+        v["metadata"]["uid"] = json!(format!("uid-{}", o.name));
+        v["metadata"]["resourceVersion"] = json!("7");
+        match o.kind {
+            ChildKind::Deployment => {
+                let n = v["spec"]["replicas"].clone();
+                v["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
+                    "availableReplicas": n, "readyReplicas": n});
+            }
+            ChildKind::StatefulSet => {
+                v["status"] = json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
+                    "currentRevision": "r1", "updateRevision": "r1"});
+            }
+            _ => {}
+        }
+        observed.insert(o.kind, v);
+    }
+    let owner = json!([{"apiVersion": "storekeeper.dev/v1alpha1", "kind": "Store", "name": store.name_any(),
+        "uid": store.uid().unwrap(), "controller": true, "blockOwnerDeletion": true}]);
+    for s in &rendered.secrets {
+        observed.insert(
+            ChildKind::Secret,
+            json!({"metadata": {"name": s.name, "namespace": "shop",
+            "ownerReferences": owner}}),
+        );
+    }
+    observed
+}
+
+/// `store` carrying the status the operator would compute for `observed`.
+pub fn with_status(mut store: Store, observed: &Observed) -> Store {
+    let rendered = render(&store).unwrap();
+    let s = status::compute(
+        &store,
+        &rendered,
+        observed,
+        &StoreStatus::default(),
+        "2026-01-01T00:00:00Z",
+    );
+    store.status = Some(s);
+    store
 }

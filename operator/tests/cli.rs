@@ -1,0 +1,84 @@
+//! The binary: `render` prints YAML for good input and one readable line
+//! naming the field, with a non-zero exit, for bad input.
+
+// Helpers outside `#[test]` functions may panic too: this whole file is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn storekeeper(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_storekeeper"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("storekeeper-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn one_line_error(stderr: &str, needle: &str) {
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr} should name {needle}");
+}
+
+#[test]
+fn render_prints_every_object() {
+    let example = format!("{}/../examples/minimal.yaml", env!("CARGO_MANIFEST_DIR"));
+    let (ok, out, _) = storekeeper(&["render", "-f", &example]);
+    assert!(ok);
+    assert_eq!(out.lines().filter(|l| *l == "---").count(), 42, "{out}");
+    assert!(out.contains("kind: Deployment"));
+}
+
+#[test]
+fn render_of_an_invalid_store_names_the_field() {
+    let bad = temp(
+        "invalid.yaml",
+        "apiVersion: storekeeper.dev/v1alpha1\nkind: Store\nmetadata:\n  name: shop\nspec:\n  version: latest\n  ingress:\n    host: shop.example.com\n",
+    );
+    let (ok, out, err) = storekeeper(&["render", "-f", &bad]);
+    assert!(!ok);
+    assert!(out.is_empty());
+    one_line_error(&err, "spec.version");
+}
+
+#[test]
+fn render_of_a_malformed_store_names_the_field() {
+    let bad = temp(
+        "malformed.yaml",
+        "apiVersion: storekeeper.dev/v1alpha1\nkind: Store\nmetadata:\n  name: shop\nspec:\n  version: \"1.0\"\n  services:\n    user:\n      replicas: many\n  ingress:\n    host: shop.example.com\n",
+    );
+    let (ok, _, err) = storekeeper(&["render", "-f", &bad]);
+    assert!(!ok);
+    one_line_error(&err, "spec.services.user.replicas");
+}
+
+#[test]
+fn render_of_a_missing_field_names_it() {
+    let bad = temp(
+        "missing.yaml",
+        "apiVersion: storekeeper.dev/v1alpha1\nkind: Store\nmetadata:\n  name: shop\nspec:\n  version: \"1.0\"\n",
+    );
+    let (ok, _, err) = storekeeper(&["render", "-f", &bad]);
+    assert!(!ok);
+    one_line_error(&err, "ingress");
+}
+
+#[test]
+fn crd_and_version_print() {
+    let (ok, out, _) = storekeeper(&["crd"]);
+    assert!(ok && out.contains("name: stores.storekeeper.dev"));
+    let (ok, out, _) = storekeeper(&["version"]);
+    assert!(ok && out.starts_with("storekeeper "));
+}

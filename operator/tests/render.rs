@@ -1,0 +1,412 @@
+//! Rendering tests: snapshots of the examples, DESIGN.md's env contract, and
+//! invariants over hundreds of generated Stores.
+
+// Helpers outside `#[test]` functions may panic too: this whole file is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use storekeeper::api::{External, Managed, Store, TlsSpec};
+use storekeeper::consts::{Service, annotations, labels};
+use storekeeper::render::object::hash_value;
+use storekeeper::render::secrets::SecretKind;
+use storekeeper::render::{ChildKind, Rendered, render, to_yaml};
+
+fn example(name: &str) -> Store {
+    let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut store: Store = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    store.metadata.uid = Some("11111111-2222-4333-8444-555555555555".into());
+    store
+}
+
+#[test]
+fn examples_render_as_snapshotted() {
+    for name in ["minimal", "full"] {
+        let rendered = render(&example(name)).unwrap();
+        insta::assert_snapshot!(name, to_yaml(&rendered).unwrap());
+    }
+}
+
+fn workload<'a>(r: &'a Rendered, kind: ChildKind, name: &str) -> &'a Value {
+    &r.objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .unwrap()
+        .value
+}
+
+fn env_names(deployment: &Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn service_environment_follows_design() {
+    let r = render(&example("minimal")).unwrap();
+    let user = workload(&r, ChildKind::Deployment, "shop-user");
+    assert_eq!(
+        env_names(user),
+        [
+            "PORT",
+            "ADMIN_PORT",
+            "DATABASE_PASSWORD",
+            "DATABASE_URL",
+            "REDIS_PASSWORD",
+            "REDIS_URL",
+            "AMQP_PASSWORD",
+            "AMQP_URL",
+            "TOKEN_PUBLIC_KEY",
+            "TOKEN_PRIVATE_KEY",
+            "ADMIN_EMAIL",
+            "ADMIN_PASSWORD",
+        ]
+    );
+    let env = &user["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[0]["value"], json!("3001"));
+    assert_eq!(env[1]["value"], json!("9000"));
+    assert_eq!(
+        env[3]["value"],
+        json!("postgres://users:$(DATABASE_PASSWORD)@shop-postgres:5432/users")
+    );
+    assert_eq!(env[10]["value"], json!("admin@shop.example.com"));
+    let front = workload(&r, ChildKind::Deployment, "shop-storefront");
+    assert_eq!(
+        env_names(front),
+        [
+            "PORT",
+            "ADMIN_PORT",
+            "REDIS_PASSWORD",
+            "REDIS_URL",
+            "TOKEN_PUBLIC_KEY",
+            "USER_URL",
+            "PRODUCT_URL",
+            "ORDER_URL",
+            "PAYMENT_URL"
+        ]
+    );
+    let order = workload(&r, ChildKind::Deployment, "shop-order");
+    let names = env_names(order);
+    assert!(names.contains(&"PRODUCT_URL".to_owned()) && names.contains(&"PAYMENT_URL".to_owned()));
+    assert!(!names.contains(&"TOKEN_PRIVATE_KEY".to_owned()));
+    let cm = workload(&r, ChildKind::ConfigMap, "shop-config");
+    assert_eq!(cm["data"]["LOG_FORMAT"], json!("json"));
+    let c = &user["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], json!("/healthz"));
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], json!("/readyz"));
+    assert_eq!(c["ports"][1]["containerPort"], json!(9000));
+}
+
+#[test]
+fn external_stores_read_urls_from_the_users_secret() {
+    let r = render(&example("full")).unwrap();
+    let user = workload(&r, ChildKind::Deployment, "acme-user");
+    let db = &user["spec"]["template"]["spec"]["containers"][0]["env"][2];
+    assert_eq!(db["name"], json!("DATABASE_URL"));
+    assert_eq!(
+        db["valueFrom"]["secretKeyRef"],
+        json!({"name": "acme-postgres-urls", "key": "users", "optional": false})
+    );
+    assert!(
+        !r.objects
+            .iter()
+            .any(|o| o.name == "acme-postgres" && o.kind == ChildKind::StatefulSet)
+    );
+    assert!(!r.secrets.iter().any(|s| s.name == "acme-postgres"));
+}
+
+#[test]
+fn ingress_routes_follow_design() {
+    let r = render(&example("full")).unwrap();
+    let ing = workload(&r, ChildKind::Ingress, "acme-ingress");
+    let routes: Vec<(String, String)> = ing["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["backend"]["service"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("/api/users", "acme-user"),
+        ("/api/products", "acme-product"),
+        ("/api/categories", "acme-product"),
+        ("/api/cart", "acme-order"),
+        ("/api/orders", "acme-order"),
+        ("/api/payments", "acme-payment"),
+        ("/", "acme-storefront"),
+    ];
+    for (path, svc) in want {
+        assert!(
+            routes.contains(&(path.to_owned(), svc.to_owned())),
+            "{path} -> {svc} missing"
+        );
+    }
+    assert_eq!(ing["spec"]["tls"][0]["secretName"], json!("shop-acme-tls"));
+    assert_eq!(ing["spec"]["ingressClassName"], json!("nginx"));
+}
+
+// --- invariants over generated Stores --------------------------------------
+
+fn label(rng: &mut StdRng, max: usize) -> String {
+    let len = rng.gen_range(1..=max);
+    let chars: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789-".chars().collect();
+    let mut s: String = (0..len).map(|_| *chars.choose(rng).unwrap()).collect();
+    s.replace_range(0..1, "s");
+    if s.ends_with('-') {
+        s.pop();
+        s.push('x');
+    }
+    s
+}
+
+fn generated(seed: u64) -> Store {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut store = example("minimal");
+    let name = label(&mut rng, 40);
+    store.metadata.name = Some(name.clone());
+    store.metadata.namespace = Some(label(&mut rng, 30));
+    store.metadata.uid = Some(format!("uid-{seed}"));
+    let spec = &mut store.spec;
+    spec.version = ["1.0.0", "2.3.4-rc.1", "v9", "sha-0123abc"]
+        .choose(&mut rng)
+        .unwrap()
+        .to_string();
+    spec.ingress.host = format!("{}.example.com", label(&mut rng, 20));
+    if rng.gen_bool(0.5) {
+        spec.ingress.tls = Some(TlsSpec {
+            secret_name: format!("{}-tls", label(&mut rng, 10)),
+        });
+    }
+    for service in Service::ALL {
+        let s = match service {
+            Service::User => &mut spec.services.user,
+            Service::Product => &mut spec.services.product,
+            Service::Order => &mut spec.services.order,
+            Service::Payment => &mut spec.services.payment,
+            Service::Storefront => &mut spec.services.storefront,
+        };
+        s.replicas = rng.gen_range(1..=20);
+        if rng.gen_bool(0.3) {
+            s.version = Some("3.1.4".into());
+        }
+        if rng.gen_bool(0.2) {
+            s.image = Some("registry.example.com:5000/shop/custom".into());
+        }
+        s.resources.requests.cpu = ["50m", "1", "0.5"].choose(&mut rng).unwrap().to_string();
+    }
+    for (i, ds) in [&mut spec.postgres, &mut spec.redis, &mut spec.rabbitmq]
+        .into_iter()
+        .enumerate()
+    {
+        if rng.gen_bool(0.4) {
+            ds.managed = None;
+            ds.external = Some(External {
+                secret_name: format!("ext-{i}"),
+            });
+        } else {
+            ds.managed = Some(Managed {
+                storage: "10Gi".into(),
+                storage_class_name: rng.gen_bool(0.5).then(|| "fast".to_owned()),
+                ..Managed::default()
+            });
+        }
+    }
+    spec.rollout.max_surge = ["25%", "1", "0", "100%"]
+        .choose(&mut rng)
+        .unwrap()
+        .to_string();
+    store
+}
+
+fn pod_spec(v: &Value) -> Option<&Value> {
+    v.pointer("/spec/template/spec")
+}
+
+fn generated_keys(r: &Rendered) -> BTreeSet<(String, String)> {
+    r.secrets
+        .iter()
+        .flat_map(|s| {
+            let keys = match &s.kind {
+                SecretKind::Passwords(k) => k.clone(),
+                SecretKind::TokenKeyPair => vec!["public.pem".into(), "private.pem".into()],
+            };
+            keys.into_iter().map(move |k| (s.name.clone(), k))
+        })
+        .collect()
+}
+
+/// Namespace, name, labels, controller owner, hash annotation.
+fn check_metadata(store: &Store, o: &storekeeper::render::Object) {
+    let (name, ns) = (store.name_any(), store.namespace().unwrap());
+    let m = &o.value["metadata"];
+    let what = format!("{} {}", o.kind.kind(), o.name);
+    assert_eq!(m["namespace"], json!(ns), "{what}: namespace");
+    assert!(o.name.starts_with(&format!("{name}-")), "{what}: name");
+    assert!(o.name.len() <= 63, "{what}: name too long");
+    for key in [
+        labels::NAME,
+        labels::INSTANCE,
+        labels::PART_OF,
+        labels::MANAGED_BY,
+        labels::VERSION,
+    ] {
+        assert!(m["labels"][key].is_string(), "{what}: label {key}");
+    }
+    assert_eq!(m["labels"][labels::INSTANCE], json!(name));
+    assert_eq!(m["labels"][labels::MANAGED_BY], json!("storekeeper"));
+    let owners = m["ownerReferences"].as_array().unwrap();
+    assert_eq!(owners.len(), 1, "{what}: owners");
+    assert_eq!(owners[0]["controller"], json!(true));
+    assert_eq!(owners[0]["uid"], json!(store.uid().unwrap()));
+    assert_eq!(owners[0]["kind"], json!("Store"));
+    let mut unstamped = o.value.clone();
+    let annotations = unstamped["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap();
+    annotations.remove(annotations::APPLIED_HASH);
+    if annotations.is_empty() {
+        unstamped["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+    }
+    assert_eq!(hash_value(&unstamped), o.hash, "{what}: hash");
+}
+
+/// Restricted security, resources, pinned images, probes, credentials only from Secrets.
+fn check_pod(what: &str, pod: &Value, keys: &BTreeSet<(String, String)>) {
+    assert_eq!(pod["automountServiceAccountToken"], json!(false), "{what}");
+    assert_eq!(
+        pod["securityContext"]["runAsNonRoot"],
+        json!(true),
+        "{what}"
+    );
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        json!("RuntimeDefault"),
+        "{what}"
+    );
+    for c in pod["containers"].as_array().unwrap() {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], json!(false), "{what}");
+        assert_eq!(sc["readOnlyRootFilesystem"], json!(true), "{what}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{what}");
+        for section in ["requests", "limits"] {
+            for res in ["cpu", "memory"] {
+                assert!(
+                    c["resources"][section][res].is_string(),
+                    "{what}: {section}.{res}"
+                );
+            }
+        }
+        let image = c["image"].as_str().unwrap();
+        let (_, tag) = image.rsplit_once(':').unwrap();
+        assert!(
+            !tag.contains('/') && tag != "latest",
+            "{what}: image {image}"
+        );
+        assert!(
+            c["readinessProbe"].is_object() && c["livenessProbe"].is_object(),
+            "{what}: probes"
+        );
+        for e in c["env"].as_array().unwrap() {
+            let env = e["name"].as_str().unwrap();
+            if env.ends_with("PASSWORD") || env.ends_with("_KEY") || env.ends_with("_PASS") {
+                assert!(
+                    e["value"].is_null(),
+                    "{what}: {env} must come from a Secret"
+                );
+            }
+            if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
+                let pair = (
+                    r["name"].as_str().unwrap().to_owned(),
+                    r["key"].as_str().unwrap().to_owned(),
+                );
+                let external = pair.0.starts_with("ext-");
+                assert!(
+                    external || keys.contains(&pair),
+                    "{what}: {pair:?} is never generated"
+                );
+            }
+        }
+    }
+}
+
+fn check_invariants(store: &Store, r: &Rendered) {
+    let keys = generated_keys(r);
+    for o in &r.objects {
+        check_metadata(store, o);
+        let Some(pod) = pod_spec(&o.value) else {
+            continue;
+        };
+        let what = format!("{} {}", o.kind.kind(), o.name);
+        check_pod(&what, pod, &keys);
+        let sa = pod["serviceAccountName"].as_str().unwrap();
+        assert!(
+            r.objects
+                .iter()
+                .any(|x| x.kind == ChildKind::ServiceAccount && x.name == sa),
+            "{what}: SA"
+        );
+    }
+    for svc in r.objects.iter().filter(|o| o.kind == ChildKind::Service) {
+        let sel = &svc.value["spec"]["selector"];
+        let matched = r
+            .objects
+            .iter()
+            .filter(|o| pod_spec(&o.value).is_some())
+            .any(|w| {
+                let pod_labels = &w.value["spec"]["template"]["metadata"]["labels"];
+                sel.as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &pod_labels[k] == v)
+            });
+        assert!(matched, "Service {} selects no pods", svc.name);
+    }
+}
+
+#[test]
+fn invariants_hold_for_many_generated_stores() {
+    for seed in 0..200 {
+        let store = generated(seed);
+        let r = render(&store).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check_invariants(&store, &r);
+        let again = render(&store.clone()).unwrap();
+        assert_eq!(r, again, "seed {seed}: rendering is not deterministic");
+        assert_eq!(to_yaml(&r).unwrap(), to_yaml(&again).unwrap());
+        let user = r
+            .objects
+            .iter()
+            .filter(|o| o.kind == ChildKind::Deployment)
+            .filter(|o| env_names(&o.value).contains(&"TOKEN_PRIVATE_KEY".to_owned()));
+        assert_eq!(
+            user.count(),
+            1,
+            "seed {seed}: only user-service gets the private key"
+        );
+    }
+}
+
+#[test]
+fn invalid_stores_render_nothing() {
+    let mut store = example("minimal");
+    store.spec.services.order.replicas = 0;
+    let err = render(&store).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "spec.services.order.replicas: must be between 1 and 20"
+    );
+}
