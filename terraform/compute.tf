@@ -135,7 +135,10 @@ resource "aws_iam_instance_profile" "node" {
 locals {
   bootstrap_dir = "${path.module}/../bootstrap/node"
 
-  example_store = var.example_store_path == "" ? "" : try(file(var.example_store_path), "")
+  example_store_candidates = [for p in ["store.yaml", "minimal.yaml"] : "${path.module}/../examples/${p}"]
+  example_store_found      = [for p in local.example_store_candidates : p if fileexists(p)]
+  example_store_path       = var.example_store_path != null ? var.example_store_path : try(local.example_store_found[0], "")
+  example_store            = local.example_store_path == "" ? "" : try(file(local.example_store_path), "")
 
   common_env = {
     CLUSTER_NAME           = var.name

@@ -329,18 +329,18 @@ variable "operator_image_tag" {
 }
 
 variable "example_store_path" {
-  description = "Path (relative to this directory) of a Store manifest the control plane applies once the operator is up. Empty applies none."
+  description = "Store manifest (path relative to this directory) the control plane applies once the operator is up. null picks ../examples/store.yaml, else ../examples/minimal.yaml, whichever exists first; \"\" applies none."
   type        = string
-  default     = "../examples/store.yaml"
+  default     = null
 
   validation {
-    condition     = var.example_store_path == "" || try(fileexists(var.example_store_path), false)
-    error_message = "example_store_path must name an existing file, or be empty."
+    condition     = var.example_store_path == null || var.example_store_path == "" || try(fileexists(var.example_store_path), false)
+    error_message = "example_store_path must name an existing file, or be \"\" (none) or null (the repository's example)."
   }
 }
 
 variable "example_store_namespace" {
-  description = "Namespace the example Store is applied in (created when missing)."
+  description = "Namespace the example Store is applied in when its manifest names none (created when missing)."
   type        = string
   default     = "shop"
 

@@ -309,6 +309,13 @@ ensure_namespace() {
   kubectl create namespace "$1" --dry-run=client -o yaml | kubectl apply -f -
 }
 
+# manifest_namespace FILE: metadata.namespace of the first object in FILE, if any.
+manifest_namespace() {
+  awk '/^metadata:/ { in_meta = 1; next }
+       in_meta && /^[^[:space:]#]/ { in_meta = 0 }
+       in_meta && /^  namespace:/ { gsub(/["\047]/, "", $2); print $2; exit }' "$1"
+}
+
 apply_example_store() {
   if [[ -z $EXAMPLE_STORE_FILE ]]; then
     log "EXAMPLE_STORE_FILE is empty: not applying an example Store"
@@ -318,18 +325,21 @@ apply_example_store() {
     log "no operator installed: not applying the example Store"
     return 0
   fi
-  step "example Store ${EXAMPLE_STORE_FILE} in namespace ${EXAMPLE_STORE_NAMESPACE}"
   [[ -r $EXAMPLE_STORE_FILE ]] || die "example Store file ${EXAMPLE_STORE_FILE} is missing"
-  retry 5 5 ensure_namespace "$EXAMPLE_STORE_NAMESPACE"
-  retry 5 10 kubectl apply -n "$EXAMPLE_STORE_NAMESPACE" -f "$EXAMPLE_STORE_FILE"
+  local namespace
+  namespace=$(manifest_namespace "$EXAMPLE_STORE_FILE")
+  namespace=${namespace:-$EXAMPLE_STORE_NAMESPACE}
+  step "example Store ${EXAMPLE_STORE_FILE} in namespace ${namespace}"
+  retry 5 5 ensure_namespace "$namespace"
+  retry 5 10 kubectl apply -n "$namespace" -f "$EXAMPLE_STORE_FILE"
   # The shop's own readiness is the operator's business, not the
   # infrastructure's: report it, but do not fail the bootstrap over it.
-  if kubectl wait -n "$EXAMPLE_STORE_NAMESPACE" stores --all --for=condition=Ready --timeout=1200s; then
+  if kubectl wait -n "$namespace" stores --all --for=condition=Ready --timeout=1200s; then
     log "example Store is Ready"
   else
-    log "WARNING: the example Store is not Ready after 20 minutes; see 'kubectl describe stores -n ${EXAMPLE_STORE_NAMESPACE}' and the operator's logs"
+    log "WARNING: the example Store is not Ready after 20 minutes; see 'kubectl describe stores -n ${namespace}' and the operator's logs"
   fi
-  kubectl get stores -n "$EXAMPLE_STORE_NAMESPACE" || true
+  kubectl get stores -n "$namespace" || true
 }
 
 # ---------------------------------------------------------------------------
