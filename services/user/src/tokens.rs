@@ -69,6 +69,19 @@ pub async fn issue(pool: &PgPool, user_id: Uuid, ttl: Duration) -> Result<String
     let (token, digest) = new_token();
     let family = Uuid::now_v7();
     let mut tx = pool.begin().await?;
+    // Keep the tables bounded: a family whose tokens have all expired, or
+    // that was revoked over a week ago, can go (its tokens then count as
+    // unknown, which is refused just the same).
+    sqlx::query(
+        "DELETE FROM refresh_families f
+         WHERE f.user_id = $1
+           AND (f.revoked_at < now() - interval '7 days'
+                OR NOT EXISTS (SELECT 1 FROM refresh_tokens t
+                               WHERE t.family_id = f.id AND t.expires_at > now()))",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
         .bind(family)
         .bind(user_id)

@@ -215,3 +215,71 @@ async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
 }
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn a_new_login_prunes_expired_families(pool: PgPool) {
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let old = ctx.tokens("ann@example.com").await;
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    ctx.tokens("ann@example.com").await;
+    let (families,): (i64,) = sqlx::query_as("SELECT count(*) FROM refresh_families")
+        .fetch_one(&ctx.pool)
+        .await
+        .unwrap();
+    assert_eq!(families, 1);
+    ctx.refresh(&old.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
+    let ctx = setup(pool).await;
+    for route in [
+        "/api/users",
+        "/api/users/login",
+        "/api/users/refresh",
+        "/api/users/logout",
+    ] {
+        let post = || ctx.app.post(route);
+        post()
+            .raw_body("application/json", "{\"refresh_token\": ")
+            .send()
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
+        post()
+            .raw_body("application/json", "")
+            .send()
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
+        post()
+            .json(&json!({}))
+            .send()
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        post()
+            .json(&json!({"email": [], "password": {}, "name": 1, "refresh_token": null}))
+            .send()
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        post()
+            .body("{}")
+            .send()
+            .await
+            .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+        post()
+            .json(&json!({"refresh_token": "r".repeat(80_000)}))
+            .send()
+            .await
+            .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+        ctx.app
+            .get(route)
+            .send()
+            .await
+            .assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
+    }
+}
