@@ -283,3 +283,36 @@ async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
             .assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
     }
 }
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn weaker_password_hashes_are_upgraded_at_login(pool: PgPool) {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
+    let ctx = setup(pool).await;
+    ctx.register("ann@example.com").await;
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(1024, 1, 1, None).unwrap(),
+    )
+    .hash_password(
+        PASSWORD.as_bytes(),
+        &SaltString::generate(&mut rand::rngs::OsRng),
+    )
+    .unwrap()
+    .to_string();
+    sqlx::query("UPDATE users SET password_hash = $1")
+        .bind(&weak)
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    ctx.tokens("ann@example.com").await;
+    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM users")
+        .fetch_one(&ctx.pool)
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    ctx.tokens("ann@example.com").await;
+}
