@@ -10,7 +10,7 @@ resource "aws_lb" "ingress" {
   #checkov:skip=CKV_AWS_150:Deletion protection would stop the documented one-command teardown of this disposable cluster.
   count = var.enable_ingress_nlb ? 1 : 0
 
-  name_prefix                      = "skin-"
+  name                             = "${var.name}-ingress"
   internal                         = false
   load_balancer_type               = "network"
   subnets                          = aws_subnet.public[*].id

@@ -272,11 +272,12 @@ install_ingress_nginx() {
     --set controller.publishService.enabled=false
     --set controller.ingressClassResource.default=true
     --set controller.watchIngressWithoutClass=true
-    --wait --timeout 15m
+    --atomic --wait --timeout 15m
   )
   if [[ -n $INGRESS_PUBLISH_ADDRESS ]]; then
     args+=(--set-string "controller.extraArgs.publish-status-address=${INGRESS_PUBLISH_ADDRESS}")
   fi
+  # --atomic: a failed attempt is rolled back, so the next one starts clean.
   retry 3 30 helm "${args[@]}"
 }
 
@@ -289,7 +290,7 @@ install_operator() {
   local args=(
     upgrade --install storekeeper "$OPERATOR_CHART"
     --namespace "$OPERATOR_NAMESPACE" --create-namespace
-    --wait --timeout 10m
+    --atomic --wait --timeout 10m
   )
   if [[ -n $OPERATOR_CHART_VERSION ]]; then
     args+=(--version "$OPERATOR_CHART_VERSION")
