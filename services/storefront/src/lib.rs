@@ -1,1 +1,79 @@
-//! storefront (work in progress).
+//! storefront: the server-rendered shop people actually use.
+//!
+//! Pages are askama templates checked at compile time, rendered on the server
+//! from the four shop APIs (users, products, orders, payments), so every page
+//! works without JavaScript; a small external script only refreshes an
+//! order's status while payment is in flight.
+//!
+//! The request path, outermost first: security headers (every response,
+//! static files too), the encrypted session cookie, error pages (a
+//! `PageError` becomes a full page with the shop's header), CSRF check on
+//! every POST, then the page handler.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod categories;
+pub mod config;
+pub mod csrf;
+pub mod errors;
+pub mod headers;
+pub mod pages;
+pub mod session;
+pub mod views;
+
+use axum::{Router, extract::FromRef, middleware};
+use axum_extra::extract::cookie::Key;
+
+use crate::{api::Backend, categories::CategoryCache, session::CookieSettings};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Clients for the four APIs.
+    pub backend: Backend,
+    /// The category navigation, cached.
+    pub categories: CategoryCache,
+    /// Cookie key and flags.
+    pub cookies: CookieSettings,
+}
+
+impl AppState {
+    /// Builds the state from the configuration.
+    pub fn new(config: &config::Config) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            backend: Backend::new(config.urls.clone())?,
+            categories: CategoryCache::default(),
+            cookies: CookieSettings {
+                key: config.session_key.clone(),
+                secure: config.cookie_secure,
+            },
+        })
+    }
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookies.key.clone()
+    }
+}
+
+/// The storefront's router: pages behind the session, CSRF and error-page
+/// layers; static files and product images beside them; security headers on all.
+pub fn app(state: AppState) -> Router {
+    let pages = pages::router()
+        .layer(middleware::from_fn(csrf::csrf_middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            errors::error_pages,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.cookies.clone(),
+            session::session_middleware,
+        ));
+    Router::new()
+        .merge(pages)
+        .merge(assets::router())
+        .with_state(state)
+        .layer(middleware::from_fn(headers::security_headers))
+}

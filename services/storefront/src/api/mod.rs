@@ -163,7 +163,7 @@ impl Backend {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_mins(1))
             .user_agent("storekeeper-storefront")
             .build()?;
         Ok(Self { http, urls })
@@ -234,7 +234,10 @@ impl Call {
     pub async fn fetch<T: DeserializeOwned>(self) -> ApiResult<T> {
         let service = self.service;
         let response = self.send().await?;
-        let bytes = response.bytes().await.map_err(|err| unavailable(service, &err))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| unavailable(service, &err))?;
         serde_json::from_slice(&bytes).map_err(|err| ApiError::Unavailable {
             service,
             reason: format!("unreadable answer: {err}"),
@@ -269,8 +272,8 @@ impl Call {
             StatusCode::NOT_FOUND => ApiError::NotFound { service },
             _ => {
                 let bytes = response.bytes().await.unwrap_or_default();
-                let problem = serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|_| stand_in_problem(status));
+                let problem =
+                    serde_json::from_slice(&bytes).unwrap_or_else(|_| stand_in_problem(status));
                 ApiError::Rejected {
                     service,
                     status,

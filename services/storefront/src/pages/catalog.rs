@@ -1,0 +1,347 @@
+//! The home page (catalog: categories, search, sort, pages) and the product page.
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::Uri,
+    response::Response,
+};
+use serde::Deserialize;
+
+use super::{ProductCard, here, with_query};
+use crate::{
+    AppState,
+    api::{
+        ApiError,
+        products::{Product, ProductQuery},
+    },
+    errors::PageError,
+    session::Session,
+    views::{Layout, render},
+};
+
+/// Products per catalog page (a multiple of 2, 3 and 4 for the grid).
+pub const PER_PAGE: u32 = 12;
+/// Longest search text passed on (product-service accepts 200).
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// The catalog's query string; anything odd falls back to a default.
+#[derive(Debug, Default, Deserialize)]
+pub struct CatalogParams {
+    /// Category slug.
+    #[serde(default)]
+    category: String,
+    /// Search words.
+    #[serde(default)]
+    q: String,
+    /// Sort key.
+    #[serde(default)]
+    sort: String,
+    /// Page number (kept as text so `?page=abc` is page 1, not a 400).
+    #[serde(default)]
+    page: String,
+}
+
+/// A choice in the sort menu.
+pub struct SortOption {
+    /// Value sent to product-service.
+    pub value: &'static str,
+    /// What the shopper reads.
+    pub label: &'static str,
+    /// Whether it is the current order.
+    pub selected: bool,
+}
+
+/// A link in the pager.
+pub struct PageLink {
+    /// Page number.
+    pub number: u32,
+    /// Link target.
+    pub url: String,
+    /// Whether this is the page shown.
+    pub current: bool,
+}
+
+/// Previous / numbered / next links.
+#[derive(Default)]
+pub struct Pager {
+    /// Link to the previous page.
+    pub prev: Option<String>,
+    /// Link to the next page.
+    pub next: Option<String>,
+    /// Numbered links around the current page.
+    pub pages: Vec<PageLink>,
+    /// "Showing 13–24 of 40".
+    pub summary: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    heading: String,
+    intro: String,
+    products: Vec<ProductCard>,
+    sort_options: Vec<SortOption>,
+    category: String,
+    q: String,
+    pager: Pager,
+    catalog_down: bool,
+}
+
+/// `GET /`: the catalog.
+pub async fn home(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<CatalogParams>,
+) -> Response {
+    let q: String = params.q.trim().chars().take(MAX_SEARCH_CHARS).collect();
+    let category = if crate::pages::admin::is_slug(&params.category) {
+        params.category.clone()
+    } else {
+        String::new()
+    };
+    let sort = sort_key(&params.sort, !q.is_empty());
+    let page = params.page.parse::<u32>().unwrap_or(1).clamp(1, 10_000);
+    let query = ProductQuery {
+        category: (!category.is_empty()).then(|| category.clone()),
+        q: (!q.is_empty()).then(|| q.clone()),
+        sort: Some(sort.to_owned()),
+        page,
+        per_page: PER_PAGE,
+    };
+    let (layout, listing) = tokio::join!(
+        Layout::new(&state, &session, "Shop"),
+        state.backend.products(&query)
+    );
+    let current = layout
+        .categories
+        .iter()
+        .find(|known| known.slug == category)
+        .cloned();
+    let heading = match (&current, q.is_empty()) {
+        (_, false) => format!("Results for “{q}”"),
+        (Some(known), true) => known.name.clone(),
+        (None, true) => "All products".to_owned(),
+    };
+    let intro = current.map(|known| known.description).unwrap_or_default();
+    let title = if q.is_empty() {
+        heading.clone()
+    } else {
+        format!("Search: {q}")
+    };
+    let layout = Layout {
+        title,
+        ..layout.with_category(&category).with_search(&q)
+    };
+    let (products, pager, catalog_down) = match listing {
+        Ok(list) => {
+            let pager = pager(
+                &category,
+                &q,
+                &params.sort,
+                list.page,
+                list.per_page,
+                list.total,
+            );
+            (
+                list.items.iter().map(ProductCard::from).collect(),
+                pager,
+                false,
+            )
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "catalog unavailable");
+            (Vec::new(), Pager::default(), true)
+        }
+    };
+    render(&HomePage {
+        layout,
+        heading,
+        intro,
+        products,
+        sort_options: sort_options(sort, !q.is_empty()),
+        category,
+        q,
+        pager,
+        catalog_down,
+    })
+}
+
+/// The sort to ask for: the shopper's choice when valid, else the default.
+fn sort_key(requested: &str, searching: bool) -> &'static str {
+    match requested {
+        "price_asc" => "price_asc",
+        "price_desc" => "price_desc",
+        "newest" => "newest",
+        "name" => "name",
+        _ if searching => "relevance",
+        _ => "name",
+    }
+}
+
+fn sort_options(current: &str, searching: bool) -> Vec<SortOption> {
+    let mut choices = Vec::new();
+    if searching {
+        choices.push(("relevance", "Best match"));
+    }
+    choices.extend([
+        ("name", "Name"),
+        ("price_asc", "Price: low to high"),
+        ("price_desc", "Price: high to low"),
+        ("newest", "Newest"),
+    ]);
+    choices
+        .into_iter()
+        .map(|(value, label)| SortOption {
+            value,
+            label,
+            selected: value == current,
+        })
+        .collect()
+}
+
+fn pager(category: &str, q: &str, sort: &str, page: u32, per_page: u32, total: u64) -> Pager {
+    let per_page = per_page.max(1);
+    let last = u32::try_from(total.div_ceil(u64::from(per_page)))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let link = |number: u32| {
+        let number = number.to_string();
+        with_query(
+            "/",
+            &[
+                ("category", category),
+                ("q", q),
+                ("sort", sort),
+                ("page", if number == "1" { "" } else { &number }),
+            ],
+        )
+    };
+    let first_shown = u64::from(page - 1) * u64::from(per_page) + 1;
+    let last_shown = (u64::from(page) * u64::from(per_page)).min(total);
+    Pager {
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < last).then(|| link(page + 1)),
+        pages: if last > 1 {
+            (page.saturating_sub(2).max(1)..=(page + 2).min(last))
+                .map(|number| PageLink {
+                    number,
+                    url: link(number),
+                    current: number == page,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        summary: if total == 0 || first_shown > total {
+            String::new()
+        } else {
+            format!("Showing {first_shown}–{last_shown} of {total}")
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage {
+    layout: Layout,
+    product: ProductCard,
+    description: Vec<String>,
+    related: Vec<ProductCard>,
+    max_quantity: i64,
+}
+
+/// `GET /products/{slug}`.
+pub async fn product(
+    State(state): State<AppState>,
+    session: Session,
+    Path(slug): Path<String>,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    let (layout, found) = tokio::join!(
+        Layout::new(&state, &session, "Product"),
+        state.backend.product(&slug)
+    );
+    let found: Product = found.map_err(|err| PageError::from_api(&err, &here(&uri)))?;
+    let related = related(&state, &found).await;
+    let card = ProductCard::from(&found);
+    let layout = Layout {
+        title: found.name.clone(),
+        ..layout.with_category(&found.category)
+    };
+    Ok(render(&ProductPage {
+        layout,
+        description: found
+            .description
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|paragraph| !paragraph.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        max_quantity: card.stock.clamp(1, 99),
+        product: card,
+        related,
+    }))
+}
+
+/// Up to four other products from the same category; none if the call fails.
+async fn related(state: &AppState, product: &Product) -> Vec<ProductCard> {
+    let query = ProductQuery {
+        category: Some(product.category.clone()),
+        q: None,
+        sort: Some("newest".to_owned()),
+        page: 1,
+        per_page: 5,
+    };
+    match state.backend.products(&query).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter(|other| other.id != product.id)
+            .take(4)
+            .map(ProductCard::from)
+            .collect(),
+        Err(err @ ApiError::Unavailable { .. }) => {
+            tracing::warn!(error = %err, "related products unavailable");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_links_keep_the_filters() {
+        let pager = pager("kitchen", "mug", "price_asc", 2, 12, 30);
+        assert_eq!(
+            pager.prev.as_deref(),
+            Some("/?category=kitchen&q=mug&sort=price_asc")
+        );
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/?category=kitchen&q=mug&sort=price_asc&page=3")
+        );
+        assert_eq!(pager.pages.len(), 3);
+        assert!(pager.pages[1].current);
+        assert_eq!(pager.summary, "Showing 13–24 of 30");
+    }
+
+    #[test]
+    fn one_page_has_no_pager() {
+        let pager = pager("", "", "", 1, 12, 5);
+        assert!(pager.prev.is_none() && pager.next.is_none() && pager.pages.is_empty());
+        assert_eq!(pager.summary, "Showing 1–5 of 5");
+    }
+
+    #[test]
+    fn unknown_sorts_fall_back() {
+        assert_eq!(sort_key("drop table", false), "name");
+        assert_eq!(sort_key("", true), "relevance");
+        assert_eq!(sort_key("relevance", false), "name");
+        assert_eq!(sort_key("price_desc", true), "price_desc");
+    }
+}

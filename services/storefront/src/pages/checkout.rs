@@ -1,0 +1,486 @@
+//! Checkout: shipping address and a test card, then the order.
+//!
+//! The card goes from the form straight to payment-service
+//! (`POST /api/payments/methods`); only the returned payment-method id is used
+//! after that. The number and CVC are never logged, never stored in the
+//! session and never written back into the form. The order is placed with an
+//! `Idempotency-Key` that is minted when the form is first shown and carried
+//! in a hidden field, so a double submit or a retry after a timeout cannot
+//! place two orders.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::State,
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{cart, here};
+use crate::{
+    AppState,
+    api::{
+        ApiError,
+        orders::{NewOrder, ShippingAddress},
+        payments::Card,
+    },
+    auth::{access_token, on_api_error},
+    errors::PageError,
+    session::{FlashKind, Session},
+    views::{FormState, Layout, render, render_with_status},
+};
+
+/// Countries the shop ships to: ISO code and name.
+pub const COUNTRIES: &[(&str, &str)] = &[
+    ("US", "United States"),
+    ("CA", "Canada"),
+    ("GB", "United Kingdom"),
+    ("IE", "Ireland"),
+    ("DE", "Germany"),
+    ("FR", "France"),
+    ("NL", "Netherlands"),
+    ("BE", "Belgium"),
+    ("ES", "Spain"),
+    ("IT", "Italy"),
+    ("SE", "Sweden"),
+    ("AU", "Australia"),
+    ("JP", "Japan"),
+];
+
+/// Longest text accepted in an address field.
+const MAX_FIELD: usize = 200;
+
+/// A country choice in the form.
+pub struct CountryOption {
+    /// ISO code.
+    pub code: &'static str,
+    /// Name.
+    pub name: &'static str,
+    /// Whether it is selected.
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage {
+    layout: Layout,
+    cart: cart::CartView,
+    form: FormState,
+    countries: Vec<CountryOption>,
+    idempotency_key: String,
+}
+
+fn countries(selected: &str) -> Vec<CountryOption> {
+    COUNTRIES
+        .iter()
+        .map(|&(code, name)| CountryOption {
+            code,
+            name,
+            selected: code == selected,
+        })
+        .collect()
+}
+
+/// `GET /checkout`.
+pub async fn form(
+    State(state): State<AppState>,
+    session: Session,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    access_token(&state, &session, &here(&uri)).await?;
+    let cart = match cart::load(&state, &session, &uri).await? {
+        Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
+        Ok(cart) => cart,
+        Err(err) => return Err(PageError::from_api(&err, "/checkout")),
+    };
+    let mut form = FormState::default();
+    let name = session.auth().map(|auth| auth.name).unwrap_or_default();
+    form.set("name", &name);
+    form.set("country", "US");
+    let layout = Layout::new(&state, &session, "Checkout").await;
+    Ok(render(&CheckoutPage {
+        layout,
+        cart,
+        countries: countries("US"),
+        form,
+        idempotency_key: Uuid::new_v4().to_string(),
+    }))
+}
+
+fn empty_cart(session: &Session) -> Response {
+    session.update(|data| {
+        data.flash(FlashKind::Info, "Your cart is empty. Add something first.");
+    });
+    Redirect::to("/cart").into_response()
+}
+
+/// What the checkout form posts.
+#[derive(Deserialize)]
+pub struct CheckoutForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    line1: String,
+    #[serde(default)]
+    line2: String,
+    #[serde(default)]
+    city: String,
+    #[serde(default)]
+    postal_code: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    card_number: String,
+    #[serde(default)]
+    exp_month: String,
+    #[serde(default)]
+    exp_year: String,
+    #[serde(default)]
+    cvc: String,
+    #[serde(default)]
+    idempotency_key: String,
+}
+
+/// `POST /checkout`: validate, tokenize the card, place the order.
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    uri: Uri,
+    Form(input): Form<CheckoutForm>,
+) -> Result<Response, PageError> {
+    let token = access_token(&state, &session, "/checkout").await?;
+    let key = Uuid::parse_str(&input.idempotency_key)
+        .map_or_else(|_| Uuid::new_v4().to_string(), |key| key.to_string());
+    let mut form = FormState::default();
+    let address = validate_address(&input, &mut form);
+    let payment_card = validate_card(&input, &mut form, chrono::Utc::now().date_naive());
+    if let (Some(payment_card), false) = (payment_card, form.has_errors()) {
+        match place(&state, &token, &key, &address, &payment_card).await {
+            Ok(order_id) => {
+                session.update(|data| {
+                    data.cart_count = 0;
+                    data.flash(
+                        FlashKind::Success,
+                        "Thank you! Your order is placed. We're confirming the payment now.",
+                    );
+                });
+                return Ok(
+                    Redirect::to(&format!("/orders/{}", crate::api::segment(&order_id)))
+                        .into_response(),
+                );
+            }
+            Err(err @ ApiError::Unauthorized { .. }) => {
+                return Err(on_api_error(&session, &err, "/checkout"));
+            }
+            Err(err) => explain_failure(&mut form, &err),
+        }
+    }
+    let cart = match cart::load(&state, &session, &uri).await? {
+        Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
+        Ok(cart) => cart,
+        Err(err) => return Err(PageError::from_api(&err, "/checkout")),
+    };
+    let layout = Layout::new(&state, &session, "Checkout").await;
+    let selected = form.value("country").to_owned();
+    Ok(render_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &CheckoutPage {
+            layout,
+            cart,
+            countries: countries(&selected),
+            form,
+            idempotency_key: key,
+        },
+    ))
+}
+
+/// Tokenizes the card, then places the order; returns the order id.
+async fn place(
+    state: &AppState,
+    token: &str,
+    key: &str,
+    address: &ShippingAddress,
+    card: &Card,
+) -> Result<String, ApiError> {
+    let method = state.backend.tokenize_card(token, card).await?;
+    let order = state
+        .backend
+        .place_order(
+            token,
+            key,
+            &NewOrder {
+                payment_method_id: &method.id,
+                shipping_address: address,
+            },
+        )
+        .await?;
+    Ok(order.id)
+}
+
+fn explain_failure(form: &mut FormState, err: &ApiError) {
+    match err {
+        ApiError::Unavailable { service, .. } => {
+            form.summary = Some(format!(
+                "{} is taking a short break, so nothing was ordered and your card was not \
+                 charged. Please try again in a moment.",
+                service.shopper_name()
+            ));
+        }
+        ApiError::Rejected { status, .. }
+            if status.as_u16() == 422 && err.kind() == Some("idempotency-conflict") =>
+        {
+            form.summary = Some(
+                "This checkout was already sent. Please check your orders before trying again."
+                    .to_owned(),
+            );
+        }
+        _ => {
+            form.absorb(err.field_errors(), |field| match field {
+                "card_number" | "number" => Some("card_number"),
+                "exp_month" => Some("exp_month"),
+                "exp_year" => Some("exp_year"),
+                "cvc" => Some("cvc"),
+                "shipping_address.name" | "name" => Some("name"),
+                "shipping_address.line1" | "line1" => Some("line1"),
+                "shipping_address.city" | "city" => Some("city"),
+                "shipping_address.postal_code" | "postal_code" => Some("postal_code"),
+                "shipping_address.country" | "country" => Some("country"),
+                _ => None,
+            });
+            if !form.has_errors() {
+                form.summary = Some(
+                    err.detail()
+                        .unwrap_or(
+                            "We couldn't place the order. Please check the form and try again.",
+                        )
+                        .to_owned(),
+                );
+            }
+        }
+    }
+}
+
+/// Checks the address fields; keeps them (trimmed) for a re-render.
+fn validate_address(input: &CheckoutForm, form: &mut FormState) -> ShippingAddress {
+    let fields = [
+        (
+            "name",
+            input.name.trim(),
+            "Please enter the recipient's name.",
+        ),
+        (
+            "line1",
+            input.line1.trim(),
+            "Please enter the street address.",
+        ),
+        ("line2", input.line2.trim(), ""),
+        ("city", input.city.trim(), "Please enter the city."),
+        (
+            "postal_code",
+            input.postal_code.trim(),
+            "Please enter the postal code.",
+        ),
+    ];
+    for (name, value, missing) in fields {
+        form.set(name, value);
+        if value.is_empty() && !missing.is_empty() {
+            form.error_on(name, missing);
+        } else if value.chars().count() > MAX_FIELD {
+            form.error_on(
+                name,
+                format!("Please keep this under {MAX_FIELD} characters."),
+            );
+        }
+    }
+    let country = input.country.trim();
+    form.set("country", country);
+    if !COUNTRIES.iter().any(|(code, _)| *code == country) {
+        form.error_on("country", "Please choose a country we ship to.");
+    }
+    form.set("exp_month", input.exp_month.trim());
+    form.set("exp_year", input.exp_year.trim());
+    ShippingAddress {
+        name: input.name.trim().to_owned(),
+        line1: input.line1.trim().to_owned(),
+        line2: input.line2.trim().to_owned(),
+        city: input.city.trim().to_owned(),
+        postal_code: input.postal_code.trim().to_owned(),
+        country: country.to_owned(),
+    }
+}
+
+/// Checks the card fields; the number and CVC are never kept in `form`.
+fn validate_card(
+    input: &CheckoutForm,
+    form: &mut FormState,
+    today: chrono::NaiveDate,
+) -> Option<Card> {
+    use chrono::Datelike;
+
+    let digits: String = input
+        .card_number
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let number_ok = (12..=19).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && luhn(&digits);
+    if !number_ok {
+        form.error_on("card_number", "Please check the card number.");
+    }
+    let month = input
+        .exp_month
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (1..=12).contains(m));
+    if month.is_none() {
+        form.error_on("exp_month", "Please enter the month as 1 to 12.");
+    }
+    let year = input
+        .exp_year
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .map(|y| if y < 100 { 2000 + y } else { y });
+    let this_year = u32::try_from(today.year()).unwrap_or(0);
+    let year = year.filter(|y| (this_year..=this_year + 20).contains(y));
+    if year.is_none() {
+        form.error_on("exp_year", "Please enter the year on the card, like 2030.");
+    }
+    if let (Some(month), Some(year)) = (month, year)
+        && year == this_year
+        && month < today.month()
+    {
+        form.error_on("exp_month", "This card has expired.");
+    }
+    let cvc = input.cvc.trim();
+    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
+        form.error_on(
+            "cvc",
+            "Please enter the 3 or 4 digits on the back of the card.",
+        );
+    }
+    Some(Card {
+        card_number: digits,
+        exp_month: month?,
+        exp_year: year?,
+        cvc: cvc.to_owned(),
+    })
+}
+
+/// The Luhn checksum every card number satisfies.
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(card: &str, month: &str, year: &str, cvc: &str) -> CheckoutForm {
+        CheckoutForm {
+            name: "Ann Lee".into(),
+            line1: "1 Main St".into(),
+            line2: String::new(),
+            city: "Springfield".into(),
+            postal_code: "12345".into(),
+            country: "US".into(),
+            card_number: card.into(),
+            exp_month: month.into(),
+            exp_year: year.into(),
+            cvc: cvc.into(),
+            idempotency_key: String::new(),
+        }
+    }
+
+    fn today() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()
+    }
+
+    #[test]
+    fn test_cards_pass_luhn() {
+        for card in ["4242424242424242", "4000000000000002", "4000000000009995"] {
+            assert!(luhn(card), "{card}");
+        }
+        assert!(!luhn("4242424242424241"));
+    }
+
+    #[test]
+    fn a_good_card_is_accepted_with_spaces() {
+        let mut form = FormState::default();
+        let card = validate_card(
+            &input("4242 4242 4242 4242", "12", "30", "123"),
+            &mut form,
+            today(),
+        );
+        assert!(!form.has_errors());
+        let card = card.unwrap();
+        assert_eq!(card.card_number, "4242424242424242");
+        assert_eq!(card.exp_year, 2030);
+    }
+
+    #[test]
+    fn bad_cards_get_field_errors_and_are_never_kept() {
+        let mut form = FormState::default();
+        let card = validate_card(&input("1234", "13", "1999", "1"), &mut form, today());
+        assert!(card.is_none());
+        for field in ["card_number", "exp_month", "exp_year", "cvc"] {
+            assert!(form.error(field).is_some(), "{field}");
+        }
+        assert_eq!(form.value("card_number"), "");
+        assert_eq!(form.value("cvc"), "");
+    }
+
+    #[test]
+    fn an_expired_card_is_refused() {
+        let mut form = FormState::default();
+        validate_card(
+            &input("4242424242424242", "5", "2026", "123"),
+            &mut form,
+            today(),
+        );
+        assert_eq!(form.error("exp_month"), Some("This card has expired."));
+    }
+
+    #[test]
+    fn missing_address_fields_are_named() {
+        let mut form = FormState::default();
+        let mut bad = input("", "", "", "");
+        bad.line1 = "  ".into();
+        bad.country = "XX".into();
+        validate_address(&bad, &mut form);
+        assert!(form.error("line1").is_some());
+        assert!(form.error("country").is_some());
+        assert!(form.error("name").is_none());
+        assert_eq!(form.value("city"), "Springfield");
+    }
+
+    #[test]
+    fn card_debug_output_hides_the_number() {
+        let card = Card {
+            card_number: "4242424242424242".into(),
+            exp_month: 1,
+            exp_year: 2030,
+            cvc: "123".into(),
+        };
+        let shown = format!("{card:?}");
+        assert!(!shown.contains("4242") && !shown.contains("123"), "{shown}");
+    }
+}

@@ -1,0 +1,297 @@
+//! Order history, order detail (the confirmation page) and its live status.
+//!
+//! After checkout the shopper lands on the order's page while the saga runs.
+//! Until the order is PAID or CANCELLED the page shows a progress note; a
+//! small external script polls `/orders/{id}/status` and reloads the page
+//! when the status is final. Without JavaScript a `<noscript>` meta refresh
+//! does the same, and a "Refresh status" link is always there.
+
+use askama::Template;
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use futures::future::join_all;
+use serde::Serialize;
+
+use super::here;
+use crate::{
+    AppState,
+    api::{
+        ApiError,
+        orders::{Order, ShippingAddress},
+    },
+    auth::{access_token, on_api_error},
+    errors::PageError,
+    session::Session,
+    views::{Layout, money, render},
+};
+
+/// How an order status reads and looks.
+pub struct StatusView {
+    /// The API's word, e.g. `PAID`.
+    pub code: String,
+    /// What the shopper reads.
+    pub label: &'static str,
+    /// CSS modifier: `pending`, `paid`, `cancelled`, `refunded`.
+    pub class: &'static str,
+    /// No further change is expected.
+    pub terminal: bool,
+}
+
+impl StatusView {
+    /// Describes an order status.
+    pub fn of(code: &str) -> Self {
+        let (label, class, terminal) = match code {
+            "AWAITING_PAYMENT" => ("Confirming payment", "pending", false),
+            "PAID" => ("Paid", "paid", true),
+            "CANCELLED" => ("Cancelled", "cancelled", true),
+            "REFUNDED" => ("Refunded", "refunded", true),
+            // PENDING, and any status a newer order-service may add.
+            _ => ("Processing", "pending", false),
+        };
+        Self {
+            code: code.to_owned(),
+            label,
+            class,
+            terminal,
+        }
+    }
+}
+
+/// A line of an order, ready to show.
+pub struct LineView {
+    /// Product name (or a stand-in when unknown).
+    pub name: String,
+    /// How many.
+    pub quantity: u32,
+    /// Formatted line total (empty when the API gave no price).
+    pub total: String,
+}
+
+/// An order, ready to show.
+pub struct OrderView {
+    /// Full id (links).
+    pub id: String,
+    /// Short id people can read out: the first 8 characters.
+    pub short_id: String,
+    /// Status.
+    pub status: StatusView,
+    /// Formatted total.
+    pub total: String,
+    /// Formatted date placed.
+    pub placed: String,
+    /// Units ordered.
+    pub units: u32,
+    /// The lines.
+    pub lines: Vec<LineView>,
+    /// Where it goes.
+    pub address: Option<ShippingAddress>,
+}
+
+impl OrderView {
+    fn new(order: &Order, lines: Vec<LineView>) -> Self {
+        Self {
+            id: order.id.clone(),
+            short_id: order.id.chars().take(8).collect::<String>().to_uppercase(),
+            status: StatusView::of(&order.status),
+            total: money(order.total_cents, &order.currency),
+            placed: order
+                .created_at
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.format("%B %-d, %Y").to_string())
+                .unwrap_or_default(),
+            units: order.items.iter().map(|item| item.quantity).sum(),
+            lines,
+            address: order.shipping_address.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage {
+    layout: Layout,
+    orders: Vec<OrderView>,
+}
+
+/// `GET /orders`: the shopper's order history.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    let token = access_token(&state, &session, &here(&uri)).await?;
+    let orders = state
+        .backend
+        .orders(&token)
+        .await
+        .map_err(|err| on_api_error(&session, &err, &here(&uri)))?;
+    let layout = Layout::new(&state, &session, "Your orders").await;
+    Ok(render(&OrdersPage {
+        layout,
+        orders: orders
+            .iter()
+            .map(|order| OrderView::new(order, Vec::new()))
+            .collect(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    layout: Layout,
+    order: OrderView,
+    outcome: Option<String>,
+    declined: bool,
+}
+
+/// `GET /orders/{id}`: the order and, while it settles, its progress.
+pub async fn detail(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    let token = access_token(&state, &session, &here(&uri)).await?;
+    let order = state
+        .backend
+        .order(&token, &id)
+        .await
+        .map_err(|err| on_api_error(&session, &err, &here(&uri)))?;
+    let (lines, (outcome, declined)) =
+        tokio::join!(lines(&state, &order), outcome(&state, &token, &order));
+    let view = OrderView::new(&order, lines);
+    let layout = Layout::new(&state, &session, &format!("Order {}", view.short_id)).await;
+    Ok(render(&OrderPage {
+        layout,
+        order: view,
+        outcome,
+        declined,
+    }))
+}
+
+/// Names each line: the name recorded in the order, else the product's
+/// current name, else a neutral stand-in.
+async fn lines(state: &AppState, order: &Order) -> Vec<LineView> {
+    let names = join_all(order.items.iter().map(|item| async {
+        match &item.name {
+            Some(name) => Some(name.clone()),
+            None => state
+                .backend
+                .product(&item.product_id)
+                .await
+                .ok()
+                .map(|p| p.name),
+        }
+    }))
+    .await;
+    order
+        .items
+        .iter()
+        .zip(names)
+        .map(|(item, name)| LineView {
+            name: name.unwrap_or_else(|| "A product no longer in the catalog".to_owned()),
+            quantity: item.quantity,
+            total: item
+                .unit_price_cents
+                .map(|unit| money(unit * i64::from(item.quantity), &order.currency))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// For a cancelled order: why, in words; and whether a card was declined.
+async fn outcome(state: &AppState, token: &str, order: &Order) -> (Option<String>, bool) {
+    if order.status != "CANCELLED" {
+        return (None, false);
+    }
+    let failed = match state.backend.payments_for_order(token, &order.id).await {
+        Ok(payments) => payments
+            .into_iter()
+            .find(|payment| payment.status == "FAILED"),
+        Err(err) => {
+            tracing::info!(error = %err, "payments unavailable for a cancelled order");
+            None
+        }
+    };
+    match failed {
+        Some(payment) => {
+            let reason = payment
+                .failure_reason
+                .map(|reason| format!(" ({})", reason.trim_end_matches('.')))
+                .unwrap_or_default();
+            (
+                Some(format!(
+                    "Your card was declined{reason}. The order was cancelled and you have not \
+                     been charged. You can try again with another card."
+                )),
+                true,
+            )
+        }
+        None => (
+            Some(match &order.cancellation_reason {
+                Some(reason) => {
+                    format!("This order was cancelled: {reason}. You have not been charged.")
+                }
+                None => "This order was cancelled. You have not been charged.".to_owned(),
+            }),
+            false,
+        ),
+    }
+}
+
+/// The JSON the status script polls.
+#[derive(Serialize)]
+struct StatusJson {
+    status: String,
+    label: &'static str,
+    terminal: bool,
+}
+
+/// `GET /orders/{id}/status`: the order's status as JSON, for the page's script.
+pub async fn status(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(token) = access_token(&state, &session, "/orders").await else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match state.backend.order(&token, &id).await {
+        Ok(order) => {
+            let view = StatusView::of(&order.status);
+            Json(StatusJson {
+                status: view.code,
+                label: view.label,
+                terminal: view.terminal,
+            })
+            .into_response()
+        }
+        Err(ApiError::NotFound { .. }) => StatusCode::NOT_FOUND.into_response(),
+        Err(ApiError::Unauthorized { .. }) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatusView;
+
+    #[test]
+    fn only_paid_cancelled_and_refunded_are_final() {
+        for (code, terminal) in [
+            ("PENDING", false),
+            ("AWAITING_PAYMENT", false),
+            ("PAID", true),
+            ("CANCELLED", true),
+            ("REFUNDED", true),
+            ("SOMETHING_NEW", false),
+        ] {
+            assert_eq!(StatusView::of(code).terminal, terminal, "{code}");
+        }
+    }
+}
