@@ -184,11 +184,11 @@ variable "detailed_monitoring" {
 variable "kubernetes_minor_version" {
   description = "Kubernetes minor version; the nodes install kubeadm, kubelet and kubectl from the pkgs.k8s.io repository of this minor (latest patch) and hold them."
   type        = string
-  default     = "1.33"
+  default     = "1.35"
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_minor_version))
-    error_message = "kubernetes_minor_version must look like 1.33."
+    error_message = "kubernetes_minor_version must look like 1.35."
   }
 }
 
@@ -217,11 +217,11 @@ variable "service_cidr" {
 variable "calico_version" {
   description = "Calico release whose tigera-operator manifest is applied (a Git tag of projectcalico/calico)."
   type        = string
-  default     = "v3.29.3"
+  default     = "v3.31.3"
 
   validation {
     condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+$", var.calico_version))
-    error_message = "calico_version must look like v3.29.3."
+    error_message = "calico_version must look like v3.31.3."
   }
 }
 
@@ -239,33 +239,33 @@ variable "calico_encapsulation" {
 variable "helm_version" {
   description = "Helm release installed on the control plane (checksum-verified download)."
   type        = string
-  default     = "v3.17.3"
+  default     = "v3.19.5"
 
   validation {
     condition     = can(regex("^v3\\.[0-9]+\\.[0-9]+$", var.helm_version))
-    error_message = "helm_version must look like v3.17.3."
+    error_message = "helm_version must look like v3.19.5."
   }
 }
 
 variable "ingress_nginx_chart_version" {
-  description = "Version of the ingress-nginx Helm chart (same default as the kind cluster used by CI)."
+  description = "Version of the ingress-nginx Helm chart. The project was retired upstream in March 2026; 4.14.x is its last maintained line."
   type        = string
-  default     = "4.12.1"
+  default     = "4.14.3"
 
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.ingress_nginx_chart_version))
-    error_message = "ingress_nginx_chart_version must look like 4.12.1."
+    error_message = "ingress_nginx_chart_version must look like 4.14.3."
   }
 }
 
 variable "local_path_provisioner_version" {
   description = "Release of rancher/local-path-provisioner installed as the default StorageClass (for the managed data layer's PersistentVolumeClaims)."
   type        = string
-  default     = "v0.0.30"
+  default     = "v0.0.34"
 
   validation {
     condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+$", var.local_path_provisioner_version))
-    error_message = "local_path_provisioner_version must look like v0.0.30."
+    error_message = "local_path_provisioner_version must look like v0.0.34."
   }
 }
 
