@@ -70,7 +70,7 @@ pub enum RenderError {
     #[error("not a valid Store: {0}")]
     Parse(String),
     /// The Store breaks a rule, or rendering failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Render(#[from] crate::Error),
 }
 

@@ -7,10 +7,10 @@ use crate::validate::Invalid;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API answered with an error or could not be reached.
-    #[error("kubernetes API: {0}")]
+    #[error(transparent)]
     Kube(#[from] kube::Error),
     /// A value could not be turned into JSON (a bug, never user input).
-    #[error("serialising {what}: {source}")]
+    #[error("serialising {what}")]
     Serialize {
         /// What was being serialised.
         what: String,
@@ -18,7 +18,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The Store breaks a rule the schema could not express.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] Invalid),
     /// A Store without a namespace reached a code path that needs one.
     #[error("the Store has no namespace")]

@@ -51,6 +51,7 @@ fn render_of_an_invalid_store_names_the_field() {
     assert!(!ok);
     assert!(out.is_empty());
     one_line_error(&err, "spec.version");
+    assert_eq!(err.matches("spec.version").count(), 1, "said once: {err}");
 }
 
 #[test]
