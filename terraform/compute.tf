@@ -43,9 +43,18 @@ data "aws_iam_policy_document" "ec2_assume" {
 }
 
 locals {
+  # Parameters each role may read and decrypt. AmazonSSMManagedInstanceCore
+  # allows ssm:GetParameter on every parameter, so what really limits a role
+  # is kms:Decrypt, granted per parameter through the encryption context
+  # Parameter Store uses (PARAMETER_ARN), plus an explicit deny of the
+  # parameters a role must never read.
   node_roles = {
     control-plane = [aws_ssm_parameter.join_token.arn, aws_ssm_parameter.ca_private_key.arn]
     worker        = [aws_ssm_parameter.join_token.arn]
+  }
+  node_forbidden_parameters = {
+    control-plane = []
+    worker        = [aws_ssm_parameter.ca_private_key.arn, aws_ssm_parameter.admin_kubeconfig.arn]
   }
 }
 
@@ -74,7 +83,7 @@ data "aws_iam_policy_document" "node_secrets" {
   }
 
   statement {
-    sid       = "DecryptThroughSsmOnly"
+    sid       = "DecryptOwnParametersThroughSsmOnly"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.cluster.arn]
 
@@ -82,6 +91,23 @@ data "aws_iam_policy_document" "node_secrets" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:PARAMETER_ARN"
+      values   = each.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.node_forbidden_parameters[each.key]) > 0 ? [1] : []
+
+    content {
+      sid       = "NeverReadOtherSecrets"
+      effect    = "Deny"
+      actions   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"]
+      resources = local.node_forbidden_parameters[each.key]
     }
   }
 
@@ -108,6 +134,12 @@ data "aws_iam_policy_document" "node_secrets" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = [aws_ssm_parameter.admin_kubeconfig.arn]
       }
     }
   }
