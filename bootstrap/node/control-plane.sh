@@ -166,10 +166,11 @@ install_calico() {
     *) die "CALICO_ENCAPSULATION must be VXLAN or IPIP, not '${CALICO_ENCAPSULATION}'" ;;
   esac
 
-  # Server-side apply: the operator's CRDs are too large for the
-  # last-applied annotation of a client-side apply.
-  retry 5 15 kubectl apply --server-side --force-conflicts \
-    -f "https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests/tigera-operator.yaml"
+  # Since Calico 3.30 the CRDs ship apart from the operator. Server-side
+  # apply: they are too large for a client-side apply's annotation.
+  local manifests="https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests"
+  retry 5 15 kubectl apply --server-side --force-conflicts -f "${manifests}/operator-crds.yaml"
+  retry 5 15 kubectl apply --server-side --force-conflicts -f "${manifests}/tigera-operator.yaml"
   kubectl wait --for condition=established --timeout=180s crd/installations.operator.tigera.io
 
   cat >/etc/storekeeper/calico-installation.yaml <<EOF
