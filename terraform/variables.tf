@@ -28,6 +28,11 @@ variable "tags" {
   description = "Extra tags put on every AWS resource (merged into the provider's default_tags)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : length(k) > 0 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")])
+    error_message = "tags keys must be 1-128 characters and not start with 'aws:'; values at most 256 characters."
+  }
 }
 
 # ---------------------------------------------------------------------------
