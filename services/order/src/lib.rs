@@ -1,1 +1,96 @@
-//! order-service (work in progress).
+//! order-service: the shopper's cart, checkout with idempotency keys, and
+//! the order side of the checkout saga.
+//!
+//! `app(state)` is the public API router; [`start_events`] runs the outbox
+//! relay, the `order.saga` consumer and the idempotency-key pruner.
+//! Modules: `status` (the state machine, pure), `address` (validation,
+//! pure), `catalog` (product-service client), `checkout` (placing orders),
+//! `saga` (the consumer), `store` (SQL), `http` (handlers, OpenAPI), `metrics`.
+
+pub mod address;
+pub mod catalog;
+pub mod checkout;
+pub mod http;
+pub mod metrics;
+pub mod saga;
+pub mod status;
+pub mod store;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use storekeeper_kit::events::{Consumer, EventMetrics, EventsConfig, Relay};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use http::AppState;
+
+/// The schema migrations, embedded; applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The service name used in logs and metrics.
+pub const SERVICE_NAME: &str = "order-service";
+/// The public API port (DESIGN.md).
+pub const DEFAULT_PORT: u16 = 8001;
+/// The database of this service.
+pub const DATABASE: &str = "orders";
+/// Where product-service is when `PRODUCT_URL` is unset.
+pub const DEFAULT_PRODUCT_URL: &str = "http://127.0.0.1:3002";
+/// Idempotency keys live this long (DESIGN.md promises at least 24).
+pub const KEY_RETENTION_HOURS: i32 = 48;
+
+/// The public API router, without kit's common middleware.
+pub fn app(state: AppState) -> axum::Router {
+    http::router(state)
+}
+
+/// The `order.saga` consumer.
+pub fn saga_consumer(state: &AppState, config: &EventsConfig, events: &EventMetrics) -> Consumer {
+    Consumer::new(
+        saga::CONSUMER,
+        saga::ROUTING_KEYS,
+        saga::Saga {
+            metrics: state.metrics.clone(),
+        },
+        state.pool.clone(),
+        config.clone(),
+        events.clone(),
+    )
+}
+
+/// Starts the outbox relay, the saga consumer and the key pruner; they stop
+/// when `shutdown` fires.
+pub fn start_events(
+    state: &AppState,
+    config: &EventsConfig,
+    events: &EventMetrics,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let relay = Relay::new(state.pool.clone(), config.clone(), events.clone());
+    vec![
+        tokio::spawn(relay.run(shutdown.clone())),
+        tokio::spawn(saga_consumer(state, config, events).run(shutdown.clone())),
+        tokio::spawn(prune_keys(state.pool.clone(), shutdown.clone())),
+    ]
+}
+
+async fn prune_keys(pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        match store::prune_keys(&pool, KEY_RETENTION_HOURS).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "expired idempotency keys removed"),
+            Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_hours(1)) => {}
+        }
+    }
+}
+
+/// What `/readyz` checks: PostgreSQL (reachable, so migrations ran) and RabbitMQ.
+pub fn readiness(pool: &PgPool, amqp_url: &str) -> storekeeper_kit::Readiness {
+    storekeeper_kit::Readiness::new()
+        .with(storekeeper_kit::db::readiness_check(pool))
+        .with(storekeeper_kit::events::broker::readiness_check(amqp_url))
+}

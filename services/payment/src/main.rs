@@ -36,15 +36,11 @@ async fn main() -> anyhow::Result<()> {
     let admin = admin::router(metrics.clone(), readiness(&pool, &config.amqp_url));
     let served = server::serve(app(state), admin, &config, &metrics).await;
     shutdown.cancel();
-    futures_join(workers).await;
-    pool.close().await;
-    Ok(served?)
-}
-
-async fn futures_join(workers: Vec<tokio::task::JoinHandle<()>>) {
     for worker in workers {
         if let Err(err) = worker.await {
             tracing::error!(error = %err, "event worker panicked");
         }
     }
+    pool.close().await;
+    Ok(served?)
 }

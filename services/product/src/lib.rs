@@ -12,6 +12,7 @@ pub mod currency;
 pub mod domain;
 pub mod http;
 pub mod images;
+pub mod inventory;
 pub mod listing;
 pub mod seed;
 pub mod store;

@@ -31,6 +31,8 @@ pub use consumer::{Consumer, Handler, HandlerError};
 pub use envelope::{Envelope, Event};
 pub use metrics::EventMetrics;
 pub use outbox::{Relay, enqueue};
+/// Stops relays and consumers; re-exported so services need no `tokio-util`.
+pub use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, ProcessEnv, Source, Vars};
 

@@ -1,0 +1,55 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use axum::{Json, Router, routing::get};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{AppState, cart, orders};
+
+/// The OpenAPI description of order-service.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Storekeeper order-service",
+        description = "Cart, checkout and orders. Errors are RFC 9457 `application/problem+json`."
+    ),
+    paths(
+        cart::get_cart,
+        cart::add_item,
+        cart::set_item,
+        cart::remove_item,
+        orders::place_order,
+        orders::list_orders,
+        orders::get_order,
+    ),
+    components(schemas(storekeeper_kit::Problem, storekeeper_kit::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "cart", description = "The shopper's cart"),
+        (name = "orders", description = "Checkout and order history"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

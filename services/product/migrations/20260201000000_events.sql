@@ -1,0 +1,1 @@
+../../kit/migrations/20260101000000_events.sql

@@ -1,0 +1,297 @@
+//! Stock reservations for the checkout saga: the `product.inventory`
+//! consumer.
+//!
+//! `order.created` reserves every line with a conditional update
+//! (`UPDATE products SET stock = stock - n WHERE id = $1 AND stock >= n`),
+//! all or nothing (a savepoint is rolled back when any line is short), and
+//! emits `inventory.reserved` or `inventory.rejected` naming the short items.
+//! `order.cancelled` gives a reservation's stock back. A row in
+//! `stock_reservations` records each order's decision, so a repeated or
+//! late event never takes or returns stock twice. Everything runs in the
+//! consumer's transaction, together with the outgoing event.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Connection, PgConnection, types::Json};
+use storekeeper_kit::events::{
+    CancellationToken, Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler,
+    HandlerError, Relay,
+    consumer::HandlerFuture,
+    enqueue,
+    envelope::{
+        EventItem, InventoryRejected, InventoryReserved, OrderCancelled, OrderCreated, ShortItem,
+    },
+};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::cache::CatalogCache;
+
+/// The consumer's name: its queue and its key in `processed_events`.
+pub const CONSUMER: &str = "product.inventory";
+/// The events it handles.
+pub const ROUTING_KEYS: &[&str] = &[OrderCreated::TYPE, OrderCancelled::TYPE];
+
+/// Reserves and releases stock.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// The read cache, told when stock changes (best effort).
+    pub cache: Option<CatalogCache>,
+}
+
+impl Handler for Inventory {
+    fn handle<'a>(&'a self, conn: &'a mut PgConnection, event: &'a Envelope) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let touched = match event.event_type.as_str() {
+                OrderCreated::TYPE => {
+                    let order: OrderCreated = event.decode().map_err(HandlerError::Permanent)?;
+                    reserve(conn, &order, event.correlation_id).await?
+                }
+                OrderCancelled::TYPE => {
+                    let cancelled: OrderCancelled =
+                        event.decode().map_err(HandlerError::Permanent)?;
+                    release(conn, cancelled.order_id).await?
+                }
+                other => {
+                    return Err(HandlerError::Permanent(format!(
+                        "{CONSUMER} does not handle {other}"
+                    )));
+                }
+            };
+            if let Some(cache) = &self.cache
+                && !touched.is_empty()
+            {
+                cache.invalidate(&touched).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sums quantities per product, in product order (a fixed lock order, so
+/// concurrent reservations cannot deadlock).
+fn merge(items: &[EventItem]) -> Vec<EventItem> {
+    let mut totals: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for item in items {
+        let total = totals.entry(item.product_id).or_default();
+        *total = total.saturating_add(item.quantity);
+    }
+    totals
+        .into_iter()
+        .map(|(product_id, quantity)| EventItem {
+            product_id,
+            quantity,
+        })
+        .collect()
+}
+
+/// The sentence naming the short items.
+fn shortage_reason(short: &[(ShortItem, String)]) -> String {
+    let parts: Vec<String> = short
+        .iter()
+        .map(|(item, name)| {
+            format!(
+                "{name} (requested {}, available {})",
+                item.requested, item.available
+            )
+        })
+        .collect();
+    format!("out of stock: {}", parts.join(", "))
+}
+
+async fn decided(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<Option<(String, Json<Vec<EventItem>>)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, items FROM stock_reservations WHERE order_id = $1 FOR UPDATE")
+        .bind(order)
+        .fetch_optional(conn)
+        .await
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    order: Uuid,
+    status: &str,
+    items: &[EventItem],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3) \
+         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(Json(items))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn reserve(
+    conn: &mut PgConnection,
+    order: &OrderCreated,
+    correlation: Uuid,
+) -> Result<Vec<Uuid>, HandlerError> {
+    if decided(conn, order.order_id).await?.is_some() {
+        tracing::info!(order_id = %order.order_id, "stock already decided for this order");
+        return Ok(Vec::new());
+    }
+    let items = merge(&order.items);
+    let mut savepoint = conn.begin().await?;
+    let mut short = Vec::new();
+    for item in &items {
+        let taken: Option<i32> = sqlx::query_scalar(
+            "UPDATE products SET stock = stock - $2, updated_at = now() WHERE id = $1 AND stock >= $2 RETURNING stock",
+        )
+        .bind(item.product_id)
+        .bind(item.quantity)
+        .fetch_optional(&mut *savepoint)
+        .await?;
+        if taken.is_none() {
+            let found: Option<(i32, String)> =
+                sqlx::query_as("SELECT stock, name FROM products WHERE id = $1")
+                    .bind(item.product_id)
+                    .fetch_optional(&mut *savepoint)
+                    .await?;
+            let (available, name) =
+                found.unwrap_or_else(|| (0, format!("unknown product {}", item.product_id)));
+            let short_item = ShortItem {
+                product_id: item.product_id,
+                requested: item.quantity,
+                available,
+            };
+            short.push((short_item, name));
+        }
+    }
+    if short.is_empty() {
+        savepoint.commit().await?;
+        record(conn, order.order_id, "RESERVED", &items).await?;
+        let reserved = InventoryReserved {
+            order_id: order.order_id,
+            items: items.clone(),
+        };
+        enqueue(conn, &reserved, correlation).await?;
+        tracing::info!(order_id = %order.order_id, "stock reserved");
+        Ok(items.iter().map(|item| item.product_id).collect())
+    } else {
+        savepoint.rollback().await?;
+        record(conn, order.order_id, "REJECTED", &items).await?;
+        let rejected = InventoryRejected {
+            order_id: order.order_id,
+            reason: shortage_reason(&short),
+            short_items: short.into_iter().map(|(item, _)| item).collect(),
+        };
+        tracing::info!(order_id = %order.order_id, reason = %rejected.reason, "stock rejected");
+        enqueue(conn, &rejected, correlation).await?;
+        Ok(Vec::new())
+    }
+}
+
+async fn release(conn: &mut PgConnection, order: Uuid) -> Result<Vec<Uuid>, HandlerError> {
+    match decided(conn, order).await? {
+        None => {
+            // Cancelled before the reservation was ever tried: leave a
+            // tombstone so a late `order.created` takes nothing.
+            record(conn, order, "RELEASED", &[]).await?;
+            Ok(Vec::new())
+        }
+        Some((status, Json(items))) if status == "RESERVED" => {
+            for item in &items {
+                sqlx::query(
+                    "UPDATE products SET stock = stock + $2, updated_at = now() WHERE id = $1",
+                )
+                .bind(item.product_id)
+                .bind(item.quantity)
+                .execute(&mut *conn)
+                .await?;
+            }
+            record(conn, order, "RELEASED", &items).await?;
+            tracing::info!(order_id = %order, "reserved stock released");
+            Ok(items.iter().map(|item| item.product_id).collect())
+        }
+        Some(_) => Ok(Vec::new()),
+    }
+}
+
+/// The `product.inventory` consumer.
+pub fn consumer(
+    pool: &sqlx::PgPool,
+    cache: Option<CatalogCache>,
+    config: &EventsConfig,
+    events: &EventMetrics,
+) -> Consumer {
+    Consumer::new(
+        CONSUMER,
+        ROUTING_KEYS,
+        Inventory { cache },
+        pool.clone(),
+        config.clone(),
+        events.clone(),
+    )
+}
+
+/// Starts the outbox relay and the inventory consumer; they stop when `shutdown` fires.
+pub fn start_events(
+    pool: &sqlx::PgPool,
+    cache: Option<CatalogCache>,
+    config: &EventsConfig,
+    events: &EventMetrics,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let relay = Relay::new(pool.clone(), config.clone(), events.clone());
+    vec![
+        tokio::spawn(relay.run(shutdown.clone())),
+        tokio::spawn(consumer(pool, cache, config, events).run(shutdown.clone())),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_one_product_are_merged_in_product_order() {
+        let (a, b) = (Uuid::from_u128(2), Uuid::from_u128(1));
+        let merged = merge(&[
+            EventItem {
+                product_id: a,
+                quantity: 1,
+            },
+            EventItem {
+                product_id: b,
+                quantity: 2,
+            },
+            EventItem {
+                product_id: a,
+                quantity: 3,
+            },
+        ]);
+        assert_eq!(
+            merged,
+            [
+                EventItem {
+                    product_id: b,
+                    quantity: 2
+                },
+                EventItem {
+                    product_id: a,
+                    quantity: 4
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_reason_names_every_short_item() {
+        let item = |requested, available| ShortItem {
+            product_id: Uuid::nil(),
+            requested,
+            available,
+        };
+        let reason = shortage_reason(&[(item(3, 1), "Kettle".into()), (item(1, 0), "Mug".into())]);
+        assert_eq!(
+            reason,
+            "out of stock: Kettle (requested 3, available 1), Mug (requested 1, available 0)"
+        );
+    }
+}
