@@ -17,6 +17,7 @@ pub mod categories;
 pub mod config;
 pub mod csrf;
 pub mod errors;
+pub mod forwarded;
 pub mod headers;
 pub mod pages;
 pub mod session;

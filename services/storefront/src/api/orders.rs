@@ -45,14 +45,12 @@ pub struct ShippingAddress {
 pub struct OrderItem {
     /// The product's id.
     pub product_id: String,
-    /// The product's name when ordered (may be absent in older answers).
-    #[serde(default)]
-    pub name: Option<String>,
+    /// The product's name when ordered.
+    pub name: String,
     /// How many.
     pub quantity: u32,
-    /// Price of one unit in minor units.
-    #[serde(default, alias = "price_cents")]
-    pub unit_price_cents: Option<i64>,
+    /// Price of one unit in minor units, when ordered.
+    pub unit_price_cents: i64,
 }
 
 /// An order as order-service shows it.
@@ -66,28 +64,22 @@ pub struct Order {
     #[serde(default)]
     pub items: Vec<OrderItem>,
     /// Total in minor units.
-    #[serde(default, alias = "total")]
     pub total_cents: i64,
     /// ISO 4217 code of the total.
-    #[serde(default)]
     pub currency: String,
     /// Where it goes.
-    #[serde(default)]
-    pub shipping_address: Option<ShippingAddress>,
+    pub shipping_address: ShippingAddress,
     /// Why it was cancelled, when it was.
-    #[serde(default, alias = "cancel_reason")]
+    #[serde(default)]
     pub cancellation_reason: Option<String>,
     /// When it was placed (RFC 3339).
-    #[serde(default)]
-    pub created_at: Option<String>,
+    pub created_at: String,
 }
 
-/// `GET /api/orders` answers either a bare list or a page object.
+/// One page of `GET /api/orders`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OrderList {
-    Page { items: Vec<Order> },
-    Bare(Vec<Order>),
+struct OrderList {
+    items: Vec<Order>,
 }
 
 /// Body of `POST /api/orders`.
@@ -171,16 +163,15 @@ impl Backend {
             .await
     }
 
-    /// `GET /api/orders`: the shopper's orders, newest first.
+    /// `GET /api/orders`: the shopper's latest orders, newest first.
     pub async fn orders(&self, token: &str) -> ApiResult<Vec<Order>> {
         let list: OrderList = self
             .request(Service::Orders, Method::GET, "/api/orders")
             .bearer(token)
+            .query(&[("per_page", "50")])
             .fetch()
             .await?;
-        Ok(match list {
-            OrderList::Page { items } | OrderList::Bare(items) => items,
-        })
+        Ok(list.items)
     }
 
     /// `GET /api/orders/{id}`.

@@ -50,22 +50,14 @@ pub struct Payment {
     /// `PENDING`, `SUCCEEDED`, `FAILED`, `REFUNDED`...
     pub status: String,
     /// Why it failed, in words (when it did).
-    #[serde(default, alias = "failure_message", alias = "decline_reason")]
+    #[serde(default)]
     pub failure_reason: Option<String>,
-    /// Card brand, for display.
-    #[serde(default)]
-    pub brand: Option<String>,
-    /// Last four digits, for display.
-    #[serde(default)]
-    pub last4: Option<String>,
 }
 
-/// `GET /api/payments` answers either a bare list or a page object.
+/// The answer of `GET /api/payments`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PaymentList {
-    Page { items: Vec<Payment> },
-    Bare(Vec<Payment>),
+struct PaymentList {
+    items: Vec<Payment>,
 }
 
 impl Backend {
@@ -86,8 +78,6 @@ impl Backend {
             .query(&[("order_id", order_id)])
             .fetch()
             .await?;
-        Ok(match list {
-            PaymentList::Page { items } | PaymentList::Bare(items) => items,
-        })
+        Ok(list.items)
     }
 }

@@ -60,12 +60,21 @@ impl Backend {
             .await
     }
 
-    /// `POST /api/users/login`.
-    pub async fn login(&self, email: &str, password: &str) -> ApiResult<Tokens> {
-        self.request(Service::Users, Method::POST, "/api/users/login")
-            .json(&Credentials { email, password })
-            .fetch()
-            .await
+    /// `POST /api/users/login`; `forwarded_for` names the shopper's address
+    /// for user-service's per-IP limit.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        forwarded_for: Option<&str>,
+    ) -> ApiResult<Tokens> {
+        let mut call = self
+            .request(Service::Users, Method::POST, "/api/users/login")
+            .json(&Credentials { email, password });
+        if let Some(chain) = forwarded_for {
+            call = call.header("x-forwarded-for", chain);
+        }
+        call.fetch().await
     }
 
     /// `POST /api/users/refresh`: trades a refresh token for a new pair.

@@ -14,6 +14,7 @@ use crate::{
     AppState,
     api::{ApiError, users::NewAccount},
     auth::now,
+    forwarded::ForwardedFor,
     pages::cart::{merge_guest_cart, recount},
     session::{Auth, FlashKind, Session},
     views::{FormState, Layout, render, render_with_status},
@@ -89,6 +90,7 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
+    forwarded: ForwardedFor,
     Form(input): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(&input.next).to_owned();
@@ -101,7 +103,15 @@ pub async fn login(
         form.error_on("password", "Please enter your password.");
     }
     if !form.has_errors() {
-        match sign_in(&state, &session, input.email.trim(), &input.password).await {
+        match sign_in(
+            &state,
+            &session,
+            &forwarded,
+            input.email.trim(),
+            &input.password,
+        )
+        .await
+        {
             Ok(name) => {
                 session.update(|data| {
                     data.flash(FlashKind::Success, format!("Welcome back, {name}."));
@@ -141,10 +151,14 @@ fn login_failure(err: &ApiError) -> String {
 async fn sign_in(
     state: &AppState,
     session: &Session,
+    forwarded: &ForwardedFor,
     email: &str,
     password: &str,
 ) -> Result<String, ApiError> {
-    let tokens = state.backend.login(email, password).await?;
+    let tokens = state
+        .backend
+        .login(email, password, forwarded.0.as_deref())
+        .await?;
     let me = state.backend.me(&tokens.access_token).await?;
     session.update(|data| {
         data.log_in(Auth {
@@ -180,6 +194,7 @@ const MIN_PASSWORD: usize = 8;
 pub async fn register(
     State(state): State<AppState>,
     session: Session,
+    forwarded: ForwardedFor,
     Form(input): Form<RegisterForm>,
 ) -> Response {
     let next = safe_next(&input.next).to_owned();
@@ -208,7 +223,7 @@ pub async fn register(
             password: &input.password,
             name,
         };
-        match create_and_sign_in(&state, &session, &account).await {
+        match create_and_sign_in(&state, &session, &forwarded, &account).await {
             Ok(()) => {
                 session.update(|data| {
                     data.flash(
@@ -231,10 +246,11 @@ pub async fn register(
 async fn create_and_sign_in(
     state: &AppState,
     session: &Session,
+    forwarded: &ForwardedFor,
     account: &NewAccount<'_>,
 ) -> Result<(), ApiError> {
     state.backend.register(account).await?;
-    sign_in(state, session, account.email, account.password)
+    sign_in(state, session, forwarded, account.email, account.password)
         .await
         .map(drop)
 }

@@ -229,7 +229,7 @@ fn explain_failure(form: &mut FormState, err: &ApiError) {
             ));
         }
         ApiError::Rejected { status, .. }
-            if status.as_u16() == 422 && err.kind() == Some("idempotency-conflict") =>
+            if status.as_u16() == 409 || err.kind() == Some("idempotency-key-reused") =>
         {
             form.summary = Some(
                 "This checkout was already sent. Please check your orders before trying again."

@@ -13,7 +13,6 @@ use axum::{
     http::{StatusCode, Uri},
     response::{IntoResponse, Response},
 };
-use futures::future::join_all;
 use serde::Serialize;
 
 use super::here;
@@ -88,24 +87,32 @@ pub struct OrderView {
     /// The lines.
     pub lines: Vec<LineView>,
     /// Where it goes.
-    pub address: Option<ShippingAddress>,
+    pub address: ShippingAddress,
 }
 
 impl OrderView {
-    fn new(order: &Order, lines: Vec<LineView>) -> Self {
+    fn new(order: &Order) -> Self {
         Self {
             id: order.id.clone(),
             short_id: order.id.chars().take(8).collect::<String>().to_uppercase(),
             status: StatusView::of(&order.status),
             total: money(order.total_cents, &order.currency),
-            placed: order
-                .created_at
-                .as_deref()
-                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            placed: chrono::DateTime::parse_from_rfc3339(&order.created_at)
                 .map(|at| at.format("%B %-d, %Y").to_string())
                 .unwrap_or_default(),
             units: order.items.iter().map(|item| item.quantity).sum(),
-            lines,
+            lines: order
+                .items
+                .iter()
+                .map(|item| LineView {
+                    name: item.name.clone(),
+                    quantity: item.quantity,
+                    total: money(
+                        item.unit_price_cents * i64::from(item.quantity),
+                        &order.currency,
+                    ),
+                })
+                .collect(),
             address: order.shipping_address.clone(),
         }
     }
@@ -133,10 +140,7 @@ pub async fn list(
     let layout = Layout::new(&state, &session, "Your orders").await;
     Ok(render(&OrdersPage {
         layout,
-        orders: orders
-            .iter()
-            .map(|order| OrderView::new(order, Vec::new()))
-            .collect(),
+        orders: orders.iter().map(OrderView::new).collect(),
     }))
 }
 
@@ -156,15 +160,17 @@ pub async fn detail(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, PageError> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(PageError::NotFound);
+    }
     let token = access_token(&state, &session, &here(&uri)).await?;
     let order = state
         .backend
         .order(&token, &id)
         .await
         .map_err(|err| on_api_error(&session, &err, &here(&uri)))?;
-    let (lines, (outcome, declined)) =
-        tokio::join!(lines(&state, &order), outcome(&state, &token, &order));
-    let view = OrderView::new(&order, lines);
+    let (outcome, declined) = outcome(&state, &token, &order).await;
+    let view = OrderView::new(&order);
     let layout = Layout::new(&state, &session, &format!("Order {}", view.short_id)).await;
     Ok(render(&OrderPage {
         layout,
@@ -172,36 +178,6 @@ pub async fn detail(
         outcome,
         declined,
     }))
-}
-
-/// Names each line: the name recorded in the order, else the product's
-/// current name, else a neutral stand-in.
-async fn lines(state: &AppState, order: &Order) -> Vec<LineView> {
-    let names = join_all(order.items.iter().map(|item| async {
-        match &item.name {
-            Some(name) => Some(name.clone()),
-            None => state
-                .backend
-                .product(&item.product_id)
-                .await
-                .ok()
-                .map(|p| p.name),
-        }
-    }))
-    .await;
-    order
-        .items
-        .iter()
-        .zip(names)
-        .map(|(item, name)| LineView {
-            name: name.unwrap_or_else(|| "A product no longer in the catalog".to_owned()),
-            quantity: item.quantity,
-            total: item
-                .unit_price_cents
-                .map(|unit| money(unit * i64::from(item.quantity), &order.currency))
-                .unwrap_or_default(),
-        })
-        .collect()
 }
 
 /// For a cancelled order: why, in words; and whether a card was declined.
@@ -258,6 +234,9 @@ pub async fn status(
     session: Session,
     Path(id): Path<String>,
 ) -> Response {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let Ok(token) = access_token(&state, &session, "/orders").await else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
