@@ -3,6 +3,9 @@
 //! APIs are down, and the protections that hold whatever the backends do
 //! (security headers, CSRF, login redirects, the session cookie's flags).
 
+// Test helpers fail loudly: a panic with the page is the right outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use axum::http::{StatusCode, header};
@@ -261,7 +264,7 @@ async fn the_session_cookie_is_http_only_and_same_site() {
 async fn a_tampered_session_cookie_starts_a_new_session() {
     let shop = shop(&[]);
     let (cookie, token) = session(&shop).await;
-    let tampered = format!("{}x", cookie);
+    let tampered = format!("{cookie}x");
     let body = form(&[("_csrf", &token), ("email", "a@b.c"), ("password", "x")]);
     let response = shop
         .post("/login")
