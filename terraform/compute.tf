@@ -305,8 +305,14 @@ resource "aws_instance" "control_plane" {
   lifecycle {
     # A new Ubuntu image or a changed bootstrap input must not replace a
     # running cluster: user data runs once, day-2 changes go through
-    # kubectl/helm. Taint the instance to rebuild it on purpose.
+    # kubectl/helm. Replace the instance to rebuild it on purpose.
     ignore_changes = [ami, user_data_base64]
+
+    precondition {
+      # EC2 accepts 16 KB of user data before base64 (gzip keeps ours near 9).
+      condition     = length(data.cloudinit_config.node["control-plane"].rendered) <= 21844
+      error_message = "The control plane's user data exceeds EC2's 16 KB limit: is the example Store manifest (example_store_path) very large?"
+    }
   }
 
   # Bootstrap needs the Internet (packages, images) and its secrets at boot.
@@ -352,6 +358,11 @@ resource "aws_instance" "worker" {
 
   lifecycle {
     ignore_changes = [ami, user_data_base64]
+
+    precondition {
+      condition     = length(data.cloudinit_config.node["worker"].rendered) <= 21844
+      error_message = "The workers' user data exceeds EC2's 16 KB limit."
+    }
   }
 
   depends_on = [
