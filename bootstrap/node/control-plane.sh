@@ -277,6 +277,9 @@ install_ingress_nginx() {
   )
   if [[ -n $INGRESS_PUBLISH_ADDRESS ]]; then
     args+=(--set-string "controller.extraArgs.publish-status-address=${INGRESS_PUBLISH_ADDRESS}")
+  else
+    # The nodes have no external address: report their private ones.
+    args+=(--set controller.reportNodeInternalIp=true)
   fi
   # --atomic: a failed attempt is rolled back, so the next one starts clean.
   retry 3 30 helm "${args[@]}"
