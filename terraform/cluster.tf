@@ -82,9 +82,11 @@ resource "aws_ssm_parameter" "ca_private_key" {
 # The control plane publishes the cluster-admin kubeconfig here once kubeadm
 # init has run, so an operator fetches it with one `aws ssm get-parameter`
 # (see the kubeconfig_command output). Terraform creates the parameter with a
-# placeholder and never reads the real value back, so the credential is not
-# in Terraform state, and `terraform destroy` removes it. Advanced tier: a
-# kubeconfig with embedded client certificates exceeds the 4 KB standard limit.
+# placeholder and ignores later values, so `terraform destroy` removes it.
+# (A refresh does copy the current value into state; that adds no exposure,
+# the state already holds the CA key that can mint any credential.)
+# Advanced tier: a kubeconfig with embedded client certificates exceeds the
+# 4 KB standard limit.
 resource "aws_ssm_parameter" "admin_kubeconfig" {
   name        = "${local.ssm_prefix}/kubeconfig/admin"
   description = "cluster-admin kubeconfig of ${var.name}, written by the control plane after kubeadm init"
