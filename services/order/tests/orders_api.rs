@@ -98,12 +98,12 @@ async fn the_cart_adds_changes_and_removes_lines_within_bounds() {
 async fn checkout_checks_its_input_and_never_takes_client_prices() {
     let shop = Shop::start().await;
     let bea = shop.shopper();
-    let pot = shop.product("Pot", 2_500, 10).await;
+    let teapot = shop.product("Pot", 2_500, 10).await;
     let method = shop.card(&bea, "4242424242424242").await;
 
     let empty = shop.checkout(&bea, "k-empty", method).await;
     empty.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    shop.add_to_cart(&bea, pot, 1).await;
+    shop.add_to_cart(&bea, teapot, 1).await;
 
     let post = |key: Option<&str>, body: Value| {
         let mut request = shop
