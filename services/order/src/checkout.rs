@@ -78,11 +78,13 @@ pub fn check_key(key: Option<&str>) -> Result<&str, ApiError> {
 pub fn request_hash(body: &serde_json::Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     let digest = Sha256::digest(&canonical);
-    digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    digest
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// Prices the cart from the catalog answers (same order as `cart`).

@@ -49,7 +49,10 @@ async fn fifty_shoppers_for_ten_units_make_exactly_ten_paid_orders() {
     let shoppers: Vec<_> = (0..50).map(|_| shop.shopper()).collect();
     join_all(shoppers.iter().map(|s| shop.add_to_cart(s, gold, 1))).await;
     let methods = join_all(shoppers.iter().map(|s| shop.card(s, "4242424242424242"))).await;
-    let keys: Vec<String> = shoppers.iter().map(|_| Uuid::new_v4().to_string()).collect();
+    let keys: Vec<String> = shoppers
+        .iter()
+        .map(|_| Uuid::new_v4().to_string())
+        .collect();
     let responses = join_all(
         shoppers
             .iter()
