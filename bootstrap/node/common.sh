@@ -2,9 +2,10 @@
 # Storekeeper node bootstrap, the part every node shares. Sourced by
 # control-plane.sh and worker.sh; run on its own it only prepares the node:
 #
-#   kernel modules and sysctls for Kubernetes networking, swap off,
-#   containerd with the systemd cgroup driver, and kubeadm/kubelet/kubectl
-#   from pkgs.k8s.io, pinned to KUBERNETES_MINOR and held.
+#   kernel modules and sysctls for Kubernetes networking, swap off, time
+#   from Amazon Time Sync, containerd with the systemd cgroup driver, and
+#   kubeadm/kubelet/kubectl from pkgs.k8s.io, pinned to KUBERNETES_MINOR
+#   and held.
 #
 # Settings come from /etc/storekeeper/bootstrap.env (written by Terraform's
 # user data; STOREKEEPER_ENV_FILE overrides the path) or the environment.
@@ -228,6 +229,25 @@ disable_swap() {
   sed -ri '/^[^#].*[[:space:]]swap[[:space:]]/ s/^/# storekeeper: swap off for kubelet: /' /etc/fstab
 }
 
+# The nodes may not reach public NTP servers (egress is HTTP/HTTPS only);
+# Amazon Time Sync at the link-local 169.254.169.123 is always reachable.
+setup_time_sync() {
+  step "time sync (Amazon Time Sync Service)"
+  if command -v chronyc >/dev/null; then
+    mkdir -p /etc/chrony/sources.d
+    echo 'server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4' >/etc/chrony/sources.d/storekeeper-aws.sources
+    if ! chronyc reload sources >/dev/null 2>&1 && ! systemctl restart chrony; then
+      log "WARNING: could not reload chrony; clocks may drift"
+    fi
+  else
+    mkdir -p /etc/systemd/timesyncd.conf.d
+    printf '[Time]\nNTP=169.254.169.123\n' >/etc/systemd/timesyncd.conf.d/storekeeper-aws.conf
+    if ! systemctl restart systemd-timesyncd; then
+      log "WARNING: could not restart systemd-timesyncd; clocks may drift"
+    fi
+  fi
+}
+
 install_base_packages() {
   step "base packages"
   apt_update
@@ -303,6 +323,7 @@ prepare_node() {
   require_env KUBERNETES_MINOR
   setup_kernel
   disable_swap
+  setup_time_sync
   install_base_packages
   step "AWS CLI"
   ensure_aws_cli
