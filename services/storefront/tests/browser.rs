@@ -1,0 +1,553 @@
+//! The shopper journey in a real browser: Debian's headless Chromium driven
+//! over WebDriver (chromedriver, started here) against the whole local shop.
+//!
+//! `cargo xtask e2e` starts the five services with fresh databases and runs
+//! these tests with `--ignored`; they read the storefront's address from
+//! `STOREFRONT_URL` (default `http://127.0.0.1:3000`). When a step fails the
+//! test saves a screenshot and the page's HTML under
+//! `target/browser-failures/`. With `SCREENSHOT_DIR` set, the golden journey
+//! also saves full-page screenshots of the home, product, cart, checkout and
+//! order pages there (that is how `docs/screenshots/` is made).
+
+// A browser test fails loudly: a panic naming the step is the right outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const PAYING_CARD: &str = "4242424242424242";
+const DECLINED_CARD: &str = "4000000000000002";
+
+/// Where the shop is.
+fn base_url() -> String {
+    std::env::var("STOREFRONT_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A headless Chromium with its own chromedriver and a throw-away profile.
+struct Browser {
+    client: Client,
+    driver: Child,
+    profile: PathBuf,
+    base: String,
+    name: &'static str,
+}
+
+impl Browser {
+    async fn start(name: &'static str) -> Self {
+        let port = free_port();
+        let driver = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+        let profile = std::env::temp_dir().join(format!(
+            "storefront-browser-{}-{name}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&profile).unwrap();
+        let webdriver = format!("http://127.0.0.1:{port}");
+        wait_for_driver(&webdriver).await;
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium(),
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&webdriver)
+            .await
+            .expect("a Chromium session");
+        Self {
+            client,
+            driver,
+            profile,
+            base: base_url(),
+            name,
+        }
+    }
+
+    /// Runs a journey; on failure saves the evidence, then fails the test.
+    async fn run<F>(mut self, journey: F)
+    where
+        F: AsyncFnOnce(&Browser) -> Result<()>,
+    {
+        let outcome = journey(&self).await;
+        if let Err(err) = &outcome {
+            let saved = self.save_failure().await;
+            self.stop().await;
+            panic!("{}: {err:#}\n(evidence: {saved})", self.name);
+        }
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        let client = self.client.clone();
+        let _ = client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+
+    async fn save_failure(&self) -> String {
+        let dir = workspace_root().join("target/browser-failures");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{}.png", self.name)), png);
+        }
+        if let Ok(html) = self.client.source().await {
+            let _ = std::fs::write(dir.join(format!("{}.html", self.name)), html);
+        }
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map_or_else(|_| "?".to_owned(), |url| url.to_string());
+        format!("{} at {url}", dir.join(self.name).display())
+    }
+
+    async fn open(&self, path: &str) -> Result<()> {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .with_context(|| format!("opening {path}"))
+    }
+
+    async fn path(&self) -> Result<String> {
+        let url = self.client.current_url().await?;
+        Ok(match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        })
+    }
+
+    async fn find(&self, css: &str) -> Result<Element> {
+        let found = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(element) => Ok(element),
+            Err(err) => {
+                let here = self.path().await.unwrap_or_default();
+                Err(anyhow!(err).context(format!("finding `{css}` on {here}")))
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> Result<String> {
+        Ok(self.find(css).await?.text().await?)
+    }
+
+    async fn fill(&self, id: &str, value: &str) -> Result<()> {
+        let field = self.find(&format!("#{id}")).await?;
+        field.clear().await?;
+        field
+            .send_keys(value)
+            .await
+            .with_context(|| format!("typing into #{id}"))
+    }
+
+    async fn click(&self, css: &str) -> Result<()> {
+        self.find(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking `{css}`"))
+    }
+
+    /// Waits until the current path starts with `prefix`.
+    async fn wait_for_path(&self, prefix: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await?;
+            if path.starts_with(prefix) {
+                return Ok(path);
+            }
+            if Instant::now() > deadline {
+                bail!("expected to reach {prefix}, still at {path}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A full-page screenshot into `SCREENSHOT_DIR`, when it is set.
+    async fn snapshot(&self, name: &str) -> Result<()> {
+        let Ok(dir) = std::env::var("SCREENSHOT_DIR") else {
+            return Ok(());
+        };
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", Vec::new())
+            .await?
+            .as_u64()
+            .unwrap_or(900);
+        let height = u32::try_from(height.clamp(600, 4000)).unwrap_or(900);
+        self.client.set_window_size(1280, height + 140).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = self.client.screenshot().await?;
+        self.client.set_window_size(1280, 900).await?;
+        let dir = workspace_root().join(dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+}
+
+fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned())
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for_driver(url: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{url}/status")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start at {url}");
+}
+
+fn unique_email(who: &str) -> String {
+    format!("{who}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Registers a new shopper through the form; lands on `next`.
+async fn register(browser: &Browser, email: &str) -> Result<()> {
+    browser.fill("name", "Ada Lovelace").await?;
+    browser.fill("email", email).await?;
+    browser
+        .fill("password", "correct horse battery staple")
+        .await?;
+    browser
+        .click("form[action='/register'] button[type=submit]")
+        .await
+}
+
+/// From the home page: the first product that is in stock; returns its name.
+async fn open_first_product_in_stock(browser: &Browser) -> Result<String> {
+    let cards = browser
+        .client
+        .find_all(Locator::Css(".product-card"))
+        .await?;
+    for card in cards {
+        let sold_out = card.find_all(Locator::Css(".stock-out")).await?;
+        if sold_out.is_empty() {
+            let name = card
+                .find(Locator::Css(".product-name"))
+                .await?
+                .text()
+                .await?;
+            card.find(Locator::Css("a.product-link"))
+                .await?
+                .click()
+                .await?;
+            browser.wait_for_path("/products/").await?;
+            return Ok(name);
+        }
+    }
+    Err(anyhow!("no product in stock on this page"))
+}
+
+/// On a product page: adds one to the cart and checks the cart shows it.
+async fn add_to_cart(browser: &Browser, name: &str) -> Result<()> {
+    browser
+        .click("form.add-to-cart button[type=submit]")
+        .await?;
+    browser.wait_for_path("/cart").await?;
+    let lines = browser.text(".cart-lines").await?;
+    ensure!(lines.contains(name), "the cart shows {name}: {lines}");
+    Ok(())
+}
+
+/// On the checkout page: fills the address and `card`, places the order.
+async fn place_order(browser: &Browser, card: &str) -> Result<()> {
+    browser.fill("name", "Ada Lovelace").await?;
+    browser.fill("line1", "12 Analytical Row").await?;
+    browser.fill("city", "London").await?;
+    browser.fill("postal_code", "N1 7AA").await?;
+    browser
+        .find("#country")
+        .await?
+        .select_by_value("GB")
+        .await?;
+    browser.fill("card_number", card).await?;
+    browser.fill("exp_month", "12").await?;
+    browser.fill("exp_year", "2034").await?;
+    browser.fill("cvc", "123").await?;
+    Ok(())
+}
+
+async fn submit_checkout(browser: &Browser) -> Result<()> {
+    browser
+        .click("form.checkout-form button[type=submit]")
+        .await?;
+    browser.wait_for_path("/orders/").await.map(drop)
+}
+
+/// On an order page: waits (the page's script reloads it) for `label`.
+async fn wait_for_status(browser: &Browser, label: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let shown = browser
+            .client
+            .find(Locator::Css("[data-order-status]"))
+            .await;
+        if let Ok(element) = shown
+            && let Ok(text) = element.text().await
+        {
+            if text == label {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the order still shows {text:?}, expected {label:?}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// home → search → product → cart → register → checkout (4242…) → PAID → history.
+#[tokio::test]
+#[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
+async fn golden_journey() {
+    Browser::start("golden-journey")
+        .await
+        .run(async |browser| {
+            browser.open("/").await?;
+            ensure!(browser.client.title().await?.contains("Storekeeper"));
+            let first = browser.text(".product-card .product-name").await?;
+            browser.snapshot("home").await?;
+
+            let word = first
+                .split_whitespace()
+                .max_by_key(|word| word.len())
+                .context("a product name")?
+                .to_owned();
+            browser.fill("search-q", &word).await?;
+            browser.click(".search-button").await?;
+            browser.wait_for_path("/?q=").await?;
+            let heading = browser.text("h1").await?;
+            ensure!(heading.contains(&word), "search heading: {heading}");
+
+            let name = open_first_product_in_stock(browser).await?;
+            ensure!(browser.text("h1").await? == name);
+            browser.snapshot("product").await?;
+            add_to_cart(browser, &name).await?;
+            browser.snapshot("cart").await?;
+
+            browser.click(".summary-card a[href='/checkout']").await?;
+            browser.wait_for_path("/login").await?;
+            browser.click(".auth-switch a").await?;
+            browser.wait_for_path("/register").await?;
+            register(browser, &unique_email("golden")).await?;
+            browser.wait_for_path("/checkout").await?;
+            let summary = browser.text(".summary-card").await?;
+            ensure!(
+                summary.contains(&name),
+                "the guest cart came along: {summary}"
+            );
+
+            place_order(browser, PAYING_CARD).await?;
+            browser.snapshot("checkout").await?;
+            submit_checkout(browser).await?;
+            let order_path = browser.path().await?;
+            wait_for_status(browser, "Paid").await?;
+            let outcome = browser.text(".order-outcome").await?;
+            ensure!(outcome.contains("Payment received"), "{outcome}");
+            ensure!(
+                browser.text(".badge").await? == "0",
+                "the cart is empty after ordering"
+            );
+            browser.snapshot("order").await?;
+
+            let short_id = browser.text("h1").await?.replace("Order #", "");
+            browser.click("a[href='/orders']").await?;
+            browser.wait_for_path("/orders").await?;
+            let history = browser.text(".orders-table").await?;
+            ensure!(
+                history.contains(&short_id),
+                "history lists {short_id}: {history}"
+            );
+            ensure!(history.contains("Paid"), "{history}");
+            browser.snapshot("orders").await?;
+            browser.click(&format!("a[href='{order_path}']")).await?;
+            browser.wait_for_path(&order_path).await.map(drop)
+        })
+        .await;
+}
+
+/// A declined card: a clear message, and the order ends CANCELLED.
+#[tokio::test]
+#[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
+async fn declined_card_cancels_the_order() {
+    Browser::start("declined-card")
+        .await
+        .run(async |browser| {
+            browser.open("/register").await?;
+            register(browser, &unique_email("declined")).await?;
+            browser.find(".notice-success").await?;
+            let name = open_first_product_in_stock(browser).await?;
+            add_to_cart(browser, &name).await?;
+            browser.open("/checkout").await?;
+            place_order(browser, DECLINED_CARD).await?;
+            submit_checkout(browser).await?;
+            wait_for_status(browser, "Cancelled").await?;
+            let outcome = browser.text("[data-order-outcome]").await?;
+            ensure!(outcome.contains("declined"), "a clear message: {outcome}");
+            ensure!(outcome.contains("not been charged"), "{outcome}");
+            browser.open("/orders").await?;
+            let history = browser.text(".orders-table").await?;
+            ensure!(history.contains("Cancelled"), "{history}");
+            Ok(())
+        })
+        .await;
+}
+
+/// Logged out, /orders sends the shopper to log in, and back afterwards.
+#[tokio::test]
+#[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
+async fn logged_out_orders_redirects_to_login() {
+    Browser::start("logged-out-orders")
+        .await
+        .run(async |browser| {
+            browser.open("/orders").await?;
+            let path = browser.wait_for_path("/login").await?;
+            ensure!(path == "/login?next=%2Forders", "{path}");
+            ensure!(browser.text("h1").await? == "Log in");
+            Ok(())
+        })
+        .await;
+}
+
+/// A form posted without the CSRF token is refused with the 403 page.
+#[tokio::test]
+#[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
+async fn a_post_without_csrf_token_is_rejected() {
+    Browser::start("csrf-less-post")
+        .await
+        .run(async |browser| {
+            browser.open("/").await?;
+            browser
+                .client
+                .execute(
+                    "const form = document.createElement('form');
+                     form.method = 'post';
+                     form.action = '/cart/items';
+                     const field = document.createElement('input');
+                     field.name = 'product_id';
+                     field.value = '00000000-0000-0000-0000-000000000000';
+                     form.appendChild(field);
+                     document.body.appendChild(form);
+                     form.submit();",
+                    Vec::new(),
+                )
+                .await?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let heading = browser.text("h1").await.unwrap_or_default();
+                if heading == "This form has expired" {
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "no 403 page; h1 is {heading:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let status = reqwest::Client::new()
+                .post(format!("{}/cart/items", browser.base))
+                .form(&[("product_id", "x")])
+                .send()
+                .await?
+                .status();
+            ensure!(status == reqwest::StatusCode::FORBIDDEN, "status {status}");
+            Ok(())
+        })
+        .await;
+}
+
+/// The admin changes a product's stock through the admin pages.
+#[tokio::test]
+#[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
+async fn admin_edits_stock() {
+    let (Ok(email), Ok(password)) = (
+        std::env::var("ADMIN_EMAIL"),
+        std::env::var("ADMIN_PASSWORD"),
+    ) else {
+        panic!(
+            "ADMIN_EMAIL and ADMIN_PASSWORD must name the shop's admin (cargo xtask e2e sets them)"
+        );
+    };
+    Browser::start("admin-stock")
+        .await
+        .run(async |browser| {
+            browser.open("/login?next=%2Fadmin%2Fproducts").await?;
+            browser.fill("email", &email).await?;
+            browser.fill("password", &password).await?;
+            browser
+                .click("form[action='/login'] button[type=submit]")
+                .await?;
+            browser.wait_for_path("/admin/products").await?;
+            browser
+                .click(".admin-table tbody tr:first-child td:last-child a")
+                .await?;
+            browser.wait_for_path("/admin/products/").await?;
+            browser.fill("stock", "4321").await?;
+            browser.click(".admin-form button[type=submit]").await?;
+            browser.wait_for_path("/admin/products").await?;
+            let notice = browser.text(".notice-success").await?;
+            ensure!(notice.contains("4321 in stock"), "{notice}");
+
+            browser.open("/admin/products/new").await?;
+            browser.fill("price", "free").await?;
+            browser.click(".admin-form button[type=submit]").await?;
+            let price_error = browser.text("#price-error").await?;
+            ensure!(price_error.contains("price"), "{price_error}");
+            Ok(())
+        })
+        .await;
+}
