@@ -4,10 +4,10 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use product_service::{
-    AppState, DATABASE, DEFAULT_PORT, MIGRATOR, SERVICE_NAME, app, cache::CatalogCache, readiness,
-    seed,
+    AppState, DATABASE, DEFAULT_PORT, MIGRATOR, SERVICE_NAME, app, cache::CatalogCache, inventory,
+    readiness, seed,
 };
-use storekeeper_kit::{Metrics, ServiceConfig, admin, cache, db, server, telemetry};
+use storekeeper_kit::{Metrics, ServiceConfig, admin, cache, db, events, server, telemetry};
 
 /// Storekeeper product-service. Configured by environment variables
 /// (PORT, ADMIN_PORT, DATABASE_URL, REDIS_URL, REDIS_PREFIX, TOKEN_PUBLIC_KEY, LOG_FORMAT, RUST_LOG).
@@ -48,21 +48,43 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let verifier = config.token_verifier()?;
-            let readiness = readiness(&pool, &redis);
+            let readiness =
+                readiness(&pool, &redis).with(events::broker::readiness_check(&config.amqp_url));
+            let shutdown = events::CancellationToken::new();
+            let events_config = events::EventsConfig::from_env(&config.amqp_url)?;
+            let workers = inventory::start_events(
+                &pool,
+                Some(catalog_cache.clone()),
+                &events_config,
+                &events::EventMetrics::register(&metrics),
+                &shutdown,
+            );
             let state = AppState {
                 pool: pool.clone(),
                 cache: catalog_cache,
                 verifier,
             };
-            server::serve(
+            let served = server::serve(
                 app(state),
                 admin::router(metrics.clone(), readiness),
                 &config,
                 &metrics,
             )
-            .await?;
+            .await;
+            shutdown.cancel();
+            join_workers(workers).await;
+            served?;
         }
     }
     pool.close().await;
     Ok(())
+}
+
+/// Waits for the event workers to stop after shutdown.
+async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>) {
+    for worker in workers {
+        if let Err(err) = worker.await {
+            tracing::error!(error = %err, "event worker panicked");
+        }
+    }
 }
