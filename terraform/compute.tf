@@ -17,13 +17,28 @@ data "aws_ami" "ubuntu" {
 
   filter {
     name   = "architecture"
-    values = [var.architecture == "amd64" ? "x86_64" : "arm64"]
+    values = [local.ami_architecture]
   }
 
   filter {
     name   = "virtualization-type"
     values = ["hvm"]
   }
+}
+
+# The instance types, to fail at plan time rather than at boot when a type
+# does not match the architecture or is too small for kubeadm.
+data "aws_ec2_instance_type" "node" {
+  for_each = {
+    control-plane = var.control_plane_instance_type
+    worker        = var.worker_instance_type
+  }
+
+  instance_type = each.value
+}
+
+locals {
+  ami_architecture = var.architecture == "amd64" ? "x86_64" : "arm64"
 }
 
 # ---------------------------------------------------------------------------
@@ -309,6 +324,16 @@ resource "aws_instance" "control_plane" {
     ignore_changes = [ami, user_data_base64]
 
     precondition {
+      condition     = contains(data.aws_ec2_instance_type.node["control-plane"].supported_architectures, local.ami_architecture)
+      error_message = "control_plane_instance_type does not run ${local.ami_architecture} (architecture = \"${var.architecture}\")."
+    }
+
+    precondition {
+      condition     = data.aws_ec2_instance_type.node["control-plane"].default_vcpus >= 2 && data.aws_ec2_instance_type.node["control-plane"].memory_size >= 2048
+      error_message = "kubeadm needs at least 2 vCPUs and 2 GiB of memory on the control plane."
+    }
+
+    precondition {
       # EC2 accepts 16 KB of user data before base64 (gzip keeps ours near 9).
       condition     = length(data.cloudinit_config.node["control-plane"].rendered) <= 21844
       error_message = "The control plane's user data exceeds EC2's 16 KB limit: is the example Store manifest (example_store_path) very large?"
@@ -358,6 +383,16 @@ resource "aws_instance" "worker" {
 
   lifecycle {
     ignore_changes = [ami, user_data_base64]
+
+    precondition {
+      condition     = contains(data.aws_ec2_instance_type.node["worker"].supported_architectures, local.ami_architecture)
+      error_message = "worker_instance_type does not run ${local.ami_architecture} (architecture = \"${var.architecture}\")."
+    }
+
+    precondition {
+      condition     = data.aws_ec2_instance_type.node["worker"].memory_size >= 2048
+      error_message = "Workers need at least 2 GiB of memory."
+    }
 
     precondition {
       condition     = length(data.cloudinit_config.node["worker"].rendered) <= 21844

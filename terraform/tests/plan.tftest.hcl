@@ -36,6 +36,13 @@ mock_provider "aws" {
       account_id = "123456789012"
     }
   }
+  mock_data "aws_ec2_instance_type" {
+    defaults = {
+      supported_architectures = ["x86_64"]
+      default_vcpus           = 2
+      memory_size             = 8192
+    }
+  }
   mock_data "aws_iam_policy_document" {
     defaults = {
       json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
@@ -136,6 +143,14 @@ run "ipip_no_lb" {
     condition     = aws_instance.worker[2].subnet_id == aws_subnet.private[0].id
     error_message = "workers alternate between the two zones"
   }
+}
+
+run "instance_type_of_another_architecture" {
+  command = plan
+  variables {
+    architecture = "arm64"
+  }
+  expect_failures = [aws_instance.control_plane, aws_instance.worker]
 }
 
 run "bad_token_ttl" {
