@@ -57,3 +57,52 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(state: &Arc<AdminState>, path: &str) -> (StatusCode, String) {
+        let res = router(Arc::clone(state))
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::default().register(&mut registry);
+        metrics.failure("api_500".into());
+        let state = Arc::new(AdminState {
+            registry,
+            ready: false.into(),
+        });
+        assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&state, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
+        let (status, body) = get(&state, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("storekeeper_reconcile_failures_total{reason=\"api_500\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("storekeeper_reconcile_duration_seconds"),
+            "{body}"
+        );
+    }
+}

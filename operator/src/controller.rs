@@ -4,6 +4,7 @@
 //! `Store` — with per-object exponential backoff instead of a fixed requeue,
 //! and status written only when it changed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::reconcile::events::transitions;
 use crate::reconcile::{Observed, Plan, generate, plan, status};
 use crate::render::meta::Ctx;
 use crate::render::{ChildKind, render};
+use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
 
 /// How often a Ready Store is re-checked for drift without any watch event.
@@ -145,6 +147,13 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        if let Err(problem) = self.check_external(ctx, &ns).await? {
+            warn!(store = %key(self), %problem, "external data store not usable; applying nothing");
+            let new = status::invalid(self, &old, &problem, &now());
+            self.publish(ctx, &ns, &old, new).await?;
+            // The user's Secret is not watched: look again soon.
+            return Ok(Action::requeue(RESYNC_PROGRESSING));
+        }
         let observed = observe(&ctx.client, &ns, &self.name_any()).await?;
         let uid = self.uid().unwrap_or_default();
         let plan = plan(&rendered, &observed, &uid, self.spec.paused);
@@ -156,6 +165,26 @@ impl Store {
             RESYNC_READY
         } else {
             RESYNC_PROGRESSING
+        }))
+    }
+
+    /// Reads the keys (never the values' use) of each `external` data
+    /// store's Secret and checks them with `validate::external_secrets`.
+    async fn check_external(&self, ctx: &Context, ns: &str) -> Result<Result<(), Invalid>> {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+        let mut found = BTreeMap::new();
+        for ds in [&self.spec.postgres, &self.spec.redis, &self.spec.rabbitmq] {
+            if let Some(external) = &ds.external {
+                let keys = secrets.get_opt(&external.secret_name).await?.map(|s| {
+                    let data = s.data.unwrap_or_default().into_keys();
+                    data.chain(s.string_data.unwrap_or_default().into_keys())
+                        .collect::<Vec<_>>()
+                });
+                found.insert(external.secret_name.clone(), keys);
+            }
+        }
+        Ok(external_secrets(self, |name| {
+            found.get(name).cloned().flatten()
         }))
     }
 

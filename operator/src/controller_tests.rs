@@ -12,7 +12,8 @@ use crate::backoff::BASE;
 use crate::controller::Context;
 use crate::fixtures::{
     Scenario, collection, converged, expect_apply, expect_delete, expect_event, expect_failure,
-    expect_list, expect_status, finish, secret_creates, store, with_status,
+    expect_list, expect_lists, expect_status, expect_user_secret, finish, secret_creates, store,
+    with_status,
 };
 use crate::metrics::ReasonLabel;
 use crate::reconcile::plan;
@@ -126,11 +127,10 @@ async fn a_removed_component_is_pruned() {
         assert!(st.components.iter().any(|c| c.name == "redis" && c.ready));
     }));
     writes.push(expect_event("Normal", "Progressing"));
-    let mocksrv = server.run(Scenario::Observed {
-        store: s.clone(),
-        observed,
-        writes,
-    });
+    let mut all = vec![expect_user_secret("my-redis", Some(&["url"]))];
+    all.extend(expect_lists(&observed));
+    all.extend(writes);
+    let mocksrv = server.run(Scenario::Exactly(all));
     reconcile(Arc::new(s), ctx).await.expect("reconcile");
     finish(mocksrv).await;
 }
@@ -160,6 +160,27 @@ async fn an_invalid_spec_stalls_with_an_event_and_writes_no_child() {
     let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
     finish(mocksrv).await;
     assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_missing_external_secret_stalls_and_writes_no_child() {
+    let (ctx, server) = Context::test();
+    let s = store("shop").with_external_redis();
+    let mocksrv = server.run(Scenario::Exactly(vec![
+        expect_user_secret("my-redis", None),
+        expect_status(&s, |st| {
+            let stalled = st.condition("Stalled").unwrap();
+            assert_eq!(stalled.status, "True");
+            assert_eq!(
+                stalled.message,
+                "spec.redis.external.secretName: Secret my-redis not found"
+            );
+        }),
+        expect_event("Warning", "InvalidSpec"),
+    ]));
+    let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
+    finish(mocksrv).await;
+    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use kube::api::ObjectMeta;
 
-use crate::api::{External, IngressSpec, Phase, Store, StoreSpec, StoreStatus};
+use crate::api::{External, Phase, Store, StoreSpec, StoreStatus};
 use crate::render::secrets::SecretKind;
 
 /// A valid Store with every data store managed, as it would come from the API.
@@ -45,16 +45,6 @@ impl Store {
     #[must_use]
     pub fn invalid(mut self) -> Self {
         self.spec.version = "latest".into();
-        self
-    }
-
-    /// The same Store with another ingress host.
-    #[must_use]
-    pub fn with_host(mut self, host: &str) -> Self {
-        self.spec.ingress = IngressSpec {
-            host: host.into(),
-            ..self.spec.ingress
-        };
         self
     }
 }
@@ -101,7 +91,8 @@ pub struct Expect {
 }
 
 impl Expect {
-    fn new(method: Method, path: String) -> Self {
+    /// A request answered `200 OK` with its own body echoed back.
+    pub fn new(method: Method, path: String) -> Self {
         Self {
             method,
             path,
@@ -191,6 +182,43 @@ pub fn expect_secret(name: &str, keys: Vec<String>) -> Expect {
         want.sort();
         assert_eq!(have, want, "keys of {name}");
     }));
+    e
+}
+
+/// The nine LISTs every reconcile of a valid Store starts with.
+pub fn expect_lists(observed: &Observed) -> Vec<Expect> {
+    ChildKind::ALL
+        .iter()
+        .map(|k| expect_list(*k, observed))
+        .collect()
+}
+
+/// Expect a GET of the user's Secret `name`: answered with those keys, or 404.
+pub fn expect_user_secret(name: &str, keys: Option<&[&str]>) -> Expect {
+    let mut e = Expect::new(
+        Method::GET,
+        format!("{}/{name}", collection(ChildKind::Secret)),
+    );
+    if let Some(keys) = keys {
+        let data: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| ((*k).to_owned(), json!("c2VjcmV0")))
+            .collect();
+        e.reply = Some(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "shop"}, "data": data}));
+        e
+    } else {
+        not_found(e)
+    }
+}
+
+/// Answers `e` with a 404 Status.
+pub fn not_found(mut e: Expect) -> Expect {
+    e.status = StatusCode::NOT_FOUND;
+    e.reply = Some(
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "reason": "NotFound", "code": 404, "message": "not found"}),
+    );
     e
 }
 
@@ -302,6 +330,11 @@ pub fn secret_creates(rendered: &Rendered) -> Vec<Expect> {
 }
 
 impl ApiServerVerifier {
+    /// Wraps the mock side of a `tower_test` pair.
+    pub fn from_handle(handle: Handle<Request<Body>, Response<Body>>) -> Self {
+        Self(handle)
+    }
+
     /// Serves the scenario's requests in order; returns what it saw.
     pub fn run(self, scenario: Scenario) -> JoinHandle<Vec<Seen>> {
         let expectations = scenario.into_expectations();

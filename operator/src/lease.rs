@@ -132,6 +132,30 @@ impl LeaderElector {
         }
     }
 
+    /// Gives the Lease up (on shutdown) so a standby takes over at once
+    /// instead of waiting for it to expire.
+    pub async fn release(&self) -> Result<()> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Blocks until this replica leads.
     pub async fn acquire(&self) {
         loop {
@@ -170,6 +194,83 @@ impl LeaderElector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{Expect, Scenario, finish, not_found};
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/shop/leases/storekeeper-leader";
+
+    fn elector() -> (LeaderElector, crate::fixtures::ApiServerVerifier) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "shop");
+        let api = Api::namespaced(client, "shop");
+        let e = LeaderElector::new(api, "storekeeper-leader", "pod-a", Duration::from_secs(15));
+        (e, crate::fixtures::ApiServerVerifier::from_handle(handle))
+    }
+
+    fn lease(holder: &str, renewed: Timestamp) -> serde_json::Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "storekeeper-leader", "namespace": "shop", "resourceVersion": "5"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": MicroTime(renewed)}})
+    }
+
+    fn get(reply: Option<serde_json::Value>) -> Expect {
+        let mut e = Expect::new(Method::GET, PATH.into());
+        if let Some(v) = reply {
+            e.reply = Some(v);
+            e
+        } else {
+            not_found(e)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_lease_is_created_and_held() {
+        let (e, server) = elector();
+        let mut create = Expect::new(
+            Method::POST,
+            PATH.trim_end_matches("/storekeeper-leader").into(),
+        );
+        create.body = Some(Box::new(|b| {
+            assert_eq!(b["spec"]["holderIdentity"], json!("pod-a"));
+        }));
+        let srv = server.run(Scenario::Exactly(vec![get(None), create]));
+        assert!(e.try_acquire_or_renew().await.unwrap());
+        finish(srv).await;
+    }
+
+    #[tokio::test]
+    async fn a_fresh_foreign_lease_is_left_alone() {
+        let (e, server) = elector();
+        let srv = server.run(Scenario::Exactly(vec![get(Some(lease(
+            "pod-b",
+            Timestamp::now(),
+        )))]));
+        assert!(!e.try_acquire_or_renew().await.unwrap());
+        finish(srv).await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_and_a_lost_race_is_not_an_error() {
+        let (e, server) = elector();
+        let old = Timestamp::from_second(1_000).unwrap();
+        let mut put = Expect::new(Method::PUT, PATH.into());
+        put.body = Some(Box::new(|b| {
+            assert_eq!(b["spec"]["holderIdentity"], json!("pod-a"));
+            assert_eq!(b["metadata"]["resourceVersion"], json!("5"));
+            assert_eq!(b["spec"]["leaseTransitions"], json!(1));
+        }));
+        put.status = StatusCode::CONFLICT;
+        put.reply = Some(
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "Conflict", "code": 409}),
+        );
+        let srv = server.run(Scenario::Exactly(vec![get(Some(lease("pod-b", old))), put]));
+        assert!(!e.try_acquire_or_renew().await.unwrap());
+        finish(srv).await;
+    }
 
     fn held_by(holder: &str, renewed: Timestamp) -> LeaseSpec {
         LeaseSpec {

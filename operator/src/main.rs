@@ -135,6 +135,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         () = controller::run(ctx, shutdown) => info!("controller stopped"),
         () = elector.keep() => anyhow::bail!("lost the leader lease; exiting so a standby takes over"),
     }
+    if let Err(e) = elector.release().await {
+        error!(error = %e, "releasing the leader lease failed; a standby takes over when it expires");
+    }
     Ok(())
 }
 

@@ -126,6 +126,47 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
     p.finish()
 }
 
+/// Checks a Store's `external` data-store Secrets against what the cluster
+/// holds: `lookup(name)` returns the keys of that Secret, or `None` when it
+/// does not exist. The schema cannot see other objects, so this runs in the
+/// reconciler (an unmet reference stalls the Store like any invalid spec).
+pub fn external_secrets(
+    store: &Store,
+    lookup: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<(), Invalid> {
+    let mut p = Problems::default();
+    for (component, ds) in [
+        ("postgres", &store.spec.postgres),
+        ("redis", &store.spec.redis),
+        ("rabbitmq", &store.spec.rabbitmq),
+    ] {
+        let Some(external) = &ds.external else {
+            continue;
+        };
+        let field = format!("spec.{component}.external.secretName");
+        match lookup(&external.secret_name) {
+            None => p.add(field, format!("Secret {} not found", external.secret_name)),
+            Some(keys) => {
+                let missing: Vec<&str> = secrets::external_keys(component)
+                    .into_iter()
+                    .filter(|k| !keys.iter().any(|have| have == k))
+                    .collect();
+                if !missing.is_empty() {
+                    p.add(
+                        field,
+                        format!(
+                            "Secret {} lacks key(s) {}",
+                            external.secret_name,
+                            missing.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    p.finish()
+}
+
 #[derive(Default)]
 struct Problems(Vec<(String, String)>);
 
@@ -335,6 +376,20 @@ mod tests {
             secret_name: "shop-admin".into(),
         });
         assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn external_secrets_must_exist_with_their_keys() {
+        let s = store("shop").with_external_redis();
+        assert!(external_secrets(&store("shop"), |_| None).is_ok());
+        let err = external_secrets(&s, |_| None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.redis.external.secretName: Secret my-redis not found"
+        );
+        let err = external_secrets(&s, |_| Some(vec!["URL".into()])).unwrap_err();
+        assert!(err.to_string().ends_with("lacks key(s) url"), "{err}");
+        assert!(external_secrets(&s, |_| Some(vec!["url".into()])).is_ok());
     }
 
     #[test]

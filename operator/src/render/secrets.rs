@@ -18,6 +18,15 @@ pub const RABBITMQ_USER: &str = "storekeeper";
 /// Key of the URL in an external Redis or RabbitMQ Secret.
 pub const EXTERNAL_URL: &str = "url";
 
+/// Keys a user's Secret must hold for an `external` data store.
+pub fn external_keys(component: &str) -> Vec<&'static str> {
+    if component == "postgres" {
+        Service::ALL.iter().filter_map(|s| s.database()).collect()
+    } else {
+        vec![EXTERNAL_URL]
+    }
+}
+
 /// What a generated Secret holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretKind {
