@@ -22,6 +22,22 @@ locals {
   public_subnet_cidrs  = [for i in range(2) : cidrsubnet(var.vpc_cidr, 4, i)]
   private_subnet_cidrs = [for i in range(2) : cidrsubnet(var.vpc_cidr, 2, 2 + i)]
 
+  # Address ranges that must not overlap. Two CIDRs overlap when their
+  # network addresses agree on the shorter of the two prefixes.
+  cidr_vars = { vpc_cidr = var.vpc_cidr, pod_cidr = var.pod_cidr, service_cidr = var.service_cidr }
+  cidr_pairs = [
+    for pair in [["vpc_cidr", "pod_cidr"], ["vpc_cidr", "service_cidr"], ["pod_cidr", "service_cidr"]] : {
+      name   = "${pair[0]} and ${pair[1]}"
+      a      = split("/", local.cidr_vars[pair[0]])[0]
+      b      = split("/", local.cidr_vars[pair[1]])[0]
+      prefix = min(tonumber(split("/", local.cidr_vars[pair[0]])[1]), tonumber(split("/", local.cidr_vars[pair[1]])[1]))
+    }
+  ]
+  cidr_overlaps = [
+    for p in local.cidr_pairs : p.name
+    if cidrhost("${p.a}/${p.prefix}", 0) == cidrhost("${p.b}/${p.prefix}", 0)
+  ]
+
   # The control plane gets a fixed address so that every node's user data
   # (and the API server certificate) can name it before it exists.
   control_plane_ip = cidrhost(local.private_subnet_cidrs[0], 10)
@@ -35,6 +51,11 @@ resource "aws_vpc" "this" {
   tags = { Name = var.name }
 
   lifecycle {
+    precondition {
+      condition     = length(local.cidr_overlaps) == 0
+      error_message = "Address ranges overlap: ${join(", ", local.cidr_overlaps)}. Pick separate ranges for the VPC, the pods and the Services."
+    }
+
     precondition {
       condition     = length(local.azs) == 2
       error_message = "Both availability zones must exist and be available in the region; set availability_zones to two that are."

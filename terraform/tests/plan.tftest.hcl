@@ -153,6 +153,14 @@ run "instance_type_of_another_architecture" {
   expect_failures = [aws_instance.control_plane, aws_instance.worker]
 }
 
+run "overlapping_pod_cidr" {
+  command = plan
+  variables {
+    pod_cidr = "10.0.0.0/8"
+  }
+  expect_failures = [aws_vpc.this]
+}
+
 run "bad_token_ttl" {
   command = plan
   variables {
