@@ -68,7 +68,7 @@ pub async fn run() -> Result<()> {
             format!("postgres://{DATABASE}:{password}@127.0.0.1:5432/{DATABASE}"),
         ),
         ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-        ("REDIS_PREFIX", "bench".to_owned()),
+        ("REDIS_PREFIX", "bench:".to_owned()),
         ("TOKEN_PUBLIC_KEY", state.token_public_key.clone()),
         ("LOG_FORMAT", "json".to_owned()),
         ("RUST_LOG", "warn".to_owned()),

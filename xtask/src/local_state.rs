@@ -10,11 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rand::distributions::Alphanumeric;
-use rand::rngs::OsRng;
 use rand::{Rng, thread_rng};
 use serde::{Deserialize, Serialize};
 
@@ -65,18 +61,11 @@ impl LocalState {
     }
 
     fn generate() -> Result<Self> {
-        let key = SigningKey::generate(&mut OsRng);
-        let token_private_key = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .context("encoding the private key")?
-            .to_string();
-        let token_public_key = key
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .context("encoding the public key")?;
+        let keys =
+            storekeeper_kit::auth::KeyPair::generate().context("generating the token key pair")?;
         Ok(Self {
-            token_private_key,
-            token_public_key,
+            token_private_key: keys.private_pem,
+            token_public_key: keys.public_pem,
             admin_email: "admin@storekeeper.local".to_owned(),
             admin_password: random_secret(),
             database_passwords: BTreeMap::new(),

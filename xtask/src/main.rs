@@ -5,6 +5,7 @@
 mod bench;
 mod check;
 mod layout;
+mod load;
 mod local_state;
 mod process;
 mod stack;
@@ -41,6 +42,9 @@ enum Command {
     /// Measure product-service against a bare axum server (requests/s,
     /// latency, memory) and print the figures.
     Bench,
+    /// Drive the shopper mix through the storefront of a running local
+    /// shop and print requests/s, p50/p99 per page and errors.
+    Load(load::LoadOptions),
     /// Serve a bare axum "hello" on the given port: the bench's baseline.
     #[command(hide = true)]
     Hello {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
             Command::E2e => check::e2e().await,
             Command::Crd => check::crd(),
             Command::Bench => bench::run().await,
+            Command::Load(options) => load::run(&options).await,
             Command::Hello { port } => bench::hello(port).await,
         }
     });

@@ -1,0 +1,334 @@
+//! `cargo xtask load`: drives the Online Boutique shopper mix through the
+//! storefront of a running local shop (`cargo xtask up`) and prints
+//! requests/s, p50/p99 per page and errors.
+//!
+//! Each virtual shopper registers, then loops over a weighted mix — browse a
+//! product 10, view the cart 3, add to cart 2, home 1, checkout 1 — as a
+//! browser would: cookies kept, the form's CSRF token sent back, redirects
+//! not followed (each request is timed on its own). Online Boutique's "set
+//! currency" is left out: this shop sells in one currency per product.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response};
+
+/// What `cargo xtask load` was asked for.
+#[derive(Debug, clap::Args)]
+pub struct LoadOptions {
+    /// Storefront base URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// Concurrent shoppers.
+    #[arg(long, default_value_t = 8)]
+    pub users: usize,
+    /// How long to drive the mix, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+}
+
+/// The pages of the mix, with Online Boutique's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Page {
+    Product,
+    Cart,
+    AddToCart,
+    Home,
+    Checkout,
+}
+
+const MIX: [(Page, u32); 5] = [
+    (Page::Product, 10),
+    (Page::Cart, 3),
+    (Page::AddToCart, 2),
+    (Page::Home, 1),
+    (Page::Checkout, 1),
+];
+
+impl Page {
+    fn pick(rng: &mut impl Rng) -> Self {
+        let total: u32 = MIX.iter().map(|(_, w)| w).sum();
+        let mut roll = rng.gen_range(0..total);
+        for (page, weight) in MIX {
+            if roll < weight {
+                return page;
+            }
+            roll -= weight;
+        }
+        Page::Home
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Page::Product => "GET /products/{slug}",
+            Page::Cart => "GET /cart",
+            Page::AddToCart => "POST /cart/items",
+            Page::Home => "GET /",
+            Page::Checkout => "POST /checkout",
+        }
+    }
+}
+
+/// Latencies and failures of one page, across all shoppers.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+/// Runs the mix and prints the figures.
+pub async fn run(options: &LoadOptions) -> Result<()> {
+    let slugs = product_slugs(&options.url).await?;
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..options.users {
+        let url = options.url.clone();
+        let slugs = slugs.clone();
+        tasks.push(tokio::spawn(async move {
+            shopper(n, url, slugs, deadline).await
+        }));
+    }
+    let mut all: BTreeMap<Page, Samples> = BTreeMap::new();
+    for task in tasks {
+        for (page, samples) in task.await.context("a shopper task panicked")?? {
+            let entry = all.entry(page).or_default();
+            entry.latencies.extend(samples.latencies);
+            entry.errors += samples.errors;
+        }
+    }
+    report(&all, started.elapsed());
+    Ok(())
+}
+
+async fn product_slugs(base: &str) -> Result<Vec<String>> {
+    let home = reqwest::get(format!("{base}/"))
+        .await
+        .with_context(|| {
+            format!("the storefront at {base} does not answer; start it with `cargo xtask up`")
+        })?
+        .text()
+        .await?;
+    let slugs: Vec<String> = home
+        .split("href=\"/products/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    if slugs.is_empty() {
+        bail!("the home page lists no products; is the catalog loaded?");
+    }
+    Ok(slugs)
+}
+
+async fn shopper(
+    n: usize,
+    base: String,
+    slugs: Vec<String>,
+    deadline: Instant,
+) -> Result<BTreeMap<Page, Samples>> {
+    let client = Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let csrf = register(&client, &base, n).await?;
+    let mut samples: BTreeMap<Page, Samples> = BTreeMap::new();
+    let mut product_ids = Vec::new();
+    while Instant::now() < deadline {
+        let (page, slug) = {
+            let mut rng = rand::thread_rng();
+            (
+                Page::pick(&mut rng),
+                slugs.choose(&mut rng).cloned().unwrap_or_default(),
+            )
+        };
+        let begun = Instant::now();
+        let outcome = match page {
+            Page::Product => get(&client, &format!("{base}/products/{slug}"))
+                .await
+                .map(|html| {
+                    if let Some(id) = hidden_value(&html, "product_id") {
+                        product_ids.push(id);
+                    }
+                }),
+            Page::Cart => get(&client, &format!("{base}/cart")).await.map(drop),
+            Page::Home => get(&client, &format!("{base}/")).await.map(drop),
+            Page::AddToCart => match product_ids.last() {
+                Some(id) => {
+                    let form = [
+                        ("_csrf", csrf.as_str()),
+                        ("product_id", id.as_str()),
+                        ("quantity", "1"),
+                    ];
+                    post(&client, &format!("{base}/cart/items"), &form).await
+                }
+                None => continue,
+            },
+            Page::Checkout => checkout(&client, &base).await,
+        };
+        let entry = samples.entry(page).or_default();
+        match outcome {
+            Ok(()) => entry.latencies.push(begun.elapsed()),
+            Err(_) => entry.errors += 1,
+        }
+    }
+    Ok(samples)
+}
+
+async fn register(client: &Client, base: &str, n: usize) -> Result<String> {
+    let form_page = get(client, &format!("{base}/register")).await?;
+    let csrf = hidden_value(&form_page, "_csrf").context("the register page has no CSRF token")?;
+    let email = format!(
+        "load-{}-{n}@example.test",
+        rand::thread_rng().r#gen::<u32>()
+    );
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("next", "/"),
+        ("name", "Load Shopper"),
+        ("email", email.as_str()),
+        ("password", "load-test-password-1"),
+    ];
+    post(client, &format!("{base}/register"), &form)
+        .await
+        .context("registering a shopper")?;
+    // The session may rotate its token on login; read the current one.
+    let home = get(client, &format!("{base}/cart")).await?;
+    hidden_value(&home, "_csrf").context("no CSRF token after registering")
+}
+
+/// Opens the checkout form (for its CSRF token and idempotency key) and
+/// submits it with the test card that succeeds. An empty cart is not an
+/// error: the storefront sends the shopper back to the cart.
+async fn checkout(client: &Client, base: &str) -> Result<()> {
+    let page = client.get(format!("{base}/checkout")).send().await?;
+    if page.status().is_redirection() {
+        return Ok(());
+    }
+    let html = ok_text(page).await?;
+    let csrf = hidden_value(&html, "_csrf").context("checkout form without CSRF token")?;
+    let key =
+        hidden_value(&html, "idempotency_key").context("checkout form without idempotency key")?;
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("name", "Load Shopper"),
+        ("line1", "1 Test Street"),
+        ("line2", ""),
+        ("city", "Testville"),
+        ("postal_code", "12345"),
+        ("country", "US"),
+        ("card_number", "4242424242424242"),
+        ("exp_month", "12"),
+        ("exp_year", "2035"),
+        ("cvc", "123"),
+    ];
+    post(client, &format!("{base}/checkout"), &form).await
+}
+
+async fn get(client: &Client, url: &str) -> Result<String> {
+    ok_text(client.get(url).send().await?).await
+}
+
+async fn post(client: &Client, url: &str, form: &[(&str, &str)]) -> Result<()> {
+    let response = client.post(url).form(form).send().await?;
+    if response.status().is_success() || response.status().is_redirection() {
+        Ok(())
+    } else {
+        bail!("{url}: {}", response.status())
+    }
+}
+
+async fn ok_text(response: Response) -> Result<String> {
+    let status = response.status();
+    if !status.is_success() {
+        bail!("{}: {status}", response.url());
+    }
+    Ok(response.text().await?)
+}
+
+/// The `value` of the first hidden input named `name` in `html`.
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration) {
+    let total: usize = all.values().map(|s| s.latencies.len() + s.errors).sum();
+    println!();
+    println!(
+        "{:<24} {:>8} {:>8} {:>9} {:>9}",
+        "page", "requests", "errors", "p50 ms", "p99 ms"
+    );
+    for (page, samples) in all {
+        let mut sorted = samples.latencies.clone();
+        sorted.sort_unstable();
+        println!(
+            "{:<24} {:>8} {:>8} {:>9.2} {:>9.2}",
+            page.label(),
+            sorted.len(),
+            samples.errors,
+            percentile_ms(&sorted, 50),
+            percentile_ms(&sorted, 99)
+        );
+    }
+    println!();
+    println!(
+        "{total} requests in {:.1} s: {:.0} requests/s",
+        elapsed.as_secs_f64(),
+        rate(total, elapsed)
+    );
+}
+
+fn percentile_ms(sorted: &[Duration], pct: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = (sorted.len() * pct).div_ceil(100).saturating_sub(1);
+    sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_hidden_inputs() {
+        let html = r#"<input type="hidden" name="_csrf" value="abc123"><input type="hidden" name="product_id" value="p-1">"#;
+        assert_eq!(hidden_value(html, "_csrf").as_deref(), Some("abc123"));
+        assert_eq!(hidden_value(html, "product_id").as_deref(), Some("p-1"));
+        assert_eq!(hidden_value(html, "missing"), None);
+    }
+
+    #[test]
+    fn the_mix_follows_the_weights() {
+        let mut rng = rand::thread_rng();
+        let mut counts: BTreeMap<Page, u32> = BTreeMap::new();
+        for _ in 0..17_000 {
+            *counts.entry(Page::pick(&mut rng)).or_default() += 1;
+        }
+        let product = f64::from(counts[&Page::Product]);
+        let checkout = f64::from(counts[&Page::Checkout]);
+        assert!((product / checkout - 10.0).abs() < 2.0, "{counts:?}");
+    }
+
+    #[test]
+    fn percentiles_pick_the_right_sample() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert!((percentile_ms(&samples, 50) - 50.0).abs() < 1e-9);
+        assert!((percentile_ms(&samples, 99) - 99.0).abs() < 1e-9);
+        assert!(percentile_ms(&[], 99).abs() < f64::EPSILON);
+    }
+}
