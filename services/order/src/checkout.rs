@@ -166,6 +166,7 @@ pub async fn place(
     key: &str,
     body: &serde_json::Value,
 ) -> Result<Placed, ApiError> {
+    let received = Utc::now();
     let hash = request_hash(body);
     let mut conn = state.pool.acquire().await?;
     if let Some(stored) = store::find_key(&mut conn, user, key).await?
@@ -210,8 +211,8 @@ pub async fn place(
         shipping_address: address,
         payment_method_id: request.payment_method_id,
         cancellation_reason: None,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
+        created_at: received,
+        updated_at: received,
     };
     let response =
         serde_json::to_string(&order).map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
