@@ -54,6 +54,9 @@ impl Handler for Recorder {
             if data.n < 0 {
                 return Err(HandlerError::Permanent(format!("negative ping {}", data.n)));
             }
+            if data.n == 99 && attempt <= 4 {
+                return Err(HandlerError::Unavailable("database unreachable".into()));
+            }
             if attempt <= self.fail_first {
                 return Err(HandlerError::Transient(format!("flaky attempt {attempt}")));
             }
@@ -294,4 +297,20 @@ async fn a_broker_outage_delays_events_but_loses_none(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(ns.len(), 10);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_unreachable_database_requeues_without_using_up_attempts(pool: PgPool) {
+    let harness = Harness::new(pool, 0).await;
+    harness.emit(99).await;
+    harness.wait_for_effects(1).await;
+    // Four refusals, more than max_attempts (3), and still no dead letter.
+    assert_eq!(harness.attempts.load(Ordering::SeqCst), 5);
+    assert!(
+        take_dead_letters(&harness.config, "test.pings")
+            .await
+            .is_empty()
+    );
+    let text = harness.metrics.encode().unwrap();
+    assert!(text.contains("outcome=\"requeued\"} 4"), "{text}");
 }

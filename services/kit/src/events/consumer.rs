@@ -12,7 +12,9 @@
 //! after `max_attempts`, or at once for a [`HandlerError::Permanent`] or an
 //! undecodable message, it goes to the dead-letter queue with the reason in
 //! the `x-death-reason` header. Either way the original is acknowledged, so
-//! a poison message never blocks the queue.
+//! a poison message never blocks the queue. When the database itself is
+//! unreachable the delivery is returned to the queue after a pause instead,
+//! without using up an attempt: an outage delays events, never buries them.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -20,7 +22,7 @@ use futures::TryStreamExt;
 use lapin::{
     Channel,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
+    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable},
 };
 use sqlx::{PgConnection, PgPool};
@@ -44,11 +46,22 @@ pub enum HandlerError {
     /// Retrying cannot help (malformed data): dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
+    /// A dependency is down (the database is unreachable): the delivery
+    /// goes back to the queue after a pause without using up an attempt,
+    /// so an outage of any length dead-letters nothing.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Transient(format!("database: {err}"))
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(format!("database unreachable: {err}")),
+            other => Self::Transient(format!("database: {other}")),
+        }
     }
 }
 
@@ -56,6 +69,7 @@ impl From<EventsError> for HandlerError {
     fn from(err: EventsError) -> Self {
         match err {
             EventsError::Encode(err) => Self::Permanent(format!("encoding: {err}")),
+            EventsError::Db(err) => err.into(),
             other => Self::Transient(other.to_string()),
         }
     }
@@ -83,6 +97,8 @@ pub enum Outcome {
     Retried,
     /// Sent to the dead-letter queue.
     DeadLettered,
+    /// Returned to the queue untouched (a dependency is down).
+    Requeued,
 }
 
 impl Outcome {
@@ -92,6 +108,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Retried => "retried",
             Self::DeadLettered => "dead_lettered",
+            Self::Requeued => "requeued",
         }
     }
 }
@@ -204,8 +221,15 @@ impl Consumer {
     }
 
     async fn deliver(&self, channel: &Channel, delivery: Delivery) -> Result<(), EventsError> {
-        self.handle_delivery(channel, &delivery).await?;
-        delivery.acker.ack(BasicAckOptions::default()).await?;
+        if self.handle_delivery(channel, &delivery).await? == Outcome::Requeued {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            delivery.acker.nack(requeue).await?;
+        } else {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        }
         Ok(())
     }
 
@@ -242,6 +266,12 @@ impl Consumer {
         let outcome = async {
             match self.apply(&envelope).await {
                 Ok(outcome) => Ok::<_, EventsError>(outcome),
+                Err(HandlerError::Unavailable(reason)) => {
+                    let pause = self.config.retry_delay(3);
+                    tracing::warn!(%reason, ?pause, "dependency down; returning the event to the queue");
+                    tokio::time::sleep(pause).await;
+                    Ok(Outcome::Requeued)
+                }
                 Err(HandlerError::Permanent(reason)) => {
                     tracing::error!(%reason, "event rejected; dead-lettering");
                     self.dead_letter(channel, delivery, attempt, &reason)
