@@ -121,3 +121,35 @@ impl Drop for ReconcileTimer {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_follow_kubernetes_names() {
+        assert_eq!(verb(&http::Method::GET, "labelSelector=a"), "get");
+        assert_eq!(
+            verb(&http::Method::GET, "watch=true&resourceVersion=1"),
+            "watch"
+        );
+        assert_eq!(verb(&http::Method::PATCH, ""), "patch");
+        assert_eq!(verb(&http::Method::POST, ""), "create");
+        assert_eq!(verb(&http::Method::DELETE, ""), "delete");
+    }
+
+    #[test]
+    fn api_requests_are_counted_by_verb() {
+        let m = Metrics::default();
+        let uri: http::Uri = "/api/v1/namespaces/shop/secrets?labelSelector=x"
+            .parse()
+            .unwrap();
+        m.api_request(&http::Method::GET, &uri);
+        m.api_request(&http::Method::GET, &uri);
+        let got = m
+            .api_requests
+            .get_or_create(&VerbLabel { verb: "get".into() })
+            .get();
+        assert_eq!(got, 2);
+    }
+}

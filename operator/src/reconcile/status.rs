@@ -295,3 +295,97 @@ fn workload(
         failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{converged, store};
+    use crate::render::render;
+    use serde_json::json;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+    const T1: &str = "2026-01-01T00:05:00Z";
+
+    fn status_of(observed: &Observed, old: &StoreStatus, now: &str) -> StoreStatus {
+        let s = store("shop");
+        compute(&s, &render(&s).unwrap(), observed, old, now)
+    }
+
+    fn tweak(observed: &mut Observed, name: &str, f: impl Fn(&mut Value)) {
+        let mut v = observed.get(ChildKind::Deployment, name).unwrap().clone();
+        f(&mut v);
+        observed.insert(ChildKind::Deployment, v);
+    }
+
+    #[test]
+    fn converged_is_ready_with_every_component() {
+        let st = status_of(&converged(&store("shop")), &StoreStatus::default(), T0);
+        assert_eq!(st.phase, Some(Phase::Ready));
+        assert_eq!(st.ready.as_deref(), Some("5/5"));
+        assert_eq!(st.components.len(), 8);
+        assert_eq!(st.last_good_revision, st.revision);
+        assert!(
+            st.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(1))
+        );
+    }
+
+    #[test]
+    fn a_stale_template_or_lagging_rollout_is_progressing() {
+        let mut observed = converged(&store("shop"));
+        tweak(&mut observed, "shop-order", |v| {
+            v["metadata"]["annotations"]["storekeeper.dev/applied-hash"] = json!("old");
+        });
+        tweak(&mut observed, "shop-user", |v| {
+            v["status"]["updatedReplicas"] = json!(1);
+        });
+        let st = status_of(&observed, &StoreStatus::default(), T0);
+        assert_eq!(st.phase, Some(Phase::Progressing));
+        assert_eq!(st.ready.as_deref(), Some("3/5"));
+        let reconciling = st.condition(types::RECONCILING).unwrap();
+        assert_eq!(reconciling.status, "True");
+        assert_eq!(reconciling.message, "waiting for user, order");
+    }
+
+    #[test]
+    fn a_progress_deadline_stalls_naming_the_component() {
+        let mut observed = converged(&store("shop"));
+        tweak(&mut observed, "shop-payment", |v| {
+            v["status"]["conditions"] = json!([{"type": "Progressing", "status": "False",
+                "reason": "ProgressDeadlineExceeded"}]);
+        });
+        let st = status_of(&observed, &StoreStatus::default(), T0);
+        assert_eq!(st.phase, Some(Phase::Degraded));
+        let stalled = st.condition(types::STALLED).unwrap();
+        assert_eq!(stalled.status, "True");
+        assert_eq!(stalled.message, "payment: progress deadline exceeded");
+    }
+
+    #[test]
+    fn transition_times_move_only_when_status_flips() {
+        let observed = converged(&store("shop"));
+        let first = status_of(&observed, &StoreStatus::default(), T0);
+        let again = status_of(&observed, &first, T1);
+        assert_eq!(
+            first, again,
+            "recomputing an unchanged state changes nothing"
+        );
+        let mut degraded = observed.clone();
+        tweak(&mut degraded, "shop-user", |v| {
+            v["status"]["availableReplicas"] = json!(0);
+        });
+        let later = status_of(&degraded, &first, T1);
+        let ready = later.condition(types::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.as_str()),
+            ("False", T1)
+        );
+        let rolled = later.condition(types::ROLLED_BACK).unwrap();
+        assert_eq!(rolled.last_transition_time, T0);
+        assert_eq!(
+            later.last_good_revision, first.revision,
+            "last good revision is kept"
+        );
+    }
+}

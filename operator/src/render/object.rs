@@ -2,8 +2,6 @@
 //! hash of that body stamped into an annotation so a later reconcile can tell
 //! "the operator's intent changed" without asking the API server.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -78,8 +76,11 @@ impl Object {
 
 /// SHA-256 (hex) of a JSON value's canonical form (keys sorted).
 pub fn hash_value(value: &Value) -> String {
-    let canonical = canonical(value);
-    hex(&Sha256::digest(canonical.as_bytes()))
+    let mut hasher = Sha256::new();
+    let mut buf = String::new();
+    canonical(value, &mut buf);
+    hasher.update(buf.as_bytes());
+    hex(&hasher.finalize())
 }
 
 /// Short, stable hash of any serialisable value (for revisions and config hashes).
@@ -88,22 +89,35 @@ pub fn short_hash<T: Serialize>(value: &T) -> String {
     hash_value(&v)[..10].to_owned()
 }
 
-fn canonical(value: &Value) -> String {
+/// Writes `value` as JSON with object keys sorted, whatever map order
+/// serde_json was built with.
+fn canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
-            let sorted: BTreeMap<&String, String> =
-                map.iter().map(|(k, v)| (k, canonical(v))).collect();
-            let parts: Vec<String> = sorted
-                .iter()
-                .map(|(k, v)| format!("{}:{v}", Value::String((*k).clone())))
-                .collect();
-            format!("{{{}}}", parts.join(","))
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&map[k.as_str()], out);
+            }
+            out.push('}');
         }
         Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(canonical).collect();
-            format!("[{}]", parts.join(","))
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
         }
-        other => other.to_string(),
+        other => out.push_str(&other.to_string()),
     }
 }
 
