@@ -204,11 +204,18 @@ impl Browser {
         }
     }
 
-    /// A full-page screenshot into `SCREENSHOT_DIR`, when it is set.
+    /// A full-page desktop screenshot into `SCREENSHOT_DIR`, when it is set.
     async fn snapshot(&self, name: &str) -> Result<()> {
+        self.snapshot_at(name, 1280).await
+    }
+
+    /// A full-page screenshot `width` pixels wide, when `SCREENSHOT_DIR` is set.
+    async fn snapshot_at(&self, name: &str, width: u32) -> Result<()> {
         let Ok(dir) = std::env::var("SCREENSHOT_DIR") else {
             return Ok(());
         };
+        self.client.set_window_size(width, 900).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let height = self
             .client
             .execute("return document.documentElement.scrollHeight;", Vec::new())
@@ -216,7 +223,7 @@ impl Browser {
             .as_u64()
             .unwrap_or(900);
         let height = u32::try_from(height.clamp(600, 4000)).unwrap_or(900);
-        self.client.set_window_size(1280, height + 140).await?;
+        self.client.set_window_size(width, height + 140).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let png = self.client.screenshot().await?;
         self.client.set_window_size(1280, 900).await?;
@@ -364,6 +371,7 @@ async fn golden_journey() {
             ensure!(browser.client.title().await?.contains("Storekeeper"));
             let first = browser.text(".product-card .product-name").await?;
             browser.snapshot("home").await?;
+            browser.snapshot_at("home-mobile", 390).await?;
 
             let word = first
                 .split_whitespace()
@@ -442,6 +450,7 @@ async fn declined_card_cancels_the_order() {
             let outcome = browser.text("[data-order-outcome]").await?;
             ensure!(outcome.contains("declined"), "a clear message: {outcome}");
             ensure!(outcome.contains("not been charged"), "{outcome}");
+            browser.snapshot("order-declined").await?;
             browser.open("/orders").await?;
             let history = browser.text(".orders-table").await?;
             ensure!(history.contains("Cancelled"), "{history}");

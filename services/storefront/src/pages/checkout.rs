@@ -49,6 +49,14 @@ pub const COUNTRIES: &[(&str, &str)] = &[
     ("JP", "Japan"),
 ];
 
+/// A country's name from its ISO code (the code itself when unknown).
+pub fn country_name(code: &str) -> String {
+    COUNTRIES
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or_else(|| code.to_owned(), |(_, name)| (*name).to_owned())
+}
+
 /// Longest text accepted in an address field.
 const MAX_FIELD: usize = 200;
 

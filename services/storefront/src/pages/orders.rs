@@ -88,6 +88,8 @@ pub struct OrderView {
     pub lines: Vec<LineView>,
     /// Where it goes.
     pub address: ShippingAddress,
+    /// The destination country's name.
+    pub country: String,
 }
 
 impl OrderView {
@@ -114,6 +116,7 @@ impl OrderView {
                 })
                 .collect(),
             address: order.shipping_address.clone(),
+            country: crate::pages::checkout::country_name(&order.shipping_address.country),
         }
     }
 }
