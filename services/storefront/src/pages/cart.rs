@@ -81,12 +81,18 @@ pub async fn add(
     }
     if session.auth().is_some() {
         let token = access_token(&state, &session, &here(&uri)).await?;
-        state
+        match state
             .backend
             .add_to_cart(&token, &product.id, quantity)
             .await
-            .map_err(|err| on_api_error(&session, &err, "/cart"))?;
-        recount(&state, &session, &token).await;
+        {
+            Ok(()) => recount(&state, &session, &token).await,
+            Err(err @ ApiError::Rejected { .. }) => {
+                session.update(|data| data.flash(FlashKind::Error, refusal(&err)));
+                return Ok(back_to_product(&product.slug));
+            }
+            Err(err) => return Err(on_api_error(&session, &err, "/cart")),
+        }
     } else if !session.update(|data| data.add_guest_item(&product.id, quantity)) {
         session.update(|data| {
             data.flash(
@@ -126,7 +132,11 @@ pub async fn update(
         return Ok(Redirect::to("/cart").into_response());
     };
     set_quantity(&state, &session, &product_id, quantity).await?;
-    session.update(|data| data.flash(FlashKind::Success, "Your cart was updated."));
+    session.update(|data| {
+        if data.flash.is_none() {
+            data.flash(FlashKind::Success, "Your cart was updated.");
+        }
+    });
     Ok(Redirect::to("/cart").into_response())
 }
 
@@ -137,7 +147,11 @@ pub async fn remove(
     Path(product_id): Path<String>,
 ) -> Result<Response, PageError> {
     set_quantity(&state, &session, &product_id, 0).await?;
-    session.update(|data| data.flash(FlashKind::Success, "The item was removed."));
+    session.update(|data| {
+        if data.flash.is_none() {
+            data.flash(FlashKind::Success, "The item was removed.");
+        }
+    });
     Ok(Redirect::to("/cart").into_response())
 }
 
@@ -165,8 +179,28 @@ async fn set_quantity(
             recount(state, session, &token).await;
             Ok(())
         }
+        Err(err @ ApiError::Rejected { .. }) => {
+            session.update(|data| data.flash(FlashKind::Error, refusal(&err)));
+            Ok(())
+        }
         Err(err) => Err(on_api_error(session, &err, "/cart")),
     }
+}
+
+/// order-service's reason for refusing a cart change, as one sentence.
+fn refusal(err: &ApiError) -> String {
+    let reason = match err.field_errors() {
+        [] => err
+            .detail()
+            .unwrap_or("that change is not possible")
+            .to_owned(),
+        errors => errors
+            .iter()
+            .map(|error| error.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    format!("Your cart was not changed: {reason}.")
 }
 
 /// Moves the guest cart into order-service; lines that fail stay in the cookie.
