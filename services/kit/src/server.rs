@@ -1,9 +1,10 @@
 //! Serving: the common middleware stack, both listeners, graceful shutdown,
 //! and the HTTP client for service-to-service calls.
 //!
-//! Layers, outermost first: catch-panic (a panic becomes a problem+json
-//! 500, never a dropped connection), request id, tracing span, metrics,
-//! timeout (503 problem), body limit (413 problem through the extractors).
+//! Layers, outermost first: request id, tracing span, metrics, timeout
+//! (503 problem), body limit (413 problem through the extractors),
+//! catch-panic (innermost, so a panic becomes a problem+json 500 that is
+//! still logged, counted and tagged with the request id).
 //! Unknown routes and wrong methods answer 404/405 problem+json.
 
 use std::{any::Any, net::SocketAddr, time::Duration};
@@ -80,6 +81,9 @@ pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Rout
     router
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn Any + Send>| {
+            panic_response(&*panic)
+        }))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             timeout_middleware(timeout, request, next)
@@ -110,9 +114,6 @@ pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Rout
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(middleware::from_fn(request_id_middleware))
-        .layer(CatchPanicLayer::custom(|panic: Box<dyn Any + Send>| {
-            panic_response(&*panic)
-        }))
 }
 
 async fn timeout_middleware(limit: Duration, request: Request, next: Next) -> Response {

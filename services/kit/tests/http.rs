@@ -229,6 +229,12 @@ async fn panics_and_internal_errors_are_generic_500s() {
         .await
         .assert_problem(StatusCode::INTERNAL_SERVER_ERROR, "internal");
     assert!(!format!("{problem:?}").contains("kaboom"));
+    assert!(problem.request_id.is_some());
+    let text = app.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/boom",status="500"} 1"#),
+        "{text}"
+    );
     let problem = app
         .get("/failing")
         .send()
