@@ -263,7 +263,11 @@ pub async fn product(
         Layout::new(&state, &session, "Product"),
         state.backend.product(&slug)
     );
-    let found: Product = found.map_err(|err| PageError::from_api(&err, &here(&uri)))?;
+    let found: Product = found.map_err(|err| match err {
+        // A malformed slug is just a page that does not exist.
+        ApiError::Rejected { .. } => PageError::NotFound,
+        other => PageError::from_api(&other, &here(&uri)),
+    })?;
     let related = related(&state, &found).await;
     let card = ProductCard::from(&found);
     let layout = Layout {
