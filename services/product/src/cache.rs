@@ -8,7 +8,8 @@
 //! | `product:{id}:ver` | the product's version: bumped by every write to it |
 //! | `product:{id}:v{ver}` | the detail response body (JSON) |
 //! | `slug:{slug}:g{gen}` | the detail response body, looked up by slug |
-//! | `list:g{gen}:{sha256 of the canonical query}` | a list page's response body |
+//! | `list:{sha256 of the canonical query}:g{gen}` | a list page's response body |
+//! | `categories:g{gen}` | the category list's response body |
 //!
 //! Writers never delete data keys; they move the counters, which sends every
 //! reader to keys that do not exist yet. A reader reads the counter and the
@@ -81,6 +82,8 @@ pub enum Kind {
     Detail,
     /// A page of the product list.
     List,
+    /// The category list.
+    Categories,
 }
 
 /// How a lookup went, for the metrics.
@@ -100,6 +103,7 @@ impl Kind {
         match self {
             Self::Detail => "detail",
             Self::List => "list",
+            Self::Categories => "categories",
         }
     }
 }
@@ -172,7 +176,7 @@ impl CatalogCache {
     pub fn new(cache: Cache, metrics: &Metrics) -> Self {
         let lookups = metrics.register(
             "product_cache_lookups",
-            "Product cache lookups by kind (detail, list) and outcome (hit, miss, error)",
+            "Product cache lookups by kind (detail, list, categories) and outcome (hit, miss, error)",
             Family::default(),
         );
         let invalidation_failures = metrics.counter(
@@ -215,9 +219,25 @@ impl CatalogCache {
         .await
     }
 
+    /// Looks up the category list's body (categories change only when the
+    /// catalog is seeded, which bumps the generation).
+    pub async fn categories(&self) -> Lookup {
+        self.lookup(
+            Kind::Categories,
+            &self.cache.key("gen"),
+            &self.cache.key("categories:g"),
+            DETAIL_TTL,
+        )
+        .await
+    }
+
     /// Looks up a list page's body.
     pub async fn list(&self, query: &ListQuery) -> Lookup {
-        let canonical = serde_json::to_vec(query).unwrap_or_default();
+        // A query that cannot be serialized (never expected) bypasses the
+        // cache rather than sharing a key with other queries.
+        let Ok(canonical) = serde_json::to_vec(query) else {
+            return Lookup::Unavailable;
+        };
         let digest = format!("{:x}", Sha256::digest(&canonical));
         self.lookup(
             Kind::List,
@@ -243,8 +263,8 @@ impl CatalogCache {
             .await;
     }
 
-    /// Makes every cached read of these products, and every cached list and
-    /// slug lookup, unreachable. Call after each committed product write
+    /// Makes every cached read of these products, and every cached list,
+    /// slug lookup and category list, unreachable (even when `ids` is empty). Call after each committed product write
     /// (the checkout saga's stock changes included).
     pub async fn invalidate(&self, ids: &[Uuid]) {
         let mut keys: Vec<String> = ids

@@ -242,3 +242,27 @@ async fn readyz_and_metrics_when_all_is_well(pool: PgPool) {
     );
     ctx.cleanup().await;
 }
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn categories_are_cached_until_the_generation_moves(pool: PgPool) {
+    let ctx = Ctx::new(pool).seeded().await;
+    let first = ctx.app.get("/api/categories").send().await;
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    let second = ctx.app.get("/api/categories").send().await;
+    assert_eq!(second.header("x-cache"), Some("hit"));
+    assert_eq!(first.body, second.body);
+
+    // What `product-service seed` does after changing the catalog: even with
+    // no product ids, invalidation moves the generation.
+    sqlx::query("UPDATE categories SET name = 'Sound' WHERE slug = 'audio'")
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    let metrics = storekeeper_kit::Metrics::new();
+    product_service::cache::CatalogCache::new(ctx.redis.clone(), &metrics)
+        .invalidate(&[])
+        .await;
+    let categories: Vec<Value> = ctx.app.get("/api/categories").send().await.json();
+    assert!(categories.iter().any(|c| c["name"] == "Sound"));
+    ctx.cleanup().await;
+}

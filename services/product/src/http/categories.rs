@@ -1,9 +1,9 @@
 //! `GET /api/categories`.
 
-use axum::{Router, extract::State, routing::get};
-use storekeeper_kit::{ApiResult, extract::Json};
+use axum::{Router, extract::State, response::Response, routing::get};
+use storekeeper_kit::ApiResult;
 
-use super::AppState;
+use super::{AppState, cached};
 use crate::{domain::Category, store};
 
 pub(super) fn router() -> Router<AppState> {
@@ -17,8 +17,10 @@ pub(super) fn router() -> Router<AppState> {
     tag = "catalog",
     responses((status = 200, description = "All categories", body = [Category]))
 )]
-pub(super) async fn list_categories(
-    State(state): State<AppState>,
-) -> ApiResult<Json<Vec<Category>>> {
-    Ok(Json(store::categories(&state.pool).await?))
+pub(super) async fn list_categories(State(state): State<AppState>) -> ApiResult<Response> {
+    let lookup = state.cache.categories().await;
+    cached(&state.cache, lookup, || async {
+        Ok::<Vec<Category>, _>(store::categories(&state.pool).await?)
+    })
+    .await
 }

@@ -10,16 +10,19 @@ mod images;
 pub mod openapi;
 mod products;
 
+use std::future::Future;
+
 use axum::{
     Router,
     extract::FromRef,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 use sqlx::PgPool;
-use storekeeper_kit::auth::TokenVerifier;
+use storekeeper_kit::{ApiError, ApiResult, auth::TokenVerifier};
 
-use crate::cache::CatalogCache;
+use crate::cache::{CatalogCache, Lookup};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -46,6 +49,25 @@ pub fn router(state: AppState) -> Router {
         .merge(images::router())
         .merge(openapi::router())
         .with_state(state)
+}
+
+/// Cache-aside: answer a hit from Redis; otherwise load, answer, and fill.
+async fn cached<T, F, Fut>(cache: &CatalogCache, lookup: Lookup, load: F) -> ApiResult<Response>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let (fill, status) = match lookup {
+        Lookup::Hit(body) => return Ok(json_bytes(body, "hit")),
+        Lookup::Miss(key) => (Some(key), "miss"),
+        Lookup::Unavailable => (None, "bypass"),
+    };
+    let body = serde_json::to_vec(&load().await?).map_err(ApiError::internal)?;
+    if let Some(key) = fill {
+        cache.fill(key, &body).await;
+    }
+    Ok(json_bytes(body, status))
 }
 
 /// A JSON response from bytes that are already serialized (cache hits).

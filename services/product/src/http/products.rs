@@ -3,8 +3,6 @@
 //! Every write invalidates the cache after its transaction committed and
 //! before it answers, so a client that reads after its write sees the write.
 
-use std::future::Future;
-
 use axum::{
     Router,
     extract::State,
@@ -12,16 +10,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde::Serialize;
 use storekeeper_kit::{
     AdminUser, ApiError, ApiResult, Problem, ResultExt,
     extract::{Json, Path, Query},
 };
 use uuid::Uuid;
 
-use super::{AppState, error::invalid_query, json_bytes};
+use super::{AppState, cached, error::invalid_query};
 use crate::{
-    cache::{CatalogCache, Lookup},
     domain::{NewProduct, Product, ProductPatch, is_slug},
     listing::{ListParams, ProductPage},
     store::{self, SLUG_CONSTRAINT},
@@ -198,23 +194,4 @@ fn slug_taken(slug: &str) -> ApiError {
     ApiError::conflict(format!(
         "the slug `{slug}` is already used by another product; choose another"
     ))
-}
-
-/// Cache-aside: answer a hit from Redis; otherwise load, answer, and fill.
-async fn cached<T, F, Fut>(cache: &CatalogCache, lookup: Lookup, load: F) -> ApiResult<Response>
-where
-    T: Serialize,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult<T>>,
-{
-    let (fill, status) = match lookup {
-        Lookup::Hit(body) => return Ok(json_bytes(body, "hit")),
-        Lookup::Miss(key) => (Some(key), "miss"),
-        Lookup::Unavailable => (None, "bypass"),
-    };
-    let body = serde_json::to_vec(&load().await?).map_err(ApiError::internal)?;
-    if let Some(key) = fill {
-        cache.fill(key, &body).await;
-    }
-    Ok(json_bytes(body, status))
 }
