@@ -266,3 +266,39 @@ async fn categories_are_cached_until_the_generation_moves(pool: PgPool) {
     assert!(categories.iter().any(|c| c["name"] == "Sound"));
     ctx.cleanup().await;
 }
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn a_reader_racing_a_writer_cannot_cache_stale_data(pool: PgPool) {
+    use product_service::cache::{CatalogCache, Lookup};
+
+    let ctx = Ctx::new(pool).seeded().await;
+    let metrics = storekeeper_kit::Metrics::new();
+    let cache = CatalogCache::new(ctx.redis.clone(), &metrics);
+    let product: Value = ctx.app.get("/api/products/foam-roller").send().await.json();
+    let id: uuid::Uuid = product["id"].as_str().unwrap().parse().unwrap();
+
+    // The reader misses and reads PostgreSQL (old data)...
+    let Lookup::Miss(fill) = cache.product(id).await else {
+        panic!("expected a miss");
+    };
+    // ...meanwhile a writer commits and invalidates...
+    sqlx::query("UPDATE products SET stock = 0 WHERE id = $1")
+        .bind(id)
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+    cache.invalidate(&[id]).await;
+    // ...then the slow reader fills the cache with what it read before.
+    cache.fill(fill, br#"{"stale":true}"#).await;
+
+    // Nobody ever sees that entry.
+    assert!(matches!(cache.product(id).await, Lookup::Miss(_)));
+    let fresh: Value = ctx
+        .app
+        .get(&format!("/api/products/{id}"))
+        .send()
+        .await
+        .json();
+    assert_eq!(fresh["stock"], 0);
+    ctx.cleanup().await;
+}
