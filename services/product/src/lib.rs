@@ -5,7 +5,8 @@
 //! middleware and serves it (or runs `seed`). Modules:
 //! `domain` (types, validation), `listing` (list query parameters),
 //! `store` (SQL), `cache` (Redis cache-aside), `seed` (sample catalog),
-//! `images` (placeholder pictures), `http` (handlers, OpenAPI).
+//! `images` (placeholder pictures), `http` (handlers, OpenAPI),
+//! `inventory` (the checkout saga's stock reservations, over events).
 
 pub mod cache;
 pub mod currency;
