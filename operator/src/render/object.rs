@@ -74,13 +74,15 @@ impl Object {
     }
 }
 
-/// SHA-256 (hex) of a JSON value's canonical form (keys sorted).
+/// SHA-256 (hex) of a JSON value's canonical form: compact JSON with object
+/// keys sorted. serde_json's map is a `BTreeMap` (the `preserve_order`
+/// feature is off — `hash_ignores_key_order` guards that), so its own
+/// serialisation is canonical and can stream straight into the hasher.
 pub fn hash_value(value: &Value) -> String {
-    let mut hasher = Sha256::new();
-    let mut buf = String::new();
-    canonical(value, &mut buf);
-    hasher.update(buf.as_bytes());
-    hex(&hasher.finalize())
+    let mut writer = HashWriter(Sha256::new());
+    // Writing to a hasher cannot fail, and a `Value` always serialises.
+    let _ = serde_json::to_writer(&mut writer, value);
+    hex(&writer.0.finalize())
 }
 
 /// Short, stable hash of any serialisable value (for revisions and config hashes).
@@ -89,35 +91,17 @@ pub fn short_hash<T: Serialize>(value: &T) -> String {
     hash_value(&v)[..10].to_owned()
 }
 
-/// Writes `value` as JSON with object keys sorted, whatever map order
-/// serde_json was built with.
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&map[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
+/// Feeds serialised bytes to SHA-256 without an intermediate buffer.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
