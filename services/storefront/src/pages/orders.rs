@@ -199,9 +199,12 @@ async fn outcome(state: &AppState, token: &str, order: &Order) -> (Option<String
     };
     match failed {
         Some(payment) => {
+            // "the card has insufficient funds" adds something; "the card
+            // was declined" would only repeat the sentence it goes into.
             let reason = payment
                 .failure_reason
-                .map(|reason| format!(" ({})", reason.trim_end_matches('.')))
+                .filter(|reason| !reason.contains("declined"))
+                .map(|reason| format!(": {}", reason.trim_end_matches('.')))
                 .unwrap_or_default();
             (
                 Some(format!(
