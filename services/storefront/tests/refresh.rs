@@ -1,0 +1,178 @@
+//! Transparent token refresh. Access tokens live 15 minutes, too long to wait
+//! for in a test, so a small stand-in user-service hands out tokens that are
+//! already stale and counts refreshes; a stand-in order-service accepts only
+//! the refreshed token. Everything on the storefront side is the real router.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+};
+
+use axum::{
+    Json, Router,
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use serde_json::json;
+use storefront::{AppState, app, config::Config};
+use storekeeper_kit::{
+    config::Vars,
+    testing::{TestApp, TestResponse},
+};
+
+#[derive(Clone, Default)]
+struct Fake {
+    refreshes: Arc<AtomicUsize>,
+    refuse_refresh: Arc<AtomicBool>,
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .trim_start_matches("Bearer ")
+        .to_owned()
+}
+
+async fn backends(fake: &Fake) -> (String, String) {
+    let users = Router::new()
+        .route(
+            "/api/users/login",
+            post(|| async {
+                Json(json!({"access_token": "stale", "refresh_token": "r1", "expires_in": 0}))
+            }),
+        )
+        .route(
+            "/api/users/me",
+            get(|| async {
+                Json(json!({"id": "u1", "email": "ann@example.com", "name": "Ann", "role": "customer"}))
+            }),
+        )
+        .route(
+            "/api/users/refresh",
+            post({
+                let fake = fake.clone();
+                move || async move {
+                    if fake.refuse_refresh.load(Ordering::SeqCst) {
+                        return Err(StatusCode::UNAUTHORIZED);
+                    }
+                    fake.refreshes.fetch_add(1, Ordering::SeqCst);
+                    Ok(Json(json!({
+                        "access_token": "fresh",
+                        "refresh_token": "r2",
+                        "expires_in": 900
+                    })))
+                }
+            }),
+        );
+    let orders = Router::new()
+        .route(
+            "/api/orders",
+            get(|headers: HeaderMap| async move {
+                if bearer(&headers) == "fresh" {
+                    Ok(Json(
+                        json!({"items": [], "page": 1, "per_page": 50, "total": 0}),
+                    ))
+                } else {
+                    Err(StatusCode::UNAUTHORIZED)
+                }
+            }),
+        )
+        .route("/api/cart", get(|| async { Json(json!({"items": []})) }));
+    (serve(users).await, serve(orders).await)
+}
+
+fn cookie(response: &TestResponse) -> Option<String> {
+    response
+        .header("set-cookie")
+        .map(|set| set.split(';').next().unwrap().to_owned())
+}
+
+fn csrf(html: &str) -> String {
+    let marker = r#"name="_csrf" value=""#;
+    let start = html.find(marker).unwrap() + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Logs in through the storefront; returns the session cookie.
+async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
+    let (users, orders) = backends(fake).await;
+    let vars: HashMap<&str, &str> = HashMap::from([
+        ("USER_URL", users.as_str()),
+        ("ORDER_URL", orders.as_str()),
+        ("PRODUCT_URL", "http://127.0.0.1:9"),
+        ("PAYMENT_URL", "http://127.0.0.1:9"),
+    ]);
+    let config = Config::from_source(&Vars(vars)).unwrap();
+    let shop = TestApp::new(app(AppState::new(&config).unwrap()));
+    let page = shop.get("/login").send().await;
+    let session = cookie(&page).unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("_csrf", csrf(&page.text()).as_str()),
+            ("email", "ann@example.com"),
+            ("password", "pw"),
+            ("next", "/orders"),
+        ])
+        .finish();
+    let response = shop
+        .post("/login")
+        .header("cookie", &session)
+        .raw_body("application/x-www-form-urlencoded", body)
+        .send()
+        .await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(response.header("location"), Some("/orders"));
+    (shop, cookie(&response).unwrap())
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_before_the_call() {
+    let fake = Fake::default();
+    let (shop, session) = logged_in_shop(&fake).await;
+    let page = shop.get("/orders").header("cookie", &session).send().await;
+    page.assert_status(StatusCode::OK);
+    assert!(page.text().contains("No orders yet"), "{}", page.text());
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
+
+    let renewed = cookie(&page).expect("the refreshed tokens are saved");
+    let again = shop.get("/orders").header("cookie", &renewed).send().await;
+    again.assert_status(StatusCode::OK);
+    assert_eq!(
+        fake.refreshes.load(Ordering::SeqCst),
+        1,
+        "the fresh token is reused"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_refresh_logs_out_and_asks_to_log_in_again() {
+    let fake = Fake::default();
+    let (shop, session) = logged_in_shop(&fake).await;
+    fake.refuse_refresh.store(true, Ordering::SeqCst);
+    let response = shop.get("/orders").header("cookie", &session).send().await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(response.header("location"), Some("/login?next=%2Forders"));
+    let logged_out = cookie(&response).unwrap();
+    let login = shop
+        .get("/login?next=%2Forders")
+        .header("cookie", &logged_out)
+        .send()
+        .await;
+    let html = login.text();
+    assert!(html.contains("Your session has ended"), "{html}");
+    assert!(html.contains(r#"href="/login""#), "shown as logged out");
+}
