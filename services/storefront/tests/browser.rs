@@ -406,6 +406,13 @@ async fn golden_journey() {
             browser.snapshot("checkout").await?;
             submit_checkout(browser).await?;
             let order_path = browser.path().await?;
+            let settling = browser
+                .client
+                .find_all(Locator::Css("[data-status-url]"))
+                .await?;
+            if !settling.is_empty() {
+                browser.snapshot("order-pending").await?;
+            }
             wait_for_status(browser, "Paid").await?;
             let outcome = browser.text(".order-outcome").await?;
             ensure!(outcome.contains("Payment received"), "{outcome}");

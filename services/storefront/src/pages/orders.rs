@@ -60,6 +60,15 @@ impl StatusView {
     }
 }
 
+/// The last 8 hex digits of an id, upper-case.
+fn short_id(id: &str) -> String {
+    let digits: Vec<char> = id.chars().filter(char::is_ascii_hexdigit).collect();
+    digits[digits.len().saturating_sub(8)..]
+        .iter()
+        .collect::<String>()
+        .to_uppercase()
+}
+
 /// A line of an order, ready to show.
 pub struct LineView {
     /// Product name (or a stand-in when unknown).
@@ -74,7 +83,8 @@ pub struct LineView {
 pub struct OrderView {
     /// Full id (links).
     pub id: String,
-    /// Short id people can read out: the first 8 characters.
+    /// Short id people can read out: the last 8 hex digits (ids are UUIDv7,
+    /// whose first digits are a timestamp shared by every order that minute).
     pub short_id: String,
     /// Status.
     pub status: StatusView,
@@ -96,7 +106,7 @@ impl OrderView {
     fn new(order: &Order) -> Self {
         Self {
             id: order.id.clone(),
-            short_id: order.id.chars().take(8).collect::<String>().to_uppercase(),
+            short_id: short_id(&order.id),
             status: StatusView::of(&order.status),
             total: money(order.total_cents, &order.currency),
             placed: chrono::DateTime::parse_from_rfc3339(&order.created_at)
@@ -264,7 +274,13 @@ pub async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::StatusView;
+    use super::{StatusView, short_id};
+
+    #[test]
+    fn short_ids_use_the_random_end_of_the_id() {
+        assert_eq!(short_id("019ab2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"), "4E5F6A7B");
+        assert_eq!(short_id("abc"), "ABC");
+    }
 
     #[test]
     fn only_paid_cancelled_and_refunded_are_final() {
