@@ -19,6 +19,7 @@ pub mod csrf;
 pub mod errors;
 pub mod forwarded;
 pub mod headers;
+pub mod metrics;
 pub mod pages;
 pub mod session;
 pub mod views;
@@ -26,7 +27,11 @@ pub mod views;
 use axum::{Router, extract::FromRef, middleware};
 use axum_extra::extract::cookie::Key;
 
-use crate::{api::Backend, categories::CategoryCache, session::CookieSettings};
+use storekeeper_kit::Metrics;
+
+use crate::{
+    api::Backend, categories::CategoryCache, metrics::ShopMetrics, session::CookieSettings,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,13 +42,17 @@ pub struct AppState {
     pub categories: CategoryCache,
     /// Cookie key and flags.
     pub cookies: CookieSettings,
+    /// The storefront's own counters.
+    pub metrics: ShopMetrics,
 }
 
 impl AppState {
-    /// Builds the state from the configuration.
-    pub fn new(config: &config::Config) -> Result<Self, reqwest::Error> {
+    /// Builds the state from the configuration; counters go into `metrics`.
+    pub fn new(config: &config::Config, metrics: &Metrics) -> Result<Self, reqwest::Error> {
+        let shop_metrics = ShopMetrics::register(metrics);
         Ok(Self {
-            backend: Backend::new(config.urls.clone())?,
+            backend: Backend::new(config.urls.clone(), shop_metrics.clone())?,
+            metrics: shop_metrics,
             categories: CategoryCache::default(),
             cookies: CookieSettings {
                 key: config.session_key.clone(),

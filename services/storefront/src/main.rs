@@ -12,8 +12,8 @@ async fn main() -> anyhow::Result<()> {
             "SESSION_KEY is not set: using a random key, so sessions end when the storefront restarts"
         );
     }
-    let state = AppState::new(&config)?;
     let metrics = Metrics::new();
+    let state = AppState::new(&config, &metrics)?;
     // The storefront is ready as soon as it listens: every page degrades on
     // its own when a backend is down, so tying readiness to the backends would
     // only turn one service's outage into the whole shop's.

@@ -28,7 +28,8 @@ fn shop(extra: &[(&str, &str)]) -> TestApp {
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let config = Config::from_source(&Vars(vars)).unwrap();
-    TestApp::new(app(AppState::new(&config).unwrap()))
+    let metrics = storekeeper_kit::Metrics::new();
+    TestApp::with_metrics(app(AppState::new(&config, &metrics).unwrap()), metrics)
 }
 
 /// The session cookie (`name=value`) a response set.
@@ -116,6 +117,21 @@ async fn home_still_renders_when_the_catalog_is_down() {
     assert!(
         !html.contains("reqwest") && !html.contains("127.0.0.1"),
         "no internals leak"
+    );
+}
+
+#[tokio::test]
+async fn pages_are_counted_by_route_and_outages_by_service() {
+    let shop = shop(&[]);
+    shop.get("/products/some-thing").send().await;
+    let text = shop.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"route="/products/{slug}",status="503""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"storefront_backend_unavailable_total{service="product-service"}"#),
+        "{text}"
     );
 }
 

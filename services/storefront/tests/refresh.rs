@@ -117,7 +117,11 @@ async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
         ("PAYMENT_URL", "http://127.0.0.1:9"),
     ]);
     let config = Config::from_source(&Vars(vars)).unwrap();
-    let shop = TestApp::new(app(AppState::new(&config).unwrap()));
+    let shop = TestApp::new(app(AppState::new(
+        &config,
+        &storekeeper_kit::Metrics::new(),
+    )
+    .unwrap()));
     let page = shop.get("/login").send().await;
     let session = cookie(&page).unwrap();
     let body = url::form_urlencoded::Serializer::new(String::new())

@@ -20,6 +20,8 @@ use storekeeper_kit::problem::{FieldError, Problem};
 use storekeeper_kit::telemetry::RequestBuilderExt;
 use url::Url;
 
+use crate::metrics::ShopMetrics;
+
 /// Which backend a call went to; named in logs and in "is down" notices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -151,22 +153,27 @@ pub struct BackendUrls {
 }
 
 /// One HTTP client (connection pool) shared by every backend call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Backend {
     http: reqwest::Client,
     urls: BackendUrls,
+    metrics: ShopMetrics,
 }
 
 impl Backend {
     /// Builds the client; timeouts are short because a page waits on them.
-    pub fn new(urls: BackendUrls) -> Result<Self, reqwest::Error> {
+    pub fn new(urls: BackendUrls, metrics: ShopMetrics) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_mins(1))
             .user_agent("storekeeper-storefront")
             .build()?;
-        Ok(Self { http, urls })
+        Ok(Self {
+            http,
+            urls,
+            metrics,
+        })
     }
 
     /// Starts a request to `path` (segments already escaped) on `service`.
@@ -181,6 +188,7 @@ impl Backend {
         Call {
             service,
             builder: self.http.request(method, url).with_request_id(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -199,6 +207,7 @@ impl Backend {
 pub struct Call {
     service: Service,
     builder: RequestBuilder,
+    metrics: ShopMetrics,
 }
 
 impl Call {
@@ -232,21 +241,26 @@ impl Call {
 
     /// Sends the request and decodes a JSON answer.
     pub async fn fetch<T: DeserializeOwned>(self) -> ApiResult<T> {
-        let service = self.service;
-        let response = self.send().await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| unavailable(service, &err))?;
-        serde_json::from_slice(&bytes).map_err(|err| ApiError::Unavailable {
-            service,
-            reason: format!("unreadable answer: {err}"),
-        })
+        let (service, metrics) = (self.service, self.metrics.clone());
+        let result = async {
+            let response = self.send().await?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|err| unavailable(service, &err))?;
+            serde_json::from_slice(&bytes).map_err(|err| ApiError::Unavailable {
+                service,
+                reason: format!("unreadable answer: {err}"),
+            })
+        }
+        .await;
+        count(&metrics, result)
     }
 
     /// Sends the request and ignores the body of a successful answer.
     pub async fn execute(self) -> ApiResult<()> {
-        self.send().await.map(drop)
+        let metrics = self.metrics.clone();
+        count(&metrics, self.send().await.map(drop))
     }
 
     async fn send(self) -> ApiResult<reqwest::Response> {
@@ -282,6 +296,14 @@ impl Call {
             }
         })
     }
+}
+
+/// Counts an unavailable backend on the way out.
+fn count<T>(metrics: &ShopMetrics, result: ApiResult<T>) -> ApiResult<T> {
+    if let Err(ApiError::Unavailable { service, .. }) = &result {
+        metrics.unavailable(*service);
+    }
+    result
 }
 
 fn unavailable(service: Service, err: &reqwest::Error) -> ApiError {

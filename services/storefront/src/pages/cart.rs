@@ -102,6 +102,7 @@ pub async fn add(
         });
         return Ok(Redirect::to("/cart").into_response());
     }
+    state.metrics.cart_adds.inc();
     session.update(|data| {
         data.flash(
             FlashKind::Success,

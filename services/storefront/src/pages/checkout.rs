@@ -167,6 +167,7 @@ pub async fn submit(
     if let (Some(payment_card), false) = (payment_card, form.has_errors()) {
         match place(&state, &token, &key, &address, &payment_card).await {
             Ok(order_id) => {
+                state.metrics.orders_placed.inc();
                 session.update(|data| {
                     data.cart_count = 0;
                     data.flash(
@@ -185,6 +186,7 @@ pub async fn submit(
             Err(err) => explain_failure(&mut form, &err),
         }
     }
+    state.metrics.checkouts_refused.inc();
     let cart = match cart::load(&state, &session, &uri).await? {
         Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
         Ok(cart) => cart,
