@@ -4,12 +4,13 @@
 //! ```sh
 //! cargo build --release -p order-service -p payment-service -p product-service
 //! BENCH_RATE=50 BENCH_SECONDS=60 \
-//!   cargo test --release -p order-service --test bench_checkout -- --ignored --nocapture
+//!   cargo test -p order-service --test bench_checkout -- --ignored --nocapture
 //! ```
 //!
 //! `BENCH_BIN_DIR` names the directory with the binaries (default
 //! `$CARGO_TARGET_DIR/release`, else `target/release`). Each checkout is
-//! one shopper: add to cart, tokenize a card, `POST /api/orders`. Reported:
+//! one shopper buying one of `BENCH_PRODUCTS` (default 50) products: add to
+//! cart, tokenize a card, `POST /api/orders`. Reported:
 //! orders/s reaching PAID, p50/p99 from the order's creation to PAID (server
 //! timestamps), the outbox lag (write to confirmed publish) of each service,
 //! and the peak RSS of each process.
@@ -200,39 +201,46 @@ const SPECS: [(&str, u16, u16); 3] = [
     ("payment-service", 18002, 19103),
 ];
 
-async fn seed_product(products: &PgPool) -> Uuid {
+/// A catalog of `BENCH_PRODUCTS` products (default 50) with ample stock.
+async fn seed_products(products: &PgPool) -> Vec<Uuid> {
     let category = Uuid::new_v4();
     sqlx::query("INSERT INTO categories (id, slug, name) VALUES ($1, 'bench', 'Bench')")
         .bind(category)
         .execute(products)
         .await
         .unwrap();
-    let product = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO products (id, slug, name, price_cents, currency, image_url, stock, category_id) \
-         VALUES ($1, 'bench-item', 'Bench item', 1999, 'USD', '/x.svg', 1000000, $2)",
-    )
-    .bind(product)
-    .bind(category)
-    .execute(products)
-    .await
-    .unwrap();
-    product
+    let mut ids = Vec::new();
+    for n in 0..env_or("BENCH_PRODUCTS", 50) {
+        let product = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO products (id, slug, name, price_cents, currency, image_url, stock, category_id) \
+             VALUES ($1, $2, 'Bench item', 1999, 'USD', '/x.svg', 1000000, $3)",
+        )
+        .bind(product)
+        .bind(format!("bench-item-{n}"))
+        .bind(category)
+        .execute(products)
+        .await
+        .unwrap();
+        ids.push(product);
+    }
+    ids
 }
 
 /// Starts `rate` checkouts a second for `seconds`; returns how many were accepted.
 async fn drive(
     http: &reqwest::Client,
     signer: &Arc<TokenSigner>,
-    product: Uuid,
+    products: &[Uuid],
     rate: u64,
     seconds: u64,
 ) -> usize {
     let limit = Arc::new(Semaphore::new(512));
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..rate * seconds {
+    for n in 0..rate * seconds {
         interval.tick().await;
+        let product = products[usize::try_from(n).unwrap() % products.len()];
         let (http, signer) = (http.clone(), signer.clone());
         let permit = limit.clone().acquire_owned().await.unwrap();
         tasks.spawn(async move {
@@ -316,11 +324,11 @@ async fn checkout_at_a_fixed_rate() {
                 .unwrap(),
         );
     }
-    let product = seed_product(&pools[0]).await;
+    let products = seed_products(&pools[0]).await;
     // Let the consumers declare their queues before the first event.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
-    let accepted = drive(&http, &signer, product, rate, seconds).await;
+    let accepted = drive(&http, &signer, &products, rate, seconds).await;
     println!(
         "\n== checkout benchmark: {rate}/s for {seconds}s ({} checkouts, driven in {:.1}s) ==",
         rate * seconds,

@@ -84,6 +84,17 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), HandlerError
 pub trait Handler: Send + Sync + 'static {
     /// Applies `event`.
     fn handle<'a>(&'a self, conn: &'a mut PgConnection, event: &'a Envelope) -> HandlerFuture<'a>;
+
+    /// Runs after the effect of `event` committed (best-effort side work
+    /// such as cache invalidation, which must not hold the transaction's
+    /// locks and must not run before the commit). Default: nothing.
+    fn committed<'a>(
+        &'a self,
+        event: &'a Envelope,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let _ = event;
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What became of one delivery.
@@ -324,6 +335,7 @@ impl Consumer {
         }
         self.handler.handle(&mut tx, envelope).await?;
         tx.commit().await?;
+        self.handler.committed(envelope).await;
         Ok(Outcome::Processed)
     }
 

@@ -10,7 +10,7 @@
 //! late event never takes or returns stock twice. Everything runs in the
 //! consumer's transaction, together with the outgoing event.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, future::Future, pin::Pin};
 
 use sqlx::{Connection, PgConnection, types::Json};
 use storekeeper_kit::events::{
@@ -42,28 +42,39 @@ pub struct Inventory {
 impl Handler for Inventory {
     fn handle<'a>(&'a self, conn: &'a mut PgConnection, event: &'a Envelope) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let touched = match event.event_type.as_str() {
+            match event.event_type.as_str() {
                 OrderCreated::TYPE => {
                     let order: OrderCreated = event.decode().map_err(HandlerError::Permanent)?;
-                    reserve(conn, &order, event.correlation_id).await?
+                    reserve(conn, &order, event.correlation_id).await
                 }
                 OrderCancelled::TYPE => {
                     let cancelled: OrderCancelled =
                         event.decode().map_err(HandlerError::Permanent)?;
-                    release(conn, cancelled.order_id).await?
+                    release(conn, cancelled.order_id).await
                 }
-                other => {
-                    return Err(HandlerError::Permanent(format!(
-                        "{CONSUMER} does not handle {other}"
-                    )));
-                }
-            };
-            if let Some(cache) = &self.cache
-                && !touched.is_empty()
-            {
-                cache.invalidate(&touched).await;
+                other => Err(HandlerError::Permanent(format!(
+                    "{CONSUMER} does not handle {other}"
+                ))),
             }
-            Ok(())
+        })
+    }
+
+    /// Tells the read cache after the stock change committed, so a reader
+    /// cannot cache the old stock again in between.
+    fn committed<'a>(
+        &'a self,
+        event: &'a Envelope,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let items = match event.event_type.as_str() {
+                OrderCreated::TYPE => event.decode::<OrderCreated>().map(|e| e.items),
+                OrderCancelled::TYPE => event.decode::<OrderCancelled>().map(|e| e.items),
+                _ => return,
+            };
+            if let (Some(cache), Ok(items)) = (&self.cache, items) {
+                let ids: Vec<Uuid> = items.iter().map(|item| item.product_id).collect();
+                cache.invalidate(&ids).await;
+            }
         })
     }
 }
@@ -131,10 +142,10 @@ async fn reserve(
     conn: &mut PgConnection,
     order: &OrderCreated,
     correlation: Uuid,
-) -> Result<Vec<Uuid>, HandlerError> {
+) -> Result<(), HandlerError> {
     if decided(conn, order.order_id).await?.is_some() {
         tracing::info!(order_id = %order.order_id, "stock already decided for this order");
-        return Ok(Vec::new());
+        return Ok(());
     }
     let items = merge(&order.items);
     let mut savepoint = conn.begin().await?;
@@ -172,7 +183,7 @@ async fn reserve(
         };
         enqueue(conn, &reserved, correlation).await?;
         tracing::info!(order_id = %order.order_id, "stock reserved");
-        Ok(items.iter().map(|item| item.product_id).collect())
+        Ok(())
     } else {
         savepoint.rollback().await?;
         record(conn, order.order_id, "REJECTED", &items).await?;
@@ -183,17 +194,17 @@ async fn reserve(
         };
         tracing::info!(order_id = %order.order_id, reason = %rejected.reason, "stock rejected");
         enqueue(conn, &rejected, correlation).await?;
-        Ok(Vec::new())
+        Ok(())
     }
 }
 
-async fn release(conn: &mut PgConnection, order: Uuid) -> Result<Vec<Uuid>, HandlerError> {
+async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerError> {
     match decided(conn, order).await? {
         None => {
             // Cancelled before the reservation was ever tried: leave a
             // tombstone so a late `order.created` takes nothing.
             record(conn, order, "RELEASED", &[]).await?;
-            Ok(Vec::new())
+            Ok(())
         }
         Some((status, Json(items))) if status == "RESERVED" => {
             for item in &items {
@@ -207,9 +218,9 @@ async fn release(conn: &mut PgConnection, order: Uuid) -> Result<Vec<Uuid>, Hand
             }
             record(conn, order, "RELEASED", &items).await?;
             tracing::info!(order_id = %order, "reserved stock released");
-            Ok(items.iter().map(|item| item.product_id).collect())
+            Ok(())
         }
-        Some(_) => Ok(Vec::new()),
+        Some(_) => Ok(()),
     }
 }
 
