@@ -94,7 +94,7 @@ pub enum StateError {
 
 impl AppState {
     /// Builds the state; registers the business metrics in `metrics`.
-    pub async fn new(
+    pub fn new(
         db: PgPool,
         cache: Cache,
         signer: TokenSigner,
@@ -105,7 +105,7 @@ impl AppState {
             db,
             verifier: signer.verifier()?,
             signer,
-            passwords: Passwords::new().await?,
+            passwords: Passwords::new()?,
             throttle: Throttle::new(cache, settings.throttle),
             metrics: UserMetrics::register(metrics),
             refresh_ttl: settings.refresh_ttl,

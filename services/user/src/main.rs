@@ -27,8 +27,7 @@ async fn run() -> anyhow::Result<()> {
         config.signer.clone(),
         &metrics,
         settings,
-    )
-    .await?;
+    )?;
     if let Some(admin) = &config.admin {
         users::ensure_admin(&pool, &state.passwords, admin)
             .await

@@ -20,7 +20,7 @@ use user_service::{config::AdminBootstrap, users};
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn openapi_lists_exactly_the_real_routes(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     let response = ctx.app.get("/openapi.json").send().await;
     response.assert_status(StatusCode::OK);
     let doc: Value = response.json();
@@ -99,7 +99,7 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     ctx.login("ann@example.com", "a-wrong-Secret-42").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -130,7 +130,7 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     let admin = AdminBootstrap {
         email: " Root@Example.com".to_owned(),
         password: "first-Admin-pass-1".to_owned(),
@@ -176,7 +176,7 @@ async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool:
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn admin_bootstrap_promotes_an_existing_customer_and_rejects_bad_emails(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("boss@example.com").await;
     let admin = AdminBootstrap {
         email: "boss@example.com".to_owned(),

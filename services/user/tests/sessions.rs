@@ -13,7 +13,7 @@ use user_service::routes::TokenResponse;
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     let user = ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("  ANN@example.com").await;
     assert_eq!(tokens.expires_in, 900);
@@ -38,7 +38,7 @@ async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let wrong = ctx
         .login("ann@example.com", "wrong-password-1")
@@ -57,7 +57,7 @@ async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn login_bad_input_is_4xx(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     let problem = ctx
         .login("", "")
         .await
@@ -93,7 +93,7 @@ async fn login_bad_input_is_4xx(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let first = ctx.tokens("ann@example.com").await;
     let other_login = ctx.tokens("ann@example.com").await;
@@ -133,7 +133,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_picks_up_role_changes(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
     sqlx::query("UPDATE users SET role = 'admin'")
@@ -147,7 +147,7 @@ async fn refresh_picks_up_role_changes(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     for token in [
         "",
@@ -183,7 +183,7 @@ async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
     let rotated: TokenResponse = ctx.refresh(&tokens.refresh_token).await.json();
@@ -218,7 +218,7 @@ async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn a_new_login_prunes_expired_families(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let old = ctx.tokens("ann@example.com").await;
     sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
@@ -238,7 +238,7 @@ async fn a_new_login_prunes_expired_families(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     for route in [
         "/api/users",
         "/api/users/login",
@@ -287,7 +287,7 @@ async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn weaker_password_hashes_are_upgraded_at_login(pool: PgPool) {
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
-    let ctx = setup(pool).await;
+    let ctx = setup(pool);
     ctx.register("ann@example.com").await;
     let weak = Argon2::new(
         Algorithm::Argon2id,

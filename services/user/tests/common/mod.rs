@@ -24,11 +24,11 @@ pub struct Ctx {
     pub state: AppState,
 }
 
-pub async fn setup(pool: PgPool) -> Ctx {
-    setup_with(pool, Settings::default(), true).await
+pub fn setup(pool: PgPool) -> Ctx {
+    setup_with(pool, Settings::default(), true)
 }
 
-pub async fn setup_with(pool: PgPool, settings: Settings, redis_up: bool) -> Ctx {
+pub fn setup_with(pool: PgPool, settings: Settings, redis_up: bool) -> Ctx {
     let keys = TestKeys::generate();
     let redis_url = if redis_up {
         "redis://127.0.0.1:6379".to_owned()
@@ -37,9 +37,8 @@ pub async fn setup_with(pool: PgPool, settings: Settings, redis_up: bool) -> Ctx
     };
     let cache = Cache::connect(&redis_url, &unique_redis_prefix()).unwrap();
     let metrics = Metrics::new();
-    let state = AppState::new(pool.clone(), cache, keys.signer.clone(), &metrics, settings)
-        .await
-        .unwrap();
+    let state =
+        AppState::new(pool.clone(), cache, keys.signer.clone(), &metrics, settings).unwrap();
     Ctx {
         app: TestApp::with_metrics(app(state.clone()), metrics),
         keys,
