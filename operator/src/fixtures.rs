@@ -394,12 +394,62 @@ impl Context {
     }
 }
 
-/// Waits for the verifier, failing if it is stuck.
+/// Waits for the verifier, failing if it is stuck, and checks that every
+/// request it saw is allowed by the RBAC rules the chart installs — so the
+/// one list in `crate::rbac` cannot miss a verb the code uses.
 pub async fn finish(verifier: JoinHandle<Vec<Seen>>) -> Vec<Seen> {
-    tokio::time::timeout(Duration::from_secs(3), verifier)
+    let seen = tokio::time::timeout(Duration::from_secs(3), verifier)
         .await
         .expect("verifier timed out")
-        .expect("verifier failed")
+        .expect("verifier failed");
+    let mut rules = crate::rbac::cluster_rules();
+    rules.extend(crate::rbac::lease_rules());
+    for s in &seen {
+        let (group, resource, verb) = authz(s);
+        let allowed = rules.iter().any(|r| {
+            r.api_groups.as_ref().is_some_and(|g| g.contains(&group))
+                && r.resources
+                    .as_ref()
+                    .is_some_and(|res| res.contains(&resource))
+                && r.verbs.contains(&verb.to_owned())
+        });
+        assert!(
+            allowed,
+            "RBAC does not allow {verb} {group}/{resource} ({} {})",
+            s.method, s.path
+        );
+    }
+    seen
+}
+
+/// (API group, resource[/subresource], verb) of a request, as the authorizer sees it.
+fn authz(s: &Seen) -> (String, String, &'static str) {
+    let parts: Vec<&str> = s.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => panic!("unexpected path {}", s.path),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] => rest,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [resource] => ((*resource).to_owned(), false),
+        [resource, _name] => ((*resource).to_owned(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => panic!("unexpected path {}", s.path),
+    };
+    let verb = match s.method {
+        Method::GET if named => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => panic!("unexpected method {}", s.method),
+    };
+    (group, resource, verb)
 }
 
 /// The cluster after a successful rollout of `store`: every desired object

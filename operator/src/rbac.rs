@@ -26,8 +26,9 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         let verbs: &[&str] = if kind.is_applied() {
             &["get", "list", "watch", "create", "patch", "delete"]
         } else {
-            // Generated Secrets are created once and only ever listed by metadata.
-            &["list", "create"]
+            // Generated Secrets are created once and listed by metadata only;
+            // `get` reads the key names of a user's `external` Secret.
+            &["get", "list", "create"]
         };
         rules.push(rule(kind.group(), &[kind.plural()], verbs));
     }
