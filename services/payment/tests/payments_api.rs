@@ -403,3 +403,32 @@ async fn failed_payments_cannot_be_refunded_and_openapi_is_served(pool: PgPool) 
     let doc: Value = f.app.get("/openapi.json").send().await.json();
     assert!(doc["paths"]["/api/payments/{id}/refunds"]["post"].is_object());
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn readiness_checks_postgres_and_rabbitmq(pool: PgPool) {
+    let up = TestApp::new(storekeeper_kit::admin::router(
+        Metrics::new(),
+        payment_service::readiness(&pool, storekeeper_kit::events::testing::AMQP_URL),
+    ));
+    let report: Value = up.get("/readyz").send().await.json();
+    assert_eq!(report["checks"]["postgres"], "ok");
+    assert_eq!(report["checks"]["rabbitmq"], "ok");
+    let broker_down = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        storekeeper_kit::testing::closed_port()
+    );
+    let down = TestApp::new(storekeeper_kit::admin::router(
+        Metrics::new(),
+        payment_service::readiness(&pool, &broker_down),
+    ));
+    let response = down.get("/readyz").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let report: Value = response.json();
+    assert!(
+        report["checks"]["rabbitmq"]
+            .as_str()
+            .unwrap()
+            .starts_with("down"),
+        "{report}"
+    );
+}
