@@ -96,6 +96,12 @@ pub mod annotations {
     pub const APPLIED_HASH: &str = "storekeeper.dev/applied-hash";
     /// Hash of the shared ConfigMap in a pod template, so a config change rolls pods.
     pub const CONFIG_HASH: &str = "storekeeper.dev/config-hash";
+    /// Prometheus' annotation-based discovery convention: scrape this pod...
+    pub const PROMETHEUS_SCRAPE: &str = "prometheus.io/scrape";
+    /// ...on this port...
+    pub const PROMETHEUS_PORT: &str = "prometheus.io/port";
+    /// ...at this path.
+    pub const PROMETHEUS_PATH: &str = "prometheus.io/path";
 }
 
 /// The five shop services (DESIGN.md layout table).

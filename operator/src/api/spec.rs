@@ -28,7 +28,10 @@ use crate::consts::Service;
 #[serde(rename_all = "camelCase")]
 pub struct StoreSpec {
     /// Image tag every shop service runs (e.g. `1.4.2`), unless a service overrides it. `latest` is refused: a rollout must name what it rolls out.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    )]
     #[x_kube(validation = Rule::new("self != 'latest'").message("version must name a release, not 'latest'"))]
     pub version: String,
 
@@ -39,7 +42,7 @@ pub struct StoreSpec {
 
     /// E-mail of the shop's admin account. The password is generated into the Secret `<store>-admin`. Defaults to `admin@<ingress.host>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
+    #[schemars(length(max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
     pub admin_email: Option<String>,
 
     /// Per-service settings: replicas, resources, image overrides.
@@ -118,7 +121,10 @@ pub struct ServiceSpec {
     pub replicas: i32,
     /// Image tag for this service only; defaults to `spec.version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    )]
     #[x_kube(validation = Rule::new("self != 'latest'").message("version must name a release, not 'latest'"))]
     pub version: Option<String>,
     /// Full image reference without tag (e.g. `registry.example.com/shop/user`); defaults to `<imageRegistry>/<service-image>`.
@@ -205,12 +211,14 @@ pub struct IngressSpec {
     pub host: String,
     /// IngressClass to use.
     #[serde(default = "default_class")]
+    #[schemars(length(min = 1, max = 253))]
     pub class_name: String,
     /// TLS for the host; omit to serve plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
     /// Namespace the ingress controller's pods run in; the NetworkPolicies admit traffic from there only.
     #[serde(default = "default_controller_namespace")]
+    #[schemars(length(min = 1, max = 63))]
     pub controller_namespace: String,
 }
 
@@ -263,6 +271,7 @@ pub struct Managed {
     pub storage: String,
     /// StorageClass of the claim; the cluster default when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub storage_class_name: Option<String>,
     /// CPU and memory requests and limits.
     #[serde(default)]

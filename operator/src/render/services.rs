@@ -20,8 +20,8 @@ use super::{ChildKind, Object, Step, config, pod, secrets};
 use crate::Result;
 use crate::api::DataStore;
 use crate::consts::{
-    ADMIN_PORT, AMQP_PORT, HEALTHZ_PATH, HTTP_PORT_NAME, METRICS_PORT_NAME, POSTGRES_PORT,
-    READYZ_PATH, REDIS_PORT, Service, annotations, env, images,
+    ADMIN_PORT, AMQP_PORT, HEALTHZ_PATH, HTTP_PORT_NAME, METRICS_PATH, METRICS_PORT_NAME,
+    POSTGRES_PORT, READYZ_PATH, REDIS_PORT, Service, annotations, env, images,
 };
 
 /// Deployment, Service and PDB for every service.
@@ -226,10 +226,18 @@ fn deployment(ctx: &Ctx<'_>, service: Service) -> Deployment {
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(ctx.labels(component, version)),
-            annotations: Some(BTreeMap::from([(
-                annotations::CONFIG_HASH.to_owned(),
-                config::data_hash(),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (annotations::CONFIG_HASH.to_owned(), config::data_hash()),
+                (annotations::PROMETHEUS_SCRAPE.to_owned(), "true".to_owned()),
+                (
+                    annotations::PROMETHEUS_PORT.to_owned(),
+                    ADMIN_PORT.to_string(),
+                ),
+                (
+                    annotations::PROMETHEUS_PATH.to_owned(),
+                    METRICS_PATH.to_owned(),
+                ),
+            ])),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
