@@ -120,7 +120,7 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
     if !is_surge(&spec.rollout.max_surge) {
         p.add(
             "spec.rollout.maxSurge",
-            "must be a count (0-100) or a percentage like 25%",
+            "must be a count (1-100) or a percentage like 25%",
         );
     }
     p.finish()
@@ -222,7 +222,7 @@ fn check_tag(p: &mut Problems, field: &str, tag: &str) {
     } else if !is_tag(tag) {
         p.add(
             field,
-            "must be an image tag (letters, digits, '_', '.', '-'; at most 128)",
+            "must be an image tag usable as a label value (letters, digits, '_', '.', '-'; alphanumeric at both ends; at most 63)",
         );
     }
 }
@@ -257,11 +257,13 @@ fn is_dns_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// An image tag that is also a valid label value (it becomes `app.kubernetes.io/version`).
 fn is_tag(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
@@ -323,8 +325,8 @@ fn is_surge(s: &str) -> bool {
     !n.is_empty()
         && n.len() <= 3
         && n.bytes().all(|c| c.is_ascii_digit())
-        && n.parse::<u32>().is_ok_and(|v| v <= 100)
-        && (n == "0" || !n.starts_with('0'))
+        && n.parse::<u32>().is_ok_and(|v| (1..=100).contains(&v))
+        && !n.starts_with('0')
 }
 
 #[cfg(test)]
@@ -403,12 +405,14 @@ mod tests {
         for ok in ["128Mi", "1Gi", "1000"] {
             assert!(is_memory(ok), "{ok}");
         }
-        for ok in ["25%", "0", "1", "100%"] {
+        for ok in ["25%", "1", "100%"] {
             assert!(is_surge(ok), "{ok}");
         }
-        for bad in ["101%", "01", "%", "1.5"] {
+        for bad in ["101%", "01", "%", "1.5", "0", "0%"] {
             assert!(!is_surge(bad), "{bad}");
         }
+        assert!(is_tag("1.2.3-rc.1") && is_tag("v9") && is_tag(&"a".repeat(63)));
+        assert!(!is_tag("1.0-") && !is_tag("_x") && !is_tag(&"a".repeat(64)));
         assert!(has_tag("repo/img:1.0"));
         assert!(!has_tag("registry:5000/img"));
     }

@@ -38,3 +38,61 @@ fn chart_rbac_matches_the_code() {
         "chart lease rules are stale: run `storekeeper rbac --lease > charts/storekeeper/files/lease-rules.yaml`"
     );
 }
+
+#[test]
+fn crd_has_the_shape_design_asks_for() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&crd::yaml().unwrap()).unwrap();
+    assert_eq!(crd.spec.group, "storekeeper.dev");
+    assert_eq!(crd.spec.names.plural, "stores");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.categories, Some(vec!["all".to_owned()]));
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    assert!(v.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<&str> = v
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Phase", "Version", "Ready", "URL", "Age"]);
+    let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
+    let root = &schema["openAPIV3Schema"];
+    assert!(
+        root["x-kubernetes-validations"][0]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.name")
+    );
+    let spec = &root["properties"]["spec"]["properties"];
+    for store in ["postgres", "redis", "rabbitmq"] {
+        assert_eq!(
+            spec[store]["x-kubernetes-validations"][0]["rule"],
+            serde_json::json!("has(self.managed) != has(self.external)")
+        );
+    }
+    assert_eq!(
+        spec["version"]["x-kubernetes-validations"][0]["rule"],
+        serde_json::json!("self != 'latest'")
+    );
+    // Every field explains itself to `kubectl explain`.
+    fn described(path: &str, node: &serde_json::Value) {
+        if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+            for (name, child) in props {
+                let at = format!("{path}.{name}");
+                assert!(
+                    child.get("description").is_some(),
+                    "{at} has no description"
+                );
+                described(&at, child);
+            }
+        }
+        if let Some(items) = node.get("items") {
+            described(path, items);
+        }
+    }
+    described("spec", &root["properties"]["spec"]);
+    described("status", &root["properties"]["status"]);
+}

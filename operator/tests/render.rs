@@ -223,7 +223,7 @@ fn generated(seed: u64) -> Store {
             });
         }
     }
-    spec.rollout.max_surge = ["25%", "1", "0", "100%"]
+    spec.rollout.max_surge = ["25%", "1", "3", "100%"]
         .choose(&mut rng)
         .unwrap()
         .to_string();

@@ -27,10 +27,10 @@ use crate::consts::Service;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StoreSpec {
-    /// Image tag every shop service runs (e.g. `1.4.2`), unless a service overrides it. `latest` is refused: a rollout must name what it rolls out.
+    /// Image tag every shop service runs (e.g. `1.4.2`), unless a service overrides it; also the `app.kubernetes.io/version` label, so at most 63 characters, starting and ending alphanumeric. `latest` is refused: a rollout must name what it rolls out.
     #[schemars(
         length(min = 1, max = 128),
-        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
     )]
     #[x_kube(validation = Rule::new("self != 'latest'").message("version must name a release, not 'latest'"))]
     pub version: String,
@@ -123,7 +123,7 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 128),
-        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
     )]
     #[x_kube(validation = Rule::new("self != 'latest'").message("version must name a release, not 'latest'"))]
     pub version: Option<String>,
@@ -309,9 +309,9 @@ pub struct RolloutSpec {
     #[serde(default = "default_health_timeout")]
     #[schemars(range(min = 30, max = 3600))]
     pub health_timeout_seconds: i32,
-    /// Extra pods a Deployment may start during a rollout: a count (`1`) or a percentage (`25%`).
+    /// Extra pods a Deployment may start during a rollout: a count (`1`) or a percentage (`25%`), at least 1 (pods are never taken down before their replacement is ready, so a surge of 0 could never progress).
     #[serde(default = "default_max_surge")]
-    #[schemars(regex(pattern = r"^([0-9]|[1-9][0-9]|100)%?$"))]
+    #[schemars(regex(pattern = r"^([1-9]|[1-9][0-9]|100)%?$"))]
     pub max_surge: String,
 }
 
