@@ -78,21 +78,23 @@ fn crd_has_the_shape_design_asks_for() {
         serde_json::json!("self != 'latest'")
     );
     // Every field explains itself to `kubectl explain`.
-    fn described(path: &str, node: &serde_json::Value) {
-        if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
-            for (name, child) in props {
-                let at = format!("{path}.{name}");
-                assert!(
-                    child.get("description").is_some(),
-                    "{at} has no description"
-                );
-                described(&at, child);
-            }
-        }
-        if let Some(items) = node.get("items") {
-            described(path, items);
-        }
-    }
     described("spec", &root["properties"]["spec"]);
     described("status", &root["properties"]["status"]);
+}
+
+/// Asserts every property below `node` has a description.
+fn described(path: &str, node: &serde_json::Value) {
+    if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+        for (name, child) in props {
+            let at = format!("{path}.{name}");
+            assert!(
+                child.get("description").is_some(),
+                "{at} has no description"
+            );
+            described(&at, child);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        described(path, items);
+    }
 }
