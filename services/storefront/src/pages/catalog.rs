@@ -60,6 +60,19 @@ pub struct PageLink {
     pub url: String,
     /// Whether this is the page shown.
     pub current: bool,
+    /// Whether pages are skipped before this one (shown as "…").
+    pub gap_before: bool,
+}
+
+/// The first page, the last, and two either side of the current one.
+fn page_numbers(page: u32, last: u32) -> Vec<u32> {
+    let mut numbers = vec![1];
+    numbers.extend(page.saturating_sub(2).max(2)..=(page + 2).min(last));
+    if last > 1 {
+        numbers.push(last);
+    }
+    numbers.dedup();
+    numbers
 }
 
 /// Previous / numbered / next links.
@@ -224,11 +237,17 @@ fn pager(category: &str, q: &str, sort: &str, page: u32, per_page: u32, total: u
         prev: (page > 1).then(|| link(page - 1)),
         next: (page < last).then(|| link(page + 1)),
         pages: if last > 1 {
-            (page.saturating_sub(2).max(1)..=(page + 2).min(last))
-                .map(|number| PageLink {
-                    number,
-                    url: link(number),
-                    current: number == page,
+            page_numbers(page, last)
+                .into_iter()
+                .scan(0, |previous, number| {
+                    let gap_before = number > *previous + 1 && *previous > 0;
+                    *previous = number;
+                    Some(PageLink {
+                        number,
+                        url: link(number),
+                        current: number == page,
+                        gap_before,
+                    })
                 })
                 .collect()
         } else {
@@ -331,7 +350,24 @@ mod tests {
         );
         assert_eq!(pager.pages.len(), 3);
         assert!(pager.pages[1].current);
+        assert!(pager.pages.iter().all(|link| !link.gap_before));
         assert_eq!(pager.summary, "Showing 13–24 of 30");
+    }
+
+    #[test]
+    fn long_pagers_keep_the_ends_and_mark_gaps() {
+        assert_eq!(page_numbers(1, 6), [1, 2, 3, 6]);
+        assert_eq!(page_numbers(5, 20), [1, 3, 4, 5, 6, 7, 20]);
+        assert_eq!(page_numbers(20, 20), [1, 18, 19, 20]);
+        assert_eq!(page_numbers(2, 2), [1, 2]);
+        let pager = pager("", "", "", 5, 10, 200);
+        let gaps: Vec<u32> = pager
+            .pages
+            .iter()
+            .filter(|link| link.gap_before)
+            .map(|link| link.number)
+            .collect();
+        assert_eq!(gaps, [3, 20]);
     }
 
     #[test]
