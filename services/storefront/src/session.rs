@@ -289,10 +289,18 @@ pub async fn session_middleware(
         Some(data) => Session::new(data, false),
         None => Session::new(SessionData::new(), true),
     };
+    // Behind a TLS-terminating ingress the request arrives as plain HTTP with
+    // `X-Forwarded-Proto: https`. Trusting it is safe here: a client that
+    // forges it only makes its own cookie HTTPS-only.
+    let secure = settings.secure
+        || request
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
     request.extensions_mut().insert(session.clone());
     let response = next.run(request).await;
     match session.snapshot_if_dirty() {
-        Some(data) => (jar.add(cookie(&data, settings.secure)), response).into_response(),
+        Some(data) => (jar.add(cookie(&data, secure)), response).into_response(),
         None => response,
     }
 }

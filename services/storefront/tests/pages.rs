@@ -274,6 +274,13 @@ async fn the_session_cookie_is_http_only_and_same_site() {
 
     let secure = shop(&[("COOKIE_SECURE", "true")]).get("/").send().await;
     assert!(secure.header("set-cookie").unwrap().contains("Secure"));
+
+    let behind_tls = shop(&[])
+        .get("/")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await;
+    assert!(behind_tls.header("set-cookie").unwrap().contains("Secure"));
 }
 
 #[tokio::test]
