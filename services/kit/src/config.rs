@@ -171,6 +171,9 @@ pub struct ServiceConfig {
     /// default `<database>:`), so services sharing one Redis, and tests
     /// sharing one server, never collide.
     pub redis_prefix: String,
+    /// Most PostgreSQL connections this replica opens
+    /// (`DATABASE_MAX_CONNECTIONS`, default 10); see [`crate::db::connect_with`].
+    pub database_max_connections: u32,
     /// RabbitMQ URL (`AMQP_URL`).
     pub amqp_url: String,
     /// Log output format (`LOG_FORMAT`: `json` or `pretty`).
@@ -236,6 +239,7 @@ impl ServiceConfig {
             database_url: vars.secret("DATABASE_URL").unwrap_or_else(|| {
                 format!("postgres://postgres@127.0.0.1:5432/{default_database}")
             }),
+            database_max_connections: vars.or("DATABASE_MAX_CONNECTIONS", 10)?,
             redis_url: vars
                 .secret("REDIS_URL")
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),

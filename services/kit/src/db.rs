@@ -37,10 +37,20 @@ pub enum DbError {
 /// wrong URL fails visibly.
 const CONNECT_ATTEMPTS: u32 = 8;
 
-/// Connects (retrying briefly), then applies `migrator`.
+/// Connects with a pool of 10 (retrying briefly), then applies `migrator`.
 pub async fn connect(url: &str, migrator: &Migrator) -> Result<PgPool, DbError> {
+    connect_with(url, migrator, 10).await
+}
+
+/// Like [`connect`], with the pool size from the configuration
+/// (`config.database_max_connections`).
+pub async fn connect_with(
+    url: &str,
+    migrator: &Migrator,
+    max_connections: u32,
+) -> Result<PgPool, DbError> {
     let options = PgPoolOptions::new()
-        .max_connections(10)
+        .max_connections(max_connections.max(1))
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_mins(5));

@@ -207,3 +207,44 @@ async fn serve_answers_then_drains_and_returns_on_shutdown() {
         .await;
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn outgoing_calls_carry_the_request_id() {
+    use storekeeper_kit::telemetry::RequestBuilderExt as _;
+    // A downstream service that echoes the request id it received.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = format!("http://{}/echo", listener.local_addr().unwrap());
+    let echo = Router::new().route(
+        "/echo",
+        get(|headers: http::HeaderMap| async move {
+            headers
+                .get("x-request-id")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+
+    let client = storekeeper_kit::server::http_client().unwrap();
+    let app = TestApp::new(Router::new().route(
+        "/call",
+        get(move || {
+            let (client, url) = (client.clone(), downstream.clone());
+            async move {
+                let response = client.get(url).with_request_id().send().await.unwrap();
+                response.text().await.unwrap()
+            }
+        }),
+    ));
+    let response = app
+        .get("/call")
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await;
+    assert_eq!(response.text(), "trace-me-1");
+    let response = app.get("/call").send().await;
+    assert_eq!(
+        Some(response.text().as_str()),
+        response.header("x-request-id")
+    );
+}

@@ -13,7 +13,12 @@ async fn run() -> anyhow::Result<()> {
     let config = UserConfig::from_env()?;
     let service = &config.service;
     telemetry::init(service.name, service.log_format);
-    let pool = db::connect(&service.database_url, &MIGRATOR).await?;
+    let pool = db::connect_with(
+        &service.database_url,
+        &MIGRATOR,
+        service.database_max_connections,
+    )
+    .await?;
     let cache = cache::Cache::connect(&service.redis_url, &service.redis_prefix)?;
     let metrics = Metrics::new();
     let settings = Settings {
