@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use rand::distributions::Alphanumeric;
 use rand::{Rng, thread_rng};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,10 @@ pub struct LocalState {
     pub admin_password: String,
     /// Password of each database role, by database name.
     pub database_passwords: BTreeMap<String, String>,
+    /// Storefront cookie key (base64 of 64 random bytes), kept so a restart
+    /// does not log every shopper out.
+    #[serde(default = "random_session_key")]
+    pub session_key: String,
 }
 
 impl LocalState {
@@ -69,6 +74,7 @@ impl LocalState {
             admin_email: "admin@storekeeper.local".to_owned(),
             admin_password: random_secret(),
             database_passwords: BTreeMap::new(),
+            session_key: random_session_key(),
         })
     }
 }
@@ -79,6 +85,12 @@ fn random_secret() -> String {
         .take(24)
         .map(char::from)
         .collect()
+}
+
+fn random_session_key() -> String {
+    let mut bytes = [0_u8; 64];
+    thread_rng().fill(&mut bytes[..]);
+    BASE64_STANDARD.encode(bytes)
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {
