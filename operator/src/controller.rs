@@ -168,8 +168,8 @@ impl Store {
         }))
     }
 
-    /// Reads the keys (never the values' use) of each `external` data
-    /// store's Secret and checks them with `validate::external_secrets`.
+    /// Reads which keys each `external` data store's Secret holds (values
+    /// are dropped unread) and checks them with `validate::external_secrets`.
     async fn check_external(&self, ctx: &Context, ns: &str) -> Result<Result<(), Invalid>> {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
         let mut found = BTreeMap::new();
