@@ -35,7 +35,7 @@ fn converged(store: &Store) -> Observed {
 }
 
 fn benches(c: &mut Criterion) {
-    for name in ["minimal", "full"] {
+    for name in ["store", "full"] {
         let store = example(name);
         c.bench_function(&format!("render/{name}"), |b| {
             b.iter(|| render(std::hint::black_box(&store)));

@@ -34,7 +34,7 @@ fn one_line_error(stderr: &str, needle: &str) {
 
 #[test]
 fn render_prints_every_object() {
-    let example = format!("{}/../examples/minimal.yaml", env!("CARGO_MANIFEST_DIR"));
+    let example = format!("{}/../examples/store.yaml", env!("CARGO_MANIFEST_DIR"));
     let (ok, out, _) = storekeeper(&["render", "-f", &example]);
     assert!(ok);
     assert_eq!(out.lines().filter(|l| *l == "---").count(), 42, "{out}");

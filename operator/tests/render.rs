@@ -26,7 +26,7 @@ fn example(name: &str) -> Store {
 
 #[test]
 fn examples_render_as_snapshotted() {
-    for name in ["minimal", "full"] {
+    for name in ["store", "full"] {
         let rendered = render(&example(name)).unwrap();
         insta::assert_snapshot!(name, to_yaml(&rendered).unwrap());
     }
@@ -51,7 +51,7 @@ fn env_names(deployment: &Value) -> Vec<String> {
 
 #[test]
 fn service_environment_follows_design() {
-    let r = render(&example("minimal")).unwrap();
+    let r = render(&example("store")).unwrap();
     let user = workload(&r, ChildKind::Deployment, "shop-user");
     assert_eq!(
         env_names(user),
@@ -173,7 +173,7 @@ fn label(rng: &mut StdRng, max: usize) -> String {
 
 fn generated(seed: u64) -> Store {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut store = example("minimal");
+    let mut store = example("store");
     let name = label(&mut rng, 40);
     store.metadata.name = Some(name.clone());
     store.metadata.namespace = Some(label(&mut rng, 30));
@@ -402,7 +402,7 @@ fn invariants_hold_for_many_generated_stores() {
 
 #[test]
 fn invalid_stores_render_nothing() {
-    let mut store = example("minimal");
+    let mut store = example("store");
     store.spec.services.order.replicas = 0;
     let err = render(&store).unwrap_err().to_string();
     assert_eq!(

@@ -11,6 +11,7 @@ use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
+    uri::AMQPUri,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -22,6 +23,25 @@ use crate::admin::Check;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Largest AMQP frame we ask for unless `AMQP_URL` sets `frame_max`.
+/// lapin keeps buffers sized by the frame for each connection; at the
+/// broker's default (128 KiB) that is ~16 MiB of RSS per service for events
+/// that are a few hundred bytes. Bigger messages still go through, in
+/// several frames.
+pub const DEFAULT_FRAME_MAX: u32 = 8192;
+
+/// Connects with [`DEFAULT_FRAME_MAX`] unless the URL names its own.
+async fn connect(url: &str, properties: ConnectionProperties) -> lapin::Result<Connection> {
+    match url.parse::<AMQPUri>() {
+        Ok(mut uri) => {
+            uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+            Connection::connect_uri(uri, properties).await
+        }
+        // Let lapin report the malformed URL in its own words.
+        Err(_) => Connection::connect(url, properties).await,
+    }
+}
 
 /// An open connection with one channel in confirm mode.
 pub struct Link {
@@ -35,7 +55,7 @@ impl Link {
     /// Connects and opens a confirm-mode channel.
     pub async fn open(url: &str, name: &str) -> Result<Self, EventsError> {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = Connection::connect(url, properties).await?;
+        let connection = connect(url, properties).await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -143,7 +163,7 @@ pub fn readiness_check(url: &str) -> Check {
     Check::new("rabbitmq", move || {
         let url = url.clone();
         async move {
-            let connection = Connection::connect(&url, ConnectionProperties::default())
+            let connection = connect(&url, ConnectionProperties::default())
                 .await
                 .map_err(|err| err.to_string())?;
             let _ = connection.close(200, "readiness probe").await;
