@@ -25,6 +25,7 @@ pub mod db;
 pub mod events;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod telemetry;

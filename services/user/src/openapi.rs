@@ -1,10 +1,8 @@
 //! The OpenAPI document served at `GET /openapi.json`, generated from the
 //! handlers' annotations.
 
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use storekeeper_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 use crate::routes;
 
@@ -18,23 +16,6 @@ use crate::routes;
     tags((name = "users", description = "Accounts and sessions"))
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// `GET /openapi.json`.
 pub async fn serve() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -1,10 +1,8 @@
 //! `GET /openapi.json`, generated from the handlers' annotations.
 
 use axum::{Json, Router, routing::get};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use storekeeper_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 use super::{AppState, methods, payments};
 
@@ -29,23 +27,6 @@ use super::{AppState, methods, payments};
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

@@ -8,10 +8,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use storekeeper_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 use super::{AppState, categories, images, products};
 use crate::{
@@ -52,23 +50,6 @@ use crate::{
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// Serialized once: the document never changes while the process runs.
 static DOCUMENT: LazyLock<String> =
