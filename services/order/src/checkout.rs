@@ -159,6 +159,31 @@ fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, ApiEr
     })
 }
 
+/// Answers a request that lost the race for its key as the winner did.
+async fn replay_winner(
+    state: &AppState,
+    user: Uuid,
+    key: &str,
+    hash: &str,
+) -> Result<Placed, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let stored = store::find_key(&mut conn, user, key).await?;
+    match stored
+        .as_ref()
+        .map(|s| replay(s, hash))
+        .transpose()?
+        .flatten()
+    {
+        Some(placed) => {
+            state.metrics.replays.inc();
+            Ok(placed)
+        }
+        None => Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+        )),
+    }
+}
+
 /// Places an order for `user` from their cart.
 pub async fn place(
     state: &AppState,
@@ -182,7 +207,17 @@ pub async fn place(
         .shipping_address
         .validate()
         .map_err(ApiError::validation)?;
-    let cart = store::cart(&state.pool, user).await?;
+
+    // Claim the key before reading the cart: a concurrent request with the
+    // same key waits on the claim until this transaction ends, then replays
+    // its answer instead of finding the cart already emptied. An error
+    // below rolls back, which releases the key for a corrected retry.
+    let mut tx = state.pool.begin().await?;
+    if !store::claim_key(&mut tx, user, key, &hash).await? {
+        tx.rollback().await?;
+        return replay_winner(state, user, key, &hash).await;
+    }
+    let cart = store::lock_cart(&mut tx, user).await?;
     if cart.is_empty() {
         return Err(ApiError::validation(vec![FieldError::new(
             "cart",
@@ -216,28 +251,6 @@ pub async fn place(
     };
     let response =
         serde_json::to_string(&order).map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
-
-    let mut tx = state.pool.begin().await?;
-    if !store::claim_key(&mut tx, user, key, &hash).await? {
-        // Another request with this key won the race; answer as it did.
-        tx.rollback().await?;
-        let mut conn = state.pool.acquire().await?;
-        let stored = store::find_key(&mut conn, user, key).await?;
-        return match stored
-            .as_ref()
-            .map(|s| replay(s, &hash))
-            .transpose()?
-            .flatten()
-        {
-            Some(placed) => {
-                state.metrics.replays.inc();
-                Ok(placed)
-            }
-            None => Err(ApiError::conflict(
-                "a request with this Idempotency-Key is still in progress; retry shortly",
-            )),
-        };
-    }
     store::insert_order(&mut tx, &order).await?;
     let event = OrderCreated {
         order_id,

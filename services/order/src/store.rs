@@ -113,6 +113,17 @@ pub async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sqlx::Erro
     .await
 }
 
+/// The user's cart, locked for checkout: a concurrent checkout by the same
+/// user (with another key) waits here and then sees the cart it emptied.
+pub async fn lock_cart(conn: &mut PgConnection, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT product_id, quantity, added_at FROM cart_items WHERE user_id = $1 ORDER BY added_at, product_id FOR UPDATE",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+}
+
 /// Number of lines in the user's cart.
 pub async fn cart_lines(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1")

@@ -43,6 +43,26 @@ async fn twenty_concurrent_requests_with_one_key_make_one_order() {
 }
 
 #[tokio::test]
+async fn two_keys_at_once_order_one_cart_once() {
+    let shop = Shop::start().await;
+    let bo = shop.shopper();
+    let lamp = shop.product("Lamp", 3_000, 50).await;
+    shop.add_to_cart(&bo, lamp, 1).await;
+    let method = shop.card(&bo, "4242424242424242").await;
+    let responses =
+        join_all(["first-tab", "second-tab"].map(|key| shop.checkout(&bo, key, method))).await;
+    let mut statuses: Vec<StatusCode> = responses.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY],
+        "the second checkout waits for the first and finds the cart empty"
+    );
+    assert_eq!(shop.statuses().await.iter().map(|(_, n)| n).sum::<i64>(), 1);
+    shop.finish().await;
+}
+
+#[tokio::test]
 async fn fifty_shoppers_for_ten_units_make_exactly_ten_paid_orders() {
     let shop = Shop::start().await;
     let gold = shop.product("Gold Bar", 10_000, 10).await;
