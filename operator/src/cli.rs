@@ -8,7 +8,6 @@ use clap::{Args, Parser, Subcommand};
 use kube::ResourceExt;
 
 use crate::api::Store;
-use crate::render::secrets::SecretKind;
 use crate::render::{render, to_yaml};
 
 /// Storekeeper: runs a whole online shop from one `Store` resource.
@@ -91,10 +90,7 @@ pub fn render_text(text: &str) -> Result<String, RenderError> {
     let rendered = render(&store)?;
     let mut out = String::from("# Secrets the operator generates once (values never shown):\n");
     for secret in &rendered.secrets {
-        let keys = match &secret.kind {
-            SecretKind::Passwords(keys) => keys.join(", "),
-            SecretKind::TokenKeyPair => "public.pem, private.pem".to_owned(),
-        };
+        let keys = secret.kind.keys().join(", ");
         let _ = writeln!(out, "#   Secret {} ({keys})", secret.name);
     }
     out.push_str(&to_yaml(&rendered)?);

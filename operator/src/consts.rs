@@ -67,6 +67,12 @@ pub mod env {
     pub const ADMIN_EMAIL: &str = "ADMIN_EMAIL";
     /// Admin account password; user-service only.
     pub const ADMIN_PASSWORD: &str = "ADMIN_PASSWORD";
+    /// Storefront cookie key (base64 of 64 random bytes); storefront only.
+    pub const SESSION_KEY: &str = "SESSION_KEY";
+    /// `true` when the ingress serves TLS: the session cookie is HTTPS-only.
+    pub const COOKIE_SECURE: &str = "COOKIE_SECURE";
+    /// Reverse proxies trusted to append to `X-Forwarded-For`.
+    pub const TRUSTED_PROXY_HOPS: &str = "TRUSTED_PROXY_HOPS";
     /// Log format value used in clusters (Loki-friendly JSON lines).
     pub const LOG_FORMAT_JSON: &str = "json";
 }

@@ -3,7 +3,6 @@
 use kube::api::ObjectMeta;
 
 use crate::api::{External, Phase, Store, StoreSpec, StoreStatus};
-use crate::render::secrets::SecretKind;
 
 /// A valid Store with every data store managed, as it would come from the API.
 pub fn store(name: &str) -> Store {
@@ -319,13 +318,7 @@ pub fn secret_creates(rendered: &Rendered) -> Vec<Expect> {
     rendered
         .secrets
         .iter()
-        .map(|s| {
-            let keys = match &s.kind {
-                SecretKind::Passwords(k) => k.clone(),
-                SecretKind::TokenKeyPair => vec!["public.pem".into(), "private.pem".into()],
-            };
-            expect_secret(&s.name, keys)
-        })
+        .map(|s| expect_secret(&s.name, s.kind.keys()))
         .collect()
 }
 

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use storekeeper::api::{External, Managed, Store, TlsSpec};
 use storekeeper::consts::{Service, annotations, labels};
 use storekeeper::render::object::hash_value;
-use storekeeper::render::secrets::SecretKind;
 use storekeeper::render::{ChildKind, Rendered, render, to_yaml};
 
 fn example(name: &str) -> Store {
@@ -49,6 +48,17 @@ fn env_names(deployment: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The `value` of a plain env var, or the whole entry for a `valueFrom` one.
+fn env_value(deployment: &Value, name: &str) -> Value {
+    let entry = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == json!(name))
+        .unwrap_or_else(|| panic!("no env var {name}"));
+    entry.get("value").cloned().unwrap_or_else(|| entry.clone())
+}
+
 #[test]
 fn service_environment_follows_design() {
     let r = render(&example("store")).unwrap();
@@ -68,8 +78,10 @@ fn service_environment_follows_design() {
             "TOKEN_PRIVATE_KEY",
             "ADMIN_EMAIL",
             "ADMIN_PASSWORD",
+            "TRUSTED_PROXY_HOPS",
         ]
     );
+    assert_eq!(env_value(user, "TRUSTED_PROXY_HOPS"), json!("1"));
     let env = &user["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env[0]["value"], json!("3001"));
     assert_eq!(env[1]["value"], json!("9000"));
@@ -87,12 +99,24 @@ fn service_environment_follows_design() {
             "REDIS_PASSWORD",
             "REDIS_URL",
             "TOKEN_PUBLIC_KEY",
+            "SESSION_KEY",
+            "COOKIE_SECURE",
+            "TRUSTED_PROXY_HOPS",
             "USER_URL",
             "PRODUCT_URL",
             "ORDER_URL",
             "PAYMENT_URL"
         ]
     );
+    assert_eq!(
+        env_value(front, "SESSION_KEY")["valueFrom"]["secretKeyRef"],
+        json!({"name": "shop-session", "key": "session-key", "optional": false}),
+        "every replica reads one generated cookie key"
+    );
+    assert_eq!(env_value(front, "COOKIE_SECURE"), json!("false"), "no TLS");
+    let tls = render(&example("full")).unwrap();
+    let front = workload(&tls, ChildKind::Deployment, "acme-storefront");
+    assert_eq!(env_value(front, "COOKIE_SECURE"), json!("true"));
     let order = workload(&r, ChildKind::Deployment, "shop-order");
     let names = env_names(order);
     assert!(names.contains(&"PRODUCT_URL".to_owned()) && names.contains(&"PAYMENT_URL".to_owned()));
@@ -237,13 +261,7 @@ fn pod_spec(v: &Value) -> Option<&Value> {
 fn generated_keys(r: &Rendered) -> BTreeSet<(String, String)> {
     r.secrets
         .iter()
-        .flat_map(|s| {
-            let keys = match &s.kind {
-                SecretKind::Passwords(k) => k.clone(),
-                SecretKind::TokenKeyPair => vec!["public.pem".into(), "private.pem".into()],
-            };
-            keys.into_iter().map(move |k| (s.name.clone(), k))
-        })
+        .flat_map(|s| s.kind.keys().into_iter().map(move |k| (s.name.clone(), k)))
         .collect()
 }
 

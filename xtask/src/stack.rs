@@ -275,9 +275,9 @@ fn env_for(svc: &Service, state: &LocalState, database_prefix: &str) -> Vec<(Str
         env.push(("SESSION_KEY".into(), state.session_key.clone()));
     }
     if svc.name == "user" {
-        // Logins reach user-service through the storefront, which appends
-        // the shopper's address to X-Forwarded-For: trust that one hop so
-        // login throttling is per shopper, not per storefront.
+        // Logins reach user-service through the storefront, which passes
+        // the shopper's address on in X-Forwarded-For: trust that one hop
+        // so login throttling is per shopper, not per storefront.
         env.push(("TRUSTED_PROXY_HOPS".into(), "1".into()));
         env.push(("TOKEN_PRIVATE_KEY".into(), state.token_private_key.clone()));
         env.push(("ADMIN_EMAIL".into(), state.admin_email.clone()));

@@ -1,22 +1,25 @@
 //! Values for generated Secrets: random alphanumeric passwords (safe inside
-//! URLs without escaping) and an Ed25519 token key pair in PEM. Called only
+//! URLs without escaping), an Ed25519 token key pair in PEM, and the
+//! storefront's cookie key. Called only
 //! when a Secret is missing; the values go straight into the Secret object
 //! and are never logged, returned in errors, or written to status.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
+use rand::{Rng, RngCore};
 
 use crate::consts::labels;
 use crate::render::meta::Ctx;
-use crate::render::secrets::{PRIVATE_KEY, PUBLIC_KEY, SecretKind, SecretSpec};
+use crate::render::secrets::{PRIVATE_KEY, PUBLIC_KEY, SESSION_KEY, SecretKind, SecretSpec};
 use crate::{Error, Result};
 
 /// Length of generated passwords (~190 bits).
@@ -29,6 +32,16 @@ pub fn password() -> String {
         .take(PASSWORD_LEN)
         .map(char::from)
         .collect()
+}
+
+/// Bytes in the storefront's cookie key (what axum-extra's `Key` needs).
+pub const SESSION_KEY_BYTES: usize = 64;
+
+/// A fresh cookie key, base64 as the storefront's `SESSION_KEY` reads it.
+pub fn session_key() -> String {
+    let mut bytes = [0_u8; SESSION_KEY_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    STANDARD.encode(bytes)
 }
 
 /// A fresh Ed25519 key pair as (public PEM, private PEM).
@@ -55,6 +68,7 @@ pub fn values(spec: &SecretSpec) -> Result<BTreeMap<String, String>> {
                 (PRIVATE_KEY.to_owned(), private),
             ])
         }
+        SecretKind::SessionKey => BTreeMap::from([(SESSION_KEY.to_owned(), session_key())]),
     })
 }
 
@@ -87,6 +101,13 @@ mod tests {
         assert_eq!(a.len(), PASSWORD_LEN);
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn session_keys_are_64_random_bytes_in_base64() {
+        let (a, b) = (session_key(), session_key());
+        assert_ne!(a, b);
+        assert_eq!(STANDARD.decode(&a).unwrap().len(), SESSION_KEY_BYTES);
     }
 
     #[test]

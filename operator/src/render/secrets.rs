@@ -9,6 +9,8 @@ use crate::consts::Service;
 pub const PUBLIC_KEY: &str = "public.pem";
 /// Key of the token private key (PEM) in the token Secret.
 pub const PRIVATE_KEY: &str = "private.pem";
+/// Key of the storefront's cookie key in the session Secret.
+pub const SESSION_KEY: &str = "session-key";
 /// Key of a single password.
 pub const PASSWORD: &str = "password";
 /// Key of the PostgreSQL superuser password.
@@ -34,6 +36,19 @@ pub enum SecretKind {
     Passwords(Vec<String>),
     /// An Ed25519 key pair in PEM (`public.pem`, `private.pem`).
     TokenKeyPair,
+    /// The storefront's cookie key: 64 random bytes, base64 (`session-key`).
+    SessionKey,
+}
+
+impl SecretKind {
+    /// The keys a Secret of this kind holds (listed by `render`, checked by tests).
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Self::Passwords(keys) => keys.clone(),
+            Self::TokenKeyPair => vec![PUBLIC_KEY.to_owned(), PRIVATE_KEY.to_owned()],
+            Self::SessionKey => vec![SESSION_KEY.to_owned()],
+        }
+    }
 }
 
 /// A Secret that must exist with generated values.
@@ -50,6 +65,12 @@ pub struct SecretSpec {
 /// Name of the token key Secret.
 pub fn token_keys(store: &str) -> String {
     format!("{store}-token-keys")
+}
+
+/// Name of the storefront session key Secret: one key for every replica,
+/// kept across restarts, so a shopper's cookie survives both.
+pub fn session(store: &str) -> String {
+    format!("{store}-session")
 }
 
 /// Name of the admin password Secret.
@@ -76,6 +97,7 @@ pub fn rabbitmq(store: &str) -> String {
 pub fn generated_names(store: &str) -> Vec<String> {
     vec![
         token_keys(store),
+        session(store),
         admin(store),
         postgres(store),
         redis(store),
@@ -95,6 +117,11 @@ pub fn required(ctx: &Ctx<'_>) -> Vec<SecretSpec> {
             name: token_keys(&ctx.store),
             component: "token-keys",
             kind: SecretKind::TokenKeyPair,
+        },
+        SecretSpec {
+            name: session(&ctx.store),
+            component: "session",
+            kind: SecretKind::SessionKey,
         },
         password(admin(&ctx.store), "admin", vec![PASSWORD.to_owned()]),
     ];

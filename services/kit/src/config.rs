@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, fmt::Display, net::IpAddr, str::FromStr, time::Duration};
 
-use crate::telemetry::LogFormat;
+use crate::{client_ip::TrustedProxyHops, telemetry::LogFormat};
 
 /// Why a configuration value could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -189,6 +189,10 @@ pub struct ServiceConfig {
     /// Longest graceful shutdown waits for in-flight requests
     /// (`SHUTDOWN_TIMEOUT_SECS`, default 25, under Kubernetes' 30 s grace).
     pub shutdown_timeout: Duration,
+    /// Reverse proxies in front of this service trusted to append to
+    /// `X-Forwarded-For` (`TRUSTED_PROXY_HOPS`, default 0: believe only the
+    /// socket); see [`crate::client_ip`].
+    pub trusted_proxy_hops: TrustedProxyHops,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -203,6 +207,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("log_format", &self.log_format)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
             .finish_non_exhaustive()
     }
 }
@@ -252,6 +257,7 @@ impl ServiceConfig {
             body_limit: vars.or("BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT)?,
             request_timeout: Duration::from_secs(vars.or("REQUEST_TIMEOUT_SECS", 15)?),
             shutdown_timeout: Duration::from_secs(vars.or("SHUTDOWN_TIMEOUT_SECS", 25)?),
+            trusted_proxy_hops: TrustedProxyHops(vars.or("TRUSTED_PROXY_HOPS", 0)?),
         })
     }
 

@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cache;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod events;

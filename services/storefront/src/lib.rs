@@ -17,7 +17,6 @@ pub mod categories;
 pub mod config;
 pub mod csrf;
 pub mod errors;
-pub mod forwarded;
 pub mod headers;
 pub mod metrics;
 pub mod pages;
@@ -27,7 +26,7 @@ pub mod views;
 use axum::{Router, extract::FromRef, middleware};
 use axum_extra::extract::cookie::Key;
 
-use storekeeper_kit::Metrics;
+use storekeeper_kit::{Metrics, client_ip::TrustedProxyHops};
 
 use crate::{
     api::Backend, categories::CategoryCache, metrics::ShopMetrics, session::CookieSettings,
@@ -44,6 +43,15 @@ pub struct AppState {
     pub cookies: CookieSettings,
     /// The storefront's own counters.
     pub metrics: ShopMetrics,
+    /// Proxies in front of the storefront (the ingress controller in a
+    /// cluster), to find the shopper's address for user-service.
+    pub trusted_proxy_hops: TrustedProxyHops,
+}
+
+impl FromRef<AppState> for TrustedProxyHops {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxy_hops
+    }
 }
 
 impl AppState {
@@ -58,6 +66,7 @@ impl AppState {
                 key: config.session_key.clone(),
                 secure: config.cookie_secure,
             },
+            trusted_proxy_hops: config.service.trusted_proxy_hops,
         })
     }
 }

@@ -1,14 +1,16 @@
-//! Transparent token refresh. Access tokens live 15 minutes, too long to wait
-//! for in a test, so a small stand-in user-service hands out tokens that are
-//! already stale and counts refreshes; a stand-in order-service accepts only
-//! the refreshed token. Everything on the storefront side is the real router.
+//! Transparent token refresh, and what the storefront tells user-service at
+//! login. Access tokens live 15 minutes, too long to wait for in a test, so
+//! a small stand-in user-service hands out tokens that are already stale,
+//! counts refreshes and records the forwarded client address; a stand-in
+//! order-service accepts only the refreshed token. Everything on the
+//! storefront side is the real router.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
@@ -29,6 +31,7 @@ use storekeeper_kit::{
 struct Fake {
     refreshes: Arc<AtomicUsize>,
     refuse_refresh: Arc<AtomicBool>,
+    forwarded_for: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 async fn serve(router: Router) -> String {
@@ -51,8 +54,15 @@ async fn backends(fake: &Fake) -> (String, String) {
     let users = Router::new()
         .route(
             "/api/users/login",
-            post(|| async {
-                Json(json!({"access_token": "stale", "refresh_token": "r1", "expires_in": 0}))
+            post({
+                let fake = fake.clone();
+                move |headers: HeaderMap| async move {
+                    let forwarded = headers
+                        .get("x-forwarded-for")
+                        .map(|value| value.to_str().unwrap().to_owned());
+                    fake.forwarded_for.lock().unwrap().push(forwarded);
+                    Json(json!({"access_token": "stale", "refresh_token": "r1", "expires_in": 0}))
+                }
             }),
         )
         .route(
@@ -109,12 +119,19 @@ fn csrf(html: &str) -> String {
 
 /// Logs in through the storefront; returns the session cookie.
 async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
+    logged_in_behind(fake, "0").await
+}
+
+/// Logs in through a storefront behind `hops` trusted proxies, with a
+/// forwarded chain whose left part the shopper forged.
+async fn logged_in_behind(fake: &Fake, hops: &str) -> (TestApp, String) {
     let (users, orders) = backends(fake).await;
     let vars: HashMap<&str, &str> = HashMap::from([
         ("USER_URL", users.as_str()),
         ("ORDER_URL", orders.as_str()),
         ("PRODUCT_URL", "http://127.0.0.1:9"),
         ("PAYMENT_URL", "http://127.0.0.1:9"),
+        ("TRUSTED_PROXY_HOPS", hops),
     ]);
     let config = Config::from_source(&Vars(vars)).unwrap();
     let shop = TestApp::new(app(AppState::new(
@@ -135,6 +152,7 @@ async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
     let response = shop
         .post("/login")
         .header("cookie", &session)
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
         .raw_body("application/x-www-form-urlencoded", body)
         .send()
         .await;
@@ -179,4 +197,23 @@ async fn a_refused_refresh_logs_out_and_asks_to_log_in_again() {
     let html = login.text();
     assert!(html.contains("Your session has ended"), "{html}");
     assert!(html.contains(r#"href="/login""#), "shown as logged out");
+}
+
+#[tokio::test]
+async fn login_forwards_only_the_address_the_trusted_proxy_saw() {
+    let behind_ingress = Fake::default();
+    logged_in_behind(&behind_ingress, "1").await;
+    assert_eq!(
+        *behind_ingress.forwarded_for.lock().unwrap(),
+        [Some("203.0.113.7".to_owned())],
+        "the forged 6.6.6.6 is dropped; user-service trusts one hop"
+    );
+
+    let exposed = Fake::default();
+    logged_in_shop(&exposed).await;
+    assert_eq!(
+        *exposed.forwarded_for.lock().unwrap(),
+        [Some("127.0.0.1".to_owned())],
+        "without trusted proxies the header is not believed: the socket peer is the shopper"
+    );
 }

@@ -56,10 +56,6 @@ pub struct UserConfig {
     pub signer: TokenSigner,
     /// Login throttle limits.
     pub throttle: ThrottleConfig,
-    /// How many reverse proxies stand in front of the service
-    /// (`TRUSTED_PROXY_HOPS`, default 0). `X-Forwarded-For` is only believed
-    /// when this is set; the client is the entry that many hops from the right.
-    pub trusted_proxy_hops: usize,
     /// Refresh-token lifetime (`REFRESH_TOKEN_TTL_DAYS`, 30).
     pub refresh_ttl: Duration,
     /// Admin account to ensure at start, if configured.
@@ -139,7 +135,6 @@ impl UserConfig {
             service,
             signer,
             throttle,
-            trusted_proxy_hops: vars.or("TRUSTED_PROXY_HOPS", 0)?,
             refresh_ttl: Duration::from_hours(24 * vars.or::<u64>("REFRESH_TOKEN_TTL_DAYS", 30)?),
             admin,
         })
@@ -183,7 +178,7 @@ mod tests {
         let config = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
         assert_eq!(config.service.port, 3001);
         assert_eq!(config.throttle, ThrottleConfig::default());
-        assert_eq!(config.trusted_proxy_hops, 0);
+        assert_eq!(config.service.trusted_proxy_hops.0, 0);
         assert!(config.admin.is_none());
         let config = read(&[
             ("TOKEN_PRIVATE_KEY", &keys.private_pem),

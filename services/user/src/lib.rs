@@ -7,7 +7,6 @@
 //! opaque, stored hashed, rotated on use, and a reused one revokes its
 //! login's whole family. Failed logins are throttled per account and per IP.
 
-pub mod client_ip;
 pub mod config;
 pub mod metrics;
 pub mod openapi;
@@ -30,6 +29,7 @@ use storekeeper_kit::{
     Metrics,
     auth::{KeyError, TokenSigner, TokenVerifier},
     cache::Cache,
+    client_ip::TrustedProxyHops,
 };
 
 use crate::{
@@ -90,6 +90,12 @@ pub enum StateError {
     /// The password hasher could not start.
     #[error(transparent)]
     Hash(#[from] password::HashError),
+}
+
+impl FromRef<AppState> for TrustedProxyHops {
+    fn from_ref(state: &AppState) -> Self {
+        Self(state.trusted_proxy_hops)
+    }
 }
 
 impl AppState {

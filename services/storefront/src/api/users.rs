@@ -1,5 +1,7 @@
 //! user-service: register, log in, refresh and revoke tokens, who am I.
 
+use std::net::IpAddr;
+
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
@@ -60,19 +62,20 @@ impl Backend {
             .await
     }
 
-    /// `POST /api/users/login`; `forwarded_for` names the shopper's address
-    /// for user-service's per-IP limit.
+    /// `POST /api/users/login`; `shopper` is the shopper's address, passed
+    /// on in `X-Forwarded-For` for user-service's per-IP limit (the
+    /// storefront is the one proxy user-service trusts on this path).
     pub async fn login(
         &self,
         email: &str,
         password: &str,
-        forwarded_for: Option<&str>,
+        shopper: Option<IpAddr>,
     ) -> ApiResult<Tokens> {
         let mut call = self
             .request(Service::Users, Method::POST, "/api/users/login")
             .json(&Credentials { email, password });
-        if let Some(chain) = forwarded_for {
-            call = call.header("x-forwarded-for", chain);
+        if let Some(ip) = shopper {
+            call = call.header("x-forwarded-for", &ip.to_string());
         }
         call.fetch().await
     }

@@ -8,13 +8,13 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
+use storekeeper_kit::client_ip::ClientIp;
 
 use super::safe_next;
 use crate::{
     AppState,
     api::{ApiError, users::NewAccount},
     auth::now,
-    forwarded::ForwardedFor,
     pages::cart::{merge_guest_cart, recount},
     session::{Auth, FlashKind, Session},
     views::{FormState, Layout, render, render_with_status},
@@ -90,7 +90,7 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    forwarded: ForwardedFor,
+    client: ClientIp,
     Form(input): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(&input.next).to_owned();
@@ -106,7 +106,7 @@ pub async fn login(
         match sign_in(
             &state,
             &session,
-            &forwarded,
+            client,
             input.email.trim(),
             &input.password,
         )
@@ -151,14 +151,11 @@ fn login_failure(err: &ApiError) -> String {
 async fn sign_in(
     state: &AppState,
     session: &Session,
-    forwarded: &ForwardedFor,
+    client: ClientIp,
     email: &str,
     password: &str,
 ) -> Result<String, ApiError> {
-    let tokens = state
-        .backend
-        .login(email, password, forwarded.0.as_deref())
-        .await?;
+    let tokens = state.backend.login(email, password, client.0).await?;
     let me = state.backend.me(&tokens.access_token).await?;
     session.update(|data| {
         data.log_in(Auth {
@@ -194,7 +191,7 @@ const MIN_PASSWORD: usize = 8;
 pub async fn register(
     State(state): State<AppState>,
     session: Session,
-    forwarded: ForwardedFor,
+    client: ClientIp,
     Form(input): Form<RegisterForm>,
 ) -> Response {
     let next = safe_next(&input.next).to_owned();
@@ -223,7 +220,7 @@ pub async fn register(
             password: &input.password,
             name,
         };
-        match create_and_sign_in(&state, &session, &forwarded, &account).await {
+        match create_and_sign_in(&state, &session, client, &account).await {
             Ok(()) => {
                 session.update(|data| {
                     data.flash(
@@ -246,11 +243,11 @@ pub async fn register(
 async fn create_and_sign_in(
     state: &AppState,
     session: &Session,
-    forwarded: &ForwardedFor,
+    client: ClientIp,
     account: &NewAccount<'_>,
 ) -> Result<(), ApiError> {
     state.backend.register(account).await?;
-    sign_in(state, session, forwarded, account.email, account.password)
+    sign_in(state, session, client, account.email, account.password)
         .await
         .map(drop)
 }
