@@ -1,6 +1,8 @@
 //! `cargo xtask load`: drives the Online Boutique shopper mix through the
 //! storefront of a running local shop (`cargo xtask up`) and prints
-//! requests/s, p50/p99 per page and errors.
+//! requests/s, p50/p99 per page and errors, then each service's resident
+//! memory idle and at its peak under the load, and the CPU it spent, read
+//! from the `process_*` metrics on its admin port.
 //!
 //! Each virtual shopper registers, then loops over a weighted mix — browse a
 //! product 10, view the cart 3, add to cart 2, home 1, checkout 1 — as a
@@ -16,6 +18,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
+
+use crate::layout::SERVICES;
 
 /// What `cargo xtask load` was asked for.
 #[derive(Debug, clap::Args)]
@@ -83,7 +87,9 @@ struct Samples {
 /// Runs the mix and prints the figures.
 pub async fn run(options: &LoadOptions) -> Result<()> {
     let slugs = product_slugs(&options.url).await?;
+    let idle = sample_all().await;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let sampler = tokio::spawn(peak_until(deadline));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..options.users {
@@ -102,7 +108,97 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
         }
     }
     report(&all, started.elapsed());
+    let peak = sampler.await.context("the memory sampler panicked")?;
+    let after = sample_all().await;
+    report_processes(&idle, &peak, &after);
     Ok(())
+}
+
+/// A service's `process_*` figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ProcessFigures {
+    resident_bytes: f64,
+    cpu_seconds: f64,
+}
+
+/// Reads a service's figures from its admin `/metrics`; `None` when the
+/// service is not local or not up (the mix may target a remote storefront).
+async fn sample(client: &Client, admin_port: u16) -> Option<ProcessFigures> {
+    let text = client
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(ProcessFigures {
+        resident_bytes: metric_value(&text, "process_resident_memory_bytes")?,
+        cpu_seconds: metric_value(&text, "process_cpu_seconds_total")?,
+    })
+}
+
+async fn sample_all() -> Vec<Option<ProcessFigures>> {
+    let client = Client::new();
+    let mut out = Vec::with_capacity(SERVICES.len());
+    for service in &SERVICES {
+        out.push(sample(&client, service.admin_port).await);
+    }
+    out
+}
+
+/// Samples every half second until `deadline`; keeps each service's highest RSS.
+async fn peak_until(deadline: Instant) -> Vec<Option<f64>> {
+    let mut peak: Vec<Option<f64>> = vec![None; SERVICES.len()];
+    while Instant::now() < deadline {
+        for (high, now) in peak.iter_mut().zip(sample_all().await) {
+            if let Some(now) = now {
+                *high = Some(high.map_or(now.resident_bytes, |h| h.max(now.resident_bytes)));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    peak
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn report_processes(
+    idle: &[Option<ProcessFigures>],
+    peak: &[Option<f64>],
+    after: &[Option<ProcessFigures>],
+) {
+    const MIB: f64 = 1024.0 * 1024.0;
+    println!();
+    println!(
+        "{:<12} {:>13} {:>13} {:>13}",
+        "service", "idle RSS MiB", "peak RSS MiB", "CPU s used"
+    );
+    for (((service, idle), peak), after) in SERVICES.iter().zip(idle).zip(peak).zip(after) {
+        let (Some(idle), Some(after)) = (idle, after) else {
+            println!(
+                "{:<12} (no admin metrics on port {})",
+                service.name, service.admin_port
+            );
+            continue;
+        };
+        println!(
+            "{:<12} {:>13.1} {:>13.1} {:>13.2}",
+            service.name,
+            idle.resident_bytes / MIB,
+            peak.unwrap_or(after.resident_bytes)
+                .max(after.resident_bytes)
+                / MIB,
+            after.cpu_seconds - idle.cpu_seconds
+        );
+    }
 }
 
 async fn product_slugs(base: &str) -> Result<Vec<String>> {
@@ -310,6 +406,17 @@ mod tests {
         assert_eq!(hidden_value(html, "_csrf").as_deref(), Some("abc123"));
         assert_eq!(hidden_value(html, "product_id").as_deref(), Some("p-1"));
         assert_eq!(hidden_value(html, "missing"), None);
+    }
+
+    #[test]
+    fn reads_unlabelled_metrics() {
+        let text = "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.5e7\nprocess_cpu_seconds_total 2.5\n";
+        assert_eq!(
+            metric_value(text, "process_resident_memory_bytes"),
+            Some(1.5e7)
+        );
+        assert_eq!(metric_value(text, "process_cpu_seconds_total"), Some(2.5));
+        assert_eq!(metric_value(text, "process_cpu"), None);
     }
 
     #[test]

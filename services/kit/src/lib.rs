@@ -28,6 +28,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod process_metrics;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

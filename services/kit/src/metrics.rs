@@ -1,6 +1,9 @@
 //! Prometheus metrics: the HTTP request count and latency every service
 //! reports, plus a place for each service's own business counters.
 //!
+//! Every registry also carries the standard process metrics
+//! ([`crate::process_metrics`]).
+//!
 //! Requests are labelled by the *route template* (`/api/products/{id}`),
 //! never the raw path, so a scan of random ids cannot blow up the number of
 //! time series.
@@ -25,6 +28,8 @@ use prometheus_client::{
     },
     registry::{Metric, Registry, Unit},
 };
+
+use crate::process_metrics::ProcessCollector;
 
 /// Labels of the HTTP metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,6 +86,7 @@ impl Metrics {
             Unit::Seconds,
             durations.clone(),
         );
+        registry.register_collector(Box::new(ProcessCollector::new()));
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -183,5 +189,15 @@ mod tests {
             text.contains(r#"http_requests_total{method="GET",route="/x/{id}",status="200"} 1"#),
             "{text}"
         );
+        if cfg!(target_os = "linux") {
+            for name in [
+                "# TYPE process_resident_memory_bytes gauge",
+                "process_cpu_seconds_total ",
+                "process_open_fds ",
+                "process_start_time_seconds ",
+            ] {
+                assert!(text.contains(name), "{name} missing: {text}");
+            }
+        }
     }
 }
