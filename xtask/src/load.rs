@@ -82,6 +82,9 @@ impl Page {
 struct Samples {
     latencies: Vec<Duration>,
     errors: usize,
+    /// Add-to-cart steps that could not run: every product page this
+    /// shopper had seen was sold out (no add-to-cart form).
+    skipped: usize,
 }
 
 /// Runs the mix and prints the figures.
@@ -105,6 +108,7 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
             let entry = all.entry(page).or_default();
             entry.latencies.extend(samples.latencies);
             entry.errors += samples.errors;
+            entry.skipped += samples.skipped;
         }
     }
     report(&all, started.elapsed());
@@ -235,6 +239,7 @@ async fn shopper(
     let csrf = register(&client, &base, n).await?;
     let mut samples: BTreeMap<Page, Samples> = BTreeMap::new();
     let mut product_ids = Vec::new();
+    let mut visited_products = false;
     while Instant::now() < deadline {
         let (page, slug) = {
             let mut rng = rand::thread_rng();
@@ -248,6 +253,7 @@ async fn shopper(
             Page::Product => get(&client, &format!("{base}/products/{slug}"))
                 .await
                 .map(|html| {
+                    visited_products = true;
                     if let Some(id) = hidden_value(&html, "product_id") {
                         product_ids.push(id);
                     }
@@ -255,6 +261,12 @@ async fn shopper(
             Page::Cart => get(&client, &format!("{base}/cart")).await.map(drop),
             Page::Home => get(&client, &format!("{base}/")).await.map(drop),
             Page::AddToCart => match product_ids.last() {
+                None => {
+                    if visited_products {
+                        samples.entry(page).or_default().skipped += 1;
+                    }
+                    continue;
+                }
                 Some(id) => {
                     let form = [
                         ("_csrf", csrf.as_str()),
@@ -263,7 +275,6 @@ async fn shopper(
                     ];
                     post(&client, &format!("{base}/cart/items"), &form).await
                 }
-                None => continue,
             },
             Page::Checkout => checkout(&client, &base).await,
         };
@@ -381,6 +392,14 @@ fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration) {
         elapsed.as_secs_f64(),
         rate(total, elapsed)
     );
+    let skipped: usize = all.values().map(|s| s.skipped).sum();
+    if skipped > 0 {
+        println!(
+            "warning: {skipped} add-to-cart steps skipped: the products visited were sold out, \
+             so checkouts had empty carts. Earlier load runs bought the stock; restock in the \
+             admin pages (or recreate the local products database) before comparing figures."
+        );
+    }
 }
 
 fn percentile_ms(sorted: &[Duration], pct: usize) -> f64 {
