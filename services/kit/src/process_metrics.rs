@@ -88,40 +88,51 @@ fn cpu_ticks(stat: &str) -> Option<f64> {
     Some((user + system) as f64)
 }
 
+/// Writes one metric with its descriptor.
+fn emit(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+}
+
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let Some(sample) = ProcessSample::read() else {
             return Ok(());
         };
-        let resident = ConstGauge::new(i64::try_from(sample.resident_bytes).unwrap_or(i64::MAX));
-        resident.encode(encoder.encode_descriptor(
+        let gauge = |value: u64| ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        emit(
+            &mut encoder,
             "process_resident_memory",
             "Resident memory size",
             Some(&Unit::Bytes),
-            resident.metric_type(),
-        )?)?;
-        let cpu = ConstCounter::new(sample.cpu_seconds);
-        cpu.encode(encoder.encode_descriptor(
+            &gauge(sample.resident_bytes),
+        )?;
+        emit(
+            &mut encoder,
             "process_cpu",
             "User and system CPU time spent",
             Some(&Unit::Seconds),
-            cpu.metric_type(),
-        )?)?;
-        let fds = ConstGauge::new(i64::try_from(sample.open_fds).unwrap_or(i64::MAX));
-        fds.encode(encoder.encode_descriptor(
+            &ConstCounter::new(sample.cpu_seconds),
+        )?;
+        emit(
+            &mut encoder,
             "process_open_fds",
             "Open file descriptors",
             None,
-            fds.metric_type(),
-        )?)?;
-        let started = ConstGauge::new(self.started);
-        started.encode(encoder.encode_descriptor(
+            &gauge(sample.open_fds),
+        )?;
+        emit(
+            &mut encoder,
             "process_start_time",
             "Start time of the process since the Unix epoch",
             Some(&Unit::Seconds),
-            started.metric_type(),
-        )?)?;
-        Ok(())
+            &ConstGauge::new(self.started),
+        )
     }
 }
 
