@@ -159,29 +159,23 @@ fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, ApiEr
     })
 }
 
-/// Answers a request that lost the race for its key as the winner did.
-async fn replay_winner(
+/// The stored answer for this key, if a finished request left one: a
+/// replay, or a 422 when the key was used with another body.
+async fn stored_answer(
     state: &AppState,
     user: Uuid,
     key: &str,
     hash: &str,
-) -> Result<Placed, ApiError> {
+) -> Result<Option<Placed>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let stored = store::find_key(&mut conn, user, key).await?;
-    match stored
-        .as_ref()
-        .map(|s| replay(s, hash))
-        .transpose()?
-        .flatten()
-    {
-        Some(placed) => {
-            state.metrics.replays.inc();
-            Ok(placed)
-        }
-        None => Err(ApiError::conflict(
-            "a request with this Idempotency-Key is still in progress; retry shortly",
-        )),
+    let Some(stored) = store::find_key(&mut conn, user, key).await? else {
+        return Ok(None);
+    };
+    let placed = replay(&stored, hash)?;
+    if placed.is_some() {
+        state.metrics.replays.inc();
     }
+    Ok(placed)
 }
 
 /// Places an order for `user` from their cart.
@@ -193,14 +187,9 @@ pub async fn place(
 ) -> Result<Placed, ApiError> {
     let received = Utc::now();
     let hash = request_hash(body);
-    let mut conn = state.pool.acquire().await?;
-    if let Some(stored) = store::find_key(&mut conn, user, key).await?
-        && let Some(placed) = replay(&stored, &hash)?
-    {
-        state.metrics.replays.inc();
+    if let Some(placed) = stored_answer(state, user, key, &hash).await? {
         return Ok(placed);
     }
-    drop(conn);
 
     let request: NewOrder = parse_json(&serde_json::to_vec(body).unwrap_or_default())?;
     let address = request
@@ -214,8 +203,15 @@ pub async fn place(
     // below rolls back, which releases the key for a corrected retry.
     let mut tx = state.pool.begin().await?;
     if !store::claim_key(&mut tx, user, key, &hash).await? {
+        // Another request with this key won the race; answer as it did.
         tx.rollback().await?;
-        return replay_winner(state, user, key, &hash).await;
+        return stored_answer(state, user, key, &hash)
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                )
+            });
     }
     let cart = store::lock_cart(&mut tx, user).await?;
     if cart.is_empty() {

@@ -103,25 +103,22 @@ const ORDER_COLUMNS: &str = "id, user_id, status, total_cents, currency, shippin
 
 // --- carts -----------------------------------------------------------------
 
+/// A user's cart lines, oldest first.
+const CART: &str = "SELECT product_id, quantity, added_at FROM cart_items WHERE user_id = $1 \
+     ORDER BY added_at, product_id";
+
 /// The user's cart, oldest line first.
 pub async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT product_id, quantity, added_at FROM cart_items WHERE user_id = $1 ORDER BY added_at, product_id",
-    )
-    .bind(user)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(CART).bind(user).fetch_all(pool).await
 }
 
 /// The user's cart, locked for checkout: a concurrent checkout by the same
 /// user (with another key) waits here and then sees the cart it emptied.
 pub async fn lock_cart(conn: &mut PgConnection, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT product_id, quantity, added_at FROM cart_items WHERE user_id = $1 ORDER BY added_at, product_id FOR UPDATE",
-    )
-    .bind(user)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(&format!("{CART} FOR UPDATE"))
+        .bind(user)
+        .fetch_all(conn)
+        .await
 }
 
 /// Number of lines in the user's cart.
