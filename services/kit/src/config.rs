@@ -329,6 +329,11 @@ mod tests {
         assert_eq!(config.redis_prefix, "users:");
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert!(config.token_public_key.is_none());
+        assert_eq!(
+            config.trusted_proxy_hops,
+            TrustedProxyHops(0),
+            "only the socket is believed"
+        );
     }
 
     #[test]
@@ -338,6 +343,7 @@ mod tests {
                 ("PORT", "8080"),
                 ("ADMIN_PORT", "9100"),
                 ("LOG_FORMAT", "json"),
+                ("TRUSTED_PROXY_HOPS", "1"),
             ]),
             "svc",
             1,
@@ -346,6 +352,7 @@ mod tests {
         .unwrap();
         assert_eq!((config.port, config.admin_port), (8080, 9100));
         assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.trusted_proxy_hops, TrustedProxyHops(1));
     }
 
     #[test]

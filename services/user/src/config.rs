@@ -178,7 +178,6 @@ mod tests {
         let config = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
         assert_eq!(config.service.port, 3001);
         assert_eq!(config.throttle, ThrottleConfig::default());
-        assert_eq!(config.service.trusted_proxy_hops.0, 0);
         assert!(config.admin.is_none());
         let config = read(&[
             ("TOKEN_PRIVATE_KEY", &keys.private_pem),

@@ -47,7 +47,7 @@ pub struct Settings {
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
     /// Reverse proxies trusted to set `X-Forwarded-For`.
-    pub trusted_proxy_hops: usize,
+    pub trusted_proxy_hops: TrustedProxyHops,
 }
 
 impl Default for Settings {
@@ -55,7 +55,7 @@ impl Default for Settings {
         Self {
             throttle: ThrottleConfig::default(),
             refresh_ttl: Duration::from_hours(24 * 30),
-            trusted_proxy_hops: 0,
+            trusted_proxy_hops: TrustedProxyHops::default(),
         }
     }
 }
@@ -78,7 +78,7 @@ pub struct AppState {
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
     /// Reverse proxies trusted to set `X-Forwarded-For`.
-    pub trusted_proxy_hops: usize,
+    pub trusted_proxy_hops: TrustedProxyHops,
 }
 
 /// Why the state could not be built.
@@ -94,7 +94,7 @@ pub enum StateError {
 
 impl FromRef<AppState> for TrustedProxyHops {
     fn from_ref(state: &AppState) -> Self {
-        Self(state.trusted_proxy_hops)
+        state.trusted_proxy_hops
     }
 }
 

@@ -24,7 +24,7 @@ async fn run() -> anyhow::Result<()> {
     let settings = Settings {
         throttle: config.throttle,
         refresh_ttl: config.refresh_ttl,
-        trusted_proxy_hops: service.trusted_proxy_hops.0,
+        trusted_proxy_hops: service.trusted_proxy_hops,
     };
     let state = AppState::new(
         pool.clone(),

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use common::{PASSWORD, setup_with};
 use serde_json::json;
 use sqlx::PgPool;
+use storekeeper_kit::client_ip::TrustedProxyHops;
 use user_service::{Settings, config::ThrottleConfig};
 
 fn settings(per_account: u32, per_ip: u32, window_secs: u64, hops: usize) -> Settings {
@@ -21,7 +22,7 @@ fn settings(per_account: u32, per_ip: u32, window_secs: u64, hops: usize) -> Set
             max_failures_per_ip: per_ip,
             window: Duration::from_secs(window_secs),
         },
-        trusted_proxy_hops: hops,
+        trusted_proxy_hops: TrustedProxyHops(hops),
         ..Settings::default()
     }
 }
