@@ -78,10 +78,8 @@ fn service_environment_follows_design() {
             "TOKEN_PRIVATE_KEY",
             "ADMIN_EMAIL",
             "ADMIN_PASSWORD",
-            "TRUSTED_PROXY_HOPS",
         ]
     );
-    assert_eq!(env_value(user, "TRUSTED_PROXY_HOPS"), json!("1"));
     let env = &user["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env[0]["value"], json!("3001"));
     assert_eq!(env[1]["value"], json!("9000"));
@@ -101,7 +99,6 @@ fn service_environment_follows_design() {
             "TOKEN_PUBLIC_KEY",
             "SESSION_KEY",
             "COOKIE_SECURE",
-            "TRUSTED_PROXY_HOPS",
             "USER_URL",
             "PRODUCT_URL",
             "ORDER_URL",
@@ -123,6 +120,11 @@ fn service_environment_follows_design() {
     assert!(!names.contains(&"TOKEN_PRIVATE_KEY".to_owned()));
     let cm = workload(&r, ChildKind::ConfigMap, "shop-config");
     assert_eq!(cm["data"]["LOG_FORMAT"], json!("json"));
+    assert_eq!(
+        cm["data"]["TRUSTED_PROXY_HOPS"],
+        json!("1"),
+        "every service is one hop behind the ingress or the storefront"
+    );
     let c = &user["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], json!("/healthz"));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], json!("/readyz"));

@@ -1,8 +1,8 @@
 //! Values for generated Secrets: random alphanumeric passwords (safe inside
 //! URLs without escaping), an Ed25519 token key pair in PEM, and the
-//! storefront's cookie key. Called only
-//! when a Secret is missing; the values go straight into the Secret object
-//! and are never logged, returned in errors, or written to status.
+//! storefront's cookie key. Called only when a Secret is missing; the values
+//! go straight into the Secret object and are never logged, returned in
+//! errors, or written to status.
 
 use std::collections::BTreeMap;
 

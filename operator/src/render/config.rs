@@ -19,6 +19,10 @@ pub fn data() -> BTreeMap<String, String> {
     BTreeMap::from([
         (env::LOG_FORMAT.to_owned(), env::LOG_FORMAT_JSON.to_owned()),
         (env::RUST_LOG.to_owned(), "info".to_owned()),
+        // Every service is one hop behind its caller: the ingress controller
+        // sets X-Forwarded-For, and the storefront forwards only the
+        // shopper's resolved address when it calls user-service.
+        (env::TRUSTED_PROXY_HOPS.to_owned(), "1".to_owned()),
     ])
 }
 

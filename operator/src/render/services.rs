@@ -141,24 +141,16 @@ pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
             secrets::PASSWORD,
         ));
     }
-    match service {
-        // Shoppers reach the storefront through the ingress controller,
-        // which sets X-Forwarded-For; the storefront forwards only the
-        // shopper's address, so user-service is one hop behind either caller.
-        Service::Storefront => {
-            e.push(pod::env_secret(
-                env::SESSION_KEY,
-                &secrets::session(&ctx.store),
-                secrets::SESSION_KEY,
-            ));
-            e.push(pod::env_value(
-                env::COOKIE_SECURE,
-                ctx.spec.ingress.tls.is_some().to_string(),
-            ));
-            e.push(pod::env_value(env::TRUSTED_PROXY_HOPS, "1"));
-        }
-        Service::User => e.push(pod::env_value(env::TRUSTED_PROXY_HOPS, "1")),
-        _ => {}
+    if service == Service::Storefront {
+        e.push(pod::env_secret(
+            env::SESSION_KEY,
+            &secrets::session(&ctx.store),
+            secrets::SESSION_KEY,
+        ));
+        e.push(pod::env_value(
+            env::COOKIE_SECURE,
+            ctx.spec.ingress.tls.is_some().to_string(),
+        ));
     }
     for callee in service.calls() {
         if let Some(var) = callee.url_env() {
