@@ -90,9 +90,10 @@ struct Samples {
 /// Runs the mix and prints the figures.
 pub async fn run(options: &LoadOptions) -> Result<()> {
     let slugs = product_slugs(&options.url).await?;
-    let idle = sample_all().await;
+    let metrics_client = Client::new();
+    let idle = sample_all(&metrics_client).await;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
-    let sampler = tokio::spawn(peak_until(deadline));
+    let sampler = tokio::spawn(peak_until(metrics_client.clone(), deadline));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..options.users {
@@ -113,7 +114,7 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
     }
     report(&all, started.elapsed());
     let peak = sampler.await.context("the memory sampler panicked")?;
-    let after = sample_all().await;
+    let after = sample_all(&metrics_client).await;
     report_processes(&idle, &peak, &after);
     Ok(())
 }
@@ -142,20 +143,19 @@ async fn sample(client: &Client, admin_port: u16) -> Option<ProcessFigures> {
     })
 }
 
-async fn sample_all() -> Vec<Option<ProcessFigures>> {
-    let client = Client::new();
+async fn sample_all(client: &Client) -> Vec<Option<ProcessFigures>> {
     let mut out = Vec::with_capacity(SERVICES.len());
     for service in &SERVICES {
-        out.push(sample(&client, service.admin_port).await);
+        out.push(sample(client, service.admin_port).await);
     }
     out
 }
 
 /// Samples every half second until `deadline`; keeps each service's highest RSS.
-async fn peak_until(deadline: Instant) -> Vec<Option<f64>> {
+async fn peak_until(client: Client, deadline: Instant) -> Vec<Option<f64>> {
     let mut peak: Vec<Option<f64>> = vec![None; SERVICES.len()];
     while Instant::now() < deadline {
-        for (high, now) in peak.iter_mut().zip(sample_all().await) {
+        for (high, now) in peak.iter_mut().zip(sample_all(&client).await) {
             if let Some(now) = now {
                 *high = Some(high.map_or(now.resident_bytes, |h| h.max(now.resident_bytes)));
             }
