@@ -1,0 +1,16 @@
+//! The admin endpoints every service (and the operator) serves on a port of
+//! its own, never routed by the edge: probes and Prometheus scraping.
+
+/// Admin port of every pod in a cluster (and the default `ADMIN_PORT`).
+pub const PORT: u16 = 9000;
+/// Liveness: the process is alive and serving.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Readiness: the service's own database answers and its migrations ran;
+/// a Redis or broker outage is reported in the body, not as not-ready.
+pub const READYZ_PATH: &str = "/readyz";
+/// Prometheus text exposition.
+pub const METRICS_PATH: &str = "/metrics";
+/// Name of the container and Service port that carries the public API.
+pub const HTTP_PORT_NAME: &str = "http";
+/// Name of the container and Service port that carries the admin endpoints.
+pub const METRICS_PORT_NAME: &str = "metrics";
