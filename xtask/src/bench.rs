@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use storekeeper_contract::{ShopService, admin, env};
 use tokio::process::Command;
 
 use crate::check::deps;
@@ -48,7 +49,7 @@ pub async fn run() -> Result<()> {
             "-p",
             "xtask",
             "-p",
-            "product-service",
+            ShopService::Product.package(),
         ],
     )
     .await?;
@@ -61,20 +62,20 @@ pub async fn run() -> Result<()> {
         .get(DATABASE)
         .context("missing bench password")?;
     let product_env = [
-        ("PORT", PRODUCT_PORT.to_string()),
-        ("ADMIN_PORT", PRODUCT_ADMIN_PORT.to_string()),
+        (env::PORT, PRODUCT_PORT.to_string()),
+        (env::ADMIN_PORT, PRODUCT_ADMIN_PORT.to_string()),
         (
-            "DATABASE_URL",
+            env::DATABASE_URL,
             format!("postgres://{DATABASE}:{password}@127.0.0.1:5432/{DATABASE}"),
         ),
-        ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-        ("REDIS_PREFIX", "bench:".to_owned()),
-        ("TOKEN_PUBLIC_KEY", state.token_public_key.clone()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        (env::REDIS_URL, "redis://127.0.0.1:6379".to_owned()),
+        (env::REDIS_PREFIX, "bench:".to_owned()),
+        (env::TOKEN_PUBLIC_KEY, state.token_public_key.clone()),
+        (env::LOG_FORMAT, "json".to_owned()),
+        (env::RUST_LOG, "warn".to_owned()),
     ];
-    let seed = Command::new(bin.join("product-service"))
-        .env_remove("DATABASE_URL")
+    let seed = Command::new(bin.join(ShopService::Product.package()))
+        .env_remove(env::DATABASE_URL)
         .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())))
         .arg("seed")
         .status()
@@ -87,9 +88,9 @@ pub async fn run() -> Result<()> {
     let mut hello_cmd = Command::new(bin.join("xtask"));
     hello_cmd.args(["hello", &HELLO_PORT.to_string()]);
     let hello = Running::spawn("hello", hello_cmd, Logs::Folder(&logs))?;
-    let mut product_cmd = Command::new(bin.join("product-service"));
+    let mut product_cmd = Command::new(bin.join(ShopService::Product.package()));
     product_cmd
-        .env_remove("DATABASE_URL")
+        .env_remove(env::DATABASE_URL)
         .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
     let product = Running::spawn("product", product_cmd, Logs::Folder(&logs))?;
     let outcome = measure(&hello, &product).await;
@@ -100,7 +101,11 @@ pub async fn run() -> Result<()> {
 
 async fn measure(hello: &Running, product: &Running) -> Result<()> {
     wait_ok(&format!("http://127.0.0.1:{HELLO_PORT}/")).await?;
-    wait_ok(&format!("http://127.0.0.1:{PRODUCT_ADMIN_PORT}/readyz")).await?;
+    wait_ok(&format!(
+        "http://127.0.0.1:{PRODUCT_ADMIN_PORT}{}",
+        admin::READYZ_PATH
+    ))
+    .await?;
     let base = format!("http://127.0.0.1:{PRODUCT_PORT}");
     let listing: serde_json::Value = reqwest::get(format!("{base}/api/products?per_page=1"))
         .await?

@@ -2,6 +2,7 @@
 //! throw-away stack (`cargo xtask e2e`), and generated-file upkeep.
 
 use anyhow::{Context, Result};
+use storekeeper_contract::ShopService;
 
 use crate::layout;
 use crate::process::{self, Logs};
@@ -58,7 +59,7 @@ pub async fn e2e() -> Result<()> {
             "--ignored",
             "--test-threads=1",
         ])
-        .env("STOREFRONT_URL", "http://127.0.0.1:3000")
+        .env("STOREFRONT_URL", ShopService::Storefront.local_url())
         .env("ADMIN_EMAIL", &stack.state.admin_email)
         .env("ADMIN_PASSWORD", &stack.state.admin_password)
         .current_dir(layout::root())

@@ -1,63 +1,10 @@
-//! Where things are on a developer machine: the five services with their
-//! ports and databases, and the local servers they need. The ports are the
-//! ones DESIGN.md fixes; admin ports are made distinct here because all five
-//! services share one host.
+//! What only a developer machine has: the local servers the services need,
+//! where the repository and the local state live, and how to reach
+//! PostgreSQL as its administrator. The services themselves (names,
+//! packages, ports, local admin ports, databases, start order) come from
+//! `storekeeper_contract::ShopService`.
 
 use std::path::PathBuf;
-
-/// One shop service as the local stack runs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Service {
-    /// Short name used in logs and state (`user`, `product`, ...).
-    pub name: &'static str,
-    /// Cargo package (and binary) name.
-    pub package: &'static str,
-    /// Public HTTP port.
-    pub port: u16,
-    /// Admin port (`/healthz`, `/readyz`, `/metrics`).
-    pub admin_port: u16,
-    /// PostgreSQL database and role, for services that own data.
-    pub database: Option<&'static str>,
-}
-
-/// The services in start order: dependencies before their callers.
-pub const SERVICES: [Service; 5] = [
-    Service {
-        name: "user",
-        package: "user-service",
-        port: 3001,
-        admin_port: 9001,
-        database: Some("users"),
-    },
-    Service {
-        name: "product",
-        package: "product-service",
-        port: 3002,
-        admin_port: 9002,
-        database: Some("products"),
-    },
-    Service {
-        name: "payment",
-        package: "payment-service",
-        port: 8002,
-        admin_port: 9004,
-        database: Some("payments"),
-    },
-    Service {
-        name: "order",
-        package: "order-service",
-        port: 8001,
-        admin_port: 9003,
-        database: Some("orders"),
-    },
-    Service {
-        name: "storefront",
-        package: "storefront",
-        port: 3000,
-        admin_port: 9000,
-        database: None,
-    },
-];
 
 /// A server the services depend on, with the command that starts it.
 pub struct Dependency {

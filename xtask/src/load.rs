@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 
-use crate::layout::SERVICES;
+use storekeeper_contract::{ShopService, admin};
 
 /// What `cargo xtask load` was asked for.
 #[derive(Debug, clap::Args)]
@@ -130,7 +130,10 @@ struct ProcessFigures {
 /// service is not local or not up (the mix may target a remote storefront).
 async fn sample(client: &Client, admin_port: u16) -> Option<ProcessFigures> {
     let text = client
-        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .get(format!(
+            "http://127.0.0.1:{admin_port}{}",
+            admin::METRICS_PATH
+        ))
         .send()
         .await
         .ok()?
@@ -144,16 +147,16 @@ async fn sample(client: &Client, admin_port: u16) -> Option<ProcessFigures> {
 }
 
 async fn sample_all(client: &Client) -> Vec<Option<ProcessFigures>> {
-    let mut out = Vec::with_capacity(SERVICES.len());
-    for service in &SERVICES {
-        out.push(sample(client, service.admin_port).await);
+    let mut out = Vec::with_capacity(ShopService::ALL.len());
+    for service in ShopService::ALL {
+        out.push(sample(client, service.local_admin_port()).await);
     }
     out
 }
 
 /// Samples every half second until `deadline`; keeps each service's highest RSS.
 async fn peak_until(client: Client, deadline: Instant) -> Vec<Option<f64>> {
-    let mut peak: Vec<Option<f64>> = vec![None; SERVICES.len()];
+    let mut peak: Vec<Option<f64>> = vec![None; ShopService::ALL.len()];
     while Instant::now() < deadline {
         for (high, now) in peak.iter_mut().zip(sample_all(&client).await) {
             if let Some(now) = now {
@@ -185,17 +188,18 @@ fn report_processes(
         "{:<12} {:>13} {:>13} {:>13}",
         "service", "idle RSS MiB", "peak RSS MiB", "CPU s used"
     );
-    for (((service, idle), peak), after) in SERVICES.iter().zip(idle).zip(peak).zip(after) {
+    for (((service, idle), peak), after) in ShopService::ALL.iter().zip(idle).zip(peak).zip(after) {
         let (Some(idle), Some(after)) = (idle, after) else {
             println!(
                 "{:<12} (no admin metrics on port {})",
-                service.name, service.admin_port
+                service.name(),
+                service.local_admin_port()
             );
             continue;
         };
         println!(
             "{:<12} {:>13.1} {:>13.1} {:>13.2}",
-            service.name,
+            service.name(),
             idle.resident_bytes / MIB,
             peak.unwrap_or(after.resident_bytes)
                 .max(after.resident_bytes)

@@ -11,7 +11,9 @@ use sqlx::{Connection, PgConnection};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-use crate::layout::{self, DEPENDENCIES, SERVICES, Service};
+use storekeeper_contract::{ShopService, admin, env};
+
+use crate::layout::{self, DEPENDENCIES};
 use crate::local_state::LocalState;
 use crate::process::{self, Logs, Running};
 
@@ -46,7 +48,7 @@ pub async fn up(release: bool) -> Result<()> {
     let stack = Stack::start(&options).await?;
     println!();
     println!("  Storekeeper is running.");
-    println!("  Storefront:  http://127.0.0.1:3000");
+    println!("  Storefront:  {}", ShopService::Storefront.local_url());
     println!(
         "  Admin login: {} / {}",
         stack.state.admin_email, stack.state.admin_password
@@ -66,9 +68,9 @@ impl Stack {
     pub async fn start(options: &Options<'_>) -> Result<Self> {
         check_dependencies().await?;
         build(options.release).await?;
-        let databases: Vec<String> = SERVICES
+        let databases: Vec<String> = ShopService::ALL
             .iter()
-            .filter_map(|s| s.database)
+            .filter_map(|s| s.database())
             .map(|db| format!("{}{db}", options.database_prefix))
             .collect();
         let names: Vec<&str> = databases.iter().map(String::as_str).collect();
@@ -76,16 +78,9 @@ impl Stack {
         prepare_databases(&state, &names, options.fresh_databases).await?;
         let bin = binary_dir(options.release);
 
-        let product = service("product")?;
-        let seed = env_for(product, &state, options.database_prefix)
-            .into_iter()
-            .fold(
-                Command::new(bin.join(product.package)),
-                |mut cmd, (k, v)| {
-                    cmd.env(k, v);
-                    cmd
-                },
-            )
+        let product = ShopService::Product;
+        let seed = Command::new(bin.join(product.package()))
+            .envs(env_for(product, &state, options.database_prefix))
             .arg("seed")
             .status()
             .await
@@ -98,16 +93,16 @@ impl Stack {
             running: Vec::new(),
             state,
         };
-        for svc in &SERVICES {
-            let mut command = Command::new(bin.join(svc.package));
+        for svc in ShopService::ALL {
+            let mut command = Command::new(bin.join(svc.package()));
             // `cargo xtask` inherits the test-only DATABASE_URL from
             // .cargo/config.toml; a service must only see its own.
-            command.env_remove("DATABASE_URL").envs(env_for(
+            command.env_remove(env::DATABASE_URL).envs(env_for(
                 svc,
                 &stack.state,
                 options.database_prefix,
             ));
-            let started = Running::spawn(svc.name, command, options.logs)?;
+            let started = Running::spawn(svc.name(), command, options.logs)?;
             stack.running.push(started);
             if let Err(err) = stack.wait_ready(svc).await {
                 stack.stop().await?;
@@ -117,8 +112,12 @@ impl Stack {
         Ok(stack)
     }
 
-    async fn wait_ready(&mut self, svc: &Service) -> Result<()> {
-        let url = format!("http://127.0.0.1:{}/readyz", svc.admin_port);
+    async fn wait_ready(&mut self, svc: ShopService) -> Result<()> {
+        let url = format!(
+            "http://127.0.0.1:{}{}",
+            svc.local_admin_port(),
+            admin::READYZ_PATH
+        );
         let client = reqwest::Client::new();
         for _ in 0..120 {
             if let Some(last) = self.running.last_mut() {
@@ -131,12 +130,12 @@ impl Stack {
                 .await
                 && resp.status().is_success()
             {
-                println!("{} is ready on http://127.0.0.1:{}", svc.name, svc.port);
+                println!("{} is ready on {}", svc.name(), svc.local_url());
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        bail!("{} was not ready within 60 s ({url})", svc.name)
+        bail!("{} was not ready within 60 s ({url})", svc.name())
     }
 
     /// Stops the services in reverse start order, each with SIGTERM.
@@ -146,13 +145,6 @@ impl Stack {
         }
         Ok(())
     }
-}
-
-fn service(name: &str) -> Result<&'static Service> {
-    SERVICES
-        .iter()
-        .find(|s| s.name == name)
-        .with_context(|| format!("no service named {name}"))
 }
 
 async fn check_dependencies() -> Result<()> {
@@ -176,8 +168,8 @@ async fn build(release: bool) -> Result<()> {
     if release {
         args.push("--release");
     }
-    for svc in &SERVICES {
-        args.extend(["-p", svc.package]);
+    for svc in ShopService::ALL {
+        args.extend(["-p", svc.package()]);
     }
     process::run("cargo", &args).await
 }
@@ -234,56 +226,65 @@ pub async fn prepare_databases(state: &LocalState, databases: &[&str], fresh: bo
     Ok(())
 }
 
-/// The environment a service gets: DESIGN.md's variables with local values.
-fn env_for(svc: &Service, state: &LocalState, database_prefix: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PORT".into(), svc.port.to_string()),
-        ("ADMIN_PORT".into(), svc.admin_port.to_string()),
-        ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+/// The environment a service gets on this machine: exactly the variables
+/// the contract says it reads, with local values. A service is given the
+/// `*_URL` of the services it calls and nothing else, so a call the contract
+/// does not know about fails here first, not in a cluster.
+fn env_for(
+    svc: ShopService,
+    state: &LocalState,
+    database_prefix: &str,
+) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        (env::PORT, svc.port().to_string()),
+        (env::ADMIN_PORT, svc.local_admin_port().to_string()),
+        (env::LOG_FORMAT, "pretty".to_owned()),
         (
-            "AMQP_URL".into(),
-            "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            env::RUST_LOG,
+            std::env::var(env::RUST_LOG).unwrap_or_else(|_| "info".to_owned()),
         ),
-        ("LOG_FORMAT".into(), "pretty".into()),
-        (
-            "RUST_LOG".into(),
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        ),
-        ("TOKEN_PUBLIC_KEY".into(), state.token_public_key.clone()),
+        (env::TOKEN_PUBLIC_KEY, state.token_public_key.clone()),
     ];
-    for other in &SERVICES {
-        if other.name != "storefront" {
-            env.push((
-                format!("{}_URL", other.name.to_uppercase()),
-                format!("http://127.0.0.1:{}", other.port),
-            ));
-        }
-    }
-    if let Some(db) = svc.database {
+    vars.extend(
+        svc.calls()
+            .iter()
+            .filter_map(|callee| Some((callee.url_env()?, callee.local_url()))),
+    );
+    if let Some(db) = svc.database() {
         let db = format!("{database_prefix}{db}");
         let password = state
             .database_passwords
             .get(&db)
             .cloned()
             .unwrap_or_default();
-        env.push((
-            "DATABASE_URL".into(),
+        vars.push((
+            env::DATABASE_URL,
             format!("postgres://{db}:{password}@127.0.0.1:5432/{db}"),
         ));
     }
-    if svc.name == "storefront" {
-        env.push(("SESSION_KEY".into(), state.session_key.clone()));
+    if svc.uses_redis() {
+        vars.push((env::REDIS_URL, "redis://127.0.0.1:6379".to_owned()));
     }
-    if svc.name == "user" {
-        // Logins reach user-service through the storefront, which passes
-        // the shopper's address on in X-Forwarded-For: trust that one hop
-        // so login throttling is per shopper, not per storefront.
-        env.push(("TRUSTED_PROXY_HOPS".into(), "1".into()));
-        env.push(("TOKEN_PRIVATE_KEY".into(), state.token_private_key.clone()));
-        env.push(("ADMIN_EMAIL".into(), state.admin_email.clone()));
-        env.push(("ADMIN_PASSWORD".into(), state.admin_password.clone()));
+    if svc.uses_broker() {
+        vars.push((
+            env::AMQP_URL,
+            "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+        ));
     }
-    env
+    match svc {
+        ShopService::Storefront => vars.push((env::SESSION_KEY, state.session_key.clone())),
+        ShopService::User => {
+            // Logins reach user-service through the storefront, which passes
+            // the shopper's address on in X-Forwarded-For: trust that one hop
+            // so login throttling is per shopper, not per storefront.
+            vars.push((env::TRUSTED_PROXY_HOPS, "1".to_owned()));
+            vars.push((env::TOKEN_PRIVATE_KEY, state.token_private_key.clone()));
+            vars.push((env::ADMIN_EMAIL, state.admin_email.clone()));
+            vars.push((env::ADMIN_PASSWORD, state.admin_password.clone()));
+        }
+        ShopService::Product | ShopService::Payment | ShopService::Order => {}
+    }
+    vars
 }
 
 /// The log folder for a throw-away stack.
@@ -295,8 +296,8 @@ pub fn log_dir(name: &str) -> Result<PathBuf> {
 
 /// Prints the last lines of every service log in `dir` (after a failure).
 pub fn print_log_tails(dir: &Path) {
-    for svc in &SERVICES {
-        let path = dir.join(format!("{}.log", svc.name));
+    for svc in ShopService::ALL {
+        let path = dir.join(format!("{}.log", svc.name()));
         if let Ok(text) = std::fs::read_to_string(&path) {
             let lines: Vec<&str> = text.lines().collect();
             let start = lines.len().saturating_sub(40);
@@ -304,6 +305,67 @@ pub fn print_log_tails(dir: &Path) {
             for line in &lines[start..] {
                 println!("{line}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn names(svc: ShopService) -> Vec<&'static str> {
+        let state = LocalState {
+            token_private_key: "private".to_owned(),
+            token_public_key: "public".to_owned(),
+            admin_email: "admin@example.test".to_owned(),
+            admin_password: "secret".to_owned(),
+            database_passwords: BTreeMap::new(),
+            session_key: "key".to_owned(),
+        };
+        let mut names: Vec<_> = env_for(svc, &state, "")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn service_urls(svc: ShopService) -> Vec<&'static str> {
+        names(svc)
+            .into_iter()
+            .filter(|name| ShopService::ALL.iter().any(|s| s.url_env() == Some(*name)))
+            .collect()
+    }
+
+    #[test]
+    fn a_service_gets_the_urls_of_its_callees_only() {
+        assert_eq!(service_urls(ShopService::Order), ["PRODUCT_URL"]);
+        assert_eq!(
+            service_urls(ShopService::Storefront),
+            ["ORDER_URL", "PAYMENT_URL", "PRODUCT_URL", "USER_URL"]
+        );
+        for callee in [
+            ShopService::User,
+            ShopService::Product,
+            ShopService::Payment,
+        ] {
+            assert!(service_urls(callee).is_empty(), "{callee}");
+        }
+    }
+
+    #[test]
+    fn backing_services_follow_the_contract() {
+        for svc in ShopService::ALL {
+            let names = names(svc);
+            assert_eq!(
+                names.contains(&env::DATABASE_URL),
+                svc.database().is_some(),
+                "{svc}"
+            );
+            assert_eq!(names.contains(&env::REDIS_URL), svc.uses_redis(), "{svc}");
+            assert_eq!(names.contains(&env::AMQP_URL), svc.uses_broker(), "{svc}");
         }
     }
 }
