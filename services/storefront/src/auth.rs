@@ -7,7 +7,7 @@
 
 use crate::{
     AppState,
-    api::ApiError,
+    backend::BackendError,
     errors::PageError,
     session::{Auth, Session},
 };
@@ -42,7 +42,7 @@ pub async fn access_token(
             });
             Ok(token)
         }
-        Err(err @ ApiError::Unavailable { .. }) => Err(PageError::from_api(&err, here)),
+        Err(err @ BackendError::Unavailable { .. }) => Err(PageError::from_backend(&err, here)),
         Err(_) => {
             session.update(crate::session::SessionData::log_out);
             session.update(|data| {
@@ -71,11 +71,11 @@ pub async fn admin_token(
 }
 
 /// Maps a backend error on an authenticated call: a refused token logs out.
-pub fn on_api_error(session: &Session, err: &ApiError, here: &str) -> PageError {
-    if matches!(err, ApiError::Unauthorized { .. }) {
+pub fn on_backend_error(session: &Session, err: &BackendError, here: &str) -> PageError {
+    if matches!(err, BackendError::Unauthorized { .. }) {
         session.update(crate::session::SessionData::log_out);
     }
-    PageError::from_api(err, here)
+    PageError::from_backend(err, here)
 }
 
 /// Seconds since the Unix epoch.

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::api::{Backend, products::Category};
+use crate::backend::{Backend, products::Category};
 
 /// How long a fetched list is used before asking again.
 const FRESH_FOR: Duration = Duration::from_mins(1);

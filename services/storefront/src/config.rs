@@ -3,13 +3,14 @@
 
 use axum_extra::extract::cookie::Key;
 use base64::{Engine, engine::general_purpose};
+use storekeeper_contract::ShopService;
 use storekeeper_kit::{
     ServiceConfig,
     config::{ConfigError, ProcessEnv, Source, Vars},
 };
 use url::Url;
 
-use crate::api::BackendUrls;
+use crate::backend::BackendUrls;
 
 /// Port the storefront listens on by default (DESIGN.md).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -38,7 +39,7 @@ impl Config {
 
     /// Reads any [`Source`] (tests).
     pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
-        let service = ServiceConfig::from_source(vars, "storefront", DEFAULT_PORT, "storefront")?;
+        let service = ServiceConfig::from_source(vars, ShopService::Storefront)?;
         let urls = BackendUrls {
             users: vars.or("USER_URL", local(3001))?,
             products: vars.or("PRODUCT_URL", local(3002))?,

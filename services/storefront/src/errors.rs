@@ -15,7 +15,7 @@ use axum::{
 
 use crate::{
     AppState,
-    api::{ApiError, Service},
+    backend::{BackendError, Service},
     session::Session,
     views::{Layout, render},
 };
@@ -44,18 +44,18 @@ pub enum PageError {
 
 impl PageError {
     /// Maps a failed backend call; `next` is the page to return to after a re-login.
-    pub fn from_api(err: &ApiError, next: &str) -> Self {
+    pub fn from_backend(err: &BackendError, next: &str) -> Self {
         match err {
-            ApiError::Unavailable { service, reason } => {
+            BackendError::Unavailable { service, reason } => {
                 tracing::warn!(service = service.name(), reason, "backend unavailable");
                 Self::Unavailable(*service)
             }
-            ApiError::Unauthorized { .. } => Self::LoginRequired {
+            BackendError::Unauthorized { .. } => Self::LoginRequired {
                 next: next.to_owned(),
             },
-            ApiError::Forbidden { .. } => Self::Forbidden,
-            ApiError::NotFound { .. } => Self::NotFound,
-            ApiError::Rejected { .. } => Self::Rejected(
+            BackendError::Forbidden { .. } => Self::Forbidden,
+            BackendError::NotFound { .. } => Self::NotFound,
+            BackendError::Rejected { .. } => Self::Rejected(
                 err.detail()
                     .unwrap_or("The shop could not do that. Please check and try again.")
                     .to_owned(),
@@ -115,7 +115,7 @@ struct ErrorMarker(PageError);
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         if let Self::LoginRequired { next } = &self {
-            let target = format!("/login?next={}", crate::api::segment(next));
+            let target = format!("/login?next={}", crate::backend::segment(next));
             return Redirect::to(&target).into_response();
         }
         let status = self.status();

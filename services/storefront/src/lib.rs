@@ -10,9 +10,9 @@
 //! `PageError` becomes a full page with the shop's header), CSRF check on
 //! every POST, then the page handler.
 
-pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod backend;
 pub mod categories;
 pub mod config;
 pub mod csrf;
@@ -29,7 +29,7 @@ use axum_extra::extract::cookie::Key;
 use storekeeper_kit::{Metrics, client_ip::TrustedProxyHops};
 
 use crate::{
-    api::Backend, categories::CategoryCache, metrics::ShopMetrics, session::CookieSettings,
+    backend::Backend, categories::CategoryCache, metrics::ShopMetrics, session::CookieSettings,
 };
 
 /// What every handler shares.

@@ -9,7 +9,7 @@ use prometheus_client::{
 };
 use storekeeper_kit::Metrics;
 
-use crate::api::Service;
+use crate::backend::Service;
 
 /// Label: which backend.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

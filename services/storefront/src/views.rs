@@ -12,7 +12,7 @@ use storekeeper_kit::problem::FieldError;
 
 use crate::{
     AppState,
-    api::products::Category,
+    backend::products::Category,
     session::{Flash, Session},
 };
 

@@ -13,8 +13,8 @@ use storekeeper_kit::client_ip::ClientIp;
 use super::safe_next;
 use crate::{
     AppState,
-    api::{ApiError, users::NewAccount},
     auth::now,
+    backend::{BackendError, users::NewAccount},
     pages::cart::{merge_guest_cart, recount},
     session::{Auth, FlashKind, Session},
     views::{FormState, Layout, render, render_with_status},
@@ -128,15 +128,15 @@ pub async fn login(
     )
 }
 
-fn login_failure(err: &ApiError) -> String {
+fn login_failure(err: &BackendError) -> String {
     match err {
-        ApiError::Unauthorized { .. } | ApiError::NotFound { .. } => {
+        BackendError::Unauthorized { .. } | BackendError::NotFound { .. } => {
             "That email and password don't match an account. Please try again.".to_owned()
         }
-        ApiError::Unavailable { .. } => {
+        BackendError::Unavailable { .. } => {
             "Sign-in is taking a short break. Please try again in a moment.".to_owned()
         }
-        ApiError::Rejected { status, .. } if status.as_u16() == 429 => {
+        BackendError::Rejected { status, .. } if status.as_u16() == 429 => {
             "Too many attempts. Please wait a minute, then try again.".to_owned()
         }
         _ => err
@@ -154,7 +154,7 @@ async fn sign_in(
     client: ClientIp,
     email: &str,
     password: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, BackendError> {
     let tokens = state.backend.login(email, password, client.0).await?;
     let me = state.backend.me(&tokens.access_token).await?;
     session.update(|data| {
@@ -245,20 +245,20 @@ async fn create_and_sign_in(
     session: &Session,
     client: ClientIp,
     account: &NewAccount<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), BackendError> {
     state.backend.register(account).await?;
     sign_in(state, session, client, account.email, account.password)
         .await
         .map(drop)
 }
 
-fn explain_registration_failure(form: &mut FormState, err: &ApiError) {
+fn explain_registration_failure(form: &mut FormState, err: &BackendError) {
     match err {
-        ApiError::Rejected { status, .. } if status.as_u16() == 409 => form.error_on(
+        BackendError::Rejected { status, .. } if status.as_u16() == 409 => form.error_on(
             "email",
             "An account with this email already exists. Log in instead?",
         ),
-        ApiError::Rejected { .. } => {
+        BackendError::Rejected { .. } => {
             form.absorb(err.field_errors(), |field| match field {
                 "name" => Some("name"),
                 "email" => Some("email"),
@@ -273,7 +273,7 @@ fn explain_registration_failure(form: &mut FormState, err: &ApiError) {
                 );
             }
         }
-        ApiError::Unavailable { .. } => {
+        BackendError::Unavailable { .. } => {
             form.summary =
                 Some("Accounts are taking a short break. Please try again in a moment.".to_owned());
         }

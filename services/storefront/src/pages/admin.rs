@@ -15,11 +15,11 @@ use serde::Deserialize;
 use super::{ProductCard, here, with_query};
 use crate::{
     AppState,
-    api::{
-        ApiError,
+    auth::{admin_token, on_backend_error},
+    backend::{
+        BackendError,
         products::{Category, ProductInput, ProductQuery},
     },
-    auth::{admin_token, on_api_error},
     errors::PageError,
     session::{FlashKind, Session},
     views::{FormState, Layout, money, render, render_with_status},
@@ -83,7 +83,7 @@ pub async fn list(
             ..ProductQuery::default()
         })
         .await
-        .map_err(|err| PageError::from_api(&err, &here(&uri)))?;
+        .map_err(|err| PageError::from_backend(&err, &here(&uri)))?;
     let pages = u32::try_from(listing.total.div_ceil(u64::from(PER_PAGE))).unwrap_or(u32::MAX);
     let link = |number: u32| with_query("/admin/products", &[("page", &number.to_string())]);
     let layout = Layout::new(&state, &session, "Products · Admin").await;
@@ -94,7 +94,7 @@ pub async fn list(
             .iter()
             .map(|product| AdminRow {
                 card: ProductCard::from(product),
-                edit_url: format!("/admin/products/{}", crate::api::segment(&product.id)),
+                edit_url: format!("/admin/products/{}", crate::backend::segment(&product.id)),
             })
             .collect(),
         prev: (page > 1).then(|| link(page - 1)),
@@ -148,7 +148,7 @@ pub async fn edit_form(
         .backend
         .product(&id)
         .await
-        .map_err(|err| PageError::from_api(&err, &here(&uri)))?;
+        .map_err(|err| PageError::from_backend(&err, &here(&uri)))?;
     let mut form = FormState::default();
     form.set("name", &product.name);
     form.set("slug", &product.slug);
@@ -163,10 +163,13 @@ pub async fn edit_form(
     Ok(render(&FormPage {
         layout,
         heading: format!("Edit {}", product.name),
-        action: format!("/admin/products/{}", crate::api::segment(&product.id)),
+        action: format!("/admin/products/{}", crate::backend::segment(&product.id)),
         form,
         categories,
-        view_url: Some(format!("/products/{}", crate::api::segment(&product.slug))),
+        view_url: Some(format!(
+            "/products/{}",
+            crate::backend::segment(&product.slug)
+        )),
     }))
 }
 
@@ -209,8 +212,8 @@ pub async fn create(
                 });
                 return Ok(Redirect::to("/admin/products").into_response());
             }
-            Err(err @ (ApiError::Unauthorized { .. } | ApiError::Forbidden { .. })) => {
-                return Err(on_api_error(&session, &err, &here(&uri)));
+            Err(err @ (BackendError::Unauthorized { .. } | BackendError::Forbidden { .. })) => {
+                return Err(on_backend_error(&session, &err, &here(&uri)));
             }
             Err(err) => explain(&mut form, &err),
         }
@@ -258,11 +261,11 @@ pub async fn update(
                 return Ok(Redirect::to("/admin/products").into_response());
             }
             Err(
-                err @ (ApiError::Unauthorized { .. }
-                | ApiError::Forbidden { .. }
-                | ApiError::NotFound { .. }),
+                err @ (BackendError::Unauthorized { .. }
+                | BackendError::Forbidden { .. }
+                | BackendError::NotFound { .. }),
             ) => {
-                return Err(on_api_error(&session, &err, &here(&uri)));
+                return Err(on_backend_error(&session, &err, &here(&uri)));
             }
             Err(err) => explain(&mut form, &err),
         }
@@ -274,7 +277,7 @@ pub async fn update(
         &FormPage {
             layout,
             heading: "Edit product".to_owned(),
-            action: format!("/admin/products/{}", crate::api::segment(&id)),
+            action: format!("/admin/products/{}", crate::backend::segment(&id)),
             form,
             categories,
             view_url: None,
@@ -282,16 +285,16 @@ pub async fn update(
     ))
 }
 
-fn explain(form: &mut FormState, err: &ApiError) {
+fn explain(form: &mut FormState, err: &BackendError) {
     match err {
-        ApiError::Rejected { status, .. } if status.as_u16() == 409 => {
+        BackendError::Rejected { status, .. } if status.as_u16() == 409 => {
             form.error_on(
                 "slug",
                 err.detail()
                     .unwrap_or("This slug is already used by another product."),
             );
         }
-        ApiError::Unavailable { .. } => {
+        BackendError::Unavailable { .. } => {
             form.summary = Some(
                 "The catalog is taking a short break; nothing was saved. Please try again."
                     .to_owned(),

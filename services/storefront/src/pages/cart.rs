@@ -17,8 +17,8 @@ use serde::Deserialize;
 use super::{ProductCard, here};
 use crate::{
     AppState,
-    api::{ApiError, ApiResult, orders::CartItem},
-    auth::{access_token, on_api_error},
+    auth::{access_token, on_backend_error},
+    backend::{BackendError, BackendResult, orders::CartItem},
     errors::PageError,
     session::{FlashKind, Session},
     views::{Layout, money, render},
@@ -69,7 +69,7 @@ pub async fn add(
         .backend
         .product(&form.product_id)
         .await
-        .map_err(|err| PageError::from_api(&err, "/"))?;
+        .map_err(|err| PageError::from_backend(&err, "/"))?;
     if product.stock <= 0 {
         session.update(|data| {
             data.flash(
@@ -87,11 +87,11 @@ pub async fn add(
             .await
         {
             Ok(()) => recount(&state, &session, &token).await,
-            Err(err @ ApiError::Rejected { .. }) => {
+            Err(err @ BackendError::Rejected { .. }) => {
                 session.update(|data| data.flash(FlashKind::Error, refusal(&err)));
                 return Ok(back_to_product(&product.slug));
             }
-            Err(err) => return Err(on_api_error(&session, &err, "/cart")),
+            Err(err) => return Err(on_backend_error(&session, &err, "/cart")),
         }
     } else if !session.update(|data| data.add_guest_item(&product.id, quantity)) {
         session.update(|data| {
@@ -113,7 +113,7 @@ pub async fn add(
 }
 
 fn back_to_product(slug: &str) -> Response {
-    Redirect::to(&format!("/products/{}", crate::api::segment(slug))).into_response()
+    Redirect::to(&format!("/products/{}", crate::backend::segment(slug))).into_response()
 }
 
 /// `POST /cart/items/{product_id}`: sets the quantity (0 removes).
@@ -176,20 +176,20 @@ async fn set_quantity(
             .await
     };
     match result {
-        Ok(()) | Err(ApiError::NotFound { .. }) => {
+        Ok(()) | Err(BackendError::NotFound { .. }) => {
             recount(state, session, &token).await;
             Ok(())
         }
-        Err(err @ ApiError::Rejected { .. }) => {
+        Err(err @ BackendError::Rejected { .. }) => {
             session.update(|data| data.flash(FlashKind::Error, refusal(&err)));
             Ok(())
         }
-        Err(err) => Err(on_api_error(session, &err, "/cart")),
+        Err(err) => Err(on_backend_error(session, &err, "/cart")),
     }
 }
 
 /// order-service's reason for refusing a cart change, as one sentence.
-fn refusal(err: &ApiError) -> String {
+fn refusal(err: &BackendError) -> String {
     let reason = match err.field_errors() {
         [] => err
             .detail()
@@ -217,7 +217,7 @@ pub async fn merge_guest_cart(state: &AppState, session: &Session, token: &str) 
             .add_to_cart(token, &line.product_id, line.quantity)
             .await
         {
-            Ok(()) | Err(ApiError::NotFound { .. } | ApiError::Rejected { .. }) => {}
+            Ok(()) | Err(BackendError::NotFound { .. } | BackendError::Rejected { .. }) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "guest cart line not merged yet");
                 kept.push(line);
@@ -264,7 +264,7 @@ async fn items(
     state: &AppState,
     session: &Session,
     uri: &Uri,
-) -> Result<ApiResult<Vec<CartItem>>, PageError> {
+) -> Result<BackendResult<Vec<CartItem>>, PageError> {
     if session.auth().is_none() {
         let lines = session.read(|data| data.guest_cart.clone());
         return Ok(Ok(lines
@@ -279,7 +279,9 @@ async fn items(
     merge_guest_cart(state, session, &token).await;
     match state.backend.cart(&token).await {
         Ok(cart) => Ok(Ok(cart.items)),
-        Err(err @ ApiError::Unauthorized { .. }) => Err(on_api_error(session, &err, &here(uri))),
+        Err(err @ BackendError::Unauthorized { .. }) => {
+            Err(on_backend_error(session, &err, &here(uri)))
+        }
         Err(err) => Ok(Err(err)),
     }
 }
@@ -340,7 +342,7 @@ pub async fn load(
     state: &AppState,
     session: &Session,
     uri: &Uri,
-) -> Result<ApiResult<CartView>, PageError> {
+) -> Result<BackendResult<CartView>, PageError> {
     Ok(match items(state, session, uri).await? {
         Ok(items) => {
             let view = describe(state, items).await;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::{ProductCard, here, with_query};
 use crate::{
     AppState,
-    api::{
-        ApiError,
+    backend::{
+        BackendError,
         products::{Product, ProductQuery},
     },
     errors::PageError,
@@ -284,8 +284,8 @@ pub async fn product(
     );
     let found: Product = found.map_err(|err| match err {
         // A malformed slug is just a page that does not exist.
-        ApiError::Rejected { .. } => PageError::NotFound,
-        other => PageError::from_api(&other, &here(&uri)),
+        BackendError::Rejected { .. } => PageError::NotFound,
+        other => PageError::from_backend(&other, &here(&uri)),
     })?;
     let related = related(&state, &found).await;
     let card = ProductCard::from(&found);
@@ -325,7 +325,7 @@ async fn related(state: &AppState, product: &Product) -> Vec<ProductCard> {
             .take(4)
             .map(ProductCard::from)
             .collect(),
-        Err(err @ ApiError::Unavailable { .. }) => {
+        Err(err @ BackendError::Unavailable { .. }) => {
             tracing::warn!(error = %err, "related products unavailable");
             Vec::new()
         }

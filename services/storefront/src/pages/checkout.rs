@@ -21,12 +21,12 @@ use uuid::Uuid;
 use super::{cart, here};
 use crate::{
     AppState,
-    api::{
-        ApiError,
+    auth::{access_token, on_backend_error},
+    backend::{
+        BackendError,
         orders::{NewOrder, ShippingAddress},
         payments::Card,
     },
-    auth::{access_token, on_api_error},
     errors::PageError,
     session::{FlashKind, Session},
     views::{FormState, Layout, render, render_with_status},
@@ -101,7 +101,7 @@ pub async fn form(
     let cart = match cart::load(&state, &session, &uri).await? {
         Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
         Ok(cart) => cart,
-        Err(err) => return Err(PageError::from_api(&err, "/checkout")),
+        Err(err) => return Err(PageError::from_backend(&err, "/checkout")),
     };
     let mut form = FormState::default();
     let name = session.auth().map(|auth| auth.name).unwrap_or_default();
@@ -175,13 +175,14 @@ pub async fn submit(
                         "Thank you! Your order is placed. We're confirming the payment now.",
                     );
                 });
-                return Ok(
-                    Redirect::to(&format!("/orders/{}", crate::api::segment(&order_id)))
-                        .into_response(),
-                );
+                return Ok(Redirect::to(&format!(
+                    "/orders/{}",
+                    crate::backend::segment(&order_id)
+                ))
+                .into_response());
             }
-            Err(err @ ApiError::Unauthorized { .. }) => {
-                return Err(on_api_error(&session, &err, "/checkout"));
+            Err(err @ BackendError::Unauthorized { .. }) => {
+                return Err(on_backend_error(&session, &err, "/checkout"));
             }
             Err(err) => explain_failure(&mut form, &err),
         }
@@ -190,7 +191,7 @@ pub async fn submit(
     let cart = match cart::load(&state, &session, &uri).await? {
         Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
         Ok(cart) => cart,
-        Err(err) => return Err(PageError::from_api(&err, "/checkout")),
+        Err(err) => return Err(PageError::from_backend(&err, "/checkout")),
     };
     let layout = Layout::new(&state, &session, "Checkout").await;
     let selected = form.value("country").to_owned();
@@ -213,7 +214,7 @@ async fn place(
     key: &str,
     address: &ShippingAddress,
     card: &Card,
-) -> Result<String, ApiError> {
+) -> Result<String, BackendError> {
     let method = state.backend.tokenize_card(token, card).await?;
     let order = state
         .backend
@@ -229,16 +230,16 @@ async fn place(
     Ok(order.id)
 }
 
-fn explain_failure(form: &mut FormState, err: &ApiError) {
+fn explain_failure(form: &mut FormState, err: &BackendError) {
     match err {
-        ApiError::Unavailable { service, .. } => {
+        BackendError::Unavailable { service, .. } => {
             form.summary = Some(format!(
                 "{} is taking a short break, so nothing was ordered and your card was not \
                  charged. Please try again in a moment.",
                 service.shopper_name()
             ));
         }
-        ApiError::Rejected { status, .. }
+        BackendError::Rejected { status, .. }
             if status.as_u16() == 409 || err.kind() == Some("idempotency-key-reused") =>
         {
             form.summary = Some(

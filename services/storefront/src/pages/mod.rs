@@ -14,7 +14,7 @@ use axum::{
 };
 use url::form_urlencoded;
 
-use crate::{AppState, api::products::Product, errors::PageError, views::money};
+use crate::{AppState, backend::products::Product, errors::PageError, views::money};
 
 /// Every page route. The catch-all turns unknown paths (any method) into the
 /// 404 page, and wrong methods on known paths get the same page with 405.
@@ -81,7 +81,7 @@ impl From<&Product> for ProductCard {
     fn from(product: &Product) -> Self {
         Self {
             id: product.id.clone(),
-            url: format!("/products/{}", crate::api::segment(&product.slug)),
+            url: format!("/products/{}", crate::backend::segment(&product.slug)),
             name: product.name.clone(),
             price: money(product.price_cents, &product.currency),
             image: image_path(&product.image_url),

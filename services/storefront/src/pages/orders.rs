@@ -18,11 +18,11 @@ use serde::Serialize;
 use super::here;
 use crate::{
     AppState,
-    api::{
-        ApiError,
+    auth::{access_token, on_backend_error},
+    backend::{
+        BackendError,
         orders::{Order, ShippingAddress},
     },
-    auth::{access_token, on_api_error},
     errors::PageError,
     session::Session,
     views::{Layout, money, render},
@@ -149,7 +149,7 @@ pub async fn list(
         .backend
         .orders(&token)
         .await
-        .map_err(|err| on_api_error(&session, &err, &here(&uri)))?;
+        .map_err(|err| on_backend_error(&session, &err, &here(&uri)))?;
     let layout = Layout::new(&state, &session, "Your orders").await;
     Ok(render(&OrdersPage {
         layout,
@@ -181,7 +181,7 @@ pub async fn detail(
         .backend
         .order(&token, &id)
         .await
-        .map_err(|err| on_api_error(&session, &err, &here(&uri)))?;
+        .map_err(|err| on_backend_error(&session, &err, &here(&uri)))?;
     let (outcome, declined) = outcome(&state, &token, &order).await;
     let view = OrderView::new(&order);
     let layout = Layout::new(&state, &session, &format!("Order {}", view.short_id)).await;
@@ -266,8 +266,8 @@ pub async fn status(
             })
             .into_response()
         }
-        Err(ApiError::NotFound { .. }) => StatusCode::NOT_FOUND.into_response(),
-        Err(ApiError::Unauthorized { .. }) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(BackendError::NotFound { .. }) => StatusCode::NOT_FOUND.into_response(),
+        Err(BackendError::Unauthorized { .. }) => StatusCode::UNAUTHORIZED.into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

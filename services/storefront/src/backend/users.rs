@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Backend, Service};
+use super::{Backend, BackendResult, Service};
 
 /// A pair of tokens from login or refresh.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,7 +55,7 @@ struct RefreshBody<'a> {
 
 impl Backend {
     /// `POST /api/users`: creates a customer account.
-    pub async fn register(&self, account: &NewAccount<'_>) -> ApiResult<()> {
+    pub async fn register(&self, account: &NewAccount<'_>) -> BackendResult<()> {
         self.request(Service::Users, Method::POST, "/api/users")
             .json(account)
             .execute()
@@ -70,7 +70,7 @@ impl Backend {
         email: &str,
         password: &str,
         shopper: Option<IpAddr>,
-    ) -> ApiResult<Tokens> {
+    ) -> BackendResult<Tokens> {
         let mut call = self
             .request(Service::Users, Method::POST, "/api/users/login")
             .json(&Credentials { email, password });
@@ -81,7 +81,7 @@ impl Backend {
     }
 
     /// `POST /api/users/refresh`: trades a refresh token for a new pair.
-    pub async fn refresh(&self, refresh_token: &str) -> ApiResult<Tokens> {
+    pub async fn refresh(&self, refresh_token: &str) -> BackendResult<Tokens> {
         self.request(Service::Users, Method::POST, "/api/users/refresh")
             .json(&RefreshBody { refresh_token })
             .fetch()
@@ -89,7 +89,7 @@ impl Backend {
     }
 
     /// `POST /api/users/logout`: revokes the refresh token.
-    pub async fn logout(&self, access_token: &str, refresh_token: &str) -> ApiResult<()> {
+    pub async fn logout(&self, access_token: &str, refresh_token: &str) -> BackendResult<()> {
         self.request(Service::Users, Method::POST, "/api/users/logout")
             .bearer(access_token)
             .json(&RefreshBody { refresh_token })
@@ -98,7 +98,7 @@ impl Backend {
     }
 
     /// `GET /api/users/me`.
-    pub async fn me(&self, access_token: &str) -> ApiResult<Me> {
+    pub async fn me(&self, access_token: &str) -> BackendResult<Me> {
         self.request(Service::Users, Method::GET, "/api/users/me")
             .bearer(access_token)
             .fetch()

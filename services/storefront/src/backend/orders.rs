@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Backend, Service, segment};
+use super::{Backend, BackendResult, Service, segment};
 
 /// One line of the server-side cart.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +104,7 @@ struct SetQuantity {
 
 impl Backend {
     /// `GET /api/cart`.
-    pub async fn cart(&self, token: &str) -> ApiResult<Cart> {
+    pub async fn cart(&self, token: &str) -> BackendResult<Cart> {
         self.request(Service::Orders, Method::GET, "/api/cart")
             .bearer(token)
             .fetch()
@@ -112,7 +112,12 @@ impl Backend {
     }
 
     /// `POST /api/cart/items`: adds `quantity` to the line (creating it).
-    pub async fn add_to_cart(&self, token: &str, product_id: &str, quantity: u32) -> ApiResult<()> {
+    pub async fn add_to_cart(
+        &self,
+        token: &str,
+        product_id: &str,
+        quantity: u32,
+    ) -> BackendResult<()> {
         self.request(Service::Orders, Method::POST, "/api/cart/items")
             .bearer(token)
             .json(&AddItem {
@@ -129,7 +134,7 @@ impl Backend {
         token: &str,
         product_id: &str,
         quantity: u32,
-    ) -> ApiResult<()> {
+    ) -> BackendResult<()> {
         let path = format!("/api/cart/items/{}", segment(product_id));
         self.request(Service::Orders, Method::PATCH, &path)
             .bearer(token)
@@ -139,7 +144,7 @@ impl Backend {
     }
 
     /// `DELETE /api/cart/items/{product_id}`.
-    pub async fn remove_from_cart(&self, token: &str, product_id: &str) -> ApiResult<()> {
+    pub async fn remove_from_cart(&self, token: &str, product_id: &str) -> BackendResult<()> {
         let path = format!("/api/cart/items/{}", segment(product_id));
         self.request(Service::Orders, Method::DELETE, &path)
             .bearer(token)
@@ -154,7 +159,7 @@ impl Backend {
         token: &str,
         idempotency_key: &str,
         order: &NewOrder<'_>,
-    ) -> ApiResult<Order> {
+    ) -> BackendResult<Order> {
         self.request(Service::Orders, Method::POST, "/api/orders")
             .bearer(token)
             .header("Idempotency-Key", idempotency_key)
@@ -164,7 +169,7 @@ impl Backend {
     }
 
     /// `GET /api/orders`: the shopper's latest orders, newest first.
-    pub async fn orders(&self, token: &str) -> ApiResult<Vec<Order>> {
+    pub async fn orders(&self, token: &str) -> BackendResult<Vec<Order>> {
         let list: OrderList = self
             .request(Service::Orders, Method::GET, "/api/orders")
             .bearer(token)
@@ -175,7 +180,7 @@ impl Backend {
     }
 
     /// `GET /api/orders/{id}`.
-    pub async fn order(&self, token: &str, id: &str) -> ApiResult<Order> {
+    pub async fn order(&self, token: &str, id: &str) -> BackendResult<Order> {
         let path = format!("/api/orders/{}", segment(id));
         self.request(Service::Orders, Method::GET, &path)
             .bearer(token)

@@ -1,7 +1,7 @@
 //! Clients for the four shop APIs the storefront calls server-side.
 //!
 //! Every call goes through [`Backend::send`], which turns the many ways a call
-//! can fail into one small [`ApiError`] the pages branch on: the service is
+//! can fail into one small [`BackendError`] the pages branch on: the service is
 //! down (show a friendly notice in that part of the page), the token is no
 //! longer valid (log in again), the thing does not exist (404 page), or the
 //! service refused the input (show its problem+json `detail` and field errors
@@ -59,7 +59,7 @@ impl Service {
 
 /// Why a backend call did not give the storefront what it asked for.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum BackendError {
     /// The service could not be reached, timed out, answered 5xx or sent
     /// something unreadable: the shopper sees "temporarily unavailable".
     #[error("{} is unavailable: {reason}", service.name())]
@@ -99,7 +99,7 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
+impl BackendError {
     /// The service's explanation for a refused request, in its own words.
     pub fn detail(&self) -> Option<&str> {
         match self {
@@ -137,7 +137,7 @@ impl ApiError {
 }
 
 /// Shorthand for backend call results.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub type BackendResult<T> = Result<T, BackendError>;
 
 /// Where the four backends live.
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ impl Call {
     }
 
     /// Sends the request and decodes a JSON answer.
-    pub async fn fetch<T: DeserializeOwned>(self) -> ApiResult<T> {
+    pub async fn fetch<T: DeserializeOwned>(self) -> BackendResult<T> {
         let (service, metrics) = (self.service, self.metrics.clone());
         let result = async {
             let response = self.send().await?;
@@ -248,7 +248,7 @@ impl Call {
                 .bytes()
                 .await
                 .map_err(|err| unavailable(service, &err))?;
-            serde_json::from_slice(&bytes).map_err(|err| ApiError::Unavailable {
+            serde_json::from_slice(&bytes).map_err(|err| BackendError::Unavailable {
                 service,
                 reason: format!("unreadable answer: {err}"),
             })
@@ -258,12 +258,12 @@ impl Call {
     }
 
     /// Sends the request and ignores the body of a successful answer.
-    pub async fn execute(self) -> ApiResult<()> {
+    pub async fn execute(self) -> BackendResult<()> {
         let metrics = self.metrics.clone();
         count(&metrics, self.send().await.map(drop))
     }
 
-    async fn send(self) -> ApiResult<reqwest::Response> {
+    async fn send(self) -> BackendResult<reqwest::Response> {
         let service = self.service;
         let response = self
             .builder
@@ -275,20 +275,20 @@ impl Call {
             return Ok(response);
         }
         if status.is_server_error() {
-            return Err(ApiError::Unavailable {
+            return Err(BackendError::Unavailable {
                 service,
                 reason: format!("answered {status}"),
             });
         }
         Err(match status {
-            StatusCode::UNAUTHORIZED => ApiError::Unauthorized { service },
-            StatusCode::FORBIDDEN => ApiError::Forbidden { service },
-            StatusCode::NOT_FOUND => ApiError::NotFound { service },
+            StatusCode::UNAUTHORIZED => BackendError::Unauthorized { service },
+            StatusCode::FORBIDDEN => BackendError::Forbidden { service },
+            StatusCode::NOT_FOUND => BackendError::NotFound { service },
             _ => {
                 let bytes = response.bytes().await.unwrap_or_default();
                 let problem =
                     serde_json::from_slice(&bytes).unwrap_or_else(|_| stand_in_problem(status));
-                ApiError::Rejected {
+                BackendError::Rejected {
                     service,
                     status,
                     problem: Box::new(problem),
@@ -299,15 +299,15 @@ impl Call {
 }
 
 /// Counts an unavailable backend on the way out.
-fn count<T>(metrics: &ShopMetrics, result: ApiResult<T>) -> ApiResult<T> {
-    if let Err(ApiError::Unavailable { service, .. }) = &result {
+fn count<T>(metrics: &ShopMetrics, result: BackendResult<T>) -> BackendResult<T> {
+    if let Err(BackendError::Unavailable { service, .. }) = &result {
         metrics.unavailable(*service);
     }
     result
 }
 
-fn unavailable(service: Service, err: &reqwest::Error) -> ApiError {
-    ApiError::Unavailable {
+fn unavailable(service: Service, err: &reqwest::Error) -> BackendError {
+    BackendError::Unavailable {
         service,
         reason: err.to_string(),
     }

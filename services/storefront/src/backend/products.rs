@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Backend, Service, segment};
+use super::{Backend, BackendResult, Service, segment};
 
 /// A category for the navigation.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,14 +103,14 @@ pub struct ProductInput {
 
 impl Backend {
     /// `GET /api/categories`.
-    pub async fn categories(&self) -> ApiResult<Vec<Category>> {
+    pub async fn categories(&self) -> BackendResult<Vec<Category>> {
         self.request(Service::Products, Method::GET, "/api/categories")
             .fetch()
             .await
     }
 
     /// `GET /api/products?...`.
-    pub async fn products(&self, query: &ProductQuery) -> ApiResult<ProductPage> {
+    pub async fn products(&self, query: &ProductQuery) -> BackendResult<ProductPage> {
         self.request(Service::Products, Method::GET, "/api/products")
             .query(query)
             .fetch()
@@ -118,7 +118,7 @@ impl Backend {
     }
 
     /// `GET /api/products/{id-or-slug}`.
-    pub async fn product(&self, id_or_slug: &str) -> ApiResult<Product> {
+    pub async fn product(&self, id_or_slug: &str) -> BackendResult<Product> {
         let path = format!("/api/products/{}", segment(id_or_slug));
         self.request(Service::Products, Method::GET, &path)
             .fetch()
@@ -126,7 +126,11 @@ impl Backend {
     }
 
     /// `POST /api/products` (admin).
-    pub async fn create_product(&self, token: &str, input: &ProductInput) -> ApiResult<Product> {
+    pub async fn create_product(
+        &self,
+        token: &str,
+        input: &ProductInput,
+    ) -> BackendResult<Product> {
         self.request(Service::Products, Method::POST, "/api/products")
             .bearer(token)
             .json(input)
@@ -140,7 +144,7 @@ impl Backend {
         token: &str,
         id: &str,
         input: &ProductInput,
-    ) -> ApiResult<Product> {
+    ) -> BackendResult<Product> {
         let path = format!("/api/products/{}", segment(id));
         self.request(Service::Products, Method::PATCH, &path)
             .bearer(token)

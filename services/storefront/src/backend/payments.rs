@@ -9,7 +9,7 @@ use std::fmt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Backend, Service};
+use super::{Backend, BackendResult, Service};
 
 /// A card as the checkout form collected it.
 #[derive(Serialize)]
@@ -62,7 +62,7 @@ struct PaymentList {
 
 impl Backend {
     /// `POST /api/payments/methods`: trades the card for a payment method id.
-    pub async fn tokenize_card(&self, token: &str, card: &Card) -> ApiResult<PaymentMethod> {
+    pub async fn tokenize_card(&self, token: &str, card: &Card) -> BackendResult<PaymentMethod> {
         self.request(Service::Payments, Method::POST, "/api/payments/methods")
             .bearer(token)
             .json(card)
@@ -71,7 +71,11 @@ impl Backend {
     }
 
     /// `GET /api/payments?order_id=`: the order's charge attempts.
-    pub async fn payments_for_order(&self, token: &str, order_id: &str) -> ApiResult<Vec<Payment>> {
+    pub async fn payments_for_order(
+        &self,
+        token: &str,
+        order_id: &str,
+    ) -> BackendResult<Vec<Payment>> {
         let list: PaymentList = self
             .request(Service::Payments, Method::GET, "/api/payments")
             .bearer(token)
