@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use storekeeper_contract::ShopService;
 
 use crate::AppState;
 
@@ -90,8 +91,12 @@ async fn product_image(State(state): State<AppState>, Path(path): Path<String>) 
     if !safe_image_path(&path) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let base = state.backend.products_url().as_str().trim_end_matches('/');
-    let url = format!("{base}/images/{path}");
+    let Ok(url) = state
+        .backend
+        .url(ShopService::Product, &format!("/images/{path}"))
+    else {
+        return placeholder();
+    };
     let answer = state.backend.http().get(url).send().await;
     let Ok(answer) = answer else {
         return placeholder();

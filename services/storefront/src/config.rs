@@ -40,12 +40,12 @@ impl Config {
     /// Reads any [`Source`] (tests).
     pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_source(vars, ShopService::Storefront)?;
-        let urls = BackendUrls {
-            users: vars.or("USER_URL", local(3001))?,
-            products: vars.or("PRODUCT_URL", local(3002))?,
-            orders: vars.or("ORDER_URL", local(8001))?,
-            payments: vars.or("PAYMENT_URL", local(8002))?,
-        };
+        let urls = BackendUrls::from([
+            (ShopService::User, vars.or("USER_URL", local(3001))?),
+            (ShopService::Product, vars.or("PRODUCT_URL", local(3002))?),
+            (ShopService::Order, vars.or("ORDER_URL", local(8001))?),
+            (ShopService::Payment, vars.or("PAYMENT_URL", local(8002))?),
+        ]);
         let (session_key, session_key_generated) = match vars.secret("SESSION_KEY") {
             Some(encoded) => (decode_key(&encoded)?, false),
             None => (Key::generate(), true),
@@ -88,8 +88,14 @@ mod tests {
     fn defaults_point_at_localhost() {
         let config = Config::from_source(&Vars(HashMap::<String, String>::new())).unwrap();
         assert_eq!(config.service.port, 3000);
-        assert_eq!(config.urls.products.as_str(), "http://127.0.0.1:3002/");
-        assert_eq!(config.urls.orders.as_str(), "http://127.0.0.1:8001/");
+        assert_eq!(
+            config.urls[&ShopService::Product].as_str(),
+            "http://127.0.0.1:3002/"
+        );
+        assert_eq!(
+            config.urls[&ShopService::Order].as_str(),
+            "http://127.0.0.1:8001/"
+        );
         assert!(config.session_key_generated);
         assert!(!config.cookie_secure);
     }

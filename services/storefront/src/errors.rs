@@ -12,12 +12,13 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
+use storekeeper_contract::ShopService;
 
 use crate::{
     AppState,
-    backend::{BackendError, Service},
+    backend::BackendError,
     session::Session,
-    views::{Layout, render},
+    views::{Layout, render, shopper_name},
 };
 
 /// Why a page could not be shown.
@@ -37,7 +38,7 @@ pub enum PageError {
     /// A form larger than any real form.
     PayloadTooLarge,
     /// A backend the page depends on is down.
-    Unavailable(Service),
+    Unavailable(ShopService),
     /// A backend refused the request and said why.
     Rejected(String),
 }
@@ -47,7 +48,7 @@ impl PageError {
     pub fn from_backend(err: &BackendError, next: &str) -> Self {
         match err {
             BackendError::Unavailable { service, reason } => {
-                tracing::warn!(service = service.name(), reason, "backend unavailable");
+                tracing::warn!(service = service.package(), reason, "backend unavailable");
                 Self::Unavailable(*service)
             }
             BackendError::Unauthorized { .. } => Self::LoginRequired {
@@ -100,7 +101,7 @@ impl PageError {
                 "We'll be right back",
                 format!(
                     "{} is taking a short break. Nothing was lost; please try again in a moment.",
-                    service.shopper_name()
+                    shopper_name(*service)
                 ),
             ),
             Self::Rejected(detail) => ("We couldn't do that", detail.clone()),

@@ -7,9 +7,8 @@ use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
 };
+use storekeeper_contract::ShopService;
 use storekeeper_kit::Metrics;
-
-use crate::backend::Service;
 
 /// Label: which backend.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,10 +54,10 @@ impl ShopMetrics {
     }
 
     /// Counts a call that found `service` unavailable.
-    pub fn unavailable(&self, service: Service) {
+    pub fn unavailable(&self, service: ShopService) {
         self.backend_unavailable
             .get_or_create(&ServiceLabel {
-                service: service.name(),
+                service: service.package(),
             })
             .inc();
     }

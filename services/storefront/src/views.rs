@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
+use storekeeper_contract::ShopService;
 use storekeeper_kit::problem::FieldError;
 
 use crate::{
@@ -137,6 +138,18 @@ fn group_thousands(value: u64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// What the shopper is told a service does, in "… is taking a short
+/// break" notices.
+pub(crate) fn shopper_name(service: ShopService) -> &'static str {
+    match service {
+        ShopService::User => "Sign-in",
+        ShopService::Product => "The catalog",
+        ShopService::Order => "The cart and orders",
+        ShopService::Payment => "Payments",
+        ShopService::Storefront => "The shop",
+    }
 }
 
 /// A form's values (to show again) and its field errors (to show beside them).

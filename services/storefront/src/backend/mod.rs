@@ -12,86 +12,52 @@ pub mod payments;
 pub mod products;
 pub mod users;
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
+use storekeeper_contract::ShopService;
 use storekeeper_kit::problem::{FieldError, Problem};
 use storekeeper_kit::telemetry::RequestBuilderExt;
 use url::Url;
 
 use crate::metrics::ShopMetrics;
 
-/// Which backend a call went to; named in logs and in "is down" notices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// user-service: accounts and tokens.
-    Users,
-    /// product-service: catalog and stock.
-    Products,
-    /// order-service: cart and orders.
-    Orders,
-    /// payment-service: cards and payments.
-    Payments,
-}
-
-impl Service {
-    /// The service's name as operators know it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Users => "user-service",
-            Self::Products => "product-service",
-            Self::Orders => "order-service",
-            Self::Payments => "payment-service",
-        }
-    }
-
-    /// What the shopper is told this part of the shop does, for notices.
-    pub fn shopper_name(self) -> &'static str {
-        match self {
-            Self::Users => "Sign-in",
-            Self::Products => "The catalog",
-            Self::Orders => "The cart and orders",
-            Self::Payments => "Payments",
-        }
-    }
-}
-
 /// Why a backend call did not give the storefront what it asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The service could not be reached, timed out, answered 5xx or sent
     /// something unreadable: the shopper sees "temporarily unavailable".
-    #[error("{} is unavailable: {reason}", service.name())]
+    #[error("{} is unavailable: {reason}", service.package())]
     Unavailable {
         /// Which service.
-        service: Service,
+        service: ShopService,
         /// What happened, for the log only.
         reason: String,
     },
     /// 401: the access token was refused; the shopper must log in again.
-    #[error("{} refused the credentials", service.name())]
+    #[error("{} refused the credentials", service.package())]
     Unauthorized {
         /// Which service.
-        service: Service,
+        service: ShopService,
     },
     /// 403: logged in, but not allowed (e.g. not an admin).
-    #[error("{} forbids this", service.name())]
+    #[error("{} forbids this", service.package())]
     Forbidden {
         /// Which service.
-        service: Service,
+        service: ShopService,
     },
     /// 404: no such thing.
-    #[error("{} has no such resource", service.name())]
+    #[error("{} has no such resource", service.package())]
     NotFound {
         /// Which service.
-        service: Service,
+        service: ShopService,
     },
     /// Another 4xx: the service refused the input and said why.
-    #[error("{} rejected the request with {status}", service.name())]
+    #[error("{} rejected the request with {status}", service.package())]
     Rejected {
         /// Which service.
-        service: Service,
+        service: ShopService,
         /// The HTTP status.
         status: StatusCode,
         /// The problem+json body (or a stand-in built from the status).
@@ -139,18 +105,8 @@ impl BackendError {
 /// Shorthand for backend call results.
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// Where the four backends live.
-#[derive(Debug, Clone)]
-pub struct BackendUrls {
-    /// user-service base URL.
-    pub users: Url,
-    /// product-service base URL.
-    pub products: Url,
-    /// order-service base URL.
-    pub orders: Url,
-    /// payment-service base URL.
-    pub payments: Url,
-}
+/// The base URL of each service the storefront calls.
+pub(crate) type BackendUrls = BTreeMap<ShopService, Url>;
 
 /// One HTTP client (connection pool) shared by every backend call.
 #[derive(Clone)]
@@ -177,24 +133,28 @@ impl Backend {
     }
 
     /// Starts a request to `path` (segments already escaped) on `service`.
-    pub fn request(&self, service: Service, method: Method, path: &str) -> Call {
-        let base = match service {
-            Service::Users => &self.urls.users,
-            Service::Products => &self.urls.products,
-            Service::Orders => &self.urls.orders,
-            Service::Payments => &self.urls.payments,
-        };
-        let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+    pub fn request(&self, service: ShopService, method: Method, path: &str) -> Call {
+        let builder = self
+            .url(service, path)
+            .map(|url| self.http.request(method, url).with_request_id());
         Call {
             service,
-            builder: self.http.request(method, url).with_request_id(),
+            builder,
             metrics: self.metrics.clone(),
         }
     }
 
-    /// The base URL of product-service (product images are fetched from it).
-    pub fn products_url(&self) -> &Url {
-        &self.urls.products
+    /// `path` (segments already escaped) on `service`. A service the
+    /// storefront was given no URL for is as good as down.
+    pub(crate) fn url(&self, service: ShopService, path: &str) -> BackendResult<String> {
+        let base = self
+            .urls
+            .get(&service)
+            .ok_or_else(|| BackendError::Unavailable {
+                service,
+                reason: "the storefront has no URL for it".to_owned(),
+            })?;
+        Ok(format!("{}{path}", base.as_str().trim_end_matches('/')))
     }
 
     /// The shared HTTP client (for the image proxy).
@@ -205,8 +165,8 @@ impl Backend {
 
 /// A request being built: a thin wrapper that remembers which service it is for.
 pub struct Call {
-    service: Service,
-    builder: RequestBuilder,
+    service: ShopService,
+    builder: BackendResult<RequestBuilder>,
     metrics: ShopMetrics,
 }
 
@@ -214,28 +174,28 @@ impl Call {
     /// Adds `Authorization: Bearer <token>`.
     #[must_use]
     pub fn bearer(mut self, token: &str) -> Self {
-        self.builder = self.builder.bearer_auth(token);
+        self.builder = self.builder.map(|builder| builder.bearer_auth(token));
         self
     }
 
     /// Sends `body` as JSON.
     #[must_use]
     pub fn json<B: serde::Serialize + ?Sized>(mut self, body: &B) -> Self {
-        self.builder = self.builder.json(body);
+        self.builder = self.builder.map(|builder| builder.json(body));
         self
     }
 
     /// Adds query parameters.
     #[must_use]
     pub fn query<Q: serde::Serialize + ?Sized>(mut self, query: &Q) -> Self {
-        self.builder = self.builder.query(query);
+        self.builder = self.builder.map(|builder| builder.query(query));
         self
     }
 
     /// Adds a header.
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.builder = self.builder.header(name, value);
+        self.builder = self.builder.map(|builder| builder.header(name, value));
         self
     }
 
@@ -266,7 +226,7 @@ impl Call {
     async fn send(self) -> BackendResult<reqwest::Response> {
         let service = self.service;
         let response = self
-            .builder
+            .builder?
             .send()
             .await
             .map_err(|err| unavailable(service, &err))?;
@@ -306,7 +266,7 @@ fn count<T>(metrics: &ShopMetrics, result: BackendResult<T>) -> BackendResult<T>
     result
 }
 
-fn unavailable(service: Service, err: &reqwest::Error) -> BackendError {
+fn unavailable(service: ShopService, err: &reqwest::Error) -> BackendError {
     BackendError::Unavailable {
         service,
         reason: err.to_string(),

@@ -2,8 +2,9 @@
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use storekeeper_contract::ShopService;
 
-use super::{Backend, BackendResult, Service, segment};
+use super::{Backend, BackendResult, segment};
 
 /// One line of the server-side cart.
 #[derive(Debug, Clone, Deserialize)]
@@ -105,7 +106,7 @@ struct SetQuantity {
 impl Backend {
     /// `GET /api/cart`.
     pub async fn cart(&self, token: &str) -> BackendResult<Cart> {
-        self.request(Service::Orders, Method::GET, "/api/cart")
+        self.request(ShopService::Order, Method::GET, "/api/cart")
             .bearer(token)
             .fetch()
             .await
@@ -118,7 +119,7 @@ impl Backend {
         product_id: &str,
         quantity: u32,
     ) -> BackendResult<()> {
-        self.request(Service::Orders, Method::POST, "/api/cart/items")
+        self.request(ShopService::Order, Method::POST, "/api/cart/items")
             .bearer(token)
             .json(&AddItem {
                 product_id,
@@ -136,7 +137,7 @@ impl Backend {
         quantity: u32,
     ) -> BackendResult<()> {
         let path = format!("/api/cart/items/{}", segment(product_id));
-        self.request(Service::Orders, Method::PATCH, &path)
+        self.request(ShopService::Order, Method::PATCH, &path)
             .bearer(token)
             .json(&SetQuantity { quantity })
             .execute()
@@ -146,7 +147,7 @@ impl Backend {
     /// `DELETE /api/cart/items/{product_id}`.
     pub async fn remove_from_cart(&self, token: &str, product_id: &str) -> BackendResult<()> {
         let path = format!("/api/cart/items/{}", segment(product_id));
-        self.request(Service::Orders, Method::DELETE, &path)
+        self.request(ShopService::Order, Method::DELETE, &path)
             .bearer(token)
             .execute()
             .await
@@ -160,7 +161,7 @@ impl Backend {
         idempotency_key: &str,
         order: &NewOrder<'_>,
     ) -> BackendResult<Order> {
-        self.request(Service::Orders, Method::POST, "/api/orders")
+        self.request(ShopService::Order, Method::POST, "/api/orders")
             .bearer(token)
             .header("Idempotency-Key", idempotency_key)
             .json(order)
@@ -171,7 +172,7 @@ impl Backend {
     /// `GET /api/orders`: the shopper's latest orders, newest first.
     pub async fn orders(&self, token: &str) -> BackendResult<Vec<Order>> {
         let list: OrderList = self
-            .request(Service::Orders, Method::GET, "/api/orders")
+            .request(ShopService::Order, Method::GET, "/api/orders")
             .bearer(token)
             .query(&[("per_page", "50")])
             .fetch()
@@ -182,7 +183,7 @@ impl Backend {
     /// `GET /api/orders/{id}`.
     pub async fn order(&self, token: &str, id: &str) -> BackendResult<Order> {
         let path = format!("/api/orders/{}", segment(id));
-        self.request(Service::Orders, Method::GET, &path)
+        self.request(ShopService::Order, Method::GET, &path)
             .bearer(token)
             .fetch()
             .await

@@ -8,8 +8,9 @@ use std::fmt;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use storekeeper_contract::ShopService;
 
-use super::{Backend, BackendResult, Service};
+use super::{Backend, BackendResult};
 
 /// A card as the checkout form collected it.
 #[derive(Serialize)]
@@ -63,7 +64,7 @@ struct PaymentList {
 impl Backend {
     /// `POST /api/payments/methods`: trades the card for a payment method id.
     pub async fn tokenize_card(&self, token: &str, card: &Card) -> BackendResult<PaymentMethod> {
-        self.request(Service::Payments, Method::POST, "/api/payments/methods")
+        self.request(ShopService::Payment, Method::POST, "/api/payments/methods")
             .bearer(token)
             .json(card)
             .fetch()
@@ -77,7 +78,7 @@ impl Backend {
         order_id: &str,
     ) -> BackendResult<Vec<Payment>> {
         let list: PaymentList = self
-            .request(Service::Payments, Method::GET, "/api/payments")
+            .request(ShopService::Payment, Method::GET, "/api/payments")
             .bearer(token)
             .query(&[("order_id", order_id)])
             .fetch()

@@ -2,8 +2,9 @@
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use storekeeper_contract::ShopService;
 
-use super::{Backend, BackendResult, Service, segment};
+use super::{Backend, BackendResult, segment};
 
 /// A category for the navigation.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,14 +105,14 @@ pub struct ProductInput {
 impl Backend {
     /// `GET /api/categories`.
     pub async fn categories(&self) -> BackendResult<Vec<Category>> {
-        self.request(Service::Products, Method::GET, "/api/categories")
+        self.request(ShopService::Product, Method::GET, "/api/categories")
             .fetch()
             .await
     }
 
     /// `GET /api/products?...`.
     pub async fn products(&self, query: &ProductQuery) -> BackendResult<ProductPage> {
-        self.request(Service::Products, Method::GET, "/api/products")
+        self.request(ShopService::Product, Method::GET, "/api/products")
             .query(query)
             .fetch()
             .await
@@ -120,7 +121,7 @@ impl Backend {
     /// `GET /api/products/{id-or-slug}`.
     pub async fn product(&self, id_or_slug: &str) -> BackendResult<Product> {
         let path = format!("/api/products/{}", segment(id_or_slug));
-        self.request(Service::Products, Method::GET, &path)
+        self.request(ShopService::Product, Method::GET, &path)
             .fetch()
             .await
     }
@@ -131,7 +132,7 @@ impl Backend {
         token: &str,
         input: &ProductInput,
     ) -> BackendResult<Product> {
-        self.request(Service::Products, Method::POST, "/api/products")
+        self.request(ShopService::Product, Method::POST, "/api/products")
             .bearer(token)
             .json(input)
             .fetch()
@@ -146,7 +147,7 @@ impl Backend {
         input: &ProductInput,
     ) -> BackendResult<Product> {
         let path = format!("/api/products/{}", segment(id));
-        self.request(Service::Products, Method::PATCH, &path)
+        self.request(ShopService::Product, Method::PATCH, &path)
             .bearer(token)
             .json(input)
             .fetch()

@@ -4,8 +4,9 @@ use std::net::IpAddr;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use storekeeper_contract::ShopService;
 
-use super::{Backend, BackendResult, Service};
+use super::{Backend, BackendResult};
 
 /// A pair of tokens from login or refresh.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +57,7 @@ struct RefreshBody<'a> {
 impl Backend {
     /// `POST /api/users`: creates a customer account.
     pub async fn register(&self, account: &NewAccount<'_>) -> BackendResult<()> {
-        self.request(Service::Users, Method::POST, "/api/users")
+        self.request(ShopService::User, Method::POST, "/api/users")
             .json(account)
             .execute()
             .await
@@ -72,7 +73,7 @@ impl Backend {
         shopper: Option<IpAddr>,
     ) -> BackendResult<Tokens> {
         let mut call = self
-            .request(Service::Users, Method::POST, "/api/users/login")
+            .request(ShopService::User, Method::POST, "/api/users/login")
             .json(&Credentials { email, password });
         if let Some(ip) = shopper {
             call = call.header("x-forwarded-for", &ip.to_string());
@@ -82,7 +83,7 @@ impl Backend {
 
     /// `POST /api/users/refresh`: trades a refresh token for a new pair.
     pub async fn refresh(&self, refresh_token: &str) -> BackendResult<Tokens> {
-        self.request(Service::Users, Method::POST, "/api/users/refresh")
+        self.request(ShopService::User, Method::POST, "/api/users/refresh")
             .json(&RefreshBody { refresh_token })
             .fetch()
             .await
@@ -90,7 +91,7 @@ impl Backend {
 
     /// `POST /api/users/logout`: revokes the refresh token.
     pub async fn logout(&self, access_token: &str, refresh_token: &str) -> BackendResult<()> {
-        self.request(Service::Users, Method::POST, "/api/users/logout")
+        self.request(ShopService::User, Method::POST, "/api/users/logout")
             .bearer(access_token)
             .json(&RefreshBody { refresh_token })
             .execute()
@@ -99,7 +100,7 @@ impl Backend {
 
     /// `GET /api/users/me`.
     pub async fn me(&self, access_token: &str) -> BackendResult<Me> {
-        self.request(Service::Users, Method::GET, "/api/users/me")
+        self.request(ShopService::User, Method::GET, "/api/users/me")
             .bearer(access_token)
             .fetch()
             .await

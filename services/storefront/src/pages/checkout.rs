@@ -29,7 +29,7 @@ use crate::{
     },
     errors::PageError,
     session::{FlashKind, Session},
-    views::{FormState, Layout, render, render_with_status},
+    views::{FormState, Layout, render, render_with_status, shopper_name},
 };
 
 /// Countries the shop ships to: ISO code and name.
@@ -236,7 +236,7 @@ fn explain_failure(form: &mut FormState, err: &BackendError) {
             form.summary = Some(format!(
                 "{} is taking a short break, so nothing was ordered and your card was not \
                  charged. Please try again in a moment.",
-                service.shopper_name()
+                shopper_name(*service)
             ));
         }
         BackendError::Rejected { status, .. }
