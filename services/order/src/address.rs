@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 /// Where an order is shipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ShippingAddress {
+pub(crate) struct ShippingAddress {
     /// Recipient's full name, 1 to 100 characters.
     #[schema(example = "Ada Lovelace")]
-    pub name: String,
+    pub(crate) name: String,
     /// Street and number, 1 to 200 characters.
     #[schema(example = "12 St James's Square")]
     pub line1: String,
@@ -19,13 +19,13 @@ pub struct ShippingAddress {
     pub line2: String,
     /// City or town, 1 to 100 characters.
     #[schema(example = "London")]
-    pub city: String,
+    pub(crate) city: String,
     /// Postal or ZIP code: 2 to 12 letters, digits, spaces or dashes.
     #[schema(example = "SW1Y 4JH")]
-    pub postal_code: String,
+    pub(crate) postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
     #[schema(example = "GB")]
-    pub country: String,
+    pub(crate) country: String,
 }
 
 fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
@@ -47,7 +47,7 @@ fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize
 
 impl ShippingAddress {
     /// Trims every field, upper-cases the country, and reports every problem.
-    pub fn validate(self) -> Result<Self, Vec<FieldError>> {
+    pub(crate) fn validate(self) -> Result<Self, Vec<FieldError>> {
         let address = Self {
             name: self.name.trim().to_owned(),
             line1: self.line1.trim().to_owned(),

@@ -7,20 +7,20 @@ use uuid::Uuid;
 
 /// What checkout needs to know about a product (a subset of product-service's JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CatalogProduct {
+pub(crate) struct CatalogProduct {
     /// Product id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Display name, copied into the order.
-    pub name: String,
+    pub(crate) name: String,
     /// Current price, minor units.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// ISO 4217 code.
-    pub currency: String,
+    pub(crate) currency: String,
 }
 
 /// Why the catalog could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
+pub(crate) enum CatalogError {
     /// product-service is unreachable or failing.
     #[error("product-service is unavailable: {0}")]
     Unavailable(String),
@@ -43,7 +43,7 @@ impl Catalog {
     }
 
     /// The product, or `None` when product-service does not know it.
-    pub async fn product(&self, id: Uuid) -> Result<Option<CatalogProduct>, CatalogError> {
+    pub(crate) async fn product(&self, id: Uuid) -> Result<Option<CatalogProduct>, CatalogError> {
         let response = self
             .http
             .get(format!("{}/api/products/{id}", self.base))
@@ -63,7 +63,7 @@ impl Catalog {
     }
 
     /// Every product in `ids`, fetched concurrently; `None` for unknown ones.
-    pub async fn products(
+    pub(crate) async fn products(
         &self,
         ids: &[Uuid],
     ) -> Result<Vec<Option<CatalogProduct>>, CatalogError> {

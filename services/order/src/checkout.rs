@@ -6,76 +6,106 @@
 //! and key, holding a hash of the canonical request body) in the same
 //! transaction that creates the order, and stores the response there. A
 //! later request with the same key and body replays that response; with
-//! another body it is a 422. Concurrent requests with one key queue on the
+//! another body it is refused. Concurrent requests with one key queue on the
 //! row's primary key and then replay the winner's response, so twenty at
 //! once still make one order. Requests that fail validation do not consume
 //! the key, so the client can fix the input and retry with it.
 
-use axum::http::StatusCode;
-use chrono::Utc;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 use storekeeper_kit::{
-    ApiError, FieldError,
+    FieldError,
     events::{
-        enqueue,
+        EventsError, enqueue,
         envelope::{EventItem, OrderCreated},
     },
-    extract::parse_json,
 };
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     address::ShippingAddress,
-    catalog::CatalogProduct,
-    http::AppState,
+    catalog::{Catalog, CatalogError, CatalogProduct},
+    metrics::OrderMetrics,
     status::OrderStatus,
     store::{self, CartItem, Order, OrderItem},
 };
 
-/// Body of `POST /api/orders`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewOrder {
-    /// The id `POST /api/payments/methods` returned.
-    pub payment_method_id: Uuid,
-    /// Where to ship.
-    pub shipping_address: ShippingAddress,
+/// The status a new order is answered with. It is stored with the key, and
+/// a replay answers with the stored one.
+const CREATED: u16 = 201;
+
+/// Why an order was not placed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CheckoutError {
+    #[error("this Idempotency-Key was already used with a different request body; use a new key")]
+    KeyReused,
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    InProgress,
+    #[error("the shipping address is invalid")]
+    InvalidAddress(Vec<FieldError>),
+    #[error("the cart is empty; add products before ordering")]
+    EmptyCart,
+    #[error("these products are no longer sold; remove them from the cart: {}", .0.join(", "))]
+    NoLongerSold(Vec<String>),
+    #[error("the cart mixes currencies; order them separately")]
+    MixedCurrencies,
+    #[error("the order total is too large")]
+    TotalTooLarge,
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("serializing the order")]
+    Serialize(#[source] serde_json::Error),
+    #[error("writing order.created to the outbox")]
+    Outbox(#[source] EventsError),
 }
 
-/// Longest idempotency key accepted.
-pub const KEY_MAX: usize = 255;
-
-/// What checkout answers: the status and the JSON body, and whether it is a replay.
+/// What checkout answers: the response to send, and whether it is a replay.
 #[derive(Debug, Clone)]
-pub struct Placed {
-    /// 201 for a new order (and its replays).
-    pub status: StatusCode,
+pub(crate) struct Placed {
+    /// The first response's status.
+    pub(crate) status: u16,
     /// The order JSON, byte for byte the first response.
-    pub body: String,
-    /// True when this is a replay of an earlier response.
-    pub replayed: bool,
+    pub(crate) body: String,
+    pub(crate) replayed: bool,
 }
 
-/// Checks the `Idempotency-Key` header.
-pub fn check_key(key: Option<&str>) -> Result<&str, ApiError> {
-    let key = key.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "idempotency-key-missing", "Idempotency-Key required")
-            .with_detail("POST /api/orders needs an `Idempotency-Key` header (e.g. a UUID) so a retry cannot order twice")
-    })?;
-    let printable = key.bytes().all(|b| b.is_ascii_graphic());
-    if key.is_empty() || key.len() > KEY_MAX || !printable {
-        return Err(ApiError::bad_request(format!(
-            "the Idempotency-Key must be 1 to {KEY_MAX} printable ASCII characters"
-        )));
+/// One request to place an order: whose, under which key, with which body.
+#[derive(Debug)]
+pub(crate) struct Attempt<'a> {
+    /// When the request arrived: the order's `created_at`.
+    received: DateTime<Utc>,
+    user: Uuid,
+    key: &'a str,
+    hash: String,
+}
+
+impl<'a> Attempt<'a> {
+    /// `key` is the client's `Idempotency-Key`; `body` the request as sent.
+    pub(crate) fn new(user: Uuid, key: &'a str, body: &serde_json::Value) -> Self {
+        Self {
+            received: Utc::now(),
+            user,
+            key,
+            hash: request_hash(body),
+        }
     }
-    Ok(key)
+}
+
+/// What placing an order needs: the orders database, product-service for
+/// the prices, and the counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checkout<'a> {
+    pub(crate) pool: &'a PgPool,
+    pub(crate) catalog: &'a Catalog,
+    pub(crate) metrics: &'a OrderMetrics,
 }
 
 /// Hash of the request body in canonical form (keys sorted, no whitespace),
 /// so re-serialising the same JSON differently is still "the same body".
-pub fn request_hash(body: &serde_json::Value) -> String {
+fn request_hash(body: &serde_json::Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     let digest = Sha256::digest(&canonical);
     digest
@@ -88,10 +118,10 @@ pub fn request_hash(body: &serde_json::Value) -> String {
 }
 
 /// Prices the cart from the catalog answers (same order as `cart`).
-pub fn price(
+fn price(
     cart: &[CartItem],
     products: &[Option<CatalogProduct>],
-) -> Result<(Vec<OrderItem>, i64, String), ApiError> {
+) -> Result<(Vec<OrderItem>, i64, String), CheckoutError> {
     let unknown: Vec<String> = cart
         .iter()
         .zip(products)
@@ -99,10 +129,7 @@ pub fn price(
         .map(|(line, _)| line.product_id.to_string())
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::unprocessable(format!(
-            "these products are no longer sold; remove them from the cart: {}",
-            unknown.join(", ")
-        )));
+        return Err(CheckoutError::NoLongerSold(unknown));
     }
     let priced: Vec<(&CartItem, &CatalogProduct)> =
         cart.iter().zip(products.iter().flatten()).collect();
@@ -111,9 +138,7 @@ pub fn price(
         .map(|(_, p)| p.currency.clone())
         .unwrap_or_default();
     if priced.iter().any(|(_, p)| p.currency != currency) {
-        return Err(ApiError::unprocessable(
-            "the cart mixes currencies; order them separately",
-        ));
+        return Err(CheckoutError::MixedCurrencies);
     }
     let mut total: i64 = 0;
     let mut items = Vec::with_capacity(priced.len());
@@ -122,8 +147,7 @@ pub fn price(
             .price_cents
             .checked_mul(i64::from(line.quantity))
             .and_then(|t| total.checked_add(t));
-        total =
-            line_total.ok_or_else(|| ApiError::unprocessable("the order total is too large"))?;
+        total = line_total.ok_or(CheckoutError::TotalTooLarge)?;
         items.push(OrderItem {
             order_id: Uuid::nil(),
             product_id: product.id,
@@ -135,23 +159,13 @@ pub fn price(
     Ok((items, total, currency))
 }
 
-fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, ApiError> {
+fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, CheckoutError> {
     if stored.request_hash != hash {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-        )
-        .with_detail(
-            "this Idempotency-Key was already used with a different request body; use a new key",
-        ));
+        return Err(CheckoutError::KeyReused);
     }
     Ok(match (stored.response_status, &stored.response_body) {
         (Some(status), Some(body)) => Some(Placed {
-            status: u16::try_from(status)
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::CREATED),
+            status: u16::try_from(status).unwrap_or(CREATED),
             body: body.clone(),
             replayed: true,
         }),
@@ -159,122 +173,107 @@ fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, ApiEr
     })
 }
 
-/// The stored answer for this key, if a finished request left one: a
-/// replay, or a 422 when the key was used with another body.
-async fn stored_answer(
-    state: &AppState,
-    user: Uuid,
-    key: &str,
-    hash: &str,
-) -> Result<Option<Placed>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let Some(stored) = store::find_key(&mut conn, user, key).await? else {
-        return Ok(None);
-    };
-    let placed = replay(&stored, hash)?;
-    if placed.is_some() {
-        state.metrics.replays.inc();
-    }
-    Ok(placed)
-}
-
-/// Places an order for `user` from their cart.
-pub async fn place(
-    state: &AppState,
-    user: Uuid,
-    key: &str,
-    body: &serde_json::Value,
-) -> Result<Placed, ApiError> {
-    let received = Utc::now();
-    let hash = request_hash(body);
-    if let Some(placed) = stored_answer(state, user, key, &hash).await? {
-        return Ok(placed);
+impl Checkout<'_> {
+    /// The stored answer for this key, if a finished request left one: a
+    /// replay, or [`CheckoutError::KeyReused`] when the key came with
+    /// another body. Asked before the body is parsed, so a reused key is
+    /// refused as such whatever the new body holds.
+    pub(crate) async fn stored_answer(
+        &self,
+        attempt: &Attempt<'_>,
+    ) -> Result<Option<Placed>, CheckoutError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(stored) = store::find_key(&mut conn, attempt.user, attempt.key).await? else {
+            return Ok(None);
+        };
+        let placed = replay(&stored, &attempt.hash)?;
+        if placed.is_some() {
+            self.metrics.replays.inc();
+        }
+        Ok(placed)
     }
 
-    let request: NewOrder = parse_json(&serde_json::to_vec(body).unwrap_or_default())?;
-    let address = request
-        .shipping_address
-        .validate()
-        .map_err(ApiError::validation)?;
+    /// Places an order from the shopper's cart, to be paid with
+    /// `payment_method_id` and shipped to `shipping_address`.
+    pub(crate) async fn place(
+        &self,
+        attempt: &Attempt<'_>,
+        payment_method_id: Uuid,
+        shipping_address: ShippingAddress,
+    ) -> Result<Placed, CheckoutError> {
+        let (user, received) = (attempt.user, attempt.received);
+        let address = shipping_address
+            .validate()
+            .map_err(CheckoutError::InvalidAddress)?;
 
-    // Claim the key before reading the cart: a concurrent request with the
-    // same key waits on the claim until this transaction ends, then replays
-    // its answer instead of finding the cart already emptied. An error
-    // below rolls back, which releases the key for a corrected retry.
-    let mut tx = state.pool.begin().await?;
-    if !store::claim_key(&mut tx, user, key, &hash).await? {
-        // Another request with this key won the race; answer as it did.
-        tx.rollback().await?;
-        return stored_answer(state, user, key, &hash)
-            .await?
-            .ok_or_else(|| {
-                ApiError::conflict(
-                    "a request with this Idempotency-Key is still in progress; retry shortly",
-                )
-            });
-    }
-    let cart = store::lock_cart(&mut tx, user).await?;
-    if cart.is_empty() {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "cart",
-            "the cart is empty; add products before ordering",
-        )]));
-    }
-    let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
-    let products = state
-        .catalog
-        .products(&ids)
-        .await
-        .map_err(ApiError::unavailable)?;
-    let (items, total_cents, currency) = price(&cart, &products)?;
+        // Claim the key before reading the cart: a concurrent request with the
+        // same key waits on the claim until this transaction ends, then replays
+        // its answer instead of finding the cart already emptied. An error
+        // below rolls back, which releases the key for a corrected retry.
+        let mut tx = self.pool.begin().await?;
+        if !store::claim_key(&mut tx, user, attempt.key, &attempt.hash).await? {
+            // Another request with this key won the race; answer as it did.
+            tx.rollback().await?;
+            return self
+                .stored_answer(attempt)
+                .await?
+                .ok_or(CheckoutError::InProgress);
+        }
+        let cart = store::lock_cart(&mut tx, user).await?;
+        if cart.is_empty() {
+            return Err(CheckoutError::EmptyCart);
+        }
+        let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
+        let products = self.catalog.products(&ids).await?;
+        let (items, total_cents, currency) = price(&cart, &products)?;
 
-    let order_id = Uuid::now_v7();
-    let order = Order {
-        id: order_id,
-        user_id: user,
-        status: OrderStatus::Pending,
-        items: items
-            .into_iter()
-            .map(|item| OrderItem { order_id, ..item })
-            .collect(),
-        total_cents,
-        currency,
-        shipping_address: address,
-        payment_method_id: request.payment_method_id,
-        cancellation_reason: None,
-        created_at: received,
-        updated_at: received,
-    };
-    let response =
-        serde_json::to_string(&order).map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
-    store::insert_order(&mut tx, &order).await?;
-    let event = OrderCreated {
-        order_id,
-        user_id: user,
-        items: order
-            .items
-            .iter()
-            .map(|item| EventItem {
-                product_id: item.product_id,
-                quantity: item.quantity,
-            })
-            .collect(),
-        total_cents,
-        currency: order.currency.clone(),
-    };
-    enqueue(&mut tx, &event, order_id)
-        .await
-        .map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
-    store::clear_cart(&mut tx, user, &ids).await?;
-    store::store_response(&mut tx, user, key, StatusCode::CREATED.as_u16(), &response).await?;
-    tx.commit().await?;
-    state.metrics.placed.inc();
-    tracing::info!(%order_id, total_cents, "order placed");
-    Ok(Placed {
-        status: StatusCode::CREATED,
-        body: response,
-        replayed: false,
-    })
+        let order_id = Uuid::now_v7();
+        let order = Order {
+            id: order_id,
+            user_id: user,
+            status: OrderStatus::Pending,
+            items: items
+                .into_iter()
+                .map(|item| OrderItem { order_id, ..item })
+                .collect(),
+            total_cents,
+            currency,
+            shipping_address: address,
+            payment_method_id,
+            cancellation_reason: None,
+            created_at: received,
+            updated_at: received,
+        };
+        let response = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
+        store::insert_order(&mut tx, &order).await?;
+        let event = OrderCreated {
+            order_id,
+            user_id: user,
+            items: order
+                .items
+                .iter()
+                .map(|item| EventItem {
+                    product_id: item.product_id,
+                    quantity: item.quantity,
+                })
+                .collect(),
+            total_cents,
+            currency: order.currency.clone(),
+        };
+        enqueue(&mut tx, &event, order_id)
+            .await
+            .map_err(CheckoutError::Outbox)?;
+        store::clear_cart(&mut tx, user, &ids).await?;
+        store::store_response(&mut tx, user, attempt.key, CREATED, &response).await?;
+        tx.commit().await?;
+        self.metrics.placed.inc();
+        tracing::info!(%order_id, total_cents, "order placed");
+        Ok(Placed {
+            status: CREATED,
+            body: response,
+            replayed: false,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -315,15 +314,18 @@ mod tests {
     fn unknown_products_and_mixed_currencies_are_refused() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let err = price(&[line(a, 1), line(b, 1)], &[product(a, 1, "USD"), None]).unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            matches!(&err, CheckoutError::NoLongerSold(ids) if *ids == [b.to_string()]),
+            "{err:?}"
+        );
         let err = price(
             &[line(a, 1), line(b, 1)],
             &[product(a, 1, "USD"), product(b, 1, "EUR")],
         )
         .unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(matches!(err, CheckoutError::MixedCurrencies), "{err:?}");
         let err = price(&[line(a, 99)], &[product(a, i64::MAX / 2, "USD")]).unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(matches!(err, CheckoutError::TotalTooLarge), "{err:?}");
     }
 
     #[test]
@@ -333,17 +335,5 @@ mod tests {
         let c: serde_json::Value = serde_json::from_str(r#"{"b":{"c":3},"a":1}"#).unwrap();
         assert_eq!(request_hash(&a), request_hash(&b));
         assert_ne!(request_hash(&a), request_hash(&c));
-    }
-
-    #[test]
-    fn keys_are_required_and_bounded() {
-        assert_eq!(
-            check_key(None).unwrap_err().kind(),
-            "idempotency-key-missing"
-        );
-        assert!(check_key(Some("")).is_err());
-        assert!(check_key(Some("has space")).is_err());
-        assert!(check_key(Some(&"k".repeat(256))).is_err());
-        assert_eq!(check_key(Some("3f1c-ok")).unwrap(), "3f1c-ok");
     }
 }

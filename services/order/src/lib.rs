@@ -1,20 +1,23 @@
 //! order-service: the shopper's cart, checkout with idempotency keys, and
 //! the order side of the checkout saga.
 //!
-//! `app(state)` is the public API router; [`start_events`] runs the outbox
+//! [`app`] is the public API router; [`start_events`] runs the outbox
 //! relay, the `order.saga` consumer and the idempotency-key pruner.
 //! Modules: `status` (the state machine, pure), `address` (validation,
-//! pure), `catalog` (product-service client), `checkout` (placing orders),
-//! `saga` (the consumer), `store` (SQL), `http` (handlers, OpenAPI), `metrics`.
+//! pure), `catalog` (product-service client), `cart` (the cart's rules),
+//! `checkout` (placing orders), `saga` (the consumer), `store` (SQL),
+//! `state` (what handlers reach), `http` (handlers, OpenAPI), `metrics`.
 
-pub mod address;
+mod address;
+mod cart;
 pub mod catalog;
-pub mod checkout;
-pub mod http;
+mod checkout;
+mod http;
 pub mod metrics;
-pub mod saga;
-pub mod status;
-pub mod store;
+mod saga;
+mod state;
+mod status;
+mod store;
 
 use std::time::Duration;
 
@@ -23,28 +26,28 @@ use storekeeper_kit::events::{Consumer, EventMetrics, EventsConfig, Relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use http::AppState;
+pub use state::AppState;
 
 /// The schema migrations, embedded; applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The service name used in logs and metrics.
+/// The name in logs and metrics.
 pub const SERVICE_NAME: &str = "order-service";
-/// The public API port (DESIGN.md).
+/// The `PORT` default (the contract's `ShopService::Order`; docs/architecture.md lists every port).
 pub const DEFAULT_PORT: u16 = 8001;
-/// The database of this service.
+/// The database this service owns.
 pub const DATABASE: &str = "orders";
 /// Where product-service is when `PRODUCT_URL` is unset.
 pub const DEFAULT_PRODUCT_URL: &str = "http://127.0.0.1:3002";
-/// Idempotency keys live this long (DESIGN.md promises at least 24).
-pub const KEY_RETENTION_HOURS: i32 = 48;
+/// Idempotency keys live this long (the API promises at least 24 hours).
+const KEY_RETENTION_HOURS: i32 = 48;
 
 /// The public API router, without kit's common middleware.
 pub fn app(state: AppState) -> axum::Router {
     http::router(state)
 }
 
-/// The `order.saga` consumer.
+/// The `order.saga` consumer (tests declare its queue before publishing).
 pub fn saga_consumer(state: &AppState, config: &EventsConfig, events: &EventMetrics) -> Consumer {
     Consumer::new(
         saga::CONSUMER,

@@ -14,26 +14,26 @@ use crate::status::OrderStatus;
 
 /// Labels for cancelled orders.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CancelLabels {
+pub(crate) struct CancelLabels {
     /// `stock` or `payment`: which step failed.
-    pub stage: &'static str,
+    pub(crate) stage: &'static str,
 }
 
 /// Handles to the metrics. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct OrderMetrics {
     /// Orders accepted.
-    pub placed: Counter,
+    pub(crate) placed: Counter,
     /// Idempotent replays answered.
-    pub replays: Counter,
+    pub(crate) replays: Counter,
     /// Orders paid.
-    pub paid: Counter,
+    pub(crate) paid: Counter,
     /// Orders cancelled, by failed stage.
-    pub cancellations: Family<CancelLabels, Counter>,
+    pub(crate) cancellations: Family<CancelLabels, Counter>,
     /// Orders refunded.
-    pub refunded: Counter,
+    pub(crate) refunded: Counter,
     /// Time from placing an order to it being paid, seconds.
-    pub time_to_paid: Histogram,
+    pub(crate) time_to_paid: Histogram,
 }
 
 impl OrderMetrics {
@@ -61,7 +61,7 @@ impl OrderMetrics {
     }
 
     /// Counts a cancellation of an order that was `from`.
-    pub fn cancelled(&self, from: OrderStatus) {
+    pub(crate) fn cancelled(&self, from: OrderStatus) {
         let stage = if from == OrderStatus::Pending {
             "stock"
         } else {

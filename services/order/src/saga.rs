@@ -30,9 +30,9 @@ use crate::{
 };
 
 /// The consumer's name: its queue and its key in `processed_events`.
-pub const CONSUMER: &str = "order.saga";
+pub(crate) const CONSUMER: &str = "order.saga";
 /// The events it handles.
-pub const ROUTING_KEYS: &[&str] = &[
+pub(crate) const ROUTING_KEYS: &[&str] = &[
     InventoryReserved::TYPE,
     InventoryRejected::TYPE,
     PaymentSucceeded::TYPE,
@@ -42,9 +42,9 @@ pub const ROUTING_KEYS: &[&str] = &[
 
 /// Applies saga events to orders.
 #[derive(Clone, Debug)]
-pub struct Saga {
+pub(crate) struct Saga {
     /// Business counters.
-    pub metrics: OrderMetrics,
+    pub(crate) metrics: OrderMetrics,
 }
 
 /// An event reduced to what the state machine needs.

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 /// Where an order is in the checkout saga.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
+pub(crate) enum OrderStatus {
     /// Placed; waiting for product-service to reserve stock.
     Pending,
     /// Stock reserved; waiting for payment-service to charge.
@@ -31,7 +31,7 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// The upper-case word stored and shown.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
             Self::AwaitingPayment => "AWAITING_PAYMENT",
@@ -42,12 +42,12 @@ impl OrderStatus {
     }
 
     /// Parses the stored word.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
     /// Every status.
-    pub const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::Pending,
         Self::AwaitingPayment,
         Self::Paid,
@@ -58,7 +58,7 @@ impl OrderStatus {
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SagaStep {
+pub(crate) enum SagaStep {
     /// product-service reserved every line.
     StockReserved,
     /// product-service could not cover some line.
@@ -71,9 +71,10 @@ pub enum SagaStep {
     FullyRefunded,
 }
 
+#[cfg(test)]
 impl SagaStep {
     /// Every step.
-    pub const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::StockReserved,
         Self::StockRejected,
         Self::PaymentSucceeded,
@@ -85,15 +86,18 @@ impl SagaStep {
 /// A step that does not apply to the order's current status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{step:?} does not apply to an order that is {}", from.as_str())]
-pub struct InvalidTransition {
+pub(crate) struct InvalidTransition {
     /// The order's status.
-    pub from: OrderStatus,
+    pub(crate) from: OrderStatus,
     /// The step that arrived.
-    pub step: SagaStep,
+    pub(crate) step: SagaStep,
 }
 
 /// The status after `step`, or why `step` does not apply.
-pub fn transition(from: OrderStatus, step: SagaStep) -> Result<OrderStatus, InvalidTransition> {
+pub(crate) fn transition(
+    from: OrderStatus,
+    step: SagaStep,
+) -> Result<OrderStatus, InvalidTransition> {
     use OrderStatus::{AwaitingPayment, Cancelled, Paid, Pending, Refunded};
     use SagaStep::{FullyRefunded, PaymentFailed, PaymentSucceeded, StockRejected, StockReserved};
     match (from, step) {

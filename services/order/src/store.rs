@@ -10,57 +10,57 @@ use crate::{address::ShippingAddress, status::OrderStatus};
 
 /// One line of a cart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct CartItem {
+pub(crate) struct CartItem {
     /// The product.
-    pub product_id: Uuid,
+    pub(crate) product_id: Uuid,
     /// Units, 1 to 99.
-    pub quantity: i32,
+    pub(crate) quantity: i32,
     /// When the line was first added.
-    pub added_at: DateTime<Utc>,
+    pub(crate) added_at: DateTime<Utc>,
 }
 
 /// A line of an order, priced at checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct OrderItem {
-    /// The product.
+pub(crate) struct OrderItem {
+    /// The order.
     #[serde(skip)]
-    pub order_id: Uuid,
+    pub(crate) order_id: Uuid,
     /// The product.
-    pub product_id: Uuid,
+    pub(crate) product_id: Uuid,
     /// Its name when ordered.
-    pub name: String,
+    pub(crate) name: String,
     /// Its price when ordered, minor units.
-    pub unit_price_cents: i64,
+    pub(crate) unit_price_cents: i64,
     /// Units.
-    pub quantity: i32,
+    pub(crate) quantity: i32,
 }
 
 /// An order, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Order {
+pub(crate) struct Order {
     /// Order id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// The shopper.
-    pub user_id: Uuid,
+    pub(crate) user_id: Uuid,
     /// Where the order is in the saga.
-    pub status: OrderStatus,
+    pub(crate) status: OrderStatus,
     /// The lines.
-    pub items: Vec<OrderItem>,
+    pub(crate) items: Vec<OrderItem>,
     /// Sum of the lines, minor units.
-    pub total_cents: i64,
+    pub(crate) total_cents: i64,
     /// ISO 4217 code.
-    pub currency: String,
+    pub(crate) currency: String,
     /// Where it ships.
-    pub shipping_address: ShippingAddress,
+    pub(crate) shipping_address: ShippingAddress,
     /// The tokenized card charged.
-    pub payment_method_id: Uuid,
+    pub(crate) payment_method_id: Uuid,
     /// Why it was cancelled (only when `CANCELLED`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancellation_reason: Option<String>,
+    pub(crate) cancellation_reason: Option<String>,
     /// When it was placed.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     /// When its status last changed.
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -108,13 +108,16 @@ const CART: &str = "SELECT product_id, quantity, added_at FROM cart_items WHERE 
      ORDER BY added_at, product_id";
 
 /// The user's cart, oldest line first.
-pub async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
+pub(crate) async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
     sqlx::query_as(CART).bind(user).fetch_all(pool).await
 }
 
 /// The user's cart, locked for checkout: a concurrent checkout by the same
 /// user (with another key) waits here and then sees the cart it emptied.
-pub async fn lock_cart(conn: &mut PgConnection, user: Uuid) -> Result<Vec<CartItem>, sqlx::Error> {
+pub(crate) async fn lock_cart(
+    conn: &mut PgConnection,
+    user: Uuid,
+) -> Result<Vec<CartItem>, sqlx::Error> {
     sqlx::query_as(&format!("{CART} FOR UPDATE"))
         .bind(user)
         .fetch_all(conn)
@@ -122,7 +125,7 @@ pub async fn lock_cart(conn: &mut PgConnection, user: Uuid) -> Result<Vec<CartIt
 }
 
 /// Number of lines in the user's cart.
-pub async fn cart_lines(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
+pub(crate) async fn cart_lines(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1")
         .bind(user)
         .fetch_one(pool)
@@ -130,7 +133,7 @@ pub async fn cart_lines(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
 }
 
 /// Adds `quantity` to a line (creating it); `None` when the sum would exceed `max`.
-pub async fn add_to_cart(
+pub(crate) async fn add_to_cart(
     pool: &PgPool,
     user: Uuid,
     product: Uuid,
@@ -151,7 +154,7 @@ pub async fn add_to_cart(
 }
 
 /// Sets a line's quantity; false when the line does not exist.
-pub async fn set_quantity(
+pub(crate) async fn set_quantity(
     pool: &PgPool,
     user: Uuid,
     product: Uuid,
@@ -168,7 +171,7 @@ pub async fn set_quantity(
 }
 
 /// Removes a line; false when it was not there.
-pub async fn remove_from_cart(
+pub(crate) async fn remove_from_cart(
     pool: &PgPool,
     user: Uuid,
     product: Uuid,
@@ -182,7 +185,7 @@ pub async fn remove_from_cart(
 }
 
 /// Removes the ordered lines from the cart (inside the checkout transaction).
-pub async fn clear_cart(
+pub(crate) async fn clear_cart(
     conn: &mut PgConnection,
     user: Uuid,
     products: &[Uuid],
@@ -198,7 +201,10 @@ pub async fn clear_cart(
 // --- orders ----------------------------------------------------------------
 
 /// Inserts an order and its lines.
-pub async fn insert_order(conn: &mut PgConnection, order: &Order) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert_order(
+    conn: &mut PgConnection,
+    order: &Order,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, payment_method_id, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -253,7 +259,7 @@ async fn assemble(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Or
 }
 
 /// One order visible to `owner` (`None`: any order, for admins and the saga).
-pub async fn order(
+pub(crate) async fn order(
     conn: &mut PgConnection,
     id: Uuid,
     owner: Option<Uuid>,
@@ -272,7 +278,10 @@ pub async fn order(
 }
 
 /// Locks an order for a status change (the saga).
-pub async fn lock_order(conn: &mut PgConnection, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+pub(crate) async fn lock_order(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Order>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
     ))
@@ -286,7 +295,7 @@ pub async fn lock_order(conn: &mut PgConnection, id: Uuid) -> Result<Option<Orde
 }
 
 /// A page of orders visible to `owner`, newest first, and the total count.
-pub async fn orders(
+pub(crate) async fn orders(
     pool: &PgPool,
     owner: Option<Uuid>,
     limit: i64,
@@ -311,7 +320,7 @@ pub async fn orders(
 }
 
 /// Writes a new status (and the reason, when cancelling).
-pub async fn set_status(
+pub(crate) async fn set_status(
     conn: &mut PgConnection,
     id: Uuid,
     status: OrderStatus,
@@ -333,17 +342,17 @@ pub async fn set_status(
 
 /// A stored idempotency key.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredKey {
+pub(crate) struct StoredKey {
     /// Hash of the canonical request body.
-    pub request_hash: String,
+    pub(crate) request_hash: String,
     /// The first response's status, once there is one.
-    pub response_status: Option<i32>,
+    pub(crate) response_status: Option<i32>,
     /// The first response's body.
-    pub response_body: Option<String>,
+    pub(crate) response_body: Option<String>,
 }
 
 /// Looks a key up.
-pub async fn find_key(
+pub(crate) async fn find_key(
     conn: &mut PgConnection,
     user: Uuid,
     key: &str,
@@ -359,7 +368,7 @@ pub async fn find_key(
 
 /// Claims a key; false when another request holds it. A concurrent claim
 /// of the same key waits here until the first transaction ends.
-pub async fn claim_key(
+pub(crate) async fn claim_key(
     conn: &mut PgConnection,
     user: Uuid,
     key: &str,
@@ -377,7 +386,7 @@ pub async fn claim_key(
 }
 
 /// Stores the response to replay.
-pub async fn store_response(
+pub(crate) async fn store_response(
     conn: &mut PgConnection,
     user: Uuid,
     key: &str,
@@ -395,7 +404,7 @@ pub async fn store_response(
 }
 
 /// Deletes keys older than `hours`; returns how many.
-pub async fn prune_keys(pool: &PgPool, hours: i32) -> Result<u64, sqlx::Error> {
+pub(crate) async fn prune_keys(pool: &PgPool, hours: i32) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
     )

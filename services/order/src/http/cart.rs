@@ -1,4 +1,4 @@
-//! The shopper's cart, kept in PostgreSQL. Each token sees only its own.
+//! `/api/cart`: the shopper's cart. Each token sees only its own.
 
 use axum::{
     Router,
@@ -14,13 +14,11 @@ use storekeeper_kit::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
-use crate::store::{self, CartItem};
-
-/// Most units of one product in a cart.
-pub const MAX_QUANTITY: i32 = 99;
-/// Most lines in a cart.
-pub const MAX_LINES: i64 = 50;
+use crate::{
+    cart::{self, CartError},
+    state::AppState,
+    store::{self, CartItem},
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -34,37 +32,42 @@ pub(super) fn router() -> Router<AppState> {
 
 /// The cart.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Cart {
+pub(super) struct Cart {
     /// The lines, oldest first.
-    pub items: Vec<CartItem>,
+    items: Vec<CartItem>,
 }
 
 /// Body of `POST /api/cart/items`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AddItem {
+pub(super) struct AddItem {
     /// The product.
-    pub product_id: Uuid,
+    product_id: Uuid,
     /// Units to add, 1 to 99.
-    pub quantity: i32,
+    quantity: i32,
 }
 
 /// Body of `PATCH /api/cart/items/{product_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SetQuantity {
+pub(super) struct SetQuantity {
     /// New quantity, 1 to 99 (0 removes the line).
-    pub quantity: i32,
+    quantity: i32,
 }
 
-fn check_quantity(quantity: i32, min: i32) -> ApiResult<()> {
-    if (min..=MAX_QUANTITY).contains(&quantity) {
-        Ok(())
-    } else {
-        Err(ApiError::validation(vec![FieldError::new(
-            "quantity",
-            format!("must be between {min} and {MAX_QUANTITY}"),
-        )]))
+impl From<CartError> for ApiError {
+    fn from(err: CartError) -> Self {
+        let field = |name: &str, err: &CartError| {
+            ApiError::validation(vec![FieldError::new(name, err.to_string())])
+        };
+        match err {
+            CartError::Quantity { .. } | CartError::LineFull => field("quantity", &err),
+            CartError::UnknownProduct => field("product_id", &err),
+            CartError::TooManyLines => ApiError::unprocessable(err.to_string()),
+            CartError::NotInCart(_) => ApiError::not_found(err.to_string()),
+            CartError::Catalog(err) => ApiError::unavailable(err),
+            CartError::Database(err) => err.into(),
+        }
     }
 }
 
@@ -96,44 +99,14 @@ pub(super) async fn add_item(
     user: AuthUser,
     Json(body): Json<AddItem>,
 ) -> ApiResult<Json<Cart>> {
-    check_quantity(body.quantity, 1)?;
-    let product = state
-        .catalog
-        .product(body.product_id)
-        .await
-        .map_err(ApiError::unavailable)?;
-    if product.is_none() {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "product_id",
-            "no such product",
-        )]));
-    }
-    if store::cart_lines(&state.pool, user.id).await? >= MAX_LINES {
-        let in_cart = store::cart(&state.pool, user.id)
-            .await?
-            .iter()
-            .any(|l| l.product_id == body.product_id);
-        if !in_cart {
-            return Err(ApiError::unprocessable(format!(
-                "a cart holds at most {MAX_LINES} different products"
-            )));
-        }
-    }
-    if store::add_to_cart(
+    cart::add(
         &state.pool,
+        &state.catalog,
         user.id,
         body.product_id,
         body.quantity,
-        MAX_QUANTITY,
     )
-    .await?
-    .is_none()
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "quantity",
-            format!("a cart holds at most {MAX_QUANTITY} of one product"),
-        )]));
-    }
+    .await?;
     current(&state, user).await
 }
 
@@ -152,17 +125,7 @@ pub(super) async fn set_item(
     Path(product_id): Path<Uuid>,
     Json(body): Json<SetQuantity>,
 ) -> ApiResult<Json<Cart>> {
-    check_quantity(body.quantity, 0)?;
-    let found = if body.quantity == 0 {
-        store::remove_from_cart(&state.pool, user.id, product_id).await?
-    } else {
-        store::set_quantity(&state.pool, user.id, product_id, body.quantity).await?
-    };
-    if !found {
-        return Err(ApiError::not_found(format!(
-            "product {product_id} is not in the cart"
-        )));
-    }
+    cart::set_quantity(&state.pool, user.id, product_id, body.quantity).await?;
     current(&state, user).await
 }
 

@@ -4,7 +4,8 @@ use axum::{Json, Router, routing::get};
 use storekeeper_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{AppState, cart, orders};
+use super::{cart, orders};
+use crate::state::AppState;
 
 /// The OpenAPI description of order-service.
 #[derive(OpenApi)]
@@ -29,7 +30,7 @@ use super::{AppState, cart, orders};
         (name = "orders", description = "Checkout and order history"),
     )
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

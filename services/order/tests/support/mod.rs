@@ -1,7 +1,10 @@
-//! The whole checkout saga in one process: product-, order- and
-//! payment-service with their own fresh databases, product-service's API on
-//! a real socket (order-service calls it over HTTP), and every service's
-//! outbox relay and consumer on an exchange of the test's own.
+//! Fixtures, used by every test file as `mod support;`. [`Shop`] is the
+//! whole checkout saga in one process: product-, order- and payment-service
+//! with their own fresh databases, product-service's API on a real socket
+//! (order-service calls it over HTTP), and every service's outbox relay and
+//! consumer on an exchange of the test's own. The other services' tests use
+//! one `#[sqlx::test]` database each; the saga needs three, so `Shop`
+//! creates and drops them itself.
 
 // Fixtures fail loudly; not every test binary uses every helper.
 #![allow(

@@ -1,0 +1,37 @@
+//! What every handler can reach.
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use storekeeper_kit::auth::TokenVerifier;
+
+use crate::{catalog::Catalog, checkout::Checkout, metrics::OrderMetrics};
+
+/// The handlers' shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The `orders` database.
+    pub pool: PgPool,
+    /// Verifies access tokens.
+    pub verifier: TokenVerifier,
+    /// product-service, for existence checks and prices.
+    pub catalog: Catalog,
+    /// Business metrics.
+    pub metrics: OrderMetrics,
+}
+
+impl AppState {
+    /// What placing an order needs, borrowed from the state.
+    pub(crate) fn checkout(&self) -> Checkout<'_> {
+        Checkout {
+            pool: &self.pool,
+            catalog: &self.catalog,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+impl FromRef<AppState> for TokenVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
