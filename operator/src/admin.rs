@@ -11,8 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-
-use crate::consts::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
+use storekeeper_contract::admin::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 
 /// What the admin endpoints read.
 pub struct AdminState {

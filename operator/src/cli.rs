@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
+use serde::Deserialize;
+use storekeeper_contract::{admin, env};
 
 use crate::api::Store;
 use crate::render::{render, to_yaml};
@@ -46,7 +48,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Port for /healthz, /readyz and /metrics.
-    #[arg(long, env = "ADMIN_PORT", default_value_t = 9000)]
+    #[arg(long, env = env::ADMIN_PORT, default_value_t = admin::PORT)]
     pub admin_port: u16,
     /// Name of the leader-election Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "storekeeper-leader")]
@@ -68,6 +70,16 @@ pub enum RenderError {
     /// The file is not a Store (YAML or type error); serde names the path.
     #[error("not a valid Store: {0}")]
     Parse(String),
+    /// The file is some other resource, or another version of Store.
+    #[error(
+        "{found}, expected {} (apiVersion {})",
+        Store::kind(&()),
+        Store::api_version(&())
+    )]
+    NotAStore {
+        /// What the file says it is, e.g. `kind is Deployment`.
+        found: String,
+    },
     /// The Store breaks a rule, or rendering failed.
     #[error(transparent)]
     Render(#[from] crate::Error),
@@ -76,11 +88,40 @@ pub enum RenderError {
 /// Placeholder UID for offline rendering: a real Store gets one from the API server.
 pub const OFFLINE_UID: &str = "00000000-0000-0000-0000-000000000000";
 
+/// The fields that say what a manifest is; the Store type itself ignores them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeHeader {
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, RenderError> {
+    serde_yaml::from_str(text).map_err(|e| RenderError::Parse(e.to_string().replace('\n', " ")))
+}
+
+/// Refuses a manifest of any other kind or version, which would otherwise
+/// deserialise into a Store as long as its `spec` happens to fit.
+fn check_type(header: &TypeHeader) -> Result<(), RenderError> {
+    let said = |value: Option<&String>| value.map_or("missing", String::as_str).to_owned();
+    if header.kind.as_deref() != Some(&Store::kind(&())) {
+        return Err(RenderError::NotAStore {
+            found: format!("kind is {}", said(header.kind.as_ref())),
+        });
+    }
+    if header.api_version.as_deref() != Some(&Store::api_version(&())) {
+        return Err(RenderError::NotAStore {
+            found: format!("apiVersion is {}", said(header.api_version.as_ref())),
+        });
+    }
+    Ok(())
+}
+
 /// Parses a Store manifest and renders it to YAML, with a header listing the
 /// Secrets the operator would generate (names and keys only).
 pub fn render_text(text: &str) -> Result<String, RenderError> {
-    let mut store: Store = serde_yaml::from_str(text)
-        .map_err(|e| RenderError::Parse(e.to_string().replace('\n', " ")))?;
+    check_type(&parse(text)?)?;
+    let mut store: Store = parse(text)?;
     if store.namespace().is_none() {
         store.metadata.namespace = Some("default".to_owned());
     }

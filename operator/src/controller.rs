@@ -19,11 +19,11 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
+use storekeeper_contract::labels;
 use tracing::{info, warn};
 
 use crate::api::{Phase, Store, StoreStatus};
 use crate::backoff::Backoff;
-use crate::consts::{FIELD_MANAGER, REPORTER, labels};
 use crate::metrics::Metrics;
 use crate::reconcile::events::transitions;
 use crate::reconcile::{Observed, Plan, generate, plan, status};
@@ -31,6 +31,11 @@ use crate::render::meta::Ctx;
 use crate::render::{ChildKind, render};
 use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
+
+/// Field manager of every server-side apply and Secret create.
+const FIELD_MANAGER: &str = "storekeeper";
+/// Name the operator reports Events under.
+const REPORTER: &str = "storekeeper";
 
 /// How often a Ready Store is re-checked for drift without any watch event.
 pub const RESYNC_READY: Duration = Duration::from_mins(5);

@@ -12,7 +12,6 @@ pub mod admin;
 pub mod api;
 pub mod backoff;
 pub mod cli;
-pub mod consts;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -19,6 +19,7 @@ use storekeeper::controller::{self, Context};
 use storekeeper::lease::LeaderElector;
 use storekeeper::metrics::Metrics;
 use storekeeper::{crd, rbac};
+use storekeeper_contract::env;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
@@ -71,7 +72,7 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("pretty") {
+    if std::env::var(env::LOG_FORMAT).as_deref() == Ok("pretty") {
         builder.init();
     } else {
         builder.json().init();

@@ -4,6 +4,9 @@
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
+use kube::Resource;
+
+use crate::api::Store;
 use crate::render::ChildKind;
 use crate::{Error, Result};
 
@@ -18,9 +21,10 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 
 /// Cluster-wide rules: watch Stores, write their status, manage children, emit Events.
 pub fn cluster_rules() -> Vec<PolicyRule> {
+    let group = Store::group(&());
     let mut rules = vec![
-        rule(crate::consts::GROUP, &["stores"], &["get", "list", "watch"]),
-        rule(crate::consts::GROUP, &["stores/status"], &["get", "patch"]),
+        rule(&group, &["stores"], &["get", "list", "watch"]),
+        rule(&group, &["stores/status"], &["get", "patch"]),
     ];
     for kind in ChildKind::ALL {
         let verbs: &[&str] = if kind.is_applied() {

@@ -10,9 +10,9 @@
 use std::fmt;
 
 use kube::ResourceExt;
+use storekeeper_contract::ShopService;
 
 use crate::api::{DataStore, ResourceAmounts, Store};
-use crate::consts::Service;
 use crate::render::secrets;
 
 /// Longest Store name: `<name>-rabbitmq-<revision hash>` must fit a 63-character label.
@@ -61,7 +61,7 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
     {
         p.add("spec.adminEmail", "must look like name@domain");
     }
-    for service in Service::ALL {
+    for service in ShopService::ALL {
         let s = spec.services.get(service);
         let at = format!("spec.services.{}", service.name());
         if !(1..=20).contains(&s.replicas) {

@@ -77,6 +77,39 @@ fn render_of_a_missing_field_names_it() {
 }
 
 #[test]
+fn render_refuses_a_document_that_is_not_a_store() {
+    let deployment = temp(
+        "deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  version: \"1.0\"\n  ingress:\n    host: shop.example.com\n",
+    );
+    let (ok, out, err) = storekeeper(&["render", "-f", &deployment]);
+    assert!(!ok);
+    assert!(out.is_empty());
+    one_line_error(
+        &err,
+        "kind is Deployment, expected Store (apiVersion storekeeper.dev/v1alpha1)",
+    );
+    assert!(err.contains("deployment.yaml"), "names the file: {err}");
+    let old_version = temp(
+        "old-version.yaml",
+        "apiVersion: storekeeper.dev/v1alpha0\nkind: Store\nmetadata:\n  name: shop\nspec:\n  version: \"1.0\"\n  ingress:\n    host: shop.example.com\n",
+    );
+    let (ok, _, err) = storekeeper(&["render", "-f", &old_version]);
+    assert!(!ok);
+    one_line_error(
+        &err,
+        "apiVersion is storekeeper.dev/v1alpha0, expected Store",
+    );
+    let untyped = temp(
+        "untyped.yaml",
+        "metadata:\n  name: shop\nspec:\n  version: \"1.0\"\n  ingress:\n    host: shop.example.com\n",
+    );
+    let (ok, _, err) = storekeeper(&["render", "-f", &untyped]);
+    assert!(!ok);
+    one_line_error(&err, "kind is missing, expected Store");
+}
+
+#[test]
 fn crd_and_version_print() {
     let (ok, out, _) = storekeeper(&["crd"]);
     assert!(ok && out.contains("name: stores.storekeeper.dev"));

@@ -1,4 +1,5 @@
-//! Rendering tests: snapshots of the examples, DESIGN.md's env contract, and
+//! Rendering tests: snapshots of the examples, each service's environment
+//! and network policy as the contract crate describes the shop, and
 //! invariants over hundreds of generated Stores.
 
 // Helpers outside `#[test]` functions may panic too: this whole file is test code.
@@ -12,9 +13,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use storekeeper::api::{External, Managed, Store, TlsSpec};
-use storekeeper::consts::{Service, annotations, labels};
-use storekeeper::render::object::hash_value;
+use storekeeper::render::object::{APPLIED_HASH, hash_value};
 use storekeeper::render::{ChildKind, Rendered, render, to_yaml};
+use storekeeper_contract::{ShopService, labels};
 
 fn example(name: &str) -> Store {
     let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -59,52 +60,120 @@ fn env_value(deployment: &Value, name: &str) -> Value {
     entry.get("value").cloned().unwrap_or_else(|| entry.clone())
 }
 
+/// Each service gets exactly the connections it uses and the `*_URL` of
+/// exactly the services it calls: order-service reaches payment-service only
+/// through events, only user and product use Redis, and only product, payment
+/// and order use the broker.
 #[test]
-fn service_environment_follows_design() {
+fn service_environment_follows_the_contract() {
+    let r = render(&example("store")).unwrap();
+    let expected: [(&str, &[&str]); 5] = [
+        (
+            "shop-user",
+            &[
+                "PORT",
+                "ADMIN_PORT",
+                "DATABASE_PASSWORD",
+                "DATABASE_URL",
+                "REDIS_PASSWORD",
+                "REDIS_URL",
+                "TOKEN_PUBLIC_KEY",
+                "TOKEN_PRIVATE_KEY",
+                "ADMIN_EMAIL",
+                "ADMIN_PASSWORD",
+            ],
+        ),
+        (
+            "shop-product",
+            &[
+                "PORT",
+                "ADMIN_PORT",
+                "DATABASE_PASSWORD",
+                "DATABASE_URL",
+                "REDIS_PASSWORD",
+                "REDIS_URL",
+                "AMQP_PASSWORD",
+                "AMQP_URL",
+                "TOKEN_PUBLIC_KEY",
+            ],
+        ),
+        (
+            "shop-payment",
+            &[
+                "PORT",
+                "ADMIN_PORT",
+                "DATABASE_PASSWORD",
+                "DATABASE_URL",
+                "AMQP_PASSWORD",
+                "AMQP_URL",
+                "TOKEN_PUBLIC_KEY",
+            ],
+        ),
+        (
+            "shop-order",
+            &[
+                "PORT",
+                "ADMIN_PORT",
+                "DATABASE_PASSWORD",
+                "DATABASE_URL",
+                "AMQP_PASSWORD",
+                "AMQP_URL",
+                "TOKEN_PUBLIC_KEY",
+                "PRODUCT_URL",
+            ],
+        ),
+        (
+            "shop-storefront",
+            &[
+                "PORT",
+                "ADMIN_PORT",
+                "TOKEN_PUBLIC_KEY",
+                "SESSION_KEY",
+                "COOKIE_SECURE",
+                "USER_URL",
+                "PRODUCT_URL",
+                "PAYMENT_URL",
+                "ORDER_URL",
+            ],
+        ),
+    ];
+    for (name, env) in expected {
+        assert_eq!(
+            env_names(workload(&r, ChildKind::Deployment, name)),
+            env,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn service_environment_values() {
     let r = render(&example("store")).unwrap();
     let user = workload(&r, ChildKind::Deployment, "shop-user");
+    assert_eq!(env_value(user, "PORT"), json!("3001"));
+    assert_eq!(env_value(user, "ADMIN_PORT"), json!("9000"));
     assert_eq!(
-        env_names(user),
-        [
-            "PORT",
-            "ADMIN_PORT",
-            "DATABASE_PASSWORD",
-            "DATABASE_URL",
-            "REDIS_PASSWORD",
-            "REDIS_URL",
-            "AMQP_PASSWORD",
-            "AMQP_URL",
-            "TOKEN_PUBLIC_KEY",
-            "TOKEN_PRIVATE_KEY",
-            "ADMIN_EMAIL",
-            "ADMIN_PASSWORD",
-        ]
-    );
-    let env = &user["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert_eq!(env[0]["value"], json!("3001"));
-    assert_eq!(env[1]["value"], json!("9000"));
-    assert_eq!(
-        env[3]["value"],
+        env_value(user, "DATABASE_URL"),
         json!("postgres://users:$(DATABASE_PASSWORD)@shop-postgres:5432/users")
     );
-    assert_eq!(env[10]["value"], json!("admin@shop.example.com"));
-    let front = workload(&r, ChildKind::Deployment, "shop-storefront");
     assert_eq!(
-        env_names(front),
-        [
-            "PORT",
-            "ADMIN_PORT",
-            "REDIS_PASSWORD",
-            "REDIS_URL",
-            "TOKEN_PUBLIC_KEY",
-            "SESSION_KEY",
-            "COOKIE_SECURE",
-            "USER_URL",
-            "PRODUCT_URL",
-            "ORDER_URL",
-            "PAYMENT_URL"
-        ]
+        env_value(user, "REDIS_URL"),
+        json!("redis://:$(REDIS_PASSWORD)@shop-redis:6379")
     );
+    assert_eq!(
+        env_value(user, "ADMIN_EMAIL"),
+        json!("admin@shop.example.com")
+    );
+    let order = workload(&r, ChildKind::Deployment, "shop-order");
+    assert_eq!(
+        env_value(order, "PRODUCT_URL"),
+        json!("http://shop-product:3002")
+    );
+    assert_eq!(
+        env_value(order, "AMQP_URL"),
+        json!("amqp://storekeeper:$(AMQP_PASSWORD)@shop-rabbitmq:5672/%2f")
+    );
+    let front = workload(&r, ChildKind::Deployment, "shop-storefront");
     assert_eq!(
         env_value(front, "SESSION_KEY")["valueFrom"]["secretKeyRef"],
         json!({"name": "shop-session", "key": "session-key", "optional": false}),
@@ -114,10 +183,6 @@ fn service_environment_follows_design() {
     let tls = render(&example("full")).unwrap();
     let front = workload(&tls, ChildKind::Deployment, "acme-storefront");
     assert_eq!(env_value(front, "COOKIE_SECURE"), json!("true"));
-    let order = workload(&r, ChildKind::Deployment, "shop-order");
-    let names = env_names(order);
-    assert!(names.contains(&"PRODUCT_URL".to_owned()) && names.contains(&"PAYMENT_URL".to_owned()));
-    assert!(!names.contains(&"TOKEN_PRIVATE_KEY".to_owned()));
     let cm = workload(&r, ChildKind::ConfigMap, "shop-config");
     assert_eq!(cm["data"]["LOG_FORMAT"], json!("json"));
     assert_eq!(
@@ -129,6 +194,77 @@ fn service_environment_follows_design() {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], json!("/healthz"));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], json!("/readyz"));
     assert_eq!(c["ports"][1]["containerPort"], json!(9000));
+}
+
+/// The components a list of NetworkPolicy peers selects by pod label.
+fn peer_components(peers: &Value) -> Vec<String> {
+    peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.pointer("/podSelector/matchLabels")?[labels::NAME].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every component a policy lets its pods reach.
+fn egress_components(policy: &Value) -> Vec<String> {
+    policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| peer_components(&rule["to"]))
+        .collect()
+}
+
+/// A policy lets through the same flows the environment configures: callers
+/// to callees as `calls()` says, and each service to the data stores it uses.
+#[test]
+fn network_policies_follow_the_contract() {
+    let r = render(&example("store")).unwrap();
+    let policy = |name: &str| workload(&r, ChildKind::NetworkPolicy, name);
+    let expected: [(&str, &[&str], &[&str]); 5] = [
+        ("shop-user", &["storefront"], &["postgres", "redis"]),
+        (
+            "shop-product",
+            &["order", "storefront"],
+            &["postgres", "redis", "rabbitmq"],
+        ),
+        ("shop-payment", &["storefront"], &["postgres", "rabbitmq"]),
+        (
+            "shop-order",
+            &["storefront"],
+            &["product", "postgres", "rabbitmq"],
+        ),
+        (
+            "shop-storefront",
+            &[],
+            &["user", "product", "payment", "order"],
+        ),
+    ];
+    for (name, callers, egress) in expected {
+        let p = policy(name);
+        assert_eq!(
+            peer_components(&p["spec"]["ingress"][0]["from"]),
+            callers,
+            "{name}: callers"
+        );
+        assert_eq!(egress_components(p), egress, "{name}: egress");
+    }
+    for (name, clients) in [
+        (
+            "shop-postgres",
+            &["user", "product", "payment", "order"][..],
+        ),
+        ("shop-redis", &["user", "product"]),
+        ("shop-rabbitmq", &["product", "payment", "order"]),
+    ] {
+        assert_eq!(
+            peer_components(&policy(name)["spec"]["ingress"][0]["from"]),
+            clients,
+            "{name}: clients"
+        );
+    }
 }
 
 #[test]
@@ -150,7 +286,7 @@ fn external_stores_read_urls_from_the_users_secret() {
 }
 
 #[test]
-fn ingress_routes_follow_design() {
+fn ingress_routes_follow_the_contract() {
     let r = render(&example("full")).unwrap();
     let ing = workload(&r, ChildKind::Ingress, "acme-ingress");
     let routes: Vec<(String, String)> = ing["spec"]["rules"][0]["http"]["paths"]
@@ -215,13 +351,13 @@ fn generated(seed: u64) -> Store {
             secret_name: format!("{}-tls", label(&mut rng, 10)),
         });
     }
-    for service in Service::ALL {
+    for service in ShopService::ALL {
         let s = match service {
-            Service::User => &mut spec.services.user,
-            Service::Product => &mut spec.services.product,
-            Service::Order => &mut spec.services.order,
-            Service::Payment => &mut spec.services.payment,
-            Service::Storefront => &mut spec.services.storefront,
+            ShopService::User => &mut spec.services.user,
+            ShopService::Product => &mut spec.services.product,
+            ShopService::Order => &mut spec.services.order,
+            ShopService::Payment => &mut spec.services.payment,
+            ShopService::Storefront => &mut spec.services.storefront,
         };
         s.replicas = rng.gen_range(1..=20);
         if rng.gen_bool(0.3) {
@@ -295,7 +431,7 @@ fn check_metadata(store: &Store, o: &storekeeper::render::Object) {
     let annotations = unstamped["metadata"]["annotations"]
         .as_object_mut()
         .unwrap();
-    annotations.remove(annotations::APPLIED_HASH);
+    annotations.remove(APPLIED_HASH);
     if annotations.is_empty() {
         unstamped["metadata"]
             .as_object_mut()

@@ -2,9 +2,9 @@
 
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use storekeeper_contract::ShopService;
 
 use crate::api::StoreStatus;
-use crate::consts::Service;
 
 /// A whole online shop: data layer, five services, Ingress.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -100,13 +100,13 @@ pub struct Services {
 
 impl Services {
     /// The settings of one service.
-    pub fn get(&self, service: Service) -> &ServiceSpec {
+    pub fn get(&self, service: ShopService) -> &ServiceSpec {
         match service {
-            Service::User => &self.user,
-            Service::Product => &self.product,
-            Service::Order => &self.order,
-            Service::Payment => &self.payment,
-            Service::Storefront => &self.storefront,
+            ShopService::User => &self.user,
+            ShopService::Product => &self.product,
+            ShopService::Order => &self.order,
+            ShopService::Payment => &self.payment,
+            ShopService::Storefront => &self.storefront,
         }
     }
 }
@@ -199,7 +199,7 @@ pub struct ResourceAmounts {
     pub memory: String,
 }
 
-/// How shoppers reach the shop: one host, DESIGN.md's routes.
+/// How shoppers reach the shop: one host, the contract's routes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {

@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::Secret;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
+use storekeeper_contract::labels;
 
-use crate::consts::labels;
 use crate::render::meta::Ctx;
 use crate::render::secrets::{PRIVATE_KEY, PUBLIC_KEY, SESSION_KEY, SecretKind, SecretSpec};
 use crate::{Error, Result};

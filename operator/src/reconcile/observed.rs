@@ -60,6 +60,6 @@ pub fn controller_uid(value: &Value) -> Option<&str> {
 pub fn applied_hash(value: &Value) -> Option<&str> {
     value
         .pointer("/metadata/annotations")?
-        .get(crate::consts::annotations::APPLIED_HASH)?
+        .get(crate::render::object::APPLIED_HASH)?
         .as_str()
 }

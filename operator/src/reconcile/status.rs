@@ -6,10 +6,10 @@
 //! reconciler writes nothing.
 
 use serde_json::Value;
+use storekeeper_contract::ShopService;
 
 use super::observed::{Observed, applied_hash};
 use crate::api::{ComponentStatus, Condition, Phase, Store, StoreStatus};
-use crate::consts::Service;
 use crate::render::object::short_hash;
 use crate::render::{ChildKind, Rendered, ingress, meta::Ctx};
 use crate::validate::Invalid;
@@ -77,7 +77,7 @@ pub fn compute(
     let parts = components(&ctx, rendered, observed);
     let services_ready = parts
         .iter()
-        .filter(|r| r.status.ready && Service::ALL.iter().any(|s| s.name() == r.status.name))
+        .filter(|r| r.status.ready && ShopService::ALL.iter().any(|s| s.name() == r.status.name))
         .count();
     let all_ready = parts.iter().all(|r| r.status.ready);
     let failed: Vec<String> = parts.iter().filter_map(|r| r.failed.clone()).collect();
@@ -148,7 +148,7 @@ pub fn compute(
         observed_generation: gen_,
         phase: Some(phase),
         conditions: stamp(conditions, old, gen_, now),
-        ready: Some(format!("{services_ready}/{}", Service::ALL.len())),
+        ready: Some(format!("{services_ready}/{}", ShopService::ALL.len())),
         components: parts.into_iter().map(|r| r.status).collect(),
         url: Some(ingress::url(&ctx)),
         revision: Some(revision),
@@ -223,7 +223,7 @@ pub fn components(ctx: &Ctx<'_>, rendered: &Rendered, observed: &Observed) -> Ve
             }
         })
         .collect();
-    for service in Service::ALL {
+    for service in ShopService::ALL {
         let desired = ctx.spec.services.get(service).replicas;
         out.push(workload(
             ctx,

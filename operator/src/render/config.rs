@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use storekeeper_contract::{ShopService, env};
 
 use super::meta::Ctx;
 use super::object::short_hash;
 use super::{ChildKind, Object, Step};
 use crate::Result;
-use crate::consts::{Service, env};
 
 /// Component label of the shared ConfigMap.
 const COMPONENT: &str = "config";
@@ -49,7 +49,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         &name(ctx),
         &cm,
     )?];
-    for service in Service::ALL {
+    for service in ShopService::ALL {
         out.push(service_account(
             ctx,
             service.name(),

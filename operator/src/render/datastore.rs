@@ -13,10 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, config, pod};
+use super::{ChildKind, Object, Step, config, images, pod};
 use crate::Result;
 use crate::api::Managed;
-use crate::consts::images;
 
 /// Name of the persistent volume (claim template) of every data store.
 pub const DATA_VOLUME: &str = "data";

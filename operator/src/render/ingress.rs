@@ -1,14 +1,16 @@
-//! The Ingress: one host per Store, DESIGN.md's routes, optional TLS.
+//! The Ingress: one host per Store, the contract's routes
+//! (`ShopService::ingress_paths`), optional TLS.
 
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
+use storekeeper_contract::ShopService;
+use storekeeper_contract::admin::HTTP_PORT_NAME;
 
 use super::meta::Ctx;
 use super::{ChildKind, Object, Step};
 use crate::Result;
-use crate::consts::{HTTP_PORT_NAME, Service};
 
 /// Component name.
 pub const COMPONENT: &str = "ingress";
@@ -25,7 +27,7 @@ pub fn url(ctx: &Ctx<'_>) -> String {
 
 /// The Ingress object.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
-    let paths = Service::ALL
+    let paths = ShopService::ALL
         .iter()
         .flat_map(|service| {
             service

@@ -1,14 +1,14 @@
 //! Names, labels and owner references shared by every child, so each rule
-//! (DESIGN.md: `<store>-<component>`, `app.kubernetes.io/*`, controller owner
+//! (`<store>-<component>`, `app.kubernetes.io/*`, controller owner
 //! reference, the Store's namespace) is written once.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
+use storekeeper_contract::{ShopService, labels};
 
 use crate::api::{Store, StoreSpec};
-use crate::consts::{Service, labels};
 use crate::{Error, Result};
 
 /// What every render function needs: the spec plus the identity of the Store.
@@ -49,7 +49,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Image tag a service runs.
-    pub fn service_version(&self, service: Service) -> &str {
+    pub fn service_version(&self, service: ShopService) -> &str {
         self.spec
             .services
             .get(service)

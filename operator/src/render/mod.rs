@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod datastore;
+pub mod images;
 pub mod ingress;
 pub mod kind;
 pub mod meta;

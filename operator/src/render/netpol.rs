@@ -1,8 +1,9 @@
 //! NetworkPolicies: deny everything to and from the Store's pods, then allow
 //! only the flows the shop needs — DNS, the ingress controller to the
-//! services, callers to callees (from `Service::calls`, the same table that
-//! sets the `*_URL` variables), services to their data stores, and metrics
-//! scrapes on the admin port.
+//! services, callers to callees (from `ShopService::calls`, the same table
+//! that sets the `*_URL` variables), services to the data stores they use
+//! (the same `ShopService` predicates that set `DATABASE_URL`, `REDIS_URL`
+//! and `AMQP_URL`), and metrics scrapes on the admin port.
 
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -10,12 +11,12 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use storekeeper_contract::{ShopService, admin};
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step};
+use super::{ChildKind, Object, Step, postgres, rabbitmq, redis};
 use crate::Result;
 use crate::api::DataStore;
-use crate::consts::{ADMIN_PORT, AMQP_PORT, POSTGRES_PORT, REDIS_PORT, Service};
 
 /// Component label of the policies.
 pub const COMPONENT: &str = "network-policy";
@@ -110,14 +111,14 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
             },
         )?,
     ];
-    for service in Service::ALL {
+    for service in ShopService::ALL {
         out.push(service_policy(ctx, service)?);
     }
-    for (component, store, number) in data_stores(ctx) {
+    for (component, store, number, uses) in data_stores(ctx) {
         if store.managed.is_some() {
-            let clients: Vec<NetworkPolicyPeer> = Service::ALL
-                .iter()
-                .filter(|s| uses(**s, component))
+            let clients: Vec<NetworkPolicyPeer> = ShopService::ALL
+                .into_iter()
+                .filter(|s| uses(*s))
                 .map(|s| pods(ctx, s.name()))
                 .collect();
             out.push(policy(
@@ -138,27 +139,37 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     Ok(out)
 }
 
-fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32); 3] {
+/// Whether a service connects to a data store: the same facts that give it
+/// the store's URL in `services::env_vars`.
+type Uses = fn(ShopService) -> bool;
+
+/// Each data store: component, spec, client port, which services use it.
+fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32, Uses); 3] {
     [
-        ("postgres", &ctx.spec.postgres, POSTGRES_PORT),
-        ("redis", &ctx.spec.redis, REDIS_PORT),
-        ("rabbitmq", &ctx.spec.rabbitmq, AMQP_PORT),
+        (
+            postgres::COMPONENT,
+            &ctx.spec.postgres,
+            postgres::PORT,
+            |s| s.database().is_some(),
+        ),
+        (
+            redis::COMPONENT,
+            &ctx.spec.redis,
+            redis::PORT,
+            ShopService::uses_redis,
+        ),
+        (
+            rabbitmq::COMPONENT,
+            &ctx.spec.rabbitmq,
+            rabbitmq::PORT,
+            ShopService::uses_broker,
+        ),
     ]
 }
 
-/// Whether a service connects to a data store (mirrors `services::env_vars`).
-fn uses(service: Service, component: &str) -> bool {
-    match component {
-        "postgres" => service.database().is_some(),
-        "rabbitmq" => service.uses_amqp(),
-        _ => true,
-    }
-}
-
-fn service_policy(ctx: &Ctx<'_>, service: Service) -> Result<Object> {
-    let callers: Vec<NetworkPolicyPeer> = Service::ALL
-        .iter()
-        .filter(|caller| caller.calls().contains(&service))
+fn service_policy(ctx: &Ctx<'_>, service: ShopService) -> Result<Object> {
+    let callers: Vec<NetworkPolicyPeer> = service
+        .callers()
         .map(|caller| pods(ctx, caller.name()))
         .chain(std::iter::once(namespace(
             &ctx.spec.ingress.controller_namespace,
@@ -167,11 +178,11 @@ fn service_policy(ctx: &Ctx<'_>, service: Service) -> Result<Object> {
     let ingress = vec![
         NetworkPolicyIngressRule {
             from: Some(callers),
-            ports: Some(vec![port(service.port(), "TCP")]),
+            ports: Some(vec![port(i32::from(service.port()), "TCP")]),
         },
         NetworkPolicyIngressRule {
             from: Some(vec![any_namespace()]),
-            ports: Some(vec![port(ADMIN_PORT, "TCP")]),
+            ports: Some(vec![port(i32::from(admin::PORT), "TCP")]),
         },
     ];
     let mut egress: Vec<NetworkPolicyEgressRule> = service
@@ -179,11 +190,11 @@ fn service_policy(ctx: &Ctx<'_>, service: Service) -> Result<Object> {
         .iter()
         .map(|callee| NetworkPolicyEgressRule {
             to: Some(vec![pods(ctx, callee.name())]),
-            ports: Some(vec![port(callee.port(), "TCP")]),
+            ports: Some(vec![port(i32::from(callee.port()), "TCP")]),
         })
         .collect();
-    for (component, store, number) in data_stores(ctx) {
-        if uses(service, component) {
+    for (component, store, number, uses) in data_stores(ctx) {
+        if uses(service) {
             let to = if store.managed.is_some() {
                 pods(ctx, component)
             } else {

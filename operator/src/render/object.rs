@@ -7,8 +7,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ChildKind;
-use crate::consts::annotations::APPLIED_HASH;
 use crate::{Error, Result};
+
+/// Annotation holding the SHA-256 of the desired object as last applied; a
+/// differing hash means the operator's intent changed and the object must be
+/// re-applied.
+pub const APPLIED_HASH: &str = "storekeeper.dev/applied-hash";
 
 /// Rollout step an object belongs to. The reconciler applies steps in this
 /// order; health-gated rollout waits between them.

@@ -4,15 +4,17 @@
 use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, Volume};
+use storekeeper_contract::ShopService;
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, pod, secrets};
+use super::{ChildKind, Object, Step, images, pod, secrets};
 use crate::Result;
-use crate::consts::{POSTGRES_PORT, Service, images};
 
 /// Component name.
 pub const COMPONENT: &str = "postgres";
+/// The port clients connect to (the image's default).
+pub const PORT: i32 = 5432;
 const INIT_VOLUME: &str = "init";
 
 /// Environment variable the init script reads a database's password from.
@@ -30,7 +32,7 @@ pub fn init_script() -> String {
          -v role=\"$1\" -v pw=\"$2\" <<'SQL'\nCREATE ROLE :\"role\" LOGIN PASSWORD :'pw';\n\
          CREATE DATABASE :\"role\" OWNER :\"role\";\nSQL\n}\n",
     );
-    for db in Service::ALL.iter().filter_map(|s| s.database()) {
+    for db in ShopService::ALL.iter().filter_map(|s| s.database()) {
         let _ = writeln!(s, "create {db} \"${}\"", password_env(db));
     }
     s
@@ -57,13 +59,13 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         pod::env_secret("POSTGRES_PASSWORD", &secret, secrets::POSTGRES_SUPERUSER),
         pod::env_value("PGDATA", "/var/lib/postgresql/data/pgdata"),
     ];
-    for db in Service::ALL.iter().filter_map(|s| s.database()) {
+    for db in ShopService::ALL.iter().filter_map(|s| s.database()) {
         env.push(pod::env_secret(&password_env(db), &secret, db));
     }
     let parts = Parts {
         component: COMPONENT,
         image: images::POSTGRES,
-        port: (POSTGRES_PORT, "postgres"),
+        port: (PORT, "postgres"),
         args: Vec::new(),
         env,
         data_path: "/var/lib/postgresql/data",
@@ -86,7 +88,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
             pod::mount(INIT_VOLUME, "/docker-entrypoint-initdb.d"),
         ],
         readiness: pod::exec_probe(&["pg_isready", "-U", "postgres", "-h", "127.0.0.1"], 5, 3),
-        liveness: pod::tcp_probe(POSTGRES_PORT, 10, 6),
+        liveness: pod::tcp_probe(PORT, 10, 6),
     };
     let mut out = vec![Object::new(
         ChildKind::ConfigMap,

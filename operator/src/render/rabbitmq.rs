@@ -2,12 +2,13 @@
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{Object, pod, secrets};
+use super::{Object, images, pod, secrets};
 use crate::Result;
-use crate::consts::{AMQP_PORT, images};
 
 /// Component name.
 pub const COMPONENT: &str = "rabbitmq";
+/// The AMQP port clients connect to (the image's default).
+pub const PORT: i32 = 5672;
 
 /// RabbitMQ's objects, or nothing when it is external.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
@@ -17,7 +18,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let parts = Parts {
         component: COMPONENT,
         image: images::RABBITMQ,
-        port: (AMQP_PORT, "amqp"),
+        port: (PORT, "amqp"),
         args: Vec::new(),
         env: vec![
             pod::env_value("RABBITMQ_DEFAULT_USER", secrets::RABBITMQ_USER),
@@ -38,7 +39,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
             10,
             3,
         ),
-        liveness: pod::tcp_probe(AMQP_PORT, 15, 6),
+        liveness: pod::tcp_probe(PORT, 15, 6),
     };
     datastore::render(ctx, managed, parts)
 }

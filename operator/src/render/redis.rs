@@ -2,12 +2,13 @@
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{Object, pod, secrets};
+use super::{Object, images, pod, secrets};
 use crate::Result;
-use crate::consts::{REDIS_PORT, images};
 
 /// Component name.
 pub const COMPONENT: &str = "redis";
+/// The port clients connect to (the image's default).
+pub const PORT: i32 = 6379;
 
 /// Redis' objects, or nothing when it is external.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
@@ -17,7 +18,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let parts = Parts {
         component: COMPONENT,
         image: images::REDIS,
-        port: (REDIS_PORT, "redis"),
+        port: (PORT, "redis"),
         // `$(VAR)` is expanded by the kubelet, so the password never sits in the spec.
         args: [
             "--requirepass",
@@ -37,8 +38,8 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         data_path: "/data",
         volumes: vec![pod::scratch("tmp")],
         mounts: vec![pod::mount("tmp", "/tmp")],
-        readiness: pod::tcp_probe(REDIS_PORT, 5, 3),
-        liveness: pod::tcp_probe(REDIS_PORT, 10, 6),
+        readiness: pod::tcp_probe(PORT, 5, 3),
+        liveness: pod::tcp_probe(PORT, 10, 6),
     };
     datastore::render(ctx, managed, parts)
 }

@@ -2,8 +2,9 @@
 //! by `crate::reconcile::generate` when a Secret is missing, so rendering
 //! stays pure and credentials never pass through `render`.
 
+use storekeeper_contract::ShopService;
+
 use super::meta::Ctx;
-use crate::consts::Service;
 
 /// Key of the token public key (PEM) in the token Secret.
 pub const PUBLIC_KEY: &str = "public.pem";
@@ -23,7 +24,10 @@ pub const EXTERNAL_URL: &str = "url";
 /// Keys a user's Secret must hold for an `external` data store.
 pub fn external_keys(component: &str) -> Vec<&'static str> {
     if component == "postgres" {
-        Service::ALL.iter().filter_map(|s| s.database()).collect()
+        ShopService::ALL
+            .iter()
+            .filter_map(|s| s.database())
+            .collect()
     } else {
         vec![EXTERNAL_URL]
     }
@@ -128,7 +132,7 @@ pub fn required(ctx: &Ctx<'_>) -> Vec<SecretSpec> {
     if ctx.spec.postgres.managed.is_some() {
         let mut keys = vec![POSTGRES_SUPERUSER.to_owned()];
         keys.extend(
-            Service::ALL
+            ShopService::ALL
                 .iter()
                 .filter_map(|s| s.database())
                 .map(str::to_owned),

@@ -1,6 +1,8 @@
 //! The five shop services: Deployment, Service and PodDisruptionBudget each
-//! (their ServiceAccounts come from `config`). Environment variables follow
-//! DESIGN.md exactly; credentials are only ever references to Secrets.
+//! (their ServiceAccounts come from `config`). The environment follows the
+//! contract crate: a service gets exactly the connections and `*_URL`s
+//! `ShopService` says it uses; credentials are only ever references to
+//! Secrets.
 
 use std::collections::BTreeMap;
 
@@ -9,26 +11,36 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, PodSpec, PodTemplateSpec,
-    Service as KService, ServicePort, ServiceSpec,
+    Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use storekeeper_contract::admin::{
+    HEALTHZ_PATH, HTTP_PORT_NAME, METRICS_PATH, METRICS_PORT_NAME, READYZ_PATH,
+};
+use storekeeper_contract::{ShopService, admin, env};
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, config, pod, secrets};
+use super::{ChildKind, Object, Step, config, images, pod, postgres, rabbitmq, redis, secrets};
 use crate::Result;
 use crate::api::DataStore;
-use crate::consts::{
-    ADMIN_PORT, AMQP_PORT, HEALTHZ_PATH, HTTP_PORT_NAME, METRICS_PATH, METRICS_PORT_NAME,
-    POSTGRES_PORT, READYZ_PATH, REDIS_PORT, Service, annotations, env, images,
-};
+
+/// Pod-template annotation carrying the shared ConfigMap's hash, so a
+/// config change rolls the pods.
+const CONFIG_HASH: &str = "storekeeper.dev/config-hash";
+/// Prometheus' annotation-based discovery convention: scrape this pod...
+const PROMETHEUS_SCRAPE: &str = "prometheus.io/scrape";
+/// ...on this port...
+const PROMETHEUS_PORT: &str = "prometheus.io/port";
+/// ...at this path.
+const PROMETHEUS_PATH: &str = "prometheus.io/path";
 
 /// Deployment, Service and PDB for every service.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let mut out = Vec::new();
-    for service in Service::ALL {
-        let step = if service == Service::Storefront {
+    for service in ShopService::ALL {
+        let step = if service == ShopService::Storefront {
             Step::Storefront
         } else {
             Step::Backend
@@ -57,27 +69,29 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
 }
 
 /// Cluster-internal URL of a service, as its callers see it.
-pub fn url(ctx: &Ctx<'_>, service: Service) -> String {
+pub fn url(ctx: &Ctx<'_>, service: ShopService) -> String {
     format!("http://{}:{}", ctx.name(service.name()), service.port())
 }
 
 /// Full image reference of a service.
-pub fn image(ctx: &Ctx<'_>, service: Service) -> String {
+pub fn image(ctx: &Ctx<'_>, service: ShopService) -> String {
     let repo = ctx
         .spec
         .services
         .get(service)
         .image
         .clone()
-        .unwrap_or_else(|| format!("{}/{}", ctx.spec.image_registry, service.image()));
+        .unwrap_or_else(|| format!("{}/{}", ctx.spec.image_registry, service.package()));
     format!("{repo}:{}", ctx.service_version(service))
 }
 
-/// The service's environment, in a fixed order (DESIGN.md "Every service").
-pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
+/// The service's environment, in a fixed order: the ports, the connections
+/// to the data stores it uses, the token key, its own settings, and the
+/// `*_URL` of each service it calls — all as the contract says.
+pub fn env_vars(ctx: &Ctx<'_>, service: ShopService) -> Vec<EnvVar> {
     let mut e = vec![
         pod::env_value(env::PORT, service.port().to_string()),
-        pod::env_value(env::ADMIN_PORT, ADMIN_PORT.to_string()),
+        pod::env_value(env::ADMIN_PORT, admin::PORT.to_string()),
     ];
     if let Some(db) = service.database() {
         e.extend(connection(
@@ -86,26 +100,30 @@ pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
             ("DATABASE_PASSWORD", &secrets::postgres(&ctx.store), db),
             db,
             &format!(
-                "postgres://{db}:$(DATABASE_PASSWORD)@{}:{POSTGRES_PORT}/{db}",
-                ctx.name("postgres")
+                "postgres://{db}:$(DATABASE_PASSWORD)@{}:{}/{db}",
+                ctx.name(postgres::COMPONENT),
+                postgres::PORT
             ),
         ));
     }
-    e.extend(connection(
-        &ctx.spec.redis,
-        env::REDIS_URL,
-        (
-            "REDIS_PASSWORD",
-            &secrets::redis(&ctx.store),
-            secrets::PASSWORD,
-        ),
-        secrets::EXTERNAL_URL,
-        &format!(
-            "redis://:$(REDIS_PASSWORD)@{}:{REDIS_PORT}",
-            ctx.name("redis")
-        ),
-    ));
-    if service.uses_amqp() {
+    if service.uses_redis() {
+        e.extend(connection(
+            &ctx.spec.redis,
+            env::REDIS_URL,
+            (
+                "REDIS_PASSWORD",
+                &secrets::redis(&ctx.store),
+                secrets::PASSWORD,
+            ),
+            secrets::EXTERNAL_URL,
+            &format!(
+                "redis://:$(REDIS_PASSWORD)@{}:{}",
+                ctx.name(redis::COMPONENT),
+                redis::PORT
+            ),
+        ));
+    }
+    if service.uses_broker() {
         e.extend(connection(
             &ctx.spec.rabbitmq,
             env::AMQP_URL,
@@ -116,9 +134,10 @@ pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
             ),
             secrets::EXTERNAL_URL,
             &format!(
-                "amqp://{}:$(AMQP_PASSWORD)@{}:{AMQP_PORT}/%2f",
+                "amqp://{}:$(AMQP_PASSWORD)@{}:{}/%2f",
                 secrets::RABBITMQ_USER,
-                ctx.name("rabbitmq")
+                ctx.name(rabbitmq::COMPONENT),
+                rabbitmq::PORT
             ),
         ));
     }
@@ -128,7 +147,7 @@ pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
         &keys,
         secrets::PUBLIC_KEY,
     ));
-    if service == Service::User {
+    if service == ShopService::User {
         e.push(pod::env_secret(
             env::TOKEN_PRIVATE_KEY,
             &keys,
@@ -141,7 +160,7 @@ pub fn env_vars(ctx: &Ctx<'_>, service: Service) -> Vec<EnvVar> {
             secrets::PASSWORD,
         ));
     }
-    if service == Service::Storefront {
+    if service == ShopService::Storefront {
         e.push(pod::env_secret(
             env::SESSION_KEY,
             &secrets::session(&ctx.store),
@@ -187,7 +206,7 @@ fn connection(
     }
 }
 
-fn container(ctx: &Ctx<'_>, service: Service) -> Container {
+fn container(ctx: &Ctx<'_>, service: ShopService) -> Container {
     let spec = ctx.spec.services.get(service);
     Container {
         name: service.name().to_owned(),
@@ -196,13 +215,13 @@ fn container(ctx: &Ctx<'_>, service: Service) -> Container {
         ports: Some(vec![
             ContainerPort {
                 name: Some(HTTP_PORT_NAME.to_owned()),
-                container_port: service.port(),
+                container_port: i32::from(service.port()),
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             },
             ContainerPort {
                 name: Some(METRICS_PORT_NAME.to_owned()),
-                container_port: ADMIN_PORT,
+                container_port: i32::from(admin::PORT),
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             },
@@ -225,7 +244,7 @@ fn container(ctx: &Ctx<'_>, service: Service) -> Container {
     }
 }
 
-fn deployment(ctx: &Ctx<'_>, service: Service) -> Deployment {
+fn deployment(ctx: &Ctx<'_>, service: ShopService) -> Deployment {
     let version = ctx.service_version(service);
     let component = service.name();
     let spec = ctx.spec.services.get(service);
@@ -238,16 +257,10 @@ fn deployment(ctx: &Ctx<'_>, service: Service) -> Deployment {
         metadata: Some(ObjectMeta {
             labels: Some(ctx.labels(component, version)),
             annotations: Some(BTreeMap::from([
-                (annotations::CONFIG_HASH.to_owned(), config::data_hash()),
-                (annotations::PROMETHEUS_SCRAPE.to_owned(), "true".to_owned()),
-                (
-                    annotations::PROMETHEUS_PORT.to_owned(),
-                    ADMIN_PORT.to_string(),
-                ),
-                (
-                    annotations::PROMETHEUS_PATH.to_owned(),
-                    METRICS_PATH.to_owned(),
-                ),
+                (CONFIG_HASH.to_owned(), config::data_hash()),
+                (PROMETHEUS_SCRAPE.to_owned(), "true".to_owned()),
+                (PROMETHEUS_PORT.to_owned(), admin::PORT.to_string()),
+                (PROMETHEUS_PATH.to_owned(), METRICS_PATH.to_owned()),
             ])),
             ..ObjectMeta::default()
         }),
@@ -283,7 +296,7 @@ fn deployment(ctx: &Ctx<'_>, service: Service) -> Deployment {
     }
 }
 
-fn k8s_service(ctx: &Ctx<'_>, service: Service) -> KService {
+fn k8s_service(ctx: &Ctx<'_>, service: ShopService) -> Service {
     let component = service.name();
     let port = |name: &str, port: i32| ServicePort {
         name: Some(name.to_owned()),
@@ -292,22 +305,22 @@ fn k8s_service(ctx: &Ctx<'_>, service: Service) -> KService {
         protocol: Some("TCP".to_owned()),
         ..ServicePort::default()
     };
-    KService {
+    Service {
         metadata: ctx.meta(ctx.name(component), component, ctx.service_version(service)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(ctx.selector_labels(component)),
             ports: Some(vec![
-                port(HTTP_PORT_NAME, service.port()),
-                port(METRICS_PORT_NAME, ADMIN_PORT),
+                port(HTTP_PORT_NAME, i32::from(service.port())),
+                port(METRICS_PORT_NAME, i32::from(admin::PORT)),
             ]),
             ..ServiceSpec::default()
         }),
-        ..KService::default()
+        ..Service::default()
     }
 }
 
-fn pdb(ctx: &Ctx<'_>, service: Service) -> PodDisruptionBudget {
+fn pdb(ctx: &Ctx<'_>, service: ShopService) -> PodDisruptionBudget {
     let component = service.name();
     PodDisruptionBudget {
         metadata: ctx.meta(ctx.name(component), component, ctx.service_version(service)),
