@@ -3,7 +3,7 @@
 //!
 //! `cargo xtask e2e` starts the five services with fresh databases and runs
 //! these tests with `--ignored`; they read the storefront's address from
-//! `STOREFRONT_URL` (default `http://127.0.0.1:3000`). When a step fails the
+//! `STOREFRONT_URL` (default the storefront's local URL). When a step fails the
 //! test saves a screenshot and the page's HTML under
 //! `target/browser-failures/`. With `SCREENSHOT_DIR` set, the golden journey
 //! also saves full-page screenshots of the home, product, cart, checkout and
@@ -22,6 +22,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
+use storekeeper_contract::ShopService;
 
 const PAYING_CARD: &str = "4242424242424242";
 const DECLINED_CARD: &str = "4000000000000002";
@@ -29,7 +30,7 @@ const DECLINED_CARD: &str = "4000000000000002";
 /// Where the shop is.
 fn base_url() -> String {
     std::env::var("STOREFRONT_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned())
+        .unwrap_or_else(|_| ShopService::Storefront.local_url())
         .trim_end_matches('/')
         .to_owned()
 }

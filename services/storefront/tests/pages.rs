@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use axum::http::{StatusCode, header};
 use storefront::{AppState, app, config::Config};
+use storekeeper_contract::{ShopService, env};
 use storekeeper_kit::{config::Vars, testing::TestApp, testing::TestResponse};
 
 /// A localhost port nothing listens on.
@@ -20,8 +21,10 @@ fn closed_port() -> u16 {
 
 fn shop(extra: &[(&str, &str)]) -> TestApp {
     let down = format!("http://127.0.0.1:{}", closed_port());
-    let mut vars: HashMap<String, String> = ["USER_URL", "PRODUCT_URL", "ORDER_URL", "PAYMENT_URL"]
-        .into_iter()
+    let mut vars: HashMap<String, String> = ShopService::Storefront
+        .calls()
+        .iter()
+        .filter_map(|callee| callee.url_env())
         .map(|name| (name.to_owned(), down.clone()))
         .collect();
     for (name, value) in extra {
@@ -272,7 +275,7 @@ async fn the_session_cookie_is_http_only_and_same_site() {
     assert!(!set.contains("Secure"), "plain HTTP locally: {set}");
     assert!(!set.contains("csrf"), "the content is encrypted: {set}");
 
-    let secure = shop(&[("COOKIE_SECURE", "true")]).get("/").send().await;
+    let secure = shop(&[(env::COOKIE_SECURE, "true")]).get("/").send().await;
     assert!(secure.header("set-cookie").unwrap().contains("Secure"));
 
     let behind_tls = shop(&[])

@@ -22,6 +22,7 @@ use axum::{
 };
 use serde_json::json;
 use storefront::{AppState, app, config::Config};
+use storekeeper_contract::{ShopService, env};
 use storekeeper_kit::{
     config::Vars,
     testing::{TestApp, TestResponse},
@@ -117,6 +118,10 @@ fn csrf(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+fn url_env(callee: ShopService) -> &'static str {
+    callee.url_env().unwrap()
+}
+
 /// Logs in through the storefront; returns the session cookie.
 async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
     logged_in_behind(fake, "0").await
@@ -127,11 +132,11 @@ async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
 async fn logged_in_behind(fake: &Fake, hops: &str) -> (TestApp, String) {
     let (users, orders) = backends(fake).await;
     let vars: HashMap<&str, &str> = HashMap::from([
-        ("USER_URL", users.as_str()),
-        ("ORDER_URL", orders.as_str()),
-        ("PRODUCT_URL", "http://127.0.0.1:9"),
-        ("PAYMENT_URL", "http://127.0.0.1:9"),
-        ("TRUSTED_PROXY_HOPS", hops),
+        (url_env(ShopService::User), users.as_str()),
+        (url_env(ShopService::Order), orders.as_str()),
+        (url_env(ShopService::Product), "http://127.0.0.1:9"),
+        (url_env(ShopService::Payment), "http://127.0.0.1:9"),
+        (env::TRUSTED_PROXY_HOPS, hops),
     ]);
     let config = Config::from_source(&Vars(vars)).unwrap();
     let shop = TestApp::new(app(AppState::new(
