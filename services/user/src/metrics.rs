@@ -8,25 +8,25 @@ use storekeeper_kit::Metrics;
 
 /// The `outcome` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// What happened.
-    pub outcome: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 /// Counters the handlers update. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct UserMetrics {
+pub(crate) struct UserMetrics {
     /// `user_registrations_total`.
-    pub registrations: Counter,
+    pub(crate) registrations: Counter,
     /// `user_logins_total{outcome="succeeded|failed|throttled"}`.
-    pub logins: Family<Outcome, Counter>,
+    pub(crate) logins: Family<Outcome, Counter>,
     /// `user_token_refreshes_total{outcome="succeeded|invalid|reused"}`.
-    pub refreshes: Family<Outcome, Counter>,
+    pub(crate) refreshes: Family<Outcome, Counter>,
 }
 
 impl UserMetrics {
     /// Registers the counters in `metrics`.
-    pub fn register(metrics: &Metrics) -> Self {
+    pub(crate) fn register(metrics: &Metrics) -> Self {
         Self {
             registrations: metrics.counter("user_registrations", "Accounts registered"),
             logins: metrics.register(
@@ -43,12 +43,12 @@ impl UserMetrics {
     }
 
     /// Counts a login attempt.
-    pub fn login(&self, outcome: &'static str) {
+    pub(crate) fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&Outcome { outcome }).inc();
     }
 
     /// Counts a refresh attempt.
-    pub fn refresh(&self, outcome: &'static str) {
+    pub(crate) fn refresh(&self, outcome: &'static str) {
         self.refreshes.get_or_create(&Outcome { outcome }).inc();
     }
 }

@@ -22,11 +22,11 @@ use argon2::{
 use tokio::sync::Semaphore;
 
 /// Memory cost in KiB (19 MiB).
-pub const MEMORY_KIB: u32 = 19_456;
+pub(crate) const MEMORY_KIB: u32 = 19_456;
 /// Iterations.
-pub const ITERATIONS: u32 = 2;
+pub(crate) const ITERATIONS: u32 = 2;
 /// Lanes.
-pub const PARALLELISM: u32 = 1;
+pub(crate) const PARALLELISM: u32 = 1;
 /// What unknown accounts are verified against: current parameters, random
 /// salt and output, matching no password. Verifying costs exactly what a
 /// real check costs, and nothing is computed at start (no 19 MiB at idle).

@@ -18,7 +18,7 @@ use crate::config::ThrottleConfig;
 
 /// Whether a login attempt may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Go ahead.
     Allowed,
     /// Too many recent failures.
@@ -32,14 +32,14 @@ pub enum Verdict {
 
 /// The login throttle. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     cache: Cache,
     config: ThrottleConfig,
 }
 
 impl Throttle {
     /// A throttle over `cache` with `config` limits.
-    pub fn new(cache: Cache, config: ThrottleConfig) -> Self {
+    pub(crate) fn new(cache: Cache, config: ThrottleConfig) -> Self {
         Self { cache, config }
     }
 
@@ -55,7 +55,7 @@ impl Throttle {
     }
 
     /// Decides whether `email` may try to log in from `ip`.
-    pub async fn check(&self, email: &str, ip: IpAddr) -> Verdict {
+    pub(crate) async fn check(&self, email: &str, ip: IpAddr) -> Verdict {
         let (account_key, ip_key) = (self.account_key(email), self.ip_key(ip));
         let mut pipeline = redis::pipe();
         pipeline
@@ -92,7 +92,7 @@ impl Throttle {
 
     /// Counts a failed login against both the account and the IP; the
     /// window starts at the first failure.
-    pub async fn record_failure(&self, email: &str, ip: IpAddr) {
+    pub(crate) async fn record_failure(&self, email: &str, ip: IpAddr) {
         let window_ms = u64::try_from(self.config.window.as_millis()).unwrap_or(u64::MAX);
         let mut pipeline = redis::pipe();
         pipeline.atomic();
@@ -114,7 +114,7 @@ impl Throttle {
 
     /// Clears the account's failures after a successful login (the IP's
     /// stay: one good password must not launder a spraying IP).
-    pub async fn reset_account(&self, email: &str) {
+    pub(crate) async fn reset_account(&self, email: &str) {
         if let Err(err) = self
             .cache
             .query::<i64>(redis::cmd("DEL").arg(self.account_key(email)))

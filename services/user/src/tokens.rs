@@ -17,12 +17,14 @@ use sqlx::PgPool;
 use storekeeper_kit::Role;
 use uuid::Uuid;
 
+use crate::store;
+
 /// Random bytes in a refresh token.
 const TOKEN_BYTES: usize = 32;
 
 /// Why a refresh was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum RotateError {
+pub(crate) enum RotateError {
     /// Unknown, malformed, revoked or expired.
     #[error("the refresh token is invalid or expired")]
     Invalid,
@@ -36,13 +38,13 @@ pub enum RotateError {
 
 /// A new token and the user it belongs to.
 #[derive(Debug, Clone)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     /// The next refresh token (give it to the client, then forget it).
-    pub token: String,
+    pub(crate) token: String,
     /// The token's owner.
-    pub user_id: Uuid,
+    pub(crate) user_id: Uuid,
     /// The owner's current role (read fresh, so a promotion shows up on refresh).
-    pub role: Role,
+    pub(crate) role: Role,
 }
 
 fn new_token() -> (String, Vec<u8>) {
@@ -65,71 +67,32 @@ fn expiry(ttl: Duration) -> DateTime<Utc> {
 }
 
 /// Starts a new family for `user_id` and returns its first token.
-pub async fn issue(pool: &PgPool, user_id: Uuid, ttl: Duration) -> Result<String, sqlx::Error> {
+pub(crate) async fn issue(
+    pool: &PgPool,
+    user_id: Uuid,
+    ttl: Duration,
+) -> Result<String, sqlx::Error> {
     let (token, digest) = new_token();
-    let family = Uuid::now_v7();
-    let mut tx = pool.begin().await?;
-    // Keep the tables bounded: a family whose tokens have all expired, or
-    // that was revoked over a week ago, can go (its tokens then count as
-    // unknown, which is refused just the same).
-    sqlx::query(
-        "DELETE FROM refresh_families f
-         WHERE f.user_id = $1
-           AND (f.revoked_at < now() - interval '7 days'
-                OR NOT EXISTS (SELECT 1 FROM refresh_tokens t
-                               WHERE t.family_id = f.id AND t.expires_at > now()))",
-    )
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
-        .bind(family)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
-    )
-    .bind(&digest)
-    .bind(family)
-    .bind(expiry(ttl))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    store::start_family(pool, user_id, &digest, expiry(ttl)).await?;
     Ok(token)
 }
 
-#[derive(sqlx::FromRow)]
-struct Presented {
-    family_id: Uuid,
-    expires_at: DateTime<Utc>,
-    rotated_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    user_id: Uuid,
-    role: Role,
-}
-
 /// Exchanges `token` for the next one in its family.
-pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotated, RotateError> {
+pub(crate) async fn rotate(
+    pool: &PgPool,
+    token: &str,
+    ttl: Duration,
+) -> Result<Rotated, RotateError> {
     let digest = digest_of(token).ok_or(RotateError::Invalid)?;
     let mut tx = pool.begin().await?;
-    let presented: Option<Presented> = sqlx::query_as(
-        "SELECT t.family_id, t.expires_at, t.rotated_at, f.revoked_at, f.user_id, u.role
-         FROM refresh_tokens t
-         JOIN refresh_families f ON f.id = t.family_id
-         JOIN users u ON u.id = f.user_id
-         WHERE t.token_hash = $1
-         FOR UPDATE OF t, f",
-    )
-    .bind(&digest)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let presented = presented.ok_or(RotateError::Invalid)?;
+    let presented = store::lock_presented(&mut tx, &digest)
+        .await?
+        .ok_or(RotateError::Invalid)?;
     if presented.revoked_at.is_some() || presented.expires_at <= Utc::now() {
         return Err(RotateError::Invalid);
     }
     if presented.rotated_at.is_some() {
-        revoke_family(&mut tx, presented.family_id, "reuse").await?;
+        store::revoke_family(&mut tx, presented.family_id, "reuse").await?;
         tx.commit().await?;
         tracing::warn!(
             user_id = %presented.user_id,
@@ -138,19 +101,9 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotated
         );
         return Err(RotateError::Reused);
     }
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1")
-        .bind(&digest)
-        .execute(&mut *tx)
-        .await?;
+    store::mark_rotated(&mut tx, &digest).await?;
     let (next, next_digest) = new_token();
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
-    )
-    .bind(&next_digest)
-    .bind(presented.family_id)
-    .bind(expiry(ttl))
-    .execute(&mut *tx)
-    .await?;
+    store::insert_token(&mut tx, &next_digest, presented.family_id, expiry(ttl)).await?;
     tx.commit().await?;
     Ok(Rotated {
         token: next,
@@ -159,36 +112,15 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotated
     })
 }
 
-async fn revoke_family(
-    tx: &mut sqlx::PgConnection,
-    family: Uuid,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2
-         WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(family)
-    .bind(reason)
-    .execute(tx)
-    .await
-    .map(|_| ())
-}
-
 /// Logout: revokes the family `token` belongs to. Unknown tokens are not an
 /// error (logging out twice is fine).
-pub async fn revoke(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn revoke(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
     let Some(digest) = digest_of(token) else {
         return Ok(());
     };
     let mut tx = pool.begin().await?;
-    let family: Option<Uuid> =
-        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-            .bind(&digest)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some(family) = family {
-        revoke_family(&mut tx, family, "logout").await?;
+    if let Some(family) = store::family_of(&mut tx, &digest).await? {
+        store::revoke_family(&mut tx, family, "logout").await?;
     }
     tx.commit().await
 }

@@ -8,22 +8,22 @@
 use storekeeper_kit::FieldError;
 
 /// Shortest accepted password, in characters.
-pub const PASSWORD_MIN: usize = 10;
+pub(crate) const PASSWORD_MIN: usize = 10;
 /// Longest accepted password, in characters (bounds the hashing cost).
-pub const PASSWORD_MAX: usize = 128;
+pub(crate) const PASSWORD_MAX: usize = 128;
 /// Longest display name, in characters.
-pub const NAME_MAX: usize = 100;
+pub(crate) const NAME_MAX: usize = 100;
 /// Longest email address (RFC 5321 path limit).
-pub const EMAIL_MAX: usize = 254;
+pub(crate) const EMAIL_MAX: usize = 254;
 
 /// Trims and lower-cases an email, so `Ann@Example.COM ` and
 /// `ann@example.com` are one account.
-pub fn normalize_email(email: &str) -> String {
+pub(crate) fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
 /// Checks a normalized email's shape: `local@domain.tld`, no spaces.
-pub fn check_email(email: &str) -> Result<(), String> {
+pub(crate) fn check_email(email: &str) -> Result<(), String> {
     if email.is_empty() {
         return Err("is required".to_owned());
     }
@@ -46,7 +46,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 /// Trims a display name and checks it.
-pub fn check_name(name: &str) -> Result<String, String> {
+pub(crate) fn check_name(name: &str) -> Result<String, String> {
     let name = name.trim();
     if name.is_empty() {
         return Err("is required".to_owned());
@@ -75,7 +75,7 @@ fn character_classes(password: &str) -> usize {
 }
 
 /// The password policy; `email` is the normalized email it must not contain.
-pub fn check_password(password: &str, email: &str) -> Result<(), String> {
+pub(crate) fn check_password(password: &str, email: &str) -> Result<(), String> {
     let length = password.chars().count();
     if length < PASSWORD_MIN {
         return Err(format!("must be at least {PASSWORD_MIN} characters"));
@@ -101,15 +101,15 @@ pub fn check_password(password: &str, email: &str) -> Result<(), String> {
 
 /// A validated registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAccount {
+pub(crate) struct NewAccount {
     /// Normalized email.
-    pub email: String,
+    pub(crate) email: String,
     /// Trimmed name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// Validates a registration, collecting every field's problem at once.
-pub fn check_registration(
+pub(crate) fn check_registration(
     email: &str,
     password: &str,
     name: &str,

@@ -3,18 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use axum::http::StatusCode;
-use common::{PASSWORD, setup};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::{Role, testing::tampered};
+use support::{Ctx, PASSWORD};
 use uuid::Uuid;
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn register_creates_a_customer_with_a_normalized_email(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let user = ctx.register("  Ann@Example.COM ").await;
     assert_eq!(user["email"], "ann@example.com");
     assert_eq!(user["name"], "Ann Lee");
@@ -26,7 +26,7 @@ async fn register_creates_a_customer_with_a_normalized_email(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn the_password_is_stored_only_as_an_argon2id_hash(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let (hash,): (String,) =
         sqlx::query_as("SELECT password_hash FROM users WHERE email = 'ann@example.com'")
@@ -46,7 +46,7 @@ async fn the_password_is_stored_only_as_an_argon2id_hash(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn a_taken_email_is_409_whatever_its_case(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     ctx.app
         .post("/api/users")
@@ -58,7 +58,7 @@ async fn a_taken_email_is_409_whatever_its_case(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let cases = [
         (
             json!({"email": "nope", "password": PASSWORD, "name": "Ann"}),
@@ -109,7 +109,7 @@ async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn malformed_bodies_get_4xx_problems(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let post = || ctx.app.post("/api/users");
     post()
         .raw_body("application/json", "{\"email\": \"a@b.co\",")
@@ -157,7 +157,7 @@ async fn malformed_bodies_get_4xx_problems(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn me_returns_the_callers_account(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
     let response = ctx
@@ -172,7 +172,7 @@ async fn me_returns_the_callers_account(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn me_rejects_missing_malformed_expired_tampered_and_forged_tokens(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let id = Uuid::parse_str(user["id"].as_str().unwrap()).unwrap();
     let tokens = ctx.tokens("ann@example.com").await;
@@ -204,7 +204,7 @@ async fn me_rejects_missing_malformed_expired_tampered_and_forged_tokens(pool: P
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn me_for_a_deleted_account_is_404(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let (_, token) = ctx.keys.customer();
     ctx.app
         .get("/api/users/me")

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::{
     io::Write,
@@ -12,15 +12,15 @@ use std::{
 };
 
 use axum::http::{Method, StatusCode};
-use common::{PASSWORD, setup};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::Role;
+use support::{Ctx, PASSWORD};
 use user_service::{config::AdminBootstrap, users};
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn openapi_lists_exactly_the_real_routes(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let response = ctx.app.get("/openapi.json").send().await;
     response.assert_status(StatusCode::OK);
     let doc: Value = response.json();
@@ -99,7 +99,7 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     ctx.login("ann@example.com", "a-wrong-Secret-42").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -130,7 +130,7 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let admin = AdminBootstrap {
         email: " Root@Example.com".to_owned(),
         password: "first-Admin-pass-1".to_owned(),
@@ -176,7 +176,7 @@ async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool:
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn admin_bootstrap_promotes_an_existing_customer_and_rejects_bad_emails(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("boss@example.com").await;
     let admin = AdminBootstrap {
         email: "boss@example.com".to_owned(),

@@ -2,18 +2,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use axum::http::StatusCode;
-use common::{PASSWORD, setup};
 use serde_json::json;
 use sqlx::PgPool;
 use storekeeper_kit::Role;
-use user_service::routes::TokenResponse;
+use support::{Ctx, PASSWORD, Tokens};
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("  ANN@example.com").await;
     assert_eq!(tokens.expires_in, 900);
@@ -38,7 +37,7 @@ async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let wrong = ctx
         .login("ann@example.com", "wrong-password-1")
@@ -57,7 +56,7 @@ async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn login_bad_input_is_4xx(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     let problem = ctx
         .login("", "")
         .await
@@ -93,14 +92,14 @@ async fn login_bad_input_is_4xx(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let first = ctx.tokens("ann@example.com").await;
     let other_login = ctx.tokens("ann@example.com").await;
 
     let response = ctx.refresh(&first.refresh_token).await;
     response.assert_status(StatusCode::OK);
-    let second: TokenResponse = response.json();
+    let second: Tokens = response.json();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert!(ctx.keys.verifier.verify(&second.access_token).is_ok());
 
@@ -133,21 +132,21 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_picks_up_role_changes(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
     sqlx::query("UPDATE users SET role = 'admin'")
         .execute(&ctx.pool)
         .await
         .unwrap();
-    let refreshed: TokenResponse = ctx.refresh(&tokens.refresh_token).await.json();
+    let refreshed: Tokens = ctx.refresh(&tokens.refresh_token).await.json();
     let claims = ctx.keys.verifier.verify(&refreshed.access_token).unwrap();
     assert_eq!(claims.role, Role::Admin);
 }
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     for token in [
         "",
@@ -183,10 +182,10 @@ async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
-    let rotated: TokenResponse = ctx.refresh(&tokens.refresh_token).await.json();
+    let rotated: Tokens = ctx.refresh(&tokens.refresh_token).await.json();
     let logout = |token: String| {
         let app = ctx.app.clone();
         async move {
@@ -218,7 +217,7 @@ async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn a_new_login_prunes_expired_families(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let old = ctx.tokens("ann@example.com").await;
     sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
@@ -238,7 +237,7 @@ async fn a_new_login_prunes_expired_families(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     for route in [
         "/api/users",
         "/api/users/login",
@@ -287,7 +286,7 @@ async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn weaker_password_hashes_are_upgraded_at_login(pool: PgPool) {
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
-    let ctx = setup(pool);
+    let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let weak = Argon2::new(
         Algorithm::Argon2id,

@@ -4,15 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::{net::SocketAddr, time::Duration};
 
 use axum::http::StatusCode;
-use common::{PASSWORD, setup_with};
 use serde_json::json;
 use sqlx::PgPool;
 use storekeeper_kit::client_ip::TrustedProxyHops;
+use support::{Ctx, PASSWORD};
 use user_service::{Settings, config::ThrottleConfig};
 
 fn settings(per_account: u32, per_ip: u32, window_secs: u64, hops: usize) -> Settings {
@@ -33,7 +33,7 @@ fn peer(last: u8) -> SocketAddr {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn account_throttle_kicks_in_and_releases_after_the_window(pool: PgPool) {
-    let ctx = setup_with(pool, settings(3, 100, 2, 0), true);
+    let ctx = Ctx::with_settings(pool, settings(3, 100, 2, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..3 {
         ctx.login("ann@example.com", "wrong-password-1")
@@ -59,7 +59,7 @@ async fn account_throttle_kicks_in_and_releases_after_the_window(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn a_successful_login_clears_the_account_counter(pool: PgPool) {
-    let ctx = setup_with(pool, settings(3, 100, 60, 0), true);
+    let ctx = Ctx::with_settings(pool, settings(3, 100, 60, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..2 {
         ctx.login("ann@example.com", "wrong-password-1").await;
@@ -79,7 +79,7 @@ async fn a_successful_login_clears_the_account_counter(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn ip_throttle_covers_many_accounts_from_one_address(pool: PgPool) {
-    let ctx = setup_with(pool, settings(100, 3, 60, 0), true);
+    let ctx = Ctx::with_settings(pool, settings(100, 3, 60, 0));
     ctx.register("ann@example.com").await;
     for n in 0..3 {
         ctx.login_from(&format!("user{n}@example.com"), PASSWORD, peer(1))
@@ -106,7 +106,7 @@ async fn ip_throttle_covers_many_accounts_from_one_address(pool: PgPool) {
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled(pool: PgPool) {
-    let ctx = setup_with(pool, settings(100, 2, 60, 1), true);
+    let ctx = Ctx::with_settings(pool, settings(100, 2, 60, 1));
     ctx.register("ann@example.com").await;
     let attempt = |client: &'static str, password: &'static str| {
         let app = ctx.app.clone();
@@ -132,7 +132,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled(pool: PgPool) 
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]
 async fn with_redis_down_logins_still_work(pool: PgPool) {
-    let ctx = setup_with(pool, settings(1, 1, 60, 0), false);
+    let ctx = Ctx::redis_down(pool, settings(1, 1, 60, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..3 {
         ctx.login("ann@example.com", "wrong-password-1")

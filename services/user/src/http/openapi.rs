@@ -1,23 +1,23 @@
-//! The OpenAPI document served at `GET /openapi.json`, generated from the
-//! handlers' annotations.
+//! `GET /openapi.json`, generated from the handlers' annotations.
 
+use axum::{Json, Router, routing::get};
 use storekeeper_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use crate::routes;
+use super::{sessions, users};
+use crate::state::AppState;
 
 /// user-service's API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Storekeeper user-service", description = "Accounts, login, access and refresh tokens."),
-    paths(routes::register, routes::login, routes::refresh, routes::logout, routes::me),
+    paths(users::register, sessions::login, sessions::refresh, sessions::logout, users::me),
     components(schemas(storekeeper_kit::Problem, storekeeper_kit::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts and sessions"))
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
-/// `GET /openapi.json`.
-pub async fn serve() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
 }

@@ -1,80 +1,61 @@
-//! The HTTP handlers under `/api/users`.
+//! Sessions: `POST /api/users/login`, `/refresh` (rotates the refresh
+//! token) and `/logout`.
 
-use axum::{extract::State, http::StatusCode};
-use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 
+use axum::{Router, extract::State, http::StatusCode, routing::post};
+use serde::Serialize;
 use storekeeper_kit::{
-    ApiError, ApiResult, AuthUser, FieldError, Role, client_ip::ClientIp, extract::Json,
-    problem::Problem,
+    ApiError, ApiResult, FieldError, Role, client_ip::ClientIp, extract::Json, problem::Problem,
 };
 use uuid::Uuid;
 
+use super::secret::Secret;
 use crate::{
-    AppState,
     password::Passwords,
+    state::AppState,
+    store,
     throttle::Verdict,
     tokens::{self, RotateError},
-    users::{self, User},
-    validate::{check_registration, normalize_email},
+    validate::normalize_email,
 };
 
-/// A secret string from a request: deserializes like a `String`, never
-/// prints (so a `Debug` of a request can reach a log safely).
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
-
-/// `POST /api/users` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct RegisterRequest {
-    /// Email address; trimmed and lower-cased, must be unique.
-    #[schema(example = "ann@example.com")]
-    pub email: String,
-    /// 10 to 128 characters, at least two kinds (lower, upper, digits,
-    /// symbols), not containing the email.
-    #[schema(value_type = String, format = Password, example = "correct-horse-7")]
-    pub password: Secret,
-    /// Display name, 1 to 100 characters.
-    #[schema(example = "Ann Lee")]
-    pub name: String,
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/users/login", post(login))
+        .route("/api/users/refresh", post(refresh))
+        .route("/api/users/logout", post(logout))
 }
 
 /// `POST /api/users/login` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct LoginRequest {
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub(super) struct LoginRequest {
     /// Email address (any case).
-    pub email: String,
+    email: String,
     /// Password.
     #[schema(value_type = String, format = Password)]
-    pub password: Secret,
+    password: Secret,
 }
 
 /// `POST /api/users/refresh` and `/logout` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct RefreshRequest {
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub(super) struct RefreshRequest {
     /// The refresh token from the last login or refresh.
     #[schema(value_type = String)]
-    pub refresh_token: Secret,
+    refresh_token: Secret,
 }
 
 /// Tokens issued by login and refresh.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TokenResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TokenResponse {
     /// Ed25519-signed JWT for `Authorization: Bearer`.
-    pub access_token: String,
+    access_token: String,
     /// Opaque, single-use token for `POST /api/users/refresh`.
-    pub refresh_token: String,
+    refresh_token: String,
     /// Always `Bearer`.
-    pub token_type: String,
+    token_type: String,
     /// Seconds until the access token expires.
-    pub expires_in: u64,
+    expires_in: u64,
 }
 
 fn issue_tokens(
@@ -90,34 +71,6 @@ fn issue_tokens(
         token_type: "Bearer".to_owned(),
         expires_in: access.expires_in,
     })
-}
-
-/// Register an account.
-#[utoipa::path(
-    post, path = "/api/users", tag = "users",
-    request_body = RegisterRequest,
-    responses(
-        (status = 201, description = "Account created", body = User),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn register(
-    State(state): State<AppState>,
-    Json(request): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<User>)> {
-    let account = check_registration(&request.email, &request.password.0, &request.name)
-        .map_err(ApiError::validation)?;
-    let hash = state
-        .passwords
-        .hash(request.password.0)
-        .await
-        .map_err(ApiError::internal)?;
-    let user = users::insert(&state.db, &account, &hash, Role::Customer).await?;
-    state.metrics.registrations.inc();
-    tracing::info!(user_id = %user.id, "account registered");
-    Ok((StatusCode::CREATED, Json(user)))
 }
 
 fn invalid_credentials() -> ApiError {
@@ -140,7 +93,7 @@ fn invalid_credentials() -> ApiError {
         (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn login(
+pub(super) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Json(request): Json<LoginRequest>,
@@ -153,7 +106,7 @@ pub async fn login(
     if email.is_empty() {
         missing.push(FieldError::new("email", "is required"));
     }
-    if request.password.0.is_empty() {
+    if request.password.expose().is_empty() {
         missing.push(FieldError::new("password", "is required"));
     }
     if !missing.is_empty() {
@@ -167,11 +120,12 @@ pub async fn login(
             format!("too many failed logins; try again in {retry_after} seconds"),
         ));
     }
-    let credentials = users::credentials(&state.db, &email).await?;
+    let credentials = store::credentials(&state.db, &email).await?;
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+    let password = request.password.into_inner();
     let valid = state
         .passwords
-        .verify(request.password.0.clone(), stored)
+        .verify(password.clone(), stored)
         .await
         .map_err(ApiError::internal)?;
     let Some(credentials) = credentials.filter(|_| valid) else {
@@ -184,10 +138,10 @@ pub async fn login(
     if Passwords::needs_rehash(&credentials.password_hash) {
         let hash = state
             .passwords
-            .hash(request.password.0)
+            .hash(password)
             .await
             .map_err(ApiError::internal)?;
-        users::set_password_hash(&state.db, credentials.id, &hash).await?;
+        store::set_password_hash(&state.db, credentials.id, &hash).await?;
     }
     let refresh = tokens::issue(&state.db, credentials.id, state.refresh_ttl).await?;
     state.metrics.login("succeeded");
@@ -204,11 +158,11 @@ pub async fn login(
         (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn refresh(
+pub(super) async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    match tokens::rotate(&state.db, &request.refresh_token.0, state.refresh_ttl).await {
+    match tokens::rotate(&state.db, request.refresh_token.expose(), state.refresh_ttl).await {
         Ok(rotated) => {
             state.metrics.refresh("succeeded");
             issue_tokens(&state, rotated.user_id, rotated.role, rotated.token).map(Json)
@@ -233,27 +187,10 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses((status = 204, description = "Logged out (also for unknown tokens)"))
 )]
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    tokens::revoke(&state.db, &request.refresh_token.0).await?;
+    tokens::revoke(&state.db, request.refresh_token.expose()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The caller's own account.
-#[utoipa::path(
-    get, path = "/api/users/me", tag = "users",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The account", body = User),
-        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<User>> {
-    users::find(&state.db, user.id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("this account no longer exists"))
 }

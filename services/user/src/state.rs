@@ -1,0 +1,101 @@
+//! What every handler can reach, and the settings it is built from.
+
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use storekeeper_kit::{
+    Metrics,
+    auth::{KeyError, TokenSigner, TokenVerifier},
+    cache::Cache,
+    client_ip::TrustedProxyHops,
+};
+
+use crate::{
+    config::ThrottleConfig,
+    metrics::UserMetrics,
+    password::{HashError, Passwords},
+    throttle::Throttle,
+};
+
+/// Settings the handlers need beyond the connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Login throttle limits.
+    pub throttle: ThrottleConfig,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Reverse proxies trusted to set `X-Forwarded-For`.
+    pub trusted_proxy_hops: TrustedProxyHops,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            throttle: ThrottleConfig::default(),
+            refresh_ttl: Duration::from_hours(24 * 30),
+            trusted_proxy_hops: TrustedProxyHops::default(),
+        }
+    }
+}
+
+/// The handlers' shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The `users` database.
+    pub(crate) db: PgPool,
+    pub(crate) signer: TokenSigner,
+    /// Verifies access tokens (for `/me`).
+    pub(crate) verifier: TokenVerifier,
+    /// Argon2id hashing; start-up uses it to set the admin's password.
+    pub passwords: Passwords,
+    pub(crate) throttle: Throttle,
+    pub(crate) metrics: UserMetrics,
+    pub(crate) refresh_ttl: Duration,
+    pub(crate) trusted_proxy_hops: TrustedProxyHops,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The signer's public half did not load.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The password hasher could not start.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+impl AppState {
+    /// Builds the state; registers the business metrics in `metrics`.
+    pub fn new(
+        db: PgPool,
+        cache: Cache,
+        signer: TokenSigner,
+        metrics: &Metrics,
+        settings: Settings,
+    ) -> Result<Self, StateError> {
+        Ok(Self {
+            db,
+            verifier: signer.verifier()?,
+            signer,
+            passwords: Passwords::new()?,
+            throttle: Throttle::new(cache, settings.throttle),
+            metrics: UserMetrics::register(metrics),
+            refresh_ttl: settings.refresh_ttl,
+            trusted_proxy_hops: settings.trusted_proxy_hops,
+        })
+    }
+}
+
+impl FromRef<AppState> for TrustedProxyHops {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxy_hops
+    }
+}
+
+impl FromRef<AppState> for TokenVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
