@@ -12,6 +12,7 @@ use axum::{
     routing::get,
 };
 use serde::Serialize;
+use storekeeper_contract::admin::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 
 use crate::metrics::Metrics;
 
@@ -94,8 +95,13 @@ impl Readiness {
     /// Adds a check.
     #[must_use]
     pub fn with(mut self, check: Check) -> Self {
-        self.checks.push(check);
+        self.add(check);
         self
+    }
+
+    /// Adds a check in place (the runner adds one per dependency opened).
+    pub(crate) fn add(&mut self, check: Check) {
+        self.checks.push(check);
     }
 
     /// Sets the per-check time limit (default 2 s).
@@ -136,9 +142,9 @@ struct AdminState {
 /// The admin router: `/healthz`, `/readyz`, `/metrics`.
 pub fn router(metrics: Metrics, readiness: Readiness) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(READYZ_PATH, get(readyz))
+        .route(METRICS_PATH, get(metrics_text))
         .with_state(AdminState { metrics, readiness })
 }
 

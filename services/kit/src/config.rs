@@ -4,11 +4,21 @@
 //! so each setting has a localhost default; in a cluster the operator sets the
 //! real values. A missing or malformed required value stops the service at
 //! start-up with one line naming the variable, e.g.
-//! `invalid PORT="abc": invalid digit found in string`.
+//! `invalid PORT="abc": invalid digit found in string`. The variable names
+//! and defaults are the ones `storekeeper_contract::env::VARIABLES` documents.
 
-use std::{collections::HashMap, fmt::Display, net::IpAddr, str::FromStr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Display,
+    net::IpAddr,
+    str::FromStr,
+    time::Duration,
+};
 
-use crate::{client_ip::TrustedProxyHops, telemetry::LogFormat};
+use storekeeper_contract::{ShopService, admin, env};
+use url::Url;
+
+use crate::{client_ip::TrustedProxyHops, events::EventsConfig, telemetry::LogFormat};
 
 /// Why a configuration value could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +67,12 @@ pub struct ProcessEnv;
 impl Source for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn get(&self, name: &str) -> Option<String> {
+        (**self).get(name)
     }
 }
 
@@ -125,57 +141,26 @@ impl<S: Source> Vars<S> {
     }
 }
 
-/// Reads `name` from the process environment, or `default` when unset.
-pub fn env_or<T>(name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    Vars(ProcessEnv).or(name, default)
-}
-
-/// Reads `name` from the process environment; it must be set.
-pub fn env_required<T>(name: &str) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    Vars(ProcessEnv).required(name)
-}
-
-/// Reads `name` from the process environment, `None` when unset.
-pub fn env_optional<T>(name: &str) -> Result<Option<T>, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    Vars(ProcessEnv).optional(name)
-}
-
-/// The settings every service shares (DESIGN.md, "Every service").
+/// The settings every service shares. Which parts a service has, and their
+/// localhost defaults, follow [`ShopService`]: a database for the services
+/// that own one, Redis for its users, the broker for the services on it, a
+/// `*_URL` for each service it calls.
 #[derive(Clone)]
 pub struct ServiceConfig {
-    /// Service name, used in logs and metrics (e.g. `user-service`).
+    /// Package name, used in logs and metrics (e.g. `user-service`).
     pub name: &'static str,
     /// Address both listeners bind to (`HOST`, default `0.0.0.0`).
     pub host: IpAddr,
-    /// Public API port (`PORT`).
+    /// Public API port (`PORT`, default [`ShopService::port`]).
     pub port: u16,
     /// Admin port for health, readiness and metrics (`ADMIN_PORT`, default 9000).
     pub admin_port: u16,
-    /// PostgreSQL URL (`DATABASE_URL`).
-    pub database_url: String,
-    /// Redis URL (`REDIS_URL`).
-    pub redis_url: String,
-    /// Namespace for every Redis key this service writes (`REDIS_PREFIX`,
-    /// default `<database>:`), so services sharing one Redis, and tests
-    /// sharing one server, never collide.
-    pub redis_prefix: String,
-    /// Most PostgreSQL connections this replica opens
-    /// (`DATABASE_MAX_CONNECTIONS`, default 10); see [`crate::db::connect_with`].
-    pub database_max_connections: u32,
-    /// RabbitMQ URL (`AMQP_URL`).
-    pub amqp_url: String,
+    /// The service's own PostgreSQL database, if it owns one.
+    pub database: Option<DatabaseConfig>,
+    /// Redis, if the service uses it.
+    pub redis: Option<RedisConfig>,
+    /// The broker and the event workers' behaviour, if the service is on it.
+    pub events: Option<EventsConfig>,
     /// Log output format (`LOG_FORMAT`: `json` or `pretty`).
     pub log_format: LogFormat,
     /// Ed25519 public key PEM that verifies access tokens (`TOKEN_PUBLIC_KEY`).
@@ -193,6 +178,8 @@ pub struct ServiceConfig {
     /// `X-Forwarded-For` (`TRUSTED_PROXY_HOPS`, default 0: believe only the
     /// socket); see [`crate::client_ip`].
     pub trusted_proxy_hops: TrustedProxyHops,
+    /// Base URL of each service this one calls ([`ShopService::calls`]).
+    urls: BTreeMap<ShopService, Url>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -203,7 +190,9 @@ impl std::fmt::Debug for ServiceConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("admin_port", &self.admin_port)
-            .field("redis_prefix", &self.redis_prefix)
+            .field("database", &self.database)
+            .field("redis", &self.redis)
+            .field("events", &self.events)
             .field("log_format", &self.log_format)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
@@ -212,61 +201,124 @@ impl std::fmt::Debug for ServiceConfig {
     }
 }
 
-/// Default admin port (DESIGN.md).
-pub const DEFAULT_ADMIN_PORT: u16 = 9000;
+/// Where a service's own database is and how many connections it may hold.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL (`DATABASE_URL`, default
+    /// `postgres://postgres@127.0.0.1:5432/<database>`).
+    pub url: String,
+    /// Most connections this replica opens (`DATABASE_MAX_CONNECTIONS`, default 10).
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where Redis is and the namespace of this service's keys.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// Redis URL (`REDIS_URL`, default `redis://127.0.0.1:6379`).
+    pub url: String,
+    /// Prefix of every key this service writes (`REDIS_PREFIX`, default
+    /// `<database>:`), so services sharing one Redis, and tests sharing one
+    /// server, never collide.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Default request body limit: JSON APIs need far less than axum's 2 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 impl ServiceConfig {
-    /// Reads the common settings from the process environment.
-    /// `default_database` is the database name used in the localhost default
-    /// `DATABASE_URL` and as the default Redis key prefix.
-    pub fn from_env(
-        name: &'static str,
-        default_port: u16,
-        default_database: &str,
-    ) -> Result<Self, ConfigError> {
-        Self::from_source(&Vars(ProcessEnv), name, default_port, default_database)
+    /// Reads `service`'s settings from the process environment.
+    pub fn from_env(service: ShopService) -> Result<Self, ConfigError> {
+        Self::from_source(&Vars(ProcessEnv), service)
     }
 
     /// Like [`ServiceConfig::from_env`], from any [`Source`] (tests).
     pub fn from_source<S: Source>(
         vars: &Vars<S>,
-        name: &'static str,
-        default_port: u16,
-        default_database: &str,
+        service: ShopService,
     ) -> Result<Self, ConfigError> {
+        let database = service
+            .database()
+            .map(|database| read_database(vars, database))
+            .transpose()?;
+        let redis = service
+            .uses_redis()
+            .then(|| read_redis(vars, service))
+            .transpose()?;
+        let events = service
+            .uses_broker()
+            .then(|| {
+                let amqp_url = vars
+                    .secret(env::AMQP_URL)
+                    .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+                EventsConfig::from_source(vars, &amqp_url)
+            })
+            .transpose()?;
+        let urls = service
+            .calls()
+            .iter()
+            .map(|&callee| Ok((callee, read_url(vars, callee)?)))
+            .collect::<Result<_, ConfigError>>()?;
         Ok(Self {
-            name,
-            host: vars.or("HOST", IpAddr::from([0, 0, 0, 0]))?,
-            port: vars.or("PORT", default_port)?,
-            admin_port: vars.or("ADMIN_PORT", DEFAULT_ADMIN_PORT)?,
-            database_url: vars.secret("DATABASE_URL").unwrap_or_else(|| {
-                format!("postgres://postgres@127.0.0.1:5432/{default_database}")
-            }),
-            database_max_connections: vars.or("DATABASE_MAX_CONNECTIONS", 10)?,
-            redis_url: vars
-                .secret("REDIS_URL")
-                .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
-            redis_prefix: vars.or("REDIS_PREFIX", format!("{default_database}:"))?,
-            amqp_url: vars
-                .secret("AMQP_URL")
-                .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
-            log_format: vars.or("LOG_FORMAT", LogFormat::Pretty)?,
-            token_public_key: vars.secret("TOKEN_PUBLIC_KEY"),
-            body_limit: vars.or("BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT)?,
-            request_timeout: Duration::from_secs(vars.or("REQUEST_TIMEOUT_SECS", 15)?),
-            shutdown_timeout: Duration::from_secs(vars.or("SHUTDOWN_TIMEOUT_SECS", 25)?),
-            trusted_proxy_hops: TrustedProxyHops(vars.or("TRUSTED_PROXY_HOPS", 0)?),
+            name: service.package(),
+            host: vars.or(env::HOST, IpAddr::from([0, 0, 0, 0]))?,
+            port: vars.or(env::PORT, service.port())?,
+            admin_port: vars.or(env::ADMIN_PORT, admin::PORT)?,
+            database,
+            redis,
+            events,
+            log_format: vars.or(env::LOG_FORMAT, LogFormat::Pretty)?,
+            token_public_key: vars.secret(env::TOKEN_PUBLIC_KEY),
+            body_limit: vars.or(env::BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT)?,
+            request_timeout: Duration::from_secs(vars.or(env::REQUEST_TIMEOUT_SECS, 15)?),
+            shutdown_timeout: Duration::from_secs(vars.or(env::SHUTDOWN_TIMEOUT_SECS, 25)?),
+            trusted_proxy_hops: TrustedProxyHops(vars.or(env::TRUSTED_PROXY_HOPS, 0)?),
+            urls,
         })
     }
 
-    /// A configuration for tests: localhost everywhere, no token key.
+    /// `service`'s localhost defaults on ports the OS picks (0), so tests
+    /// never collide with a service running on the machine.
     #[cfg(any(test, feature = "testing"))]
-    pub fn for_tests(name: &'static str) -> Self {
+    pub fn for_tests(service: ShopService) -> Self {
         let empty: HashMap<String, String> = HashMap::new();
         // The empty source has no malformed values, so this cannot fail.
-        Self::from_source(&Vars(empty), name, 0, "test").unwrap_or_else(|_| unreachable!())
+        let config = Self::from_source(&Vars(empty), service).unwrap_or_else(|_| unreachable!());
+        Self {
+            port: 0,
+            admin_port: 0,
+            ..config
+        }
+    }
+
+    /// The base URL of `callee` (its `*_URL`, default its localhost port).
+    /// Only the services this one calls have one: asking for another is an
+    /// error naming the variable it would need.
+    pub fn url_of(&self, callee: ShopService) -> Result<&Url, ConfigError> {
+        self.urls.get(&callee).ok_or_else(|| ConfigError::Missing {
+            name: format!(
+                "{} ({} does not call {callee})",
+                callee.url_env().unwrap_or("a URL"),
+                self.name
+            ),
+        })
     }
 
     /// Builds the access-token verifier from `TOKEN_PUBLIC_KEY`; missing or
@@ -276,11 +328,46 @@ impl ServiceConfig {
             .token_public_key
             .as_deref()
             .ok_or_else(|| ConfigError::Missing {
-                name: "TOKEN_PUBLIC_KEY".to_owned(),
+                name: env::TOKEN_PUBLIC_KEY.to_owned(),
             })?;
         crate::auth::TokenVerifier::from_pem(pem)
-            .map_err(|err| ConfigError::invalid_secret("TOKEN_PUBLIC_KEY", err))
+            .map_err(|err| ConfigError::invalid_secret(env::TOKEN_PUBLIC_KEY, err))
     }
+}
+
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn read_database<S: Source>(vars: &Vars<S>, database: &str) -> Result<DatabaseConfig, ConfigError> {
+    Ok(DatabaseConfig {
+        url: vars
+            .secret(env::DATABASE_URL)
+            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{database}")),
+        max_connections: vars.or(env::DATABASE_MAX_CONNECTIONS, 10)?,
+    })
+}
+
+fn read_redis<S: Source>(vars: &Vars<S>, service: ShopService) -> Result<RedisConfig, ConfigError> {
+    let namespace = service.database().unwrap_or(service.name());
+    Ok(RedisConfig {
+        url: vars
+            .secret(env::REDIS_URL)
+            .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
+        prefix: vars.or(env::REDIS_PREFIX, format!("{namespace}:"))?,
+    })
+}
+
+fn read_url<S: Source>(vars: &Vars<S>, callee: ShopService) -> Result<Url, ConfigError> {
+    let name = callee.url_env().unwrap_or_default();
+    if let Some(url) = vars.optional(name)? {
+        return Ok(url);
+    }
+    let local = callee.local_url();
+    Url::parse(&local).map_err(|err| ConfigError::Invalid {
+        name: name.to_owned(),
+        value: local,
+        reason: err.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -319,21 +406,80 @@ mod tests {
 
     #[test]
     fn defaults_give_a_localhost_service() {
-        let config = ServiceConfig::from_source(&vars(&[]), "user-service", 3001, "users").unwrap();
+        let config = ServiceConfig::from_source(&vars(&[]), ShopService::User).unwrap();
+        assert_eq!(config.name, "user-service");
         assert_eq!(config.port, 3001);
         assert_eq!(config.admin_port, 9000);
-        assert_eq!(
-            config.database_url,
-            "postgres://postgres@127.0.0.1:5432/users"
-        );
-        assert_eq!(config.redis_prefix, "users:");
+        let database = config.database.unwrap();
+        assert_eq!(database.url, "postgres://postgres@127.0.0.1:5432/users");
+        assert_eq!(database.max_connections, 10);
+        let redis = config.redis.unwrap();
+        assert_eq!(redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(redis.prefix, "users:");
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert!(config.token_public_key.is_none());
+        assert_eq!(config.body_limit, 64 * 1024);
+        assert_eq!(config.request_timeout, Duration::from_secs(15));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(
             config.trusted_proxy_hops,
             TrustedProxyHops(0),
             "only the socket is believed"
         );
+    }
+
+    #[test]
+    fn each_service_reads_what_the_contract_says_it_uses() {
+        for service in ShopService::ALL {
+            let config = ServiceConfig::from_source(&vars(&[]), service).unwrap();
+            assert_eq!(config.port, service.port(), "{service}");
+            assert_eq!(
+                config.database.is_some(),
+                service.database().is_some(),
+                "{service}"
+            );
+            assert_eq!(config.redis.is_some(), service.uses_redis(), "{service}");
+            assert_eq!(config.events.is_some(), service.uses_broker(), "{service}");
+            for callee in ShopService::ALL {
+                assert_eq!(
+                    config.url_of(callee).is_ok(),
+                    service.calls().contains(&callee),
+                    "{service} -> {callee}"
+                );
+            }
+        }
+        let events = ServiceConfig::from_source(&vars(&[]), ShopService::Order)
+            .unwrap()
+            .events
+            .unwrap();
+        assert_eq!(events.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(events.exchange, "store.events");
+    }
+
+    #[test]
+    fn callee_urls_default_to_localhost_and_others_are_refused() {
+        let config = ServiceConfig::from_source(&vars(&[]), ShopService::Order).unwrap();
+        assert_eq!(
+            config.url_of(ShopService::Product).unwrap().as_str(),
+            "http://127.0.0.1:3002/"
+        );
+        assert_eq!(
+            config.url_of(ShopService::Payment).unwrap_err().to_string(),
+            "missing required environment variable PAYMENT_URL (order-service does not call payment-service)"
+        );
+        let config = ServiceConfig::from_source(
+            &vars(&[("PRODUCT_URL", "http://product:3002")]),
+            ShopService::Order,
+        )
+        .unwrap();
+        assert_eq!(
+            config.url_of(ShopService::Product).unwrap().as_str(),
+            "http://product:3002/"
+        );
+        let err =
+            ServiceConfig::from_source(&vars(&[("PRODUCT_URL", "not a url")]), ShopService::Order)
+                .unwrap_err();
+        assert!(err.to_string().starts_with("invalid PRODUCT_URL="), "{err}");
     }
 
     #[test]
@@ -344,31 +490,65 @@ mod tests {
                 ("ADMIN_PORT", "9100"),
                 ("LOG_FORMAT", "json"),
                 ("TRUSTED_PROXY_HOPS", "1"),
+                ("DATABASE_URL", "postgres://db/products"),
+                ("DATABASE_MAX_CONNECTIONS", "3"),
+                ("REDIS_PREFIX", "p1:"),
+                ("EVENTS_EXCHANGE", "t1"),
             ]),
-            "svc",
-            1,
-            "db",
+            ShopService::Product,
         )
         .unwrap();
         assert_eq!((config.port, config.admin_port), (8080, 9100));
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.trusted_proxy_hops, TrustedProxyHops(1));
+        let database = config.database.unwrap();
+        assert_eq!(
+            (database.url.as_str(), database.max_connections),
+            ("postgres://db/products", 3)
+        );
+        assert_eq!(config.redis.unwrap().prefix, "p1:");
+        assert_eq!(config.events.unwrap().exchange, "t1");
     }
 
     #[test]
-    fn bad_log_format_is_rejected_with_the_choices() {
-        let err = ServiceConfig::from_source(&vars(&[("LOG_FORMAT", "xml")]), "s", 1, "d")
+    fn bad_values_are_rejected_with_the_reason() {
+        let err = ServiceConfig::from_source(&vars(&[("LOG_FORMAT", "xml")]), ShopService::User)
             .err()
             .unwrap();
         assert_eq!(
             err.to_string(),
             r#"invalid LOG_FORMAT="xml": expected `json` or `pretty`"#
         );
+        let err = ServiceConfig::from_source(
+            &vars(&[("DATABASE_MAX_CONNECTIONS", "many")]),
+            ShopService::Payment,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with(r#"invalid DATABASE_MAX_CONNECTIONS="many""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_output_carries_no_urls() {
+        let config = ServiceConfig::from_source(
+            &vars(&[
+                ("DATABASE_URL", "postgres://u:s3cret@db/products"),
+                ("REDIS_URL", "redis://:s3cret@redis"),
+                ("AMQP_URL", "amqp://u:s3cret@mq"),
+            ]),
+            ShopService::Product,
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]
     fn token_verifier_requires_the_key() {
-        let config = ServiceConfig::for_tests("s");
+        let config = ServiceConfig::for_tests(ShopService::Storefront);
         assert_eq!(
             config.token_verifier().err().unwrap().to_string(),
             "missing required environment variable TOKEN_PUBLIC_KEY"

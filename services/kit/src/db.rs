@@ -14,7 +14,7 @@ use sqlx::{
     postgres::PgPoolOptions,
 };
 
-use crate::admin::Check;
+use crate::{admin::Check, config::DatabaseConfig};
 
 /// Why the database could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -37,20 +37,16 @@ pub enum DbError {
 /// wrong URL fails visibly.
 const CONNECT_ATTEMPTS: u32 = 8;
 
-/// Connects with a pool of 10 (retrying briefly), then applies `migrator`.
-pub async fn connect(url: &str, migrator: &Migrator) -> Result<PgPool, DbError> {
-    connect_with(url, migrator, 10).await
-}
-
-/// Like [`connect`], with the pool size from the configuration
-/// (`config.database_max_connections`).
-pub async fn connect_with(
-    url: &str,
+/// Connects with a pool of `DATABASE_MAX_CONNECTIONS` (retrying briefly),
+/// then applies `migrator`. The runner calls it when a service asks for
+/// its database.
+pub(crate) async fn connect(
+    config: &DatabaseConfig,
     migrator: &Migrator,
-    max_connections: u32,
 ) -> Result<PgPool, DbError> {
+    let url = config.url.as_str();
     let options = PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
+        .max_connections(config.max_connections.max(1))
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_mins(5));

@@ -1,20 +1,17 @@
 //! storekeeper-kit: the runtime every Storekeeper shop service shares, so no
 //! service repeats it. See `README.md` in this crate for the API at a glance.
 //!
-//! A service's `main` is typically:
+//! A service's `main` hands [`runner::Runner`] the code that builds its
+//! API router; the runner owns configuration, logging, the database,
+//! Redis, event workers, readiness, serving and shutdown:
 //!
 //! ```ignore
-//! let config = ServiceConfig::from_env("user-service", 3001, "users")?;
-//! telemetry::init(config.name, config.log_format);
-//! let pool = db::connect(&config.database_url, &MIGRATOR).await?;
-//! let cache = cache::Cache::connect(&config.redis_url, &config.redis_prefix)?;
-//! let metrics = Metrics::new();
-//! let readiness = Readiness::new()
-//!     .with(db::readiness_check(&pool))
-//!     .with(cache::readiness_check(&cache));
-//! let app = my_service::app(state);
-//! server::serve(app, admin::router(metrics.clone(), readiness), &config, &metrics).await?;
-//! pool.close().await;
+//! fn main() -> std::process::ExitCode {
+//!     Runner::new(ShopService::Payment).serve(async |setup| {
+//!         let state = AppState { pool: setup.database(&MIGRATOR).await?, .. };
+//!         Ok(app(state))
+//!     })
+//! }
 //! ```
 
 pub mod admin;
@@ -29,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod process_metrics;
+pub mod runner;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -39,3 +37,4 @@ pub use auth::{AdminUser, AuthUser, Role};
 pub use config::ServiceConfig;
 pub use metrics::Metrics;
 pub use problem::{ApiError, ApiResult, FieldError, Problem, ResultExt};
+pub use runner::{Runner, Setup};

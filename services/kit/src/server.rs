@@ -135,30 +135,9 @@ fn panic_response(panic: &(dyn Any + Send)) -> Response {
 }
 
 /// Serves `app` on `PORT` (with [`layers`]) and `admin` on `ADMIN_PORT`
-/// until SIGTERM or Ctrl-C; then stops accepting, lets in-flight requests
-/// finish (up to `SHUTDOWN_TIMEOUT_SECS`) and returns `Ok`, so `main` can
-/// close its pools and exit 0.
-pub async fn serve(
-    app: Router,
-    admin: Router,
-    config: &ServiceConfig,
-    metrics: &Metrics,
-) -> Result<(), ServeError> {
-    let shutdown = CancellationToken::new();
-    let signal_task = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
-    let result = serve_until(app, admin, config, metrics, shutdown).await;
-    signal_task.abort();
-    result
-}
-
-/// Like [`serve`], stopping when `shutdown` is cancelled instead of on a
-/// signal (tests, embedding).
+/// until `shutdown` is cancelled (the runner cancels it on SIGTERM or
+/// Ctrl-C); then stops accepting, lets in-flight requests finish (up to
+/// `SHUTDOWN_TIMEOUT_SECS`) and returns `Ok`.
 pub async fn serve_until(
     app: Router,
     admin: Router,
@@ -206,7 +185,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 /// Resolves on SIGTERM (Kubernetes) or Ctrl-C (a terminal).
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %err, "cannot listen for Ctrl-C");
@@ -233,15 +212,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Turns `main`'s result into the exit status, printing a failure as one
+/// Turns a run's result into the exit status, printing a failure as one
 /// line (`error: missing required environment variable TOKEN_PRIVATE_KEY`)
 /// with its context chain, never a backtrace, whatever `RUST_BACKTRACE` says.
-///
-/// ```ignore
-/// fn main() -> std::process::ExitCode { server::exit_code(run()) }
-/// #[tokio::main] async fn run() -> anyhow::Result<()> { ... }
-/// ```
-pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+pub(crate) fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

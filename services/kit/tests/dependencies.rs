@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::{Router, http::StatusCode, routing::get};
 use sqlx::PgPool;
+use storekeeper_contract::ShopService;
 use storekeeper_kit::{
     ApiError, Metrics, Readiness, ResultExt, ServiceConfig,
     admin::{self, ReadinessReport},
@@ -156,7 +157,7 @@ fn a_malformed_redis_url_is_a_start_up_error() {
 
 #[tokio::test]
 async fn serve_answers_then_drains_and_returns_on_shutdown() {
-    let mut config = ServiceConfig::for_tests("kit-test");
+    let mut config = ServiceConfig::for_tests(ShopService::Storefront);
     config.host = [127, 0, 0, 1].into();
     config.port = closed_port();
     config.admin_port = closed_port();

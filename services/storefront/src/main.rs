@@ -1,29 +1,23 @@
-//! The storefront binary: read config, build the app, serve.
+//! The storefront binary: the kit's runner serves the shop.
+//!
+//! It opens nothing, so `/readyz` is ready as soon as it listens: every page
+//! degrades on its own when a backend is down, so tying readiness to the
+//! backends would only turn one service's outage into the whole shop's.
+
+use std::process::ExitCode;
 
 use storefront::{AppState, app, config::Config};
-use storekeeper_kit::{Metrics, Readiness, admin, server, telemetry};
+use storekeeper_contract::ShopService;
+use storekeeper_kit::Runner;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
-    telemetry::init(config.service.name, config.service.log_format);
-    if config.session_key_generated {
-        tracing::warn!(
-            "SESSION_KEY is not set: using a random key, so sessions end when the storefront restarts"
-        );
-    }
-    let metrics = Metrics::new();
-    let state = AppState::new(&config, &metrics)?;
-    // The storefront is ready as soon as it listens: every page degrades on
-    // its own when a backend is down, so tying readiness to the backends would
-    // only turn one service's outage into the whole shop's.
-    let readiness = Readiness::new();
-    server::serve(
-        app(state),
-        admin::router(metrics.clone(), readiness),
-        &config.service,
-        &metrics,
-    )
-    .await?;
-    Ok(())
+fn main() -> ExitCode {
+    Runner::new(ShopService::Storefront).serve(async |setup| {
+        let config = Config::from_source(setup.vars())?;
+        if config.session_key_generated {
+            tracing::warn!(
+                "SESSION_KEY is not set: using a random key, so sessions end when the storefront restarts"
+            );
+        }
+        Ok(app(AppState::new(&config, setup.metrics())?))
+    })
 }

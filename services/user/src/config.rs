@@ -1,12 +1,14 @@
-//! user-service settings: the kit's common ones plus the signing key, the
-//! login throttle, proxy trust and the admin bootstrap account.
+//! user-service's own settings, beyond the kit's common ones: the signing
+//! key, the login throttle, the refresh-token lifetime and the admin
+//! bootstrap account.
 
 use std::time::Duration;
 
+use storekeeper_contract::env;
 use storekeeper_kit::{
     ServiceConfig,
     auth::TokenSigner,
-    config::{ConfigError, ProcessEnv, Source, Vars},
+    config::{ConfigError, Source, Vars},
 };
 
 /// Login throttling limits (per account and per client IP, fixed window).
@@ -47,11 +49,9 @@ impl std::fmt::Debug for AdminBootstrap {
     }
 }
 
-/// Everything user-service reads at start.
+/// What user-service reads at start besides [`ServiceConfig`].
 #[derive(Debug, Clone)]
 pub struct UserConfig {
-    /// The settings every service shares.
-    pub service: ServiceConfig,
     /// Signs access tokens (`TOKEN_PRIVATE_KEY`, required).
     pub signer: TokenSigner,
     /// Login throttle limits.
@@ -62,30 +62,20 @@ pub struct UserConfig {
     pub admin: Option<AdminBootstrap>,
 }
 
-/// Service name in logs and metrics.
-pub const SERVICE_NAME: &str = "user-service";
-/// DESIGN.md port.
-pub const DEFAULT_PORT: u16 = 3001;
-/// DESIGN.md database.
-pub const DEFAULT_DATABASE: &str = "users";
-
 impl UserConfig {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Vars(ProcessEnv))
-    }
-
-    /// Reads any source (tests).
-    pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
-        let service =
-            ServiceConfig::from_source(vars, SERVICE_NAME, DEFAULT_PORT, DEFAULT_DATABASE)?;
-        let private_key = vars
-            .secret("TOKEN_PRIVATE_KEY")
-            .ok_or_else(|| ConfigError::Missing {
-                name: "TOKEN_PRIVATE_KEY".to_owned(),
-            })?;
+    /// Reads the variables only user-service has; `service` is the common
+    /// configuration, whose `TOKEN_PUBLIC_KEY` must match the private key.
+    pub fn from_source<S: Source>(
+        vars: &Vars<S>,
+        service: &ServiceConfig,
+    ) -> Result<Self, ConfigError> {
+        let private_key =
+            vars.secret(env::TOKEN_PRIVATE_KEY)
+                .ok_or_else(|| ConfigError::Missing {
+                    name: env::TOKEN_PRIVATE_KEY.to_owned(),
+                })?;
         let signer = TokenSigner::from_pem(&private_key)
-            .map_err(|err| ConfigError::invalid_secret("TOKEN_PRIVATE_KEY", err))?;
+            .map_err(|err| ConfigError::invalid_secret(env::TOKEN_PRIVATE_KEY, err))?;
         if let Some(public) = &service.token_public_key {
             let matches = storekeeper_kit::auth::TokenVerifier::from_pem(public)
                 .ok()
@@ -97,7 +87,7 @@ impl UserConfig {
                 .is_some_and(|(verifier, token)| verifier.verify(&token.token).is_ok());
             if !matches {
                 return Err(ConfigError::invalid_secret(
-                    "TOKEN_PUBLIC_KEY",
+                    env::TOKEN_PUBLIC_KEY,
                     "does not match TOKEN_PRIVATE_KEY",
                 ));
             }
@@ -105,18 +95,18 @@ impl UserConfig {
         let defaults = ThrottleConfig::default();
         let throttle = ThrottleConfig {
             max_failures_per_account: vars.or(
-                "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                env::LOGIN_MAX_FAILURES_PER_ACCOUNT,
                 defaults.max_failures_per_account,
             )?,
             max_failures_per_ip: vars
-                .or("LOGIN_MAX_FAILURES_PER_IP", defaults.max_failures_per_ip)?,
+                .or(env::LOGIN_MAX_FAILURES_PER_IP, defaults.max_failures_per_ip)?,
             window: Duration::from_secs(
-                vars.or("LOGIN_THROTTLE_WINDOW_SECS", defaults.window.as_secs())?,
+                vars.or(env::LOGIN_THROTTLE_WINDOW_SECS, defaults.window.as_secs())?,
             ),
         };
         let admin = match (
-            vars.optional::<String>("ADMIN_EMAIL")?,
-            vars.secret("ADMIN_PASSWORD"),
+            vars.optional::<String>(env::ADMIN_EMAIL)?,
+            vars.secret(env::ADMIN_PASSWORD),
         ) {
             (Some(email), Some(password)) => Some(AdminBootstrap { email, password }),
             (None, None) => None,
@@ -132,10 +122,11 @@ impl UserConfig {
             }
         };
         Ok(Self {
-            service,
             signer,
             throttle,
-            refresh_ttl: Duration::from_hours(24 * vars.or::<u64>("REFRESH_TOKEN_TTL_DAYS", 30)?),
+            refresh_ttl: Duration::from_hours(
+                24 * vars.or::<u64>(env::REFRESH_TOKEN_TTL_DAYS, 30)?,
+            ),
             admin,
         })
     }
@@ -145,16 +136,20 @@ impl UserConfig {
 mod tests {
     use std::collections::HashMap;
 
+    use storekeeper_contract::ShopService;
     use storekeeper_kit::auth::KeyPair;
 
     use super::*;
 
     fn read(pairs: &[(&str, &str)]) -> Result<UserConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        UserConfig::from_source(&Vars(map))
+        let vars = Vars(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<String, String>>(),
+        );
+        let service = ServiceConfig::from_source(&vars, ShopService::User)?;
+        UserConfig::from_source(&vars, &service)
     }
 
     #[test]
@@ -176,7 +171,6 @@ mod tests {
     fn defaults_and_overrides() {
         let keys = KeyPair::generate().unwrap();
         let config = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
-        assert_eq!(config.service.port, 3001);
         assert_eq!(config.throttle, ThrottleConfig::default());
         assert!(config.admin.is_none());
         let config = read(&[

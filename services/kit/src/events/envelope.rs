@@ -1,12 +1,14 @@
-//! The envelope every event travels in (DESIGN.md, "Events") and the data
-//! of each event in the checkout saga.
+//! The envelope every event travels in and the data of each event in the
+//! checkout saga.
 //!
 //! An event's routing key is its `type`. Each payload type names its own
-//! routing key through [`Event::TYPE`], so publishers and consumers cannot
-//! disagree on a string.
+//! routing key through [`Event::TYPE`], taken from
+//! `storekeeper_contract::events`, so publishers, consumers and the docs
+//! cannot disagree on a string.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use storekeeper_contract::events as keys;
 use uuid::Uuid;
 
 /// `{ id, type, occurred_at, correlation_id, data }`.
@@ -93,7 +95,7 @@ pub struct OrderCreated {
 }
 
 impl Event for OrderCreated {
-    const TYPE: &'static str = "order.created";
+    const TYPE: &'static str = keys::ORDER_CREATED;
 }
 
 /// Stock for every line is set aside (product-service).
@@ -106,7 +108,7 @@ pub struct InventoryReserved {
 }
 
 impl Event for InventoryReserved {
-    const TYPE: &'static str = "inventory.reserved";
+    const TYPE: &'static str = keys::INVENTORY_RESERVED;
 }
 
 /// Some line could not be covered; nothing was reserved (product-service).
@@ -121,7 +123,7 @@ pub struct InventoryRejected {
 }
 
 impl Event for InventoryRejected {
-    const TYPE: &'static str = "inventory.rejected";
+    const TYPE: &'static str = keys::INVENTORY_REJECTED;
 }
 
 /// Stock is reserved; charge the order (order-service, which owns the saga).
@@ -140,7 +142,7 @@ pub struct PaymentRequested {
 }
 
 impl Event for PaymentRequested {
-    const TYPE: &'static str = "payment.requested";
+    const TYPE: &'static str = keys::PAYMENT_REQUESTED;
 }
 
 /// The charge was captured (payment-service).
@@ -157,7 +159,7 @@ pub struct PaymentSucceeded {
 }
 
 impl Event for PaymentSucceeded {
-    const TYPE: &'static str = "payment.succeeded";
+    const TYPE: &'static str = keys::PAYMENT_SUCCEEDED;
 }
 
 /// The charge was refused (payment-service).
@@ -174,7 +176,7 @@ pub struct PaymentFailed {
 }
 
 impl Event for PaymentFailed {
-    const TYPE: &'static str = "payment.failed";
+    const TYPE: &'static str = keys::PAYMENT_FAILED;
 }
 
 /// Money went back to the shopper (payment-service).
@@ -195,7 +197,7 @@ pub struct PaymentRefunded {
 }
 
 impl Event for PaymentRefunded {
-    const TYPE: &'static str = "payment.refunded";
+    const TYPE: &'static str = keys::PAYMENT_REFUNDED;
 }
 
 /// The order is paid (order-service).
@@ -210,7 +212,7 @@ pub struct OrderPaid {
 }
 
 impl Event for OrderPaid {
-    const TYPE: &'static str = "order.paid";
+    const TYPE: &'static str = keys::ORDER_PAID;
 }
 
 /// The order is cancelled (order-service); reserved stock goes back.
@@ -225,7 +227,7 @@ pub struct OrderCancelled {
 }
 
 impl Event for OrderCancelled {
-    const TYPE: &'static str = "order.cancelled";
+    const TYPE: &'static str = keys::ORDER_CANCELLED;
 }
 
 #[cfg(test)]

@@ -34,14 +34,13 @@ pub use outbox::{Relay, enqueue};
 /// Stops relays and consumers; re-exported so services need no `tokio-util`.
 pub use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, ProcessEnv, Source, Vars};
+use storekeeper_contract::{env, events::EXCHANGE};
+
+use crate::config::{ConfigError, Source, Vars};
 
 /// The SQL creating the outbox and processed-events tables (the same text
 /// services link into their migrations), for tools that need it inline.
 pub const MIGRATION_SQL: &str = include_str!("../../migrations/20260101000000_events.sql");
-
-/// Default topic exchange (DESIGN.md, "Events").
-pub const DEFAULT_EXCHANGE: &str = "store.events";
 
 /// Why talking to the broker or the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +68,7 @@ pub struct EventsConfig {
     /// Broker URL (`AMQP_URL`).
     pub amqp_url: String,
     /// Topic exchange events are published to (`EVENTS_EXCHANGE`, default
-    /// `store.events`). Tests give each run its own, so parallel tests on
+    /// `storekeeper_contract::events::EXCHANGE`). Tests give each run its own, so parallel tests on
     /// one broker never see each other's events.
     pub exchange: String,
     /// Prepended to every queue name (`EVENTS_QUEUE_PREFIX`, default empty),
@@ -104,22 +103,17 @@ impl std::fmt::Debug for EventsConfig {
 }
 
 impl EventsConfig {
-    /// Reads the settings from the process environment; `amqp_url` comes
-    /// from [`crate::ServiceConfig::amqp_url`].
-    pub fn from_env(amqp_url: &str) -> Result<Self, ConfigError> {
-        Self::from_source(&Vars(ProcessEnv), amqp_url)
-    }
-
-    /// Like [`EventsConfig::from_env`], from any source (tests).
+    /// Reads the `EVENTS_*` settings; [`crate::ServiceConfig`] calls it for
+    /// the services on the broker, with their `AMQP_URL`.
     pub fn from_source<S: Source>(vars: &Vars<S>, amqp_url: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             amqp_url: amqp_url.to_owned(),
-            exchange: vars.or("EVENTS_EXCHANGE", DEFAULT_EXCHANGE.to_owned())?,
-            queue_prefix: vars.or("EVENTS_QUEUE_PREFIX", String::new())?,
-            max_attempts: vars.or("EVENTS_MAX_ATTEMPTS", 5_u32)?.max(1),
-            retry_base: Duration::from_millis(vars.or("EVENTS_RETRY_BASE_MS", 200)?),
-            prefetch: vars.or("EVENTS_PREFETCH", 32_u16)?.max(1),
-            poll_interval: Duration::from_millis(vars.or("OUTBOX_POLL_MS", 1000)?.max(10)),
+            exchange: vars.or(env::EVENTS_EXCHANGE, EXCHANGE.to_owned())?,
+            queue_prefix: vars.or(env::EVENTS_QUEUE_PREFIX, String::new())?,
+            max_attempts: vars.or(env::EVENTS_MAX_ATTEMPTS, 5_u32)?.max(1),
+            retry_base: Duration::from_millis(vars.or(env::EVENTS_RETRY_BASE_MS, 200)?),
+            prefetch: vars.or(env::EVENTS_PREFETCH, 32_u16)?.max(1),
+            poll_interval: Duration::from_millis(vars.or(env::OUTBOX_POLL_MS, 1000)?.max(10)),
             ephemeral: None,
         })
     }
