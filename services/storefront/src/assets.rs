@@ -18,7 +18,6 @@ use storekeeper_contract::ShopService;
 
 use crate::AppState;
 
-/// One embedded file.
 struct Asset {
     name: &'static str,
     content_type: &'static str,
@@ -49,7 +48,7 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// Routes for `/static/{file}`, `/favicon.ico` and `/images/{path}`.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/static/{file}", get(static_file))
         .route("/favicon.ico", get(favicon))

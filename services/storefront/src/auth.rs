@@ -18,7 +18,7 @@ const EARLY_SECONDS: i64 = 30;
 
 /// Returns a usable access token, or sends the shopper to log in.
 /// `here` is the page to come back to after logging in.
-pub async fn access_token(
+pub(crate) async fn access_token(
     state: &AppState,
     session: &Session,
     here: &str,
@@ -57,7 +57,7 @@ pub async fn access_token(
 }
 
 /// The logged-in admin's token, or 403 for anyone else.
-pub async fn admin_token(
+pub(crate) async fn admin_token(
     state: &AppState,
     session: &Session,
     here: &str,
@@ -71,7 +71,7 @@ pub async fn admin_token(
 }
 
 /// Maps a backend error on an authenticated call: a refused token logs out.
-pub fn on_backend_error(session: &Session, err: &BackendError, here: &str) -> PageError {
+pub(crate) fn on_backend_error(session: &Session, err: &BackendError, here: &str) -> PageError {
     if matches!(err, BackendError::Unauthorized { .. }) {
         session.update(crate::session::SessionData::log_out);
     }
@@ -79,6 +79,6 @@ pub fn on_backend_error(session: &Session, err: &BackendError, here: &str) -> Pa
 }
 
 /// Seconds since the Unix epoch.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

@@ -26,11 +26,11 @@ struct Entry {
 
 /// Shared cache of the category list.
 #[derive(Default, Clone)]
-pub struct CategoryCache(Arc<Mutex<Entry>>);
+pub(crate) struct CategoryCache(Arc<Mutex<Entry>>);
 
 impl CategoryCache {
     /// The categories: cached, freshly fetched, or the last known list.
-    pub async fn get(&self, backend: &Backend) -> Arc<Vec<Category>> {
+    pub(crate) async fn get(&self, backend: &Backend) -> Arc<Vec<Category>> {
         {
             let entry = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             if entry.next_fetch.is_some_and(|at| Instant::now() < at) {
@@ -53,7 +53,7 @@ impl CategoryCache {
     }
 
     /// Forgets the list (after an admin changes the catalog).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -16,13 +16,12 @@ use axum::{
 
 use crate::{errors::PageError, session::Session};
 
-/// Name of the hidden form field.
-pub const FIELD: &str = "_csrf";
+pub(crate) const FIELD: &str = "_csrf";
 /// Forms are small; anything bigger is refused before parsing.
 const FORM_LIMIT: usize = 64 * 1024;
 
 /// Middleware: rejects state-changing requests without the session's token.
-pub async fn csrf_middleware(session: Session, request: Request, next: Next) -> Response {
+pub(crate) async fn csrf_middleware(session: Session, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS

@@ -23,7 +23,7 @@ use crate::{
 
 /// Why a page could not be shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PageError {
+pub(crate) enum PageError {
     /// No such page or thing.
     NotFound,
     /// The page needs a logged-in shopper; `next` is where to come back to.
@@ -45,7 +45,7 @@ pub enum PageError {
 
 impl PageError {
     /// Maps a failed backend call; `next` is the page to return to after a re-login.
-    pub fn from_backend(err: &BackendError, next: &str) -> Self {
+    pub(crate) fn from_backend(err: &BackendError, next: &str) -> Self {
         match err {
             BackendError::Unavailable { service, reason } => {
                 tracing::warn!(service = service.package(), reason, "backend unavailable");
@@ -132,7 +132,6 @@ impl IntoResponse for PageError {
     }
 }
 
-/// The error page template.
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
@@ -143,7 +142,7 @@ struct ErrorPage {
 }
 
 /// Middleware: renders [`PageError`] markers (and bare 404/405s) as full pages.
-pub async fn error_pages(
+pub(crate) async fn error_pages(
     State(state): State<AppState>,
     session: Session,
     request: Request,

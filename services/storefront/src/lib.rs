@@ -10,18 +10,18 @@
 //! `PageError` becomes a full page with the shop's header), CSRF check on
 //! every POST, then the page handler.
 
-pub mod assets;
-pub mod auth;
-pub mod backend;
-pub mod categories;
+mod assets;
+mod auth;
+mod backend;
+mod categories;
 pub mod config;
-pub mod csrf;
-pub mod errors;
-pub mod headers;
-pub mod metrics;
-pub mod pages;
-pub mod session;
-pub mod views;
+mod csrf;
+mod errors;
+mod headers;
+mod metrics;
+mod pages;
+mod session;
+mod views;
 
 use axum::{Router, extract::FromRef, middleware};
 use axum_extra::extract::cookie::Key;
@@ -36,16 +36,15 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     /// Clients for the four APIs.
-    pub backend: Backend,
+    pub(crate) backend: Backend,
     /// The category navigation, cached.
-    pub categories: CategoryCache,
+    pub(crate) categories: CategoryCache,
     /// Cookie key and flags.
-    pub cookies: CookieSettings,
-    /// The storefront's own counters.
-    pub metrics: ShopMetrics,
+    pub(crate) cookies: CookieSettings,
+    pub(crate) metrics: ShopMetrics,
     /// Proxies in front of the storefront (the ingress controller in a
     /// cluster), to find the shopper's address for user-service.
-    pub trusted_proxy_hops: TrustedProxyHops,
+    pub(crate) trusted_proxy_hops: TrustedProxyHops,
 }
 
 impl FromRef<AppState> for TrustedProxyHops {

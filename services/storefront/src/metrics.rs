@@ -12,29 +12,29 @@ use storekeeper_kit::Metrics;
 
 /// Label: which backend.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServiceLabel {
+pub(crate) struct ServiceLabel {
     /// `user-service`, `product-service`...
-    pub service: &'static str,
+    pub(crate) service: &'static str,
 }
 
 /// Handles to the storefront's counters; cheap to clone.
 #[derive(Clone)]
-pub struct ShopMetrics {
+pub(crate) struct ShopMetrics {
     /// `storefront_cart_adds_total`: products added to a cart.
-    pub cart_adds: Counter,
+    pub(crate) cart_adds: Counter,
     /// `storefront_orders_placed_total`: orders accepted by order-service.
-    pub orders_placed: Counter,
+    pub(crate) orders_placed: Counter,
     /// `storefront_checkouts_refused_total`: checkouts sent back to the shopper
     /// (invalid form, card refused at tokenization, order refused).
-    pub checkouts_refused: Counter,
+    pub(crate) checkouts_refused: Counter,
     /// `storefront_backend_unavailable_total{service}`: calls that found a
     /// backend down, timing out or answering 5xx.
-    pub backend_unavailable: Family<ServiceLabel, Counter>,
+    pub(crate) backend_unavailable: Family<ServiceLabel, Counter>,
 }
 
 impl ShopMetrics {
     /// Registers the counters in the service's registry.
-    pub fn register(metrics: &Metrics) -> Self {
+    pub(crate) fn register(metrics: &Metrics) -> Self {
         Self {
             cart_adds: metrics.counter("storefront_cart_adds", "Products added to a cart"),
             orders_placed: metrics.counter(
@@ -54,7 +54,7 @@ impl ShopMetrics {
     }
 
     /// Counts a call that found `service` unavailable.
-    pub fn unavailable(&self, service: ShopService) {
+    pub(crate) fn unavailable(&self, service: ShopService) {
         self.backend_unavailable
             .get_or_create(&ServiceLabel {
                 service: service.package(),

@@ -24,46 +24,43 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-/// Name of the session cookie.
-pub const COOKIE_NAME: &str = "sk_session";
+pub(crate) const COOKIE_NAME: &str = "sk_session";
 /// A guest may keep this many different products in the cookie cart.
-pub const GUEST_CART_LINES: usize = 20;
+pub(crate) const GUEST_CART_LINES: usize = 20;
 
 /// The tokens and identity of a logged-in shopper.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Auth {
+pub(crate) struct Auth {
     /// Bearer token for the APIs.
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// Token that buys a new pair when the access token expires.
-    pub refresh_token: String,
+    pub(crate) refresh_token: String,
     /// Unix time (seconds) at which `access_token` expires.
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
     /// Display name for the header.
-    pub name: String,
+    pub(crate) name: String,
     /// `customer` or `admin`.
-    pub role: String,
+    pub(crate) role: String,
 }
 
 impl Auth {
     /// Whether the account may use the admin pages.
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.role == "admin"
     }
 }
 
 /// One product in a guest's cookie cart.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct GuestLine {
-    /// The product's id.
-    pub product_id: String,
-    /// How many.
-    pub quantity: u32,
+pub(crate) struct GuestLine {
+    pub(crate) product_id: String,
+    pub(crate) quantity: u32,
 }
 
 /// How a one-shot notice looks.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum FlashKind {
+pub(crate) enum FlashKind {
     /// Something worked.
     Success,
     /// Something went wrong.
@@ -74,7 +71,7 @@ pub enum FlashKind {
 
 impl FlashKind {
     /// CSS modifier for the notice.
-    pub fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Error => "error",
@@ -85,35 +82,33 @@ impl FlashKind {
 
 /// A message shown once on the next page (after a redirect).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Flash {
-    /// How it looks.
-    pub kind: FlashKind,
-    /// What it says.
-    pub message: String,
+pub(crate) struct Flash {
+    pub(crate) kind: FlashKind,
+    pub(crate) message: String,
 }
 
 /// Everything the cookie carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionData {
+pub(crate) struct SessionData {
     /// Synchronizer token every POST form must echo.
-    pub csrf: String,
+    pub(crate) csrf: String,
     /// Present when logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<Auth>,
+    pub(crate) auth: Option<Auth>,
     /// A guest's cart, merged into the server-side cart at login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub guest_cart: Vec<GuestLine>,
+    pub(crate) guest_cart: Vec<GuestLine>,
     /// Units in the cart, for the header badge (refreshed on every cart change).
     #[serde(default)]
-    pub cart_count: u32,
+    pub(crate) cart_count: u32,
     /// One-shot notice for the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flash: Option<Flash>,
+    pub(crate) flash: Option<Flash>,
 }
 
 impl SessionData {
     /// A fresh anonymous session with a new CSRF token.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             csrf: new_token(),
             auth: None,
@@ -124,18 +119,18 @@ impl SessionData {
     }
 
     /// Logs in: new CSRF token too, so a token seen before login is useless after it.
-    pub fn log_in(&mut self, auth: Auth) {
+    pub(crate) fn log_in(&mut self, auth: Auth) {
         self.auth = Some(auth);
         self.csrf = new_token();
     }
 
     /// Forgets the account (keeps nothing from it, not even the cart count).
-    pub fn log_out(&mut self) {
+    pub(crate) fn log_out(&mut self) {
         *self = Self::new();
     }
 
     /// Adds to the guest cart; false when the cart has no room for a new line.
-    pub fn add_guest_item(&mut self, product_id: &str, quantity: u32) -> bool {
+    pub(crate) fn add_guest_item(&mut self, product_id: &str, quantity: u32) -> bool {
         if let Some(line) = self
             .guest_cart
             .iter_mut()
@@ -155,7 +150,7 @@ impl SessionData {
     }
 
     /// Sets a guest line's quantity; zero removes it.
-    pub fn set_guest_quantity(&mut self, product_id: &str, quantity: u32) {
+    pub(crate) fn set_guest_quantity(&mut self, product_id: &str, quantity: u32) {
         if quantity == 0 {
             self.guest_cart.retain(|line| line.product_id != product_id);
         } else if let Some(line) = self
@@ -173,7 +168,7 @@ impl SessionData {
     }
 
     /// Sets the notice for the next page.
-    pub fn flash(&mut self, kind: FlashKind, message: impl Into<String>) {
+    pub(crate) fn flash(&mut self, kind: FlashKind, message: impl Into<String>) {
         self.flash = Some(Flash {
             kind,
             message: message.into(),
@@ -188,7 +183,7 @@ impl Default for SessionData {
 }
 
 /// 32 random bytes, URL-safe base64.
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0_u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -202,37 +197,35 @@ struct Inner {
 
 /// A request's session; cheap to clone, shared by the middleware and the handler.
 #[derive(Debug, Clone)]
-pub struct Session(Arc<Mutex<Inner>>);
+pub(crate) struct Session(Arc<Mutex<Inner>>);
 
 impl Session {
     fn new(data: SessionData, dirty: bool) -> Self {
         Self(Arc::new(Mutex::new(Inner { data, dirty })))
     }
 
-    /// Reads from the session.
-    pub fn read<R>(&self, f: impl FnOnce(&SessionData) -> R) -> R {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&SessionData) -> R) -> R {
         f(&self.0.lock().unwrap_or_else(PoisonError::into_inner).data)
     }
 
     /// Changes the session; the cookie is rewritten on the way out.
-    pub fn update<R>(&self, f: impl FnOnce(&mut SessionData) -> R) -> R {
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut SessionData) -> R) -> R {
         let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         inner.dirty = true;
         f(&mut inner.data)
     }
 
-    /// The logged-in account, if any.
-    pub fn auth(&self) -> Option<Auth> {
+    pub(crate) fn auth(&self) -> Option<Auth> {
         self.read(|data| data.auth.clone())
     }
 
     /// The CSRF token forms must carry.
-    pub fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         self.read(|data| data.csrf.clone())
     }
 
     /// Takes the one-shot notice, if any.
-    pub fn take_flash(&self) -> Option<Flash> {
+    pub(crate) fn take_flash(&self) -> Option<Flash> {
         if self.read(|data| data.flash.is_none()) {
             return None;
         }
@@ -261,11 +254,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
 /// What the session middleware needs: the cookie key and the Secure flag.
 #[derive(Clone)]
-pub struct CookieSettings {
+pub(crate) struct CookieSettings {
     /// Encrypts and authenticates the cookie.
-    pub key: Key,
+    pub(crate) key: Key,
     /// Adds `Secure` (set behind TLS).
-    pub secure: bool,
+    pub(crate) secure: bool,
 }
 
 impl FromRef<CookieSettings> for Key {
@@ -276,7 +269,7 @@ impl FromRef<CookieSettings> for Key {
 
 /// Middleware: loads the session from the cookie (or starts one), hands it
 /// to the handler, and writes the cookie back if the handler changed it.
-pub async fn session_middleware(
+pub(crate) async fn session_middleware(
     State(settings): State<CookieSettings>,
     jar: PrivateCookieJar,
     mut request: Request,

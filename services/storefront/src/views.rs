@@ -18,30 +18,30 @@ use crate::{
 };
 
 /// The header, navigation and notice every page shows.
-pub struct Layout {
+pub(crate) struct Layout {
     /// The page's `<title>` (the shop name is appended).
-    pub title: String,
+    pub(crate) title: String,
     /// The session's CSRF token, for the logout form in the header.
-    pub csrf: String,
+    pub(crate) csrf: String,
     /// Display name of the logged-in shopper.
-    pub user_name: Option<String>,
+    pub(crate) user_name: Option<String>,
     /// Whether to show the admin link.
-    pub is_admin: bool,
+    pub(crate) is_admin: bool,
     /// Units in the cart, for the badge.
-    pub cart_count: u32,
+    pub(crate) cart_count: u32,
     /// Category navigation (empty when the catalog is down).
-    pub categories: Vec<Category>,
+    pub(crate) categories: Vec<Category>,
     /// Slug of the category being browsed, to mark it current.
-    pub current_category: String,
+    pub(crate) current_category: String,
     /// The search words, kept in the search box.
-    pub search: String,
+    pub(crate) search: String,
     /// One-shot notice from the previous action.
-    pub flash: Option<Flash>,
+    pub(crate) flash: Option<Flash>,
 }
 
 impl Layout {
     /// Builds the layout for a page titled `title`.
-    pub async fn new(state: &AppState, session: &Session, title: &str) -> Self {
+    pub(crate) async fn new(state: &AppState, session: &Session, title: &str) -> Self {
         let categories = state.categories.get(&state.backend).await;
         let flash = session.take_flash();
         let (csrf, auth, cart_count) =
@@ -61,26 +61,26 @@ impl Layout {
 
     /// Marks a category as the one being browsed.
     #[must_use]
-    pub fn with_category(mut self, slug: &str) -> Self {
+    pub(crate) fn with_category(mut self, slug: &str) -> Self {
         slug.clone_into(&mut self.current_category);
         self
     }
 
     /// Keeps the search words in the header's search box.
     #[must_use]
-    pub fn with_search(mut self, words: &str) -> Self {
+    pub(crate) fn with_search(mut self, words: &str) -> Self {
         words.clone_into(&mut self.search);
         self
     }
 }
 
 /// Renders a template as an HTML response (500 page if the template fails).
-pub fn render<T: Template>(page: &T) -> Response {
+pub(crate) fn render<T: Template>(page: &T) -> Response {
     render_with_status(StatusCode::OK, page)
 }
 
 /// Like [`render`] with another status (e.g. 422 for a form with errors).
-pub fn render_with_status<T: Template>(status: StatusCode, page: &T) -> Response {
+pub(crate) fn render_with_status<T: Template>(status: StatusCode, page: &T) -> Response {
     match page.render() {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
@@ -104,7 +104,7 @@ pub fn render_with_status<T: Template>(status: StatusCode, page: &T) -> Response
 }
 
 /// Formats minor units for people: `$1,234.50`, `€9.99`, `¥500`, `12.00 CHF`.
-pub fn money(cents: i64, currency: &str) -> String {
+pub(crate) fn money(cents: i64, currency: &str) -> String {
     let (symbol, decimals) = match currency {
         "USD" => ("$", 2),
         "EUR" => ("€", 2),
@@ -154,44 +154,47 @@ pub(crate) fn shopper_name(service: ShopService) -> &'static str {
 
 /// A form's values (to show again) and its field errors (to show beside them).
 #[derive(Debug, Default, Clone)]
-pub struct FormState {
+pub(crate) struct FormState {
     values: HashMap<String, String>,
     errors: HashMap<String, String>,
     /// A message about the whole form (e.g. "email or password is wrong").
-    pub summary: Option<String>,
+    pub(crate) summary: Option<String>,
 }
 
 impl FormState {
     /// Keeps `value` for field `name`.
-    pub fn set(&mut self, name: &str, value: &str) {
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
         self.values.insert(name.to_owned(), value.to_owned());
     }
 
     /// The value to put back in field `name`.
-    pub fn value(&self, name: &str) -> &str {
+    pub(crate) fn value(&self, name: &str) -> &str {
         self.values.get(name).map_or("", String::as_str)
     }
 
     /// Records an error for field `name` (the first one wins).
-    pub fn error_on(&mut self, name: &str, message: impl Into<String>) {
+    pub(crate) fn error_on(&mut self, name: &str, message: impl Into<String>) {
         self.errors
             .entry(name.to_owned())
             .or_insert_with(|| message.into());
     }
 
-    /// The error for field `name`, if any.
-    pub fn error(&self, name: &str) -> Option<&str> {
+    pub(crate) fn error(&self, name: &str) -> Option<&str> {
         self.errors.get(name).map(String::as_str)
     }
 
     /// Whether any field (or the form) has an error.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty() || self.summary.is_some()
     }
 
     /// Takes an API's field errors; `rename` maps API field names to form
     /// field names (unknown fields go to the summary so none is lost).
-    pub fn absorb(&mut self, errors: &[FieldError], rename: impl Fn(&str) -> Option<&'static str>) {
+    pub(crate) fn absorb(
+        &mut self,
+        errors: &[FieldError],
+        rename: impl Fn(&str) -> Option<&'static str>,
+    ) {
         for error in errors {
             if let Some(field) = rename(&error.field) {
                 self.error_on(field, sentence(&error.message));

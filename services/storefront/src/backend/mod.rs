@@ -1,16 +1,16 @@
 //! Clients for the four shop APIs the storefront calls server-side.
 //!
-//! Every call goes through [`Backend::send`], which turns the many ways a call
+//! Every call goes through [`Call::send`], which turns the many ways a call
 //! can fail into one small [`BackendError`] the pages branch on: the service is
 //! down (show a friendly notice in that part of the page), the token is no
 //! longer valid (log in again), the thing does not exist (404 page), or the
 //! service refused the input (show its problem+json `detail` and field errors
 //! next to the form).
 
-pub mod orders;
-pub mod payments;
-pub mod products;
-pub mod users;
+pub(crate) mod orders;
+pub(crate) mod payments;
+pub(crate) mod products;
+pub(crate) mod users;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -25,40 +25,28 @@ use crate::metrics::ShopMetrics;
 
 /// Why a backend call did not give the storefront what it asked for.
 #[derive(Debug, thiserror::Error)]
-pub enum BackendError {
+pub(crate) enum BackendError {
     /// The service could not be reached, timed out, answered 5xx or sent
     /// something unreadable: the shopper sees "temporarily unavailable".
     #[error("{} is unavailable: {reason}", service.package())]
     Unavailable {
-        /// Which service.
         service: ShopService,
         /// What happened, for the log only.
         reason: String,
     },
     /// 401: the access token was refused; the shopper must log in again.
     #[error("{} refused the credentials", service.package())]
-    Unauthorized {
-        /// Which service.
-        service: ShopService,
-    },
+    Unauthorized { service: ShopService },
     /// 403: logged in, but not allowed (e.g. not an admin).
     #[error("{} forbids this", service.package())]
-    Forbidden {
-        /// Which service.
-        service: ShopService,
-    },
+    Forbidden { service: ShopService },
     /// 404: no such thing.
     #[error("{} has no such resource", service.package())]
-    NotFound {
-        /// Which service.
-        service: ShopService,
-    },
+    NotFound { service: ShopService },
     /// Another 4xx: the service refused the input and said why.
     #[error("{} rejected the request with {status}", service.package())]
     Rejected {
-        /// Which service.
         service: ShopService,
-        /// The HTTP status.
         status: StatusCode,
         /// The problem+json body (or a stand-in built from the status).
         problem: Box<Problem>,
@@ -67,7 +55,7 @@ pub enum BackendError {
 
 impl BackendError {
     /// The service's explanation for a refused request, in its own words.
-    pub fn detail(&self) -> Option<&str> {
+    pub(crate) fn detail(&self) -> Option<&str> {
         match self {
             Self::Rejected { problem, .. } => problem.detail.as_deref(),
             _ => None,
@@ -75,7 +63,7 @@ impl BackendError {
     }
 
     /// Field-level messages, if the service sent any.
-    pub fn field_errors(&self) -> &[FieldError] {
+    pub(crate) fn field_errors(&self) -> &[FieldError] {
         match self {
             Self::Rejected { problem, .. } => &problem.errors,
             _ => &[],
@@ -83,34 +71,22 @@ impl BackendError {
     }
 
     /// The problem `type`'s last segment (e.g. `validation`, `conflict`).
-    pub fn kind(&self) -> Option<&str> {
+    pub(crate) fn kind(&self) -> Option<&str> {
         match self {
             Self::Rejected { problem, .. } => Some(problem.kind()),
             _ => None,
         }
     }
-
-    /// The HTTP status the service answered, when it answered at all.
-    pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            Self::Unavailable { .. } => None,
-            Self::Unauthorized { .. } => Some(StatusCode::UNAUTHORIZED),
-            Self::Forbidden { .. } => Some(StatusCode::FORBIDDEN),
-            Self::NotFound { .. } => Some(StatusCode::NOT_FOUND),
-            Self::Rejected { status, .. } => Some(*status),
-        }
-    }
 }
 
-/// Shorthand for backend call results.
-pub type BackendResult<T> = Result<T, BackendError>;
+pub(crate) type BackendResult<T> = Result<T, BackendError>;
 
 /// The base URL of each service the storefront calls.
 pub(crate) type BackendUrls = BTreeMap<ShopService, Url>;
 
 /// One HTTP client (connection pool) shared by every backend call.
 #[derive(Clone)]
-pub struct Backend {
+pub(crate) struct Backend {
     http: reqwest::Client,
     urls: BackendUrls,
     metrics: ShopMetrics,
@@ -118,7 +94,7 @@ pub struct Backend {
 
 impl Backend {
     /// Builds the client; timeouts are short because a page waits on them.
-    pub fn new(urls: BackendUrls, metrics: ShopMetrics) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(urls: BackendUrls, metrics: ShopMetrics) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(5))
@@ -133,7 +109,7 @@ impl Backend {
     }
 
     /// Starts a request to `path` (segments already escaped) on `service`.
-    pub fn request(&self, service: ShopService, method: Method, path: &str) -> Call {
+    pub(crate) fn request(&self, service: ShopService, method: Method, path: &str) -> Call {
         let builder = self
             .url(service, path)
             .map(|url| self.http.request(method, url).with_request_id());
@@ -158,13 +134,13 @@ impl Backend {
     }
 
     /// The shared HTTP client (for the image proxy).
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 }
 
 /// A request being built: a thin wrapper that remembers which service it is for.
-pub struct Call {
+pub(crate) struct Call {
     service: ShopService,
     builder: BackendResult<RequestBuilder>,
     metrics: ShopMetrics,
@@ -173,34 +149,31 @@ pub struct Call {
 impl Call {
     /// Adds `Authorization: Bearer <token>`.
     #[must_use]
-    pub fn bearer(mut self, token: &str) -> Self {
+    pub(crate) fn bearer(mut self, token: &str) -> Self {
         self.builder = self.builder.map(|builder| builder.bearer_auth(token));
         self
     }
 
-    /// Sends `body` as JSON.
     #[must_use]
-    pub fn json<B: serde::Serialize + ?Sized>(mut self, body: &B) -> Self {
+    pub(crate) fn json<B: serde::Serialize + ?Sized>(mut self, body: &B) -> Self {
         self.builder = self.builder.map(|builder| builder.json(body));
         self
     }
 
-    /// Adds query parameters.
     #[must_use]
-    pub fn query<Q: serde::Serialize + ?Sized>(mut self, query: &Q) -> Self {
+    pub(crate) fn query<Q: serde::Serialize + ?Sized>(mut self, query: &Q) -> Self {
         self.builder = self.builder.map(|builder| builder.query(query));
         self
     }
 
-    /// Adds a header.
     #[must_use]
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.builder = self.builder.map(|builder| builder.header(name, value));
         self
     }
 
     /// Sends the request and decodes a JSON answer.
-    pub async fn fetch<T: DeserializeOwned>(self) -> BackendResult<T> {
+    pub(crate) async fn fetch<T: DeserializeOwned>(self) -> BackendResult<T> {
         let (service, metrics) = (self.service, self.metrics.clone());
         let result = async {
             let response = self.send().await?;
@@ -218,7 +191,7 @@ impl Call {
     }
 
     /// Sends the request and ignores the body of a successful answer.
-    pub async fn execute(self) -> BackendResult<()> {
+    pub(crate) async fn execute(self) -> BackendResult<()> {
         let metrics = self.metrics.clone();
         count(&metrics, self.send().await.map(drop))
     }
@@ -286,6 +259,6 @@ fn stand_in_problem(status: StatusCode) -> Problem {
 }
 
 /// Escapes one path segment (an id from a URL must not become `../admin`).
-pub fn segment(raw: &str) -> String {
+pub(crate) fn segment(raw: &str) -> String {
     url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
 }

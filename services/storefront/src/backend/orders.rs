@@ -8,73 +8,63 @@ use super::{Backend, BackendResult, segment};
 
 /// One line of the server-side cart.
 #[derive(Debug, Clone, Deserialize)]
-pub struct CartItem {
-    /// The product's id.
-    pub product_id: String,
-    /// How many.
-    pub quantity: u32,
+pub(crate) struct CartItem {
+    pub(crate) product_id: String,
+    pub(crate) quantity: u32,
 }
 
 /// The logged-in shopper's cart.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Cart {
+pub(crate) struct Cart {
     /// The lines, in the order they were added.
     #[serde(default)]
-    pub items: Vec<CartItem>,
+    pub(crate) items: Vec<CartItem>,
 }
 
 /// Where an order is shipped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ShippingAddress {
+pub(crate) struct ShippingAddress {
     /// Recipient's full name.
-    pub name: String,
+    pub(crate) name: String,
     /// Street and number.
-    pub line1: String,
+    pub(crate) line1: String,
     /// Flat, suite, floor (optional).
     #[serde(default)]
-    pub line2: String,
-    /// City or town.
-    pub city: String,
-    /// Postal or ZIP code.
-    pub postal_code: String,
+    pub(crate) line2: String,
+    pub(crate) city: String,
+    pub(crate) postal_code: String,
     /// Country (ISO 3166-1 alpha-2 code).
-    pub country: String,
+    pub(crate) country: String,
 }
 
 /// One line of a placed order, priced when the order was placed.
 #[derive(Debug, Clone, Deserialize)]
-pub struct OrderItem {
-    /// The product's id.
-    pub product_id: String,
+pub(crate) struct OrderItem {
     /// The product's name when ordered.
-    pub name: String,
-    /// How many.
-    pub quantity: u32,
+    pub(crate) name: String,
+    pub(crate) quantity: u32,
     /// Price of one unit in minor units, when ordered.
-    pub unit_price_cents: i64,
+    pub(crate) unit_price_cents: i64,
 }
 
 /// An order as order-service shows it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Order {
-    /// Order id.
-    pub id: String,
+pub(crate) struct Order {
+    pub(crate) id: String,
     /// `PENDING`, `AWAITING_PAYMENT`, `PAID`, `CANCELLED`, `REFUNDED`.
-    pub status: String,
-    /// The lines.
+    pub(crate) status: String,
     #[serde(default)]
-    pub items: Vec<OrderItem>,
+    pub(crate) items: Vec<OrderItem>,
     /// Total in minor units.
-    pub total_cents: i64,
+    pub(crate) total_cents: i64,
     /// ISO 4217 code of the total.
-    pub currency: String,
-    /// Where it goes.
-    pub shipping_address: ShippingAddress,
+    pub(crate) currency: String,
+    pub(crate) shipping_address: ShippingAddress,
     /// Why it was cancelled, when it was.
     #[serde(default)]
-    pub cancellation_reason: Option<String>,
+    pub(crate) cancellation_reason: Option<String>,
     /// When it was placed (RFC 3339).
-    pub created_at: String,
+    pub(crate) created_at: String,
 }
 
 /// One page of `GET /api/orders`.
@@ -85,11 +75,10 @@ struct OrderList {
 
 /// Body of `POST /api/orders`.
 #[derive(Debug, Serialize)]
-pub struct NewOrder<'a> {
+pub(crate) struct NewOrder<'a> {
     /// Id returned by payment-service when the card was tokenized.
-    pub payment_method_id: &'a str,
-    /// Where to ship.
-    pub shipping_address: &'a ShippingAddress,
+    pub(crate) payment_method_id: &'a str,
+    pub(crate) shipping_address: &'a ShippingAddress,
 }
 
 #[derive(Serialize)]
@@ -105,7 +94,7 @@ struct SetQuantity {
 
 impl Backend {
     /// `GET /api/cart`.
-    pub async fn cart(&self, token: &str) -> BackendResult<Cart> {
+    pub(crate) async fn cart(&self, token: &str) -> BackendResult<Cart> {
         self.request(ShopService::Order, Method::GET, "/api/cart")
             .bearer(token)
             .fetch()
@@ -113,7 +102,7 @@ impl Backend {
     }
 
     /// `POST /api/cart/items`: adds `quantity` to the line (creating it).
-    pub async fn add_to_cart(
+    pub(crate) async fn add_to_cart(
         &self,
         token: &str,
         product_id: &str,
@@ -130,7 +119,7 @@ impl Backend {
     }
 
     /// `PATCH /api/cart/items/{product_id}`: sets the line's quantity.
-    pub async fn set_cart_quantity(
+    pub(crate) async fn set_cart_quantity(
         &self,
         token: &str,
         product_id: &str,
@@ -145,7 +134,11 @@ impl Backend {
     }
 
     /// `DELETE /api/cart/items/{product_id}`.
-    pub async fn remove_from_cart(&self, token: &str, product_id: &str) -> BackendResult<()> {
+    pub(crate) async fn remove_from_cart(
+        &self,
+        token: &str,
+        product_id: &str,
+    ) -> BackendResult<()> {
         let path = format!("/api/cart/items/{}", segment(product_id));
         self.request(ShopService::Order, Method::DELETE, &path)
             .bearer(token)
@@ -155,7 +148,7 @@ impl Backend {
 
     /// `POST /api/orders` with an `Idempotency-Key`, so a resubmitted form
     /// replays the first answer instead of placing a second order.
-    pub async fn place_order(
+    pub(crate) async fn place_order(
         &self,
         token: &str,
         idempotency_key: &str,
@@ -170,7 +163,7 @@ impl Backend {
     }
 
     /// `GET /api/orders`: the shopper's latest orders, newest first.
-    pub async fn orders(&self, token: &str) -> BackendResult<Vec<Order>> {
+    pub(crate) async fn orders(&self, token: &str) -> BackendResult<Vec<Order>> {
         let list: OrderList = self
             .request(ShopService::Order, Method::GET, "/api/orders")
             .bearer(token)
@@ -181,7 +174,7 @@ impl Backend {
     }
 
     /// `GET /api/orders/{id}`.
-    pub async fn order(&self, token: &str, id: &str) -> BackendResult<Order> {
+    pub(crate) async fn order(&self, token: &str, id: &str) -> BackendResult<Order> {
         let path = format!("/api/orders/{}", segment(id));
         self.request(ShopService::Order, Method::GET, &path)
             .bearer(token)

@@ -14,15 +14,16 @@ use super::{Backend, BackendResult};
 
 /// A card as the checkout form collected it.
 #[derive(Serialize)]
-pub struct Card {
+pub(crate) struct Card {
     /// The digits only.
-    pub card_number: String,
+    #[serde(rename = "card_number")]
+    pub(crate) number: String,
     /// 1 to 12.
-    pub exp_month: u32,
+    pub(crate) exp_month: u32,
     /// Four digits.
-    pub exp_year: u32,
+    pub(crate) exp_year: u32,
     /// Three or four digits.
-    pub cvc: String,
+    pub(crate) cvc: String,
 }
 
 impl fmt::Debug for Card {
@@ -34,25 +35,19 @@ impl fmt::Debug for Card {
 
 /// The token that stands for a card from now on.
 #[derive(Debug, Clone, Deserialize)]
-pub struct PaymentMethod {
+pub(crate) struct PaymentMethod {
     /// The id the order is placed with.
-    pub id: String,
-    /// `visa`, `mastercard`...
-    #[serde(default)]
-    pub brand: String,
-    /// Last four digits, for display.
-    #[serde(default)]
-    pub last4: String,
+    pub(crate) id: String,
 }
 
 /// A charge attempt for an order.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Payment {
+pub(crate) struct Payment {
     /// `PENDING`, `SUCCEEDED`, `FAILED`, `REFUNDED`...
-    pub status: String,
+    pub(crate) status: String,
     /// Why it failed, in words (when it did).
     #[serde(default)]
-    pub failure_reason: Option<String>,
+    pub(crate) failure_reason: Option<String>,
 }
 
 /// The answer of `GET /api/payments`.
@@ -63,7 +58,11 @@ struct PaymentList {
 
 impl Backend {
     /// `POST /api/payments/methods`: trades the card for a payment method id.
-    pub async fn tokenize_card(&self, token: &str, card: &Card) -> BackendResult<PaymentMethod> {
+    pub(crate) async fn tokenize_card(
+        &self,
+        token: &str,
+        card: &Card,
+    ) -> BackendResult<PaymentMethod> {
         self.request(ShopService::Payment, Method::POST, "/api/payments/methods")
             .bearer(token)
             .json(card)
@@ -72,7 +71,7 @@ impl Backend {
     }
 
     /// `GET /api/payments?order_id=`: the order's charge attempts.
-    pub async fn payments_for_order(
+    pub(crate) async fn payments_for_order(
         &self,
         token: &str,
         order_id: &str,

@@ -10,37 +10,30 @@ use super::{Backend, BackendResult};
 
 /// A pair of tokens from login or refresh.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     /// Short-lived bearer token for the APIs.
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// Long-lived token that buys a new pair (rotated on each use).
-    pub refresh_token: String,
+    pub(crate) refresh_token: String,
     /// Seconds until `access_token` expires.
-    pub expires_in: i64,
+    pub(crate) expires_in: i64,
 }
 
 /// The logged-in account, as `GET /api/users/me` describes it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Me {
-    /// Account id.
-    pub id: String,
-    /// Login email.
-    pub email: String,
-    /// Display name.
-    pub name: String,
+pub(crate) struct Me {
+    pub(crate) name: String,
     /// `customer` or `admin`.
-    pub role: String,
+    pub(crate) role: String,
 }
 
 /// What the registration form sends.
 #[derive(Debug, Serialize)]
-pub struct NewAccount<'a> {
-    /// Login email.
-    pub email: &'a str,
+pub(crate) struct NewAccount<'a> {
+    pub(crate) email: &'a str,
     /// Chosen password (checked by user-service).
-    pub password: &'a str,
-    /// Display name.
-    pub name: &'a str,
+    pub(crate) password: &'a str,
+    pub(crate) name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -56,7 +49,7 @@ struct RefreshBody<'a> {
 
 impl Backend {
     /// `POST /api/users`: creates a customer account.
-    pub async fn register(&self, account: &NewAccount<'_>) -> BackendResult<()> {
+    pub(crate) async fn register(&self, account: &NewAccount<'_>) -> BackendResult<()> {
         self.request(ShopService::User, Method::POST, "/api/users")
             .json(account)
             .execute()
@@ -66,7 +59,7 @@ impl Backend {
     /// `POST /api/users/login`; `shopper` is the shopper's address, passed
     /// on in `X-Forwarded-For` for user-service's per-IP limit (the
     /// storefront is the one proxy user-service trusts on this path).
-    pub async fn login(
+    pub(crate) async fn login(
         &self,
         email: &str,
         password: &str,
@@ -82,7 +75,7 @@ impl Backend {
     }
 
     /// `POST /api/users/refresh`: trades a refresh token for a new pair.
-    pub async fn refresh(&self, refresh_token: &str) -> BackendResult<Tokens> {
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> BackendResult<Tokens> {
         self.request(ShopService::User, Method::POST, "/api/users/refresh")
             .json(&RefreshBody { refresh_token })
             .fetch()
@@ -90,7 +83,11 @@ impl Backend {
     }
 
     /// `POST /api/users/logout`: revokes the refresh token.
-    pub async fn logout(&self, access_token: &str, refresh_token: &str) -> BackendResult<()> {
+    pub(crate) async fn logout(
+        &self,
+        access_token: &str,
+        refresh_token: &str,
+    ) -> BackendResult<()> {
         self.request(ShopService::User, Method::POST, "/api/users/logout")
             .bearer(access_token)
             .json(&RefreshBody { refresh_token })
@@ -99,7 +96,7 @@ impl Backend {
     }
 
     /// `GET /api/users/me`.
-    pub async fn me(&self, access_token: &str) -> BackendResult<Me> {
+    pub(crate) async fn me(&self, access_token: &str) -> BackendResult<Me> {
         self.request(ShopService::User, Method::GET, "/api/users/me")
             .bearer(access_token)
             .fetch()

@@ -22,7 +22,7 @@ use crate::{
 
 /// `?next=` on the login and register pages.
 #[derive(Debug, Default, Deserialize)]
-pub struct NextParam {
+pub(crate) struct NextParam {
     #[serde(default)]
     next: String,
 }
@@ -44,7 +44,7 @@ struct RegisterPage {
 }
 
 /// `GET /login`.
-pub async fn login_form(
+pub(crate) async fn login_form(
     State(state): State<AppState>,
     session: Session,
     Query(params): Query<NextParam>,
@@ -62,7 +62,7 @@ pub async fn login_form(
 }
 
 /// `GET /register`.
-pub async fn register_form(
+pub(crate) async fn register_form(
     State(state): State<AppState>,
     session: Session,
     Query(params): Query<NextParam>,
@@ -75,9 +75,8 @@ pub async fn register_form(
     })
 }
 
-/// The login form.
 #[derive(Debug, Deserialize)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -87,7 +86,7 @@ pub struct LoginForm {
 }
 
 /// `POST /login`.
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     session: Session,
     client: ClientIp,
@@ -171,9 +170,8 @@ async fn sign_in(
     Ok(me.name)
 }
 
-/// The registration form.
 #[derive(Debug, Deserialize)]
-pub struct RegisterForm {
+pub(crate) struct RegisterForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -188,7 +186,7 @@ pub struct RegisterForm {
 const MIN_PASSWORD: usize = 8;
 
 /// `POST /register`: creates the account and logs in.
-pub async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     session: Session,
     client: ClientIp,
@@ -282,7 +280,7 @@ fn explain_registration_failure(form: &mut FormState, err: &BackendError) {
 }
 
 /// `POST /logout`: revokes the refresh token and forgets the session.
-pub async fn logout(State(state): State<AppState>, session: Session) -> Response {
+pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Response {
     if let Some(auth) = session.auth()
         && let Err(err) = state
             .backend

@@ -29,7 +29,7 @@ use crate::{
 const PER_PAGE: u32 = 50;
 
 /// Whether `value` is a slug: a-z, 0-9, words joined by single dashes.
-pub fn is_slug(value: &str) -> bool {
+pub(crate) fn is_slug(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 100
         && value.split('-').all(|word| {
@@ -42,17 +42,15 @@ pub fn is_slug(value: &str) -> bool {
 
 /// `?page=` on the list.
 #[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     #[serde(default)]
     page: String,
 }
 
 /// One row of the admin list.
-pub struct AdminRow {
-    /// The product.
-    pub card: ProductCard,
-    /// Edit link.
-    pub edit_url: String,
+pub(crate) struct AdminRow {
+    pub(crate) card: ProductCard,
+    pub(crate) edit_url: String,
 }
 
 #[derive(Template)]
@@ -66,7 +64,7 @@ struct ListPage {
 }
 
 /// `GET /admin/products`.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -115,7 +113,7 @@ struct FormPage {
 }
 
 /// `GET /admin/products/new`.
-pub async fn new_form(
+pub(crate) async fn new_form(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -137,7 +135,7 @@ pub async fn new_form(
 }
 
 /// `GET /admin/products/{id}`: the edit form, filled in.
-pub async fn edit_form(
+pub(crate) async fn edit_form(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
@@ -175,7 +173,7 @@ pub async fn edit_form(
 
 /// What the product form posts.
 #[derive(Debug, Deserialize)]
-pub struct ProductForm {
+pub(crate) struct ProductForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -195,7 +193,7 @@ pub struct ProductForm {
 }
 
 /// `POST /admin/products`: creates a product.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -234,7 +232,7 @@ pub async fn create(
 }
 
 /// `POST /admin/products/{id}`: saves an edit.
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,

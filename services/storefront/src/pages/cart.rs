@@ -25,19 +25,17 @@ use crate::{
 };
 
 /// Most units of one product per order line.
-pub const MAX_QUANTITY: u32 = 99;
+pub(crate) const MAX_QUANTITY: u32 = 99;
 
-/// The add-to-cart form.
 #[derive(Debug, Deserialize)]
-pub struct AddForm {
+pub(crate) struct AddForm {
     product_id: String,
     #[serde(default)]
     quantity: String,
 }
 
-/// The change-quantity form.
 #[derive(Debug, Deserialize)]
-pub struct QuantityForm {
+pub(crate) struct QuantityForm {
     #[serde(default)]
     quantity: String,
 }
@@ -54,7 +52,7 @@ fn parse_quantity(raw: &str, allow_zero: bool) -> Option<u32> {
 }
 
 /// `POST /cart/items`: adds a product, then shows the cart.
-pub async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -117,7 +115,7 @@ fn back_to_product(slug: &str) -> Response {
 }
 
 /// `POST /cart/items/{product_id}`: sets the quantity (0 removes).
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     session: Session,
     Path(product_id): Path<String>,
@@ -142,7 +140,7 @@ pub async fn update(
 }
 
 /// `POST /cart/items/{product_id}/remove`.
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     session: Session,
     Path(product_id): Path<String>,
@@ -205,7 +203,7 @@ fn refusal(err: &BackendError) -> String {
 }
 
 /// Moves the guest cart into order-service; lines that fail stay in the cookie.
-pub async fn merge_guest_cart(state: &AppState, session: &Session, token: &str) {
+pub(crate) async fn merge_guest_cart(state: &AppState, session: &Session, token: &str) {
     let lines = session.read(|data| data.guest_cart.clone());
     if lines.is_empty() {
         return;
@@ -228,7 +226,7 @@ pub async fn merge_guest_cart(state: &AppState, session: &Session, token: &str) 
 }
 
 /// Re-reads the server cart to keep the header badge right.
-pub async fn recount(state: &AppState, session: &Session, token: &str) {
+pub(crate) async fn recount(state: &AppState, session: &Session, token: &str) {
     if let Ok(cart) = state.backend.cart(token).await {
         let count = cart.items.iter().map(|item| item.quantity).sum();
         session.update(|data| data.cart_count = count);
@@ -236,27 +234,25 @@ pub async fn recount(state: &AppState, session: &Session, token: &str) {
 }
 
 /// A cart line ready to show.
-pub struct CartLine {
+pub(crate) struct CartLine {
     /// The product, when product-service could describe it.
-    pub product: Option<ProductCard>,
+    pub(crate) product: Option<ProductCard>,
     /// The product id (forms post to it).
-    pub product_id: String,
-    /// How many.
-    pub quantity: u32,
+    pub(crate) product_id: String,
+    pub(crate) quantity: u32,
     /// Formatted line total.
-    pub line_total: String,
+    pub(crate) line_total: String,
 }
 
 /// Lines with their products, and the subtotal (per currency, joined).
-pub struct CartView {
-    /// The lines.
-    pub lines: Vec<CartLine>,
+pub(crate) struct CartView {
+    pub(crate) lines: Vec<CartLine>,
     /// "$12.00" or "$12.00 + €3.00" for a mixed cart.
-    pub subtotal: String,
+    pub(crate) subtotal: String,
     /// Units in the cart.
-    pub count: u32,
+    pub(crate) count: u32,
     /// Some product could not be described (product-service down or product gone).
-    pub incomplete: bool,
+    pub(crate) incomplete: bool,
 }
 
 /// The cart's items: the cookie cart for guests, order-service's for shoppers.
@@ -287,7 +283,7 @@ async fn items(
 }
 
 /// Describes each line with its product (in parallel).
-pub async fn describe(state: &AppState, items: Vec<CartItem>) -> CartView {
+pub(crate) async fn describe(state: &AppState, items: Vec<CartItem>) -> CartView {
     let products = join_all(
         items
             .iter()
@@ -338,7 +334,7 @@ pub async fn describe(state: &AppState, items: Vec<CartItem>) -> CartView {
 }
 
 /// Loads and describes the current shopper's cart (or says why it can't).
-pub async fn load(
+pub(crate) async fn load(
     state: &AppState,
     session: &Session,
     uri: &Uri,
@@ -364,7 +360,7 @@ struct CartPage {
 }
 
 /// `GET /cart`.
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,

@@ -21,20 +21,17 @@ use crate::{
 };
 
 /// Products per catalog page (a multiple of 2, 3 and 4 for the grid).
-pub const PER_PAGE: u32 = 12;
+pub(crate) const PER_PAGE: u32 = 12;
 /// Longest search text passed on (product-service accepts 200).
 const MAX_SEARCH_CHARS: usize = 200;
 
 /// The catalog's query string; anything odd falls back to a default.
 #[derive(Debug, Default, Deserialize)]
-pub struct CatalogParams {
-    /// Category slug.
+pub(crate) struct CatalogParams {
     #[serde(default)]
     category: String,
-    /// Search words.
     #[serde(default)]
     q: String,
-    /// Sort key.
     #[serde(default)]
     sort: String,
     /// Page number (kept as text so `?page=abc` is page 1, not a 400).
@@ -43,25 +40,22 @@ pub struct CatalogParams {
 }
 
 /// A choice in the sort menu.
-pub struct SortOption {
+pub(crate) struct SortOption {
     /// Value sent to product-service.
-    pub value: &'static str,
-    /// What the shopper reads.
-    pub label: &'static str,
+    pub(crate) value: &'static str,
+    pub(crate) label: &'static str,
     /// Whether it is the current order.
-    pub selected: bool,
+    pub(crate) selected: bool,
 }
 
 /// A link in the pager.
-pub struct PageLink {
-    /// Page number.
-    pub number: u32,
-    /// Link target.
-    pub url: String,
+pub(crate) struct PageLink {
+    pub(crate) number: u32,
+    pub(crate) url: String,
     /// Whether this is the page shown.
-    pub current: bool,
+    pub(crate) current: bool,
     /// Whether pages are skipped before this one (shown as "…").
-    pub gap_before: bool,
+    pub(crate) gap_before: bool,
 }
 
 /// The first page, the last, and two either side of the current one.
@@ -77,15 +71,13 @@ fn page_numbers(page: u32, last: u32) -> Vec<u32> {
 
 /// Previous / numbered / next links.
 #[derive(Default)]
-pub struct Pager {
-    /// Link to the previous page.
-    pub prev: Option<String>,
-    /// Link to the next page.
-    pub next: Option<String>,
+pub(crate) struct Pager {
+    pub(crate) prev: Option<String>,
+    pub(crate) next: Option<String>,
     /// Numbered links around the current page.
-    pub pages: Vec<PageLink>,
+    pub(crate) pages: Vec<PageLink>,
     /// "Showing 13–24 of 40".
-    pub summary: String,
+    pub(crate) summary: String,
 }
 
 #[derive(Template)]
@@ -103,7 +95,7 @@ struct HomePage {
 }
 
 /// `GET /`: the catalog.
-pub async fn home(
+pub(crate) async fn home(
     State(state): State<AppState>,
     session: Session,
     Query(params): Query<CatalogParams>,
@@ -272,7 +264,7 @@ struct ProductPage {
 }
 
 /// `GET /products/{slug}`.
-pub async fn product(
+pub(crate) async fn product(
     State(state): State<AppState>,
     session: Session,
     Path(slug): Path<String>,

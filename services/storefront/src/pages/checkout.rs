@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// Countries the shop ships to: ISO code and name.
-pub const COUNTRIES: &[(&str, &str)] = &[
+pub(crate) const COUNTRIES: &[(&str, &str)] = &[
     ("US", "United States"),
     ("CA", "Canada"),
     ("GB", "United Kingdom"),
@@ -50,7 +50,7 @@ pub const COUNTRIES: &[(&str, &str)] = &[
 ];
 
 /// A country's name from its ISO code (the code itself when unknown).
-pub fn country_name(code: &str) -> String {
+pub(crate) fn country_name(code: &str) -> String {
     COUNTRIES
         .iter()
         .find(|(known, _)| *known == code)
@@ -61,13 +61,10 @@ pub fn country_name(code: &str) -> String {
 const MAX_FIELD: usize = 200;
 
 /// A country choice in the form.
-pub struct CountryOption {
-    /// ISO code.
-    pub code: &'static str,
-    /// Name.
-    pub name: &'static str,
-    /// Whether it is selected.
-    pub selected: bool,
+pub(crate) struct CountryOption {
+    pub(crate) code: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) selected: bool,
 }
 
 #[derive(Template)]
@@ -92,7 +89,7 @@ fn countries(selected: &str) -> Vec<CountryOption> {
 }
 
 /// `GET /checkout`.
-pub async fn form(
+pub(crate) async fn form(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -126,7 +123,7 @@ fn empty_cart(session: &Session) -> Response {
 
 /// What the checkout form posts.
 #[derive(Deserialize)]
-pub struct CheckoutForm {
+pub(crate) struct CheckoutForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -152,7 +149,7 @@ pub struct CheckoutForm {
 }
 
 /// `POST /checkout`: validate, tokenize the card, place the order.
-pub async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -375,7 +372,7 @@ fn validate_card(
         );
     }
     Some(Card {
-        card_number: digits,
+        number: digits,
         exp_month: month?,
         exp_year: year?,
         cvc: cvc.to_owned(),
@@ -443,7 +440,7 @@ mod tests {
         );
         assert!(!form.has_errors());
         let card = card.unwrap();
-        assert_eq!(card.card_number, "4242424242424242");
+        assert_eq!(card.number, "4242424242424242");
         assert_eq!(card.exp_year, 2030);
     }
 
@@ -486,7 +483,7 @@ mod tests {
     #[test]
     fn card_debug_output_hides_the_number() {
         let card = Card {
-            card_number: "4242424242424242".into(),
+            number: "4242424242424242".into(),
             exp_month: 1,
             exp_year: 2030,
             cvc: "123".into(),

@@ -1,11 +1,11 @@
 //! The pages, one module per part of the shop, and the view models they share.
 
-pub mod account;
-pub mod admin;
-pub mod cart;
-pub mod catalog;
-pub mod checkout;
-pub mod orders;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod cart;
+pub(crate) mod catalog;
+pub(crate) mod checkout;
+pub(crate) mod orders;
 
 use axum::{
     Router,
@@ -18,7 +18,7 @@ use crate::{AppState, backend::products::Product, errors::PageError, views::mone
 
 /// Every page route. The catch-all turns unknown paths (any method) into the
 /// 404 page, and wrong methods on known paths get the same page with 405.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(catalog::home))
         .route("/products/{slug}", get(catalog::product))
@@ -56,25 +56,20 @@ async fn method_not_allowed() -> PageError {
 
 /// A product as a card in a grid or a line in the cart.
 #[derive(Debug, Clone)]
-pub struct ProductCard {
+pub(crate) struct ProductCard {
     /// Product id (cart forms post it).
-    pub id: String,
+    pub(crate) id: String,
     /// Link target: `/products/{slug}`.
-    pub url: String,
-    /// Display name.
-    pub name: String,
-    /// Formatted price.
-    pub price: String,
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) price: String,
     /// Same-origin image path.
-    pub image: String,
-    /// Category display name.
-    pub category_name: String,
+    pub(crate) image: String,
+    pub(crate) category_name: String,
     /// Category slug.
-    pub category: String,
+    pub(crate) category: String,
     /// Units on hand.
-    pub stock: i64,
-    /// The description.
-    pub description: String,
+    pub(crate) stock: i64,
 }
 
 impl From<&Product> for ProductCard {
@@ -88,14 +83,13 @@ impl From<&Product> for ProductCard {
             category_name: product.category_name.clone(),
             category: product.category.clone(),
             stock: product.stock,
-            description: product.description.clone(),
         }
     }
 }
 
 impl ProductCard {
     /// "In stock", "Only 3 left" or "Out of stock".
-    pub fn availability(&self) -> String {
+    pub(crate) fn availability(&self) -> String {
         match self.stock {
             i64::MIN..=0 => "Out of stock".to_owned(),
             1..=5 => format!("Only {} left", self.stock),
@@ -104,7 +98,7 @@ impl ProductCard {
     }
 
     /// Whether the product can be added to the cart.
-    pub fn in_stock(&self) -> bool {
+    pub(crate) fn in_stock(&self) -> bool {
         self.stock > 0
     }
 }
@@ -112,7 +106,7 @@ impl ProductCard {
 /// Product images are same-origin: product-service paths go through the
 /// `/images/` proxy; anything else (an outside URL the CSP would block)
 /// shows the placeholder.
-pub fn image_path(image_url: &str) -> String {
+pub(crate) fn image_path(image_url: &str) -> String {
     if image_url.starts_with("/images/") {
         image_url.to_owned()
     } else {
@@ -121,13 +115,13 @@ pub fn image_path(image_url: &str) -> String {
 }
 
 /// The path and query of the current request, to come back to after login.
-pub fn here(uri: &Uri) -> String {
+pub(crate) fn here(uri: &Uri) -> String {
     uri.path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
 /// Only a local path may be a post-login destination (no open redirect).
-pub fn safe_next(next: &str) -> &str {
+pub(crate) fn safe_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
@@ -136,7 +130,7 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 /// Builds `path?k=v&...`, leaving out empty values.
-pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+pub(crate) fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (key, value) in pairs.iter().filter(|(_, value)| !value.is_empty()) {
         query.append_pair(key, value);

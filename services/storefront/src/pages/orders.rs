@@ -29,20 +29,19 @@ use crate::{
 };
 
 /// How an order status reads and looks.
-pub struct StatusView {
+pub(crate) struct StatusView {
     /// The API's word, e.g. `PAID`.
-    pub code: String,
-    /// What the shopper reads.
-    pub label: &'static str,
+    pub(crate) code: String,
+    pub(crate) label: &'static str,
     /// CSS modifier: `pending`, `paid`, `cancelled`, `refunded`.
-    pub class: &'static str,
+    pub(crate) class: &'static str,
     /// No further change is expected.
-    pub terminal: bool,
+    pub(crate) terminal: bool,
 }
 
 impl StatusView {
     /// Describes an order status.
-    pub fn of(code: &str) -> Self {
+    pub(crate) fn of(code: &str) -> Self {
         let (label, class, terminal) = match code {
             "AWAITING_PAYMENT" => ("Confirming payment", "pending", false),
             "PAID" => ("Paid", "paid", true),
@@ -70,36 +69,31 @@ fn short_id(id: &str) -> String {
 }
 
 /// A line of an order, ready to show.
-pub struct LineView {
+pub(crate) struct LineView {
     /// Product name (or a stand-in when unknown).
-    pub name: String,
-    /// How many.
-    pub quantity: u32,
+    pub(crate) name: String,
+    pub(crate) quantity: u32,
     /// Formatted line total (empty when the API gave no price).
-    pub total: String,
+    pub(crate) total: String,
 }
 
 /// An order, ready to show.
-pub struct OrderView {
+pub(crate) struct OrderView {
     /// Full id (links).
-    pub id: String,
+    pub(crate) id: String,
     /// Short id people can read out: the last 8 hex digits (ids are UUIDv7,
     /// whose first digits are a timestamp shared by every order that minute).
-    pub short_id: String,
-    /// Status.
-    pub status: StatusView,
-    /// Formatted total.
-    pub total: String,
+    pub(crate) short_id: String,
+    pub(crate) status: StatusView,
+    pub(crate) total: String,
     /// Formatted date placed.
-    pub placed: String,
+    pub(crate) placed: String,
     /// Units ordered.
-    pub units: u32,
-    /// The lines.
-    pub lines: Vec<LineView>,
-    /// Where it goes.
-    pub address: ShippingAddress,
+    pub(crate) units: u32,
+    pub(crate) lines: Vec<LineView>,
+    pub(crate) address: ShippingAddress,
     /// The destination country's name.
-    pub country: String,
+    pub(crate) country: String,
 }
 
 impl OrderView {
@@ -139,7 +133,7 @@ struct OrdersPage {
 }
 
 /// `GET /orders`: the shopper's order history.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
@@ -167,7 +161,7 @@ struct OrderPage {
 }
 
 /// `GET /orders/{id}`: the order and, while it settles, its progress.
-pub async fn detail(
+pub(crate) async fn detail(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
@@ -245,7 +239,7 @@ struct StatusJson {
 }
 
 /// `GET /orders/{id}/status`: the order's status as JSON, for the page's script.
-pub async fn status(
+pub(crate) async fn status(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
