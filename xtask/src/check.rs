@@ -1,5 +1,5 @@
-//! What CI runs (`cargo xtask test`), the real-browser journey against a
-//! throw-away stack (`cargo xtask e2e`), and generated-file upkeep.
+//! What CI runs (`cargo xtask test`) and the real-browser journey against a
+//! throw-away stack (`cargo xtask e2e`).
 
 use anyhow::{Context, Result};
 use storekeeper_contract::ShopService;
@@ -74,25 +74,6 @@ pub async fn e2e() -> Result<()> {
             "the browser journey failed ({status}); screenshots and HTML are in target/browser-failures/"
         );
     }
-    Ok(())
-}
-
-/// Regenerates the checked-in CRD from the operator's Rust types.
-pub fn crd() -> Result<()> {
-    let output = std::process::Command::new("cargo")
-        .args(["run", "--quiet", "-p", "storekeeper", "--", "crd"])
-        .current_dir(layout::root())
-        .output()
-        .context("running `storekeeper crd`")?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "`storekeeper crd` failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let path = layout::root().join("crds/store.yaml");
-    std::fs::write(&path, &output.stdout).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {}", path.display());
     Ok(())
 }
 

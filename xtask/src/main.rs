@@ -4,6 +4,7 @@
 
 mod bench;
 mod check;
+mod generate;
 mod layout;
 mod load;
 mod local_state;
@@ -37,8 +38,9 @@ enum Command {
     /// Start a fresh local stack in the background and run the real-browser
     /// journey against it.
     E2e,
-    /// Regenerate `crds/store.yaml` from the Rust types.
-    Crd,
+    /// Rewrite every generated file: the Store CRD (and the chart's copy),
+    /// the chart's RBAC rules, and the tables in docs/architecture.md.
+    Generate,
     /// Measure product-service against a bare axum server (requests/s,
     /// latency, memory) and print the figures.
     Bench,
@@ -67,7 +69,7 @@ fn main() -> ExitCode {
             Command::Up { release } => stack::up(release).await,
             Command::Test => check::test().await,
             Command::E2e => check::e2e().await,
-            Command::Crd => check::crd(),
+            Command::Generate => generate::run(),
             Command::Bench => bench::run().await,
             Command::Load(options) => load::run(&options).await,
             Command::Hello { port } => bench::hello(port).await,
