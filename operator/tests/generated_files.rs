@@ -1,11 +1,14 @@
 //! Checked-in files generated from the code must match it: the CRD (also the
-//! chart's copy) and the chart's RBAC rules. Regenerate with
-//! `storekeeper crd > crds/store.yaml` (see docs/operator.md).
+//! chart's copy) and the chart's RBAC rules. `cargo xtask generate` rewrites
+//! them all.
 
 // Helpers outside `#[test]` functions may panic too: this whole file is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use storekeeper::{crd, rbac};
+
+/// What every failure here tells the reader to do.
+const REGENERATE: &str = "run `cargo xtask generate` and commit the result";
 
 fn read(rel: &str) -> String {
     let path = format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"));
@@ -15,32 +18,33 @@ fn read(rel: &str) -> String {
 #[test]
 fn crd_yaml_matches_the_code() {
     let code = crd::yaml().unwrap();
-    assert!(
-        read("crds/store.yaml") == code,
-        "crds/store.yaml is stale: run `storekeeper crd > crds/store.yaml`"
-    );
-    assert!(
-        read("charts/storekeeper/crds/store.yaml") == code,
-        "charts/storekeeper/crds/store.yaml is stale: copy crds/store.yaml"
-    );
+    for path in ["crds/store.yaml", "charts/storekeeper/crds/store.yaml"] {
+        assert!(read(path) == code, "{path} is stale: {REGENERATE}");
+    }
 }
 
 #[test]
 fn chart_rbac_matches_the_code() {
-    assert!(
-        read("charts/storekeeper/files/cluster-rules.yaml")
-            == rbac::yaml(&rbac::cluster_rules()).unwrap(),
-        "chart cluster rules are stale: run `storekeeper rbac > charts/storekeeper/files/cluster-rules.yaml`"
-    );
-    assert!(
-        read("charts/storekeeper/files/lease-rules.yaml")
-            == rbac::yaml(&rbac::lease_rules()).unwrap(),
-        "chart lease rules are stale: run `storekeeper rbac --lease > charts/storekeeper/files/lease-rules.yaml`"
-    );
+    let rules = [
+        (
+            "charts/storekeeper/files/cluster-rules.yaml",
+            rbac::cluster_rules(),
+        ),
+        (
+            "charts/storekeeper/files/lease-rules.yaml",
+            rbac::lease_rules(),
+        ),
+    ];
+    for (path, rules) in rules {
+        assert!(
+            read(path) == rbac::yaml(&rules).unwrap(),
+            "{path} is stale: {REGENERATE}"
+        );
+    }
 }
 
 #[test]
-fn crd_has_the_shape_design_asks_for() {
+fn crd_has_the_documented_shape() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crd: CustomResourceDefinition = serde_yaml::from_str(&crd::yaml().unwrap()).unwrap();
     assert_eq!(crd.spec.group, "storekeeper.dev");
