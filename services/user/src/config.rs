@@ -11,6 +11,8 @@ use storekeeper_kit::{
     config::{ConfigError, Source, Vars},
 };
 
+use crate::Settings;
+
 /// Login throttling limits (per account and per client IP, fixed window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -54,10 +56,9 @@ impl std::fmt::Debug for AdminBootstrap {
 pub struct UserConfig {
     /// Signs access tokens (`TOKEN_PRIVATE_KEY`, required).
     pub signer: TokenSigner,
-    /// Login throttle limits.
-    pub throttle: ThrottleConfig,
-    /// Refresh-token lifetime (`REFRESH_TOKEN_TTL_DAYS`, 30).
-    pub refresh_ttl: Duration,
+    /// The login throttle (`LOGIN_*`), the refresh-token lifetime
+    /// (`REFRESH_TOKEN_TTL_DAYS`, 30) and the shared `TRUSTED_PROXY_HOPS`.
+    pub settings: Settings,
     /// Admin account to ensure at start, if configured.
     pub admin: Option<AdminBootstrap>,
 }
@@ -121,12 +122,14 @@ impl UserConfig {
                 });
             }
         };
+        let refresh_ttl_days: u64 = vars.or(env::REFRESH_TOKEN_TTL_DAYS, 30)?;
         Ok(Self {
             signer,
-            throttle,
-            refresh_ttl: Duration::from_hours(
-                24 * vars.or::<u64>(env::REFRESH_TOKEN_TTL_DAYS, 30)?,
-            ),
+            settings: Settings {
+                throttle,
+                refresh_ttl: Duration::from_hours(24 * refresh_ttl_days),
+                trusted_proxy_hops: service.trusted_proxy_hops,
+            },
             admin,
         })
     }
@@ -171,7 +174,7 @@ mod tests {
     fn defaults_and_overrides() {
         let keys = KeyPair::generate().unwrap();
         let config = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
-        assert_eq!(config.throttle, ThrottleConfig::default());
+        assert_eq!(config.settings.throttle, ThrottleConfig::default());
         assert!(config.admin.is_none());
         let config = read(&[
             ("TOKEN_PRIVATE_KEY", &keys.private_pem),
@@ -181,7 +184,7 @@ mod tests {
             ("ADMIN_PASSWORD", "correct horse battery"),
         ])
         .unwrap();
-        assert_eq!(config.throttle.window, Duration::from_secs(2));
+        assert_eq!(config.settings.throttle.window, Duration::from_secs(2));
         assert_eq!(config.admin.unwrap().email, "root@example.com");
     }
 
