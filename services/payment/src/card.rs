@@ -13,17 +13,17 @@ use utoipa::ToSchema;
 /// Body of `POST /api/payments/methods`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CardInput {
+pub(crate) struct CardInput {
     /// 12 to 19 digits; spaces and dashes are ignored.
     #[schema(example = "4242424242424242")]
-    pub card_number: String,
+    pub(crate) card_number: String,
     /// 1 to 12.
-    pub exp_month: u32,
+    pub(crate) exp_month: u32,
     /// Four digits, this year or later.
-    pub exp_year: u32,
+    pub(crate) exp_year: u32,
     /// Three digits (four for American Express).
     #[schema(example = "123")]
-    pub cvc: String,
+    pub(crate) cvc: String,
 }
 
 impl std::fmt::Debug for CardInput {
@@ -34,7 +34,7 @@ impl std::fmt::Debug for CardInput {
 
 /// Card networks we recognise by their number prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Brand {
+pub(crate) enum Brand {
     /// Starts with 4.
     Visa,
     /// 51–55, or 2221–2720.
@@ -49,7 +49,7 @@ pub enum Brand {
 
 impl Brand {
     /// The lowercase name shown to shoppers.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Visa => "visa",
             Self::Mastercard => "mastercard",
@@ -60,7 +60,7 @@ impl Brand {
     }
 
     /// Detects the brand from the digits.
-    pub fn detect(digits: &str) -> Self {
+    pub(crate) fn detect(digits: &str) -> Self {
         let prefix = |n: usize| {
             digits
                 .get(..n)
@@ -79,15 +79,15 @@ impl Brand {
 
 /// A card that passed validation: the only facts that leave this module.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ValidCard {
+pub(crate) struct ValidCard {
     /// Digits only (kept in memory for the provider call, never stored).
     digits: String,
     /// The network.
-    pub brand: Brand,
+    pub(crate) brand: Brand,
     /// Expiry month.
-    pub exp_month: u32,
+    pub(crate) exp_month: u32,
     /// Expiry year.
-    pub exp_year: u32,
+    pub(crate) exp_year: u32,
 }
 
 impl std::fmt::Debug for ValidCard {
@@ -101,18 +101,18 @@ impl std::fmt::Debug for ValidCard {
 
 impl ValidCard {
     /// The last four digits.
-    pub fn last4(&self) -> &str {
+    pub(crate) fn last4(&self) -> &str {
         &self.digits[self.digits.len() - 4..]
     }
 
     /// The full number, for the provider only.
-    pub fn digits(&self) -> &str {
+    pub(crate) fn digits(&self) -> &str {
         &self.digits
     }
 }
 
 /// The Luhn checksum (ISO/IEC 7812-1).
-pub fn luhn_valid(digits: &str) -> bool {
+pub(crate) fn luhn_valid(digits: &str) -> bool {
     let mut sum = 0;
     for (index, byte) in digits.bytes().rev().enumerate() {
         let mut digit = u32::from(byte - b'0');
@@ -128,13 +128,13 @@ pub fn luhn_valid(digits: &str) -> bool {
 }
 
 /// True when a card expiring at the end of `month`/`year` is still valid on `today`.
-pub fn not_expired(month: u32, year: u32, today: NaiveDate) -> bool {
+pub(crate) fn not_expired(month: u32, year: u32, today: NaiveDate) -> bool {
     let (year_now, month_now) = (u32::try_from(today.year()).unwrap_or(0), today.month());
     (year, month) >= (year_now, month_now)
 }
 
 /// Checks every field; returns the card or every problem found.
-pub fn validate(input: &CardInput, today: NaiveDate) -> Result<ValidCard, Vec<FieldError>> {
+pub(crate) fn validate(input: &CardInput, today: NaiveDate) -> Result<ValidCard, Vec<FieldError>> {
     let mut errors = Vec::new();
     let digits: String = input
         .card_number

@@ -21,9 +21,9 @@ use crate::{
 };
 
 /// The consumer's name: its queue and its key in `processed_events`.
-pub const CONSUMER: &str = "payment.charges";
+pub(crate) const CONSUMER: &str = "payment.charges";
 /// The events it handles.
-pub const ROUTING_KEYS: &[&str] = &[PaymentRequested::TYPE];
+pub(crate) const ROUTING_KEYS: &[&str] = &[PaymentRequested::TYPE];
 
 /// Charges each requested order once.
 #[derive(Clone, Debug)]

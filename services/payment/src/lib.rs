@@ -1,33 +1,36 @@
 //! payment-service: tokenizes cards, charges each order exactly once when
 //! its stock is reserved, and issues refunds.
 //!
-//! `app(state)` is the public API router; [`start_events`] runs the outbox
+//! [`app`] is the public API router; [`start_events`] runs the outbox
 //! relay and the `payment.requested` consumer. Modules: `card` (validation,
-//! pure), `provider` (the simulated card provider), `store` (SQL),
-//! `charges` (the consumer), `http` (handlers, OpenAPI), `metrics`.
+//! pure), `provider` (the simulated card provider), `charges` (the
+//! consumer), `refunds` (refunding captured payments), `store` (SQL),
+//! `state` (what handlers reach), `http` (handlers, OpenAPI), `metrics`.
 
-pub mod card;
+mod card;
 pub mod charges;
-pub mod http;
+mod http;
 pub mod metrics;
-pub mod provider;
-pub mod store;
+mod provider;
+mod refunds;
+mod state;
+mod store;
 
 use sqlx::PgPool;
 use storekeeper_kit::events::{Consumer, EventMetrics, EventsConfig, Relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use http::AppState;
+pub use state::AppState;
 
 /// The schema migrations, embedded; applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The service name used in logs and metrics.
+/// The name in logs and metrics.
 pub const SERVICE_NAME: &str = "payment-service";
-/// The public API port (DESIGN.md).
+/// The `PORT` default (the contract's `ShopService::Payment`; docs/architecture.md lists every port).
 pub const DEFAULT_PORT: u16 = 8002;
-/// The database of this service.
+/// The database this service owns.
 pub const DATABASE: &str = "payments";
 
 /// The public API router, without kit's common middleware.
@@ -35,7 +38,7 @@ pub fn app(state: AppState) -> axum::Router {
     http::router(state)
 }
 
-/// The `payment.requested` consumer.
+/// The `payment.requested` consumer (tests declare its queue before publishing).
 pub fn charge_consumer(state: &AppState, config: &EventsConfig, events: &EventMetrics) -> Consumer {
     Consumer::new(
         charges::CONSUMER,

@@ -8,24 +8,24 @@ use storekeeper_kit::Metrics;
 
 /// Labels for failed payments.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FailureLabels {
+pub(crate) struct FailureLabels {
     /// Decline code.
-    pub code: String,
+    pub(crate) code: String,
 }
 
 /// Handles to the counters. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PaymentMetrics {
     /// Cards tokenized.
-    pub methods_created: Counter,
+    pub(crate) methods_created: Counter,
     /// Charges captured.
-    pub succeeded: Counter,
+    pub(crate) succeeded: Counter,
     /// Charges refused, by code.
-    pub failures: Family<FailureLabels, Counter>,
+    pub(crate) failures: Family<FailureLabels, Counter>,
     /// Money captured, minor units (all currencies together).
-    pub captured_cents: Counter,
+    pub(crate) captured_cents: Counter,
     /// Refunds issued.
-    pub refunds: Counter,
+    pub(crate) refunds: Counter,
 }
 
 impl PaymentMetrics {
@@ -46,7 +46,7 @@ impl PaymentMetrics {
     }
 
     /// Counts a refused charge.
-    pub fn failed(&self, code: &str) {
+    pub(crate) fn failed(&self, code: &str) {
         self.failures
             .get_or_create(&FailureLabels {
                 code: code.to_owned(),

@@ -19,11 +19,11 @@ use crate::card::ValidCard;
 
 /// Why the provider refused a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decline {
+pub(crate) struct Decline {
     /// Stable machine-readable code.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// Words for the shopper.
-    pub message: &'static str,
+    pub(crate) message: &'static str,
 }
 
 const DECLINED: Decline = Decline {
@@ -36,7 +36,7 @@ const INSUFFICIENT_FUNDS: Decline = Decline {
 };
 
 /// Exchanges a card for a provider token.
-pub fn tokenize(card: &ValidCard) -> String {
+pub(crate) fn tokenize(card: &ValidCard) -> String {
     let kind = match card.digits() {
         "4000000000000002" => "decline",
         "4000000000009995" => "nsf",
@@ -47,7 +47,11 @@ pub fn tokenize(card: &ValidCard) -> String {
 
 /// Charges `amount_cents` to the card behind `token`, at most once per
 /// `idempotency_key` (the order id).
-pub fn charge(token: &str, amount_cents: i64, _idempotency_key: Uuid) -> Result<(), Decline> {
+pub(crate) fn charge(
+    token: &str,
+    amount_cents: i64,
+    _idempotency_key: Uuid,
+) -> Result<(), Decline> {
     if amount_cents <= 0 {
         return Err(DECLINED);
     }

@@ -1,90 +1,82 @@
 //! SQL for payment methods, payments and refunds.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A tokenized card, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct PaymentMethod {
+pub(crate) struct PaymentMethod {
     /// The id to place orders with.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// `visa`, `mastercard`, `amex`, `discover` or `unknown`.
-    pub brand: String,
+    pub(crate) brand: String,
     /// Last four digits.
-    pub last4: String,
+    pub(crate) last4: String,
     /// Expiry month.
-    pub exp_month: i32,
+    pub(crate) exp_month: i32,
     /// Expiry year.
-    pub exp_year: i32,
+    pub(crate) exp_year: i32,
 }
 
 /// A payment method with the provider token (never shown to clients).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredMethod {
+pub(crate) struct StoredMethod {
     /// The method.
     #[sqlx(flatten)]
-    pub method: PaymentMethod,
+    pub(crate) method: PaymentMethod,
     /// The provider's opaque token.
-    pub provider_token: String,
+    pub(crate) provider_token: String,
 }
 
 /// A charge attempt for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Payment {
+pub(crate) struct Payment {
     /// Payment id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// The order charged.
-    pub order_id: Uuid,
+    pub(crate) order_id: Uuid,
     /// `SUCCEEDED`, `FAILED` or `REFUNDED` (fully refunded).
     #[schema(example = "SUCCEEDED")]
-    pub status: String,
+    pub(crate) status: String,
     /// Charged amount, minor units.
-    pub amount_cents: i64,
+    pub(crate) amount_cents: i64,
     /// ISO 4217 code.
-    pub currency: String,
+    pub(crate) currency: String,
     /// Refunded so far, minor units.
-    pub refunded_cents: i64,
+    pub(crate) refunded_cents: i64,
     /// Machine-readable decline code when `FAILED`.
-    pub failure_code: Option<String>,
+    pub(crate) failure_code: Option<String>,
     /// Why it failed, in words, when `FAILED`.
-    pub failure_reason: Option<String>,
+    pub(crate) failure_reason: Option<String>,
     /// Card brand.
-    pub brand: Option<String>,
+    pub(crate) brand: Option<String>,
     /// Card's last four digits.
-    pub last4: Option<String>,
+    pub(crate) last4: Option<String>,
     /// When the charge was attempted.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// A refund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Refund {
+pub(crate) struct Refund {
     /// Refund id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// The payment refunded.
-    pub payment_id: Uuid,
+    pub(crate) payment_id: Uuid,
     /// Amount, minor units.
-    pub amount_cents: i64,
+    pub(crate) amount_cents: i64,
     /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-/// Query of `GET /api/payments`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only this order's payments.
-    pub order_id: Option<Uuid>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 const PAYMENT_COLUMNS: &str = "id, order_id, status, amount_cents, currency, refunded_cents, \
      failure_code, failure_reason, brand, last4, created_at";
 
 /// Stores a tokenized card.
-pub async fn insert_method(
+pub(crate) async fn insert_method(
     pool: &PgPool,
     user: Uuid,
     brand: &str,
@@ -108,7 +100,7 @@ pub async fn insert_method(
 }
 
 /// A user's payment method, with its token; `None` if absent or someone else's.
-pub async fn method_of(
+pub(crate) async fn method_of(
     conn: &mut PgConnection,
     id: Uuid,
     user: Uuid,
@@ -124,7 +116,10 @@ pub async fn method_of(
 }
 
 /// Whether the order already has a payment (charged at most once).
-pub async fn order_has_payment(conn: &mut PgConnection, order: Uuid) -> Result<bool, sqlx::Error> {
+pub(crate) async fn order_has_payment(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1)")
         .bind(order)
         .fetch_one(conn)
@@ -133,25 +128,25 @@ pub async fn order_has_payment(conn: &mut PgConnection, order: Uuid) -> Result<b
 
 /// A payment about to be recorded.
 #[derive(Debug, Clone)]
-pub struct NewPayment<'a> {
+pub(crate) struct NewPayment<'a> {
     /// The order.
-    pub order_id: Uuid,
+    pub(crate) order_id: Uuid,
     /// The shopper.
-    pub user_id: Uuid,
+    pub(crate) user_id: Uuid,
     /// The method used.
-    pub payment_method_id: Uuid,
+    pub(crate) payment_method_id: Uuid,
     /// Amount, minor units.
-    pub amount_cents: i64,
+    pub(crate) amount_cents: i64,
     /// ISO 4217 code.
-    pub currency: &'a str,
+    pub(crate) currency: &'a str,
     /// Decline code and reason, when it failed.
-    pub failure: Option<(&'a str, &'a str)>,
+    pub(crate) failure: Option<(&'a str, &'a str)>,
     /// Card brand and last four, when the method was found.
-    pub card: Option<(&'a str, &'a str)>,
+    pub(crate) card: Option<(&'a str, &'a str)>,
 }
 
 /// Records a payment unless the order already has one (`None` then).
-pub async fn insert_payment(
+pub(crate) async fn insert_payment(
     conn: &mut PgConnection,
     new: &NewPayment<'_>,
 ) -> Result<Option<Payment>, sqlx::Error> {
@@ -181,7 +176,7 @@ pub async fn insert_payment(
 }
 
 /// Payments visible to `user` (all for admins), optionally for one order, newest first.
-pub async fn list(
+pub(crate) async fn list(
     pool: &PgPool,
     user: Option<Uuid>,
     order: Option<Uuid>,
@@ -197,7 +192,7 @@ pub async fn list(
 }
 
 /// One payment visible to `user` (any for admins).
-pub async fn get(
+pub(crate) async fn get(
     pool: &PgPool,
     id: Uuid,
     user: Option<Uuid>,
@@ -212,7 +207,10 @@ pub async fn get(
 }
 
 /// Locks a payment for a refund.
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<Payment>, sqlx::Error> {
+pub(crate) async fn lock(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Payment>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
     ))
@@ -222,7 +220,7 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<Payment>, 
 }
 
 /// Records a refund and updates the payment's refunded total and status.
-pub async fn insert_refund(
+pub(crate) async fn insert_refund(
     conn: &mut PgConnection,
     payment: &Payment,
     amount: i64,

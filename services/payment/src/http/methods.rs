@@ -3,10 +3,10 @@
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use storekeeper_kit::{ApiError, ApiResult, AuthUser, extract::Json};
 
-use super::AppState;
 use crate::{
     card::{CardInput, validate},
     provider,
+    state::AppState,
     store::{self, PaymentMethod},
 };
 

@@ -1,34 +1,16 @@
-//! The HTTP API: card tokenization, payment reads, admin refunds.
+//! The HTTP API: card tokenization, payment reads, admin refunds. One
+//! router per resource, merged over the shared state.
 
 mod methods;
-pub mod openapi;
+mod openapi;
 mod payments;
 
-use axum::{Router, extract::FromRef};
-use sqlx::PgPool;
-use storekeeper_kit::auth::TokenVerifier;
+use axum::Router;
 
-use crate::metrics::PaymentMetrics;
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The `payments` database.
-    pub pool: PgPool,
-    /// Verifies access tokens.
-    pub verifier: TokenVerifier,
-    /// Business counters.
-    pub metrics: PaymentMetrics,
-}
-
-impl FromRef<AppState> for TokenVerifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
+use crate::state::AppState;
 
 /// The public API router (kit's `serve` adds the common middleware).
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(methods::router())
         .merge(payments::router())

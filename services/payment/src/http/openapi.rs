@@ -4,7 +4,8 @@ use axum::{Json, Router, routing::get};
 use storekeeper_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{AppState, methods, payments};
+use super::{methods, payments};
+use crate::state::AppState;
 
 /// The OpenAPI description of payment-service.
 #[derive(OpenApi)]
@@ -26,7 +27,7 @@ use super::{AppState, methods, payments};
         (name = "admin", description = "Refunds; need the `admin` role"),
     )
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

@@ -1,4 +1,4 @@
-//! Payment reads for the owner (admins see all) and admin refunds.
+//! `/api/payments`: reads for the owner (admins see all) and admin refunds.
 
 use axum::{
     Router,
@@ -10,14 +10,16 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use storekeeper_kit::{
     AdminUser, ApiError, ApiResult, AuthUser, FieldError,
-    events::{enqueue, envelope::PaymentRefunded},
     extract::{Json, Path, Query, parse_json},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
-use crate::store::{self, ListQuery, Payment, Refund};
+use crate::{
+    refunds::{self, RefundError},
+    state::AppState,
+    store::{self, Payment, Refund},
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -26,19 +28,40 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/payments/{id}/refunds", post(refund_payment))
 }
 
+/// Query of `GET /api/payments`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    /// Only this order's payments.
+    order_id: Option<Uuid>,
+}
+
 /// A list of payments.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentList {
+pub(super) struct PaymentList {
     /// Newest first.
-    pub items: Vec<Payment>,
+    items: Vec<Payment>,
 }
 
 /// Body of `POST /api/payments/{id}/refunds`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewRefund {
+pub(super) struct NewRefund {
     /// Amount to refund, minor units; everything not yet refunded when absent.
-    pub amount_cents: Option<i64>,
+    amount_cents: Option<i64>,
+}
+
+impl From<RefundError> for ApiError {
+    fn from(err: RefundError) -> Self {
+        match err {
+            RefundError::NotFound(_) => ApiError::not_found(err.to_string()),
+            RefundError::NotCaptured { .. } => ApiError::conflict(err.to_string()),
+            RefundError::Amount { .. } => {
+                ApiError::validation(vec![FieldError::new("amount_cents", err.to_string())])
+            }
+            RefundError::Database(err) => err.into(),
+            RefundError::Outbox(_) => ApiError::internal(anyhow::Error::new(err)),
+        }
+    }
 }
 
 fn owner_filter(user: &AuthUser) -> Option<Uuid> {
@@ -50,7 +73,7 @@ fn owner_filter(user: &AuthUser) -> Option<Uuid> {
     get,
     path = "/api/payments",
     tag = "payments",
-    params(ListQuery),
+    params(("order_id" = Option<Uuid>, Query, description = "Only this order's payments.")),
     responses((status = 200, description = "Payments, newest first", body = PaymentList)),
     security(("bearer" = []))
 )]
@@ -114,38 +137,8 @@ pub(super) async fn refund_payment(
     } else {
         parse_json(&body)?
     };
-    let mut tx = state.pool.begin().await?;
-    let payment = store::lock(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
-    if payment.status != "SUCCEEDED" {
-        return Err(ApiError::conflict(format!(
-            "payment {id} is {}; only captured payments with money left can be refunded",
-            payment.status
-        )));
-    }
-    let remaining = payment.amount_cents - payment.refunded_cents;
-    let amount = request.amount_cents.unwrap_or(remaining);
-    if amount <= 0 || amount > remaining {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "amount_cents",
-            format!("must be between 1 and {remaining} (what is left to refund)"),
-        )]));
-    }
-    let (refund, updated) = store::insert_refund(&mut tx, &payment, amount).await?;
-    let event = PaymentRefunded {
-        order_id: updated.order_id,
-        payment_id: updated.id,
-        refund_id: refund.id,
-        amount_cents: amount,
-        refunded_total_cents: updated.refunded_cents,
-        fully_refunded: updated.refunded_cents == updated.amount_cents,
-    };
-    enqueue(&mut tx, &event, updated.order_id)
-        .await
-        .map_err(|err| ApiError::internal(anyhow::Error::new(err)))?;
-    tx.commit().await?;
+    let refund = refunds::refund(&state.pool, id, request.amount_cents).await?;
     state.metrics.refunds.inc();
-    tracing::info!(payment_id = %id, amount, admin = %admin.id, "refund issued");
+    tracing::info!(payment_id = %id, amount = refund.amount_cents, admin = %admin.id, "refund issued");
     Ok((StatusCode::CREATED, Json(refund)))
 }

@@ -1,0 +1,123 @@
+//! Fixtures, used by every test file as `mod support;`. [`Ctx`] is the
+//! real router over the database `#[sqlx::test]` made for the test, with
+//! throw-away signing keys, and the charge consumer's handler to deliver
+//! `payment.requested` to directly.
+
+// Fixtures fail loudly; not every test binary uses every helper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::http::StatusCode;
+use payment_service::{AppState, app, charges::Charger, metrics::PaymentMetrics};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use storekeeper_kit::{
+    Metrics,
+    events::{Envelope, Handler, envelope::PaymentRequested},
+    testing::{TestApp, TestKeys},
+};
+use uuid::Uuid;
+
+/// Everything a test drives.
+pub struct Ctx {
+    /// The API, with the production middleware.
+    pub app: TestApp,
+    /// Mints tokens the app accepts.
+    pub keys: TestKeys,
+    /// The test's database.
+    pub pool: PgPool,
+    /// The app's metrics registry.
+    pub metrics: Metrics,
+    charger: Charger,
+}
+
+/// A card body for `POST /api/payments/methods`.
+pub fn card(number: &str) -> Value {
+    json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123"})
+}
+
+impl Ctx {
+    pub fn new(pool: PgPool) -> Self {
+        let keys = TestKeys::generate();
+        let metrics = Metrics::new();
+        let state = AppState {
+            pool: pool.clone(),
+            verifier: keys.verifier.clone(),
+            metrics: PaymentMetrics::register(&metrics),
+        };
+        let charger = Charger {
+            metrics: state.metrics.clone(),
+        };
+        Self {
+            app: TestApp::with_metrics(app(state), metrics.clone()),
+            keys,
+            pool,
+            metrics,
+            charger,
+        }
+    }
+
+    /// Tokenizes a card for the holder of `token`; returns the method id.
+    pub async fn tokenize(&self, token: &str, number: &str) -> Uuid {
+        let response = self
+            .app
+            .post("/api/payments/methods")
+            .bearer(token)
+            .json(&card(number))
+            .send()
+            .await;
+        response.assert_status(StatusCode::CREATED);
+        let body: Value = response.json();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Delivers `payment.requested` to the charger as the consumer would;
+    /// returns the outbox afterwards.
+    pub async fn request_charge(
+        &self,
+        user: Uuid,
+        method: Uuid,
+        order: Uuid,
+        amount: i64,
+    ) -> Vec<Value> {
+        let event = Envelope::new(
+            &PaymentRequested {
+                order_id: order,
+                user_id: user,
+                payment_method_id: method,
+                amount_cents: amount,
+                currency: "USD".into(),
+            },
+            order,
+        )
+        .unwrap();
+        let mut tx = self.pool.begin().await.unwrap();
+        self.charger.handle(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        self.outbox().await
+    }
+
+    /// Every event in the outbox, oldest first.
+    pub async fn outbox(&self) -> Vec<Value> {
+        let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+        payloads
+            .iter()
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect()
+    }
+
+    /// The payments the holder of `token` sees for `order`.
+    pub async fn payments_of(&self, token: &str, order: Uuid) -> Vec<Value> {
+        let response = self
+            .app
+            .get(&format!("/api/payments?order_id={order}"))
+            .bearer(token)
+            .send()
+            .await;
+        response.assert_status(StatusCode::OK);
+        let body: Value = response.json();
+        body["items"].as_array().unwrap().clone()
+    }
+}
