@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
 pub mod render;
+pub mod rollout;
 pub mod validate;
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use std::fmt;
 use kube::ResourceExt;
 use storekeeper_contract::ShopService;
 
-use crate::api::{DataStore, ResourceAmounts, Store};
+use crate::api::{DataStore, ResourceAmounts, RolloutSpec, Store, StoreSpec};
 use crate::render::secrets;
+use crate::rollout::analysis::basis_points;
 
 /// Longest Store name: `<name>-rabbitmq-<revision hash>` must fit a 63-character label.
 pub const MAX_NAME_LEN: usize = 40;
@@ -123,6 +124,37 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
             "must be a count (1-100) or a percentage like 25%",
         );
     }
+    check_rollout(&mut p, &spec.rollout);
+    p.finish()
+}
+
+/// The CRD's transition rules on managed data stores, for a Store whose
+/// spec moved from `old` (the stable revision's) to `new` before the CRD
+/// carried them: a StatefulSet's volume claim template cannot change, so
+/// such a spec would wedge the rollout instead of being refused.
+pub fn storage_unchanged(old: &StoreSpec, new: &StoreSpec) -> Result<(), Invalid> {
+    let mut p = Problems::default();
+    for (field, before, after) in [
+        ("spec.postgres", &old.postgres, &new.postgres),
+        ("spec.redis", &old.redis, &new.redis),
+        ("spec.rabbitmq", &old.rabbitmq, &new.rabbitmq),
+    ] {
+        let (Some(before), Some(after)) = (&before.managed, &after.managed) else {
+            continue;
+        };
+        if before.storage != after.storage {
+            p.add(
+                format!("{field}.managed.storage"),
+                "storage cannot change: a StatefulSet's volume claim template is immutable (expand the PersistentVolumeClaim itself instead)",
+            );
+        }
+        if before.storage_class_name != after.storage_class_name {
+            p.add(
+                format!("{field}.managed.storageClassName"),
+                "storageClassName cannot change: a StatefulSet's volume claim template is immutable",
+            );
+        }
+    }
     p.finish()
 }
 
@@ -181,6 +213,41 @@ impl Problems {
         } else {
             Err(Invalid { problems: self.0 })
         }
+    }
+}
+
+fn check_rollout(p: &mut Problems, rollout: &RolloutSpec) {
+    if !(1..=50).contains(&rollout.revision_history_limit) {
+        p.add(
+            "spec.rollout.revisionHistoryLimit",
+            "must be between 1 and 50",
+        );
+    }
+    let Some(analysis) = &rollout.analysis else {
+        return;
+    };
+    let at = "spec.rollout.analysis";
+    if !(10..=3600).contains(&analysis.bake_seconds) {
+        p.add(format!("{at}.bakeSeconds"), "must be between 10 and 3600");
+    }
+    if let Some(ratio) = &analysis.max_error_ratio
+        && basis_points(ratio).is_none()
+    {
+        p.add(
+            format!("{at}.maxErrorRatio"),
+            "must be a decimal from \"0\" to \"1\" with at most four decimals, like \"0.01\"",
+        );
+    }
+    if let Some(ms) = analysis.max_p99_milliseconds
+        && !(1..=60_000).contains(&ms)
+    {
+        p.add(
+            format!("{at}.maxP99Milliseconds"),
+            "must be between 1 and 60000",
+        );
+    }
+    if !(1..=1_000_000).contains(&analysis.min_requests) {
+        p.add(format!("{at}.minRequests"), "must be between 1 and 1000000");
     }
 }
 
@@ -415,5 +482,81 @@ mod tests {
         assert!(!is_tag("1.0-") && !is_tag("_x") && !is_tag(&"a".repeat(64)));
         assert!(has_tag("repo/img:1.0"));
         assert!(!has_tag("registry:5000/img"));
+    }
+
+    #[test]
+    fn rollout_settings_are_checked_naming_the_field() {
+        let mut s = store("shop");
+        s.spec.rollout.revision_history_limit = 0;
+        s.spec.rollout.analysis = Some(crate::api::AnalysisSpec {
+            bake_seconds: 5,
+            max_error_ratio: Some("5%".into()),
+            max_p99_milliseconds: Some(0),
+            min_requests: 0,
+        });
+        let fields: Vec<String> = validate(&s)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.rollout.revisionHistoryLimit",
+                "spec.rollout.analysis.bakeSeconds",
+                "spec.rollout.analysis.maxErrorRatio",
+                "spec.rollout.analysis.maxP99Milliseconds",
+                "spec.rollout.analysis.minRequests",
+            ]
+        );
+        s.spec.rollout.revision_history_limit = 5;
+        s.spec.rollout.analysis = Some(crate::api::AnalysisSpec {
+            bake_seconds: 60,
+            max_error_ratio: Some("0.05".into()),
+            max_p99_milliseconds: Some(500),
+            min_requests: 100,
+        });
+        assert_eq!(validate(&s), Ok(()));
+    }
+
+    #[test]
+    fn a_managed_volume_cannot_change() {
+        let old = store("shop").spec;
+        assert_eq!(storage_unchanged(&old, &old), Ok(()));
+        let mut new = old.clone();
+        new.version = "2.0.0".into();
+        if let Some(m) = new.redis.managed.as_mut() {
+            m.resources.limits.memory = "1Gi".into();
+        }
+        assert_eq!(
+            storage_unchanged(&old, &new),
+            Ok(()),
+            "only the volume is fixed"
+        );
+        if let Some(m) = new.postgres.managed.as_mut() {
+            m.storage = "10Gi".into();
+        }
+        if let Some(m) = new.rabbitmq.managed.as_mut() {
+            m.storage_class_name = Some("fast".into());
+        }
+        let err = storage_unchanged(&old, &new).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("spec.postgres.managed.storage: storage cannot change"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("spec.rabbitmq.managed.storageClassName: storageClassName cannot change"),
+            "{err}"
+        );
+        let external = store("shop").with_external_redis().spec;
+        assert_eq!(
+            storage_unchanged(&external, &old),
+            Ok(()),
+            "a store newly managed has no old volume"
+        );
     }
 }

@@ -61,7 +61,7 @@ fn crd_has_the_documented_shape() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Version", "Ready", "URL", "Age"]);
+    assert_eq!(columns, ["Phase", "Version", "Step", "Ready", "URL", "Age"]);
     let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
     let root = &schema["openAPIV3Schema"];
     assert!(
@@ -80,6 +80,28 @@ fn crd_has_the_documented_shape() {
     assert_eq!(
         spec["version"]["x-kubernetes-validations"][0]["rule"],
         serde_json::json!("self != 'latest'")
+    );
+    // A managed data store's volume is refused at admission, not wedged in a StatefulSet.
+    for store in ["postgres", "redis", "rabbitmq"] {
+        let rules = &spec[store]["properties"]["managed"]["x-kubernetes-validations"];
+        let fields: Vec<&str> = rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["rule"].as_str().unwrap().contains("oldSelf"))
+            .map(|r| r["fieldPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, [".storage", ".storageClassName"], "{store}");
+    }
+    let rollout = &spec["rollout"]["properties"];
+    assert_eq!(rollout["autoRollback"]["default"], serde_json::json!(true));
+    assert_eq!(
+        rollout["revisionHistoryLimit"]["default"],
+        serde_json::json!(5)
+    );
+    assert_eq!(
+        rollout["revisionHistoryLimit"]["maximum"],
+        serde_json::json!(50.0)
     );
     // Every field explains itself to `kubectl explain`.
     described("spec", &root["properties"]["spec"]);

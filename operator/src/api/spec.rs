@@ -19,7 +19,8 @@ use crate::api::StoreStatus;
     derive = "PartialEq",
     doc = "A Store runs a whole online shop: PostgreSQL, Redis, RabbitMQ, the five shop services and their Ingress.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.currentVersion", description = "Version the shop serves: that of the last revision that rolled out completely"),
+    printcolumn(name = "Step", type_ = "string", json_path = ".status.rollout.step", description = "Rollout step in flight (empty when no rollout is)"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -264,6 +265,10 @@ impl Default for DataStore {
 /// Settings of a data store the operator runs.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.storage == oldSelf.storage").message("storage cannot change: a StatefulSet's volume claim template is immutable (expand the PersistentVolumeClaim itself instead)").field_path(".storage").reason(Reason::FieldValueForbidden),
+    validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("storageClassName cannot change: a StatefulSet's volume claim template is immutable").field_path(".storageClassName").reason(Reason::FieldValueForbidden),
+)]
 pub struct Managed {
     /// Size of the PersistentVolumeClaim.
     #[serde(default = "default_storage")]
@@ -301,11 +306,14 @@ pub struct External {
     pub secret_name: String,
 }
 
-/// How new versions are rolled out.
+/// How new versions are rolled out: step by step (Foundation, Data, Backends, Storefront, Edge), each step only once the one before is healthy, and back to the last revision that rolled out completely when a step fails.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// Seconds a step may take to become healthy before it counts as failed (the Deployments' progress deadline).
+    /// When a step fails (not healthy within `healthTimeoutSeconds`, a container that cannot start or restarted, failed analysis), re-apply the last revision that rolled out completely, last step first. The failed revision is not retried until the spec changes. When false, the rollout holds where it failed and the old pods keep serving.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// Seconds a step may take to become healthy before it counts as failed (also the Deployments' progress deadline).
     #[serde(default = "default_health_timeout")]
     #[schemars(range(min = 30, max = 3600))]
     pub health_timeout_seconds: i32,
@@ -313,6 +321,17 @@ pub struct RolloutSpec {
     #[serde(default = "default_max_surge")]
     #[schemars(regex(pattern = r"^([1-9]|[1-9][0-9]|100)%?$"))]
     pub max_surge: String,
+    /// How many revisions of the spec are kept as ControllerRevisions (`<store>-<revision>`), newest first; the stable and the target revision are always kept.
+    #[serde(default = "default_history_limit")]
+    #[schemars(range(min = 1, max = 50))]
+    pub revision_history_limit: i32,
+    /// Also judge the backend and storefront steps by their new pods' own metrics (the admin port's `/metrics`; no Prometheus needed) before the next step starts. Without it a step only has to be healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_health_timeout() -> i32 {
@@ -323,11 +342,48 @@ fn default_max_surge() -> String {
     "25%".to_owned()
 }
 
+fn default_history_limit() -> i32 {
+    5
+}
+
 impl Default for RolloutSpec {
     fn default() -> Self {
         Self {
+            auto_rollback: true,
             health_timeout_seconds: default_health_timeout(),
             max_surge: default_max_surge(),
+            revision_history_limit: default_history_limit(),
+            analysis: None,
         }
     }
+}
+
+/// How a backend or storefront step is judged before the next step starts. Each service is judged on its own new pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Seconds a backend or storefront step must stay healthy before the next step starts; its new pods' metrics are judged at the end of this bake.
+    #[serde(default = "default_bake")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub bake_seconds: i32,
+    /// Highest share of a service's requests its new pods may answer with a 5xx during the bake: a decimal string from `"0"` to `"1"` with at most four decimals (`"0.01"` is 1 %). Omit to not judge errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$"))]
+    pub max_error_ratio: Option<String>,
+    /// Highest 99th-percentile latency of a service's new pods during the bake, in milliseconds. It is estimated from the services' latency histogram (buckets 1, 2, 4 ... 8192 ms), interpolating within a bucket as Prometheus' `histogram_quantile` does, so it is exact only at a bucket bound; a p99 above 8192 ms always fails. Omit to not judge latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60000))]
+    pub max_p99_milliseconds: Option<i32>,
+    /// Fewest requests a service's new pods must serve during the bake for `maxErrorRatio` and `maxP99Milliseconds` to be judged. With fewer the service passes unjudged (a quiet shop still rolls out) and the `AnalysisPassed` Event says so.
+    #[serde(default = "default_min_requests")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub min_requests: i32,
+}
+
+fn default_bake() -> i32 {
+    60
+}
+
+fn default_min_requests() -> i32 {
+    100
 }

@@ -106,3 +106,105 @@ pub struct ComponentStatus {
     /// Whether the component is ready (an `external` data store always is).
     pub ready: bool,
 }
+
+/// Where a rollout stands. Together with the Store's ControllerRevisions
+/// this is all the state a rollout has, so an operator restarted in the
+/// middle of a step resumes exactly there.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Progressing (moving to the target step by step), Complete (the target runs everywhere), RollingBack (returning to the stable revision, last step first), RolledBack (back on the stable revision; the target is not retried until the spec changes) or Halted (failed and holding where it failed: autoRollback is off, or there is nothing to roll back to).
+    pub state: RolloutState,
+    /// Revision the spec asks for: a hash of everything that defines the shop (not `paused`, not `rollout`). Its spec is kept in the ControllerRevision `<store>-<revision>`.
+    pub target_revision: String,
+    /// Last revision that finished rolling out, and what a rollback returns to. Absent until the first rollout completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Step in flight: Foundation, Data, Backends, Storefront or Edge (in that order; backwards while rolling back). Absent when nothing is in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<RolloutStep>,
+    /// When the step in flight started (RFC 3339). It fails when it is not healthy `spec.rollout.healthTimeoutSeconds` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
+    /// When the step in flight became healthy (RFC 3339); it bakes for `spec.rollout.analysis.bakeSeconds` from then before the next step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_started_at: Option<String>,
+    /// When `spec.paused` froze the rollout (RFC 3339). Resuming restarts the step's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<String>,
+    /// Why the rollout waits, or how it ended, in one line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Revision that failed; it is not rolled out again until the spec names another revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_revision: Option<String>,
+    /// What made `failedRevision` fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RolloutFailure>,
+}
+
+/// The state of a rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutState {
+    /// Moving to the target revision, one step at a time.
+    Progressing,
+    /// The target revision runs in every step; it is now the stable one.
+    Complete,
+    /// The target failed; the stable revision is being re-applied, last step first.
+    RollingBack,
+    /// The stable revision runs again; the failed target is not retried.
+    RolledBack,
+    /// The target failed and the rollout holds where it failed.
+    Halted,
+}
+
+/// A rollout step: the objects that change together and must be healthy
+/// before the next step starts.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum RolloutStep {
+    /// Shared config, service accounts, network policies.
+    Foundation,
+    /// PostgreSQL, Redis, RabbitMQ.
+    Data,
+    /// user, product, payment and order services.
+    Backends,
+    /// The storefront.
+    Storefront,
+    /// The Ingress.
+    Edge,
+}
+
+impl RolloutStep {
+    /// The step as written to status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStep::Foundation => "Foundation",
+            RolloutStep::Data => "Data",
+            RolloutStep::Backends => "Backends",
+            RolloutStep::Storefront => "Storefront",
+            RolloutStep::Edge => "Edge",
+        }
+    }
+}
+
+impl std::fmt::Display for RolloutStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a revision failed, precise enough to act on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutFailure {
+    /// Step that failed.
+    pub step: RolloutStep,
+    /// Component that failed, e.g. `order-service` or `postgres`.
+    pub component: String,
+    /// CamelCase cause, e.g. `ImagePullBackOff`, `CrashLoopBackOff`, `Restarting`, `ProgressDeadlineExceeded`, `HealthTimeout` or `AnalysisFailed`.
+    pub reason: String,
+    /// The cause in words, e.g. `ImagePullBackOff for registry.example.com/order-service:1.4.0`.
+    pub message: String,
+}
