@@ -136,6 +136,20 @@ pub struct Decision {
     pub metrics: Option<MetricsRequest>,
 }
 
+/// Whether this pass needs the Store's pods and ReplicaSets: only while a
+/// rollout is (or is about to be) in flight. Otherwise `decide` never looks
+/// at them, and the shell can skip those two lists (steady state stays as
+/// cheap as before).
+pub fn in_flight(previous: Option<&RolloutStatus>, target: &str) -> bool {
+    previous.is_none_or(|p| {
+        p.target_revision != target
+            || matches!(
+                p.state,
+                RolloutState::Progressing | RolloutState::RollingBack
+            )
+    })
+}
+
 /// Decides one pass.
 pub fn decide(input: &Input<'_>) -> Decision {
     if input.settings.paused {

@@ -31,7 +31,9 @@ mod health_tests;
 #[cfg(test)]
 mod testing;
 
-pub use decide::{Decision, Input, MetricsRequest, MetricsTarget, Purpose, Revision, decide};
+pub use decide::{
+    Decision, Input, MetricsRequest, MetricsTarget, Purpose, Revision, decide, in_flight,
+};
 pub use health::Cluster;
 pub use outcome::Outcome;
 pub use settings::Settings;

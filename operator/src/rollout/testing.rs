@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::analysis::Samples;
-use super::decide::{Decision, Input, MetricsRequest, Purpose, Revision, decide};
+use super::decide::{Decision, Input, MetricsRequest, Purpose, Revision, decide, in_flight};
 use super::exposition::Counters;
 use super::health::Cluster;
 use super::revision;
@@ -548,6 +548,21 @@ impl<'a> Driver<'a> {
             decision,
             "a status read back from the API decides the same"
         );
+        if !in_flight(input.previous, &self.target.id) {
+            let blind = Input {
+                cluster: Cluster {
+                    pods: &[],
+                    replica_sets: &[],
+                    ..input.cluster
+                },
+                ..input
+            };
+            assert_eq!(
+                decide(&blind),
+                decision,
+                "no pods needed when nothing is in flight"
+            );
+        }
         if let Some(request) = decision.metrics.clone() {
             let samples = self.world.sample(&request);
             match request.purpose {
