@@ -43,9 +43,9 @@ use uuid::Uuid;
 use crate::listing::ListQuery;
 
 /// How long a detail body may stay cached.
-pub const DETAIL_TTL: Duration = Duration::from_mins(5);
+pub(crate) const DETAIL_TTL: Duration = Duration::from_mins(5);
 /// How long a list page may stay cached.
-pub const LIST_TTL: Duration = Duration::from_mins(1);
+pub(crate) const LIST_TTL: Duration = Duration::from_mins(1);
 
 /// How long a counter lives after its last write (must exceed every data TTL).
 const COUNTER_TTL_SECS: u64 = 24 * 60 * 60;
@@ -77,7 +77,7 @@ return #KEYS
 
 /// What was looked up, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+enum Kind {
     /// One product (by id or slug).
     Detail,
     /// A page of the product list.
@@ -88,7 +88,7 @@ pub enum Kind {
 
 /// How a lookup went, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+enum Outcome {
     /// Served from Redis.
     Hit,
     /// Not cached; served from PostgreSQL and cached.
@@ -99,7 +99,7 @@ pub enum Outcome {
 
 impl Kind {
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::Detail => "detail",
             Self::List => "list",
@@ -110,7 +110,7 @@ impl Kind {
 
 impl Outcome {
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::Hit => "hit",
             Self::Miss => "miss",
@@ -192,11 +192,6 @@ impl CatalogCache {
         }
     }
 
-    /// The underlying Redis connection (for the readiness check).
-    pub fn redis(&self) -> &Cache {
-        &self.cache
-    }
-
     /// Looks up a product's detail body by id.
     pub async fn product(&self, id: Uuid) -> Lookup {
         self.lookup(
@@ -209,7 +204,7 @@ impl CatalogCache {
     }
 
     /// Looks up a product's detail body by slug (the caller checked the slug's format).
-    pub async fn product_by_slug(&self, slug: &str) -> Lookup {
+    pub(crate) async fn product_by_slug(&self, slug: &str) -> Lookup {
         self.lookup(
             Kind::Detail,
             &self.cache.key("gen"),
@@ -221,7 +216,7 @@ impl CatalogCache {
 
     /// Looks up the category list's body (categories change only when the
     /// catalog is seeded, which bumps the generation).
-    pub async fn categories(&self) -> Lookup {
+    pub(crate) async fn categories(&self) -> Lookup {
         self.lookup(
             Kind::Categories,
             &self.cache.key("gen"),
@@ -232,7 +227,7 @@ impl CatalogCache {
     }
 
     /// Looks up a list page's body.
-    pub async fn list(&self, query: &ListQuery) -> Lookup {
+    pub(crate) async fn list(&self, query: &ListQuery) -> Lookup {
         // A query that cannot be serialized (never expected) bypasses the
         // cache rather than sharing a key with other queries.
         let Ok(canonical) = serde_json::to_vec(query) else {

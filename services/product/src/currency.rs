@@ -21,7 +21,7 @@ const CODES: [&str; 153] = [
 ];
 
 /// Whether `code` is an active ISO 4217 code (exact, upper case).
-pub fn is_iso_4217(code: &str) -> bool {
+pub(crate) fn is_iso_4217(code: &str) -> bool {
     CODES.binary_search(&code).is_ok()
 }
 

@@ -15,156 +15,156 @@ use storekeeper_kit::FieldError;
 use crate::currency;
 
 /// Longest product name we accept, in characters.
-pub const NAME_MAX: usize = 200;
+pub(crate) const NAME_MAX: usize = 200;
 /// Longest description we accept, in characters.
-pub const DESCRIPTION_MAX: usize = 5_000;
+pub(crate) const DESCRIPTION_MAX: usize = 5_000;
 /// Longest slug we accept, in bytes (slugs are ASCII).
-pub const SLUG_MAX: usize = 100;
+pub(crate) const SLUG_MAX: usize = 100;
 /// Longest image URL we accept, in bytes.
-pub const IMAGE_URL_MAX: usize = 2_048;
+pub(crate) const IMAGE_URL_MAX: usize = 2_048;
 /// Highest price we accept, in minor units: keeps `price * quantity` far from overflow.
-pub const PRICE_MAX: i64 = 10_000_000_000;
+pub(crate) const PRICE_MAX: i64 = 10_000_000_000;
 
 /// A product category, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Category {
+pub(crate) struct Category {
     /// Stable id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// URL-friendly unique name, used to filter the product list.
     #[schema(example = "coffee-tea")]
-    pub slug: String,
+    pub(crate) slug: String,
     /// Display name.
     #[schema(example = "Coffee & Tea")]
-    pub name: String,
+    pub(crate) name: String,
     /// One or two sentences for the category page.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 /// A product, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Product {
+pub(crate) struct Product {
     /// Stable id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// URL-friendly unique name; `GET /api/products/{slug}` also finds the product.
     #[schema(example = "pour-over-coffee-kettle")]
-    pub slug: String,
+    pub(crate) slug: String,
     /// Display name.
-    pub name: String,
+    pub(crate) name: String,
     /// Plain-text description.
-    pub description: String,
+    pub(crate) description: String,
     /// Price in minor units of `currency` (cents for USD). Never a float.
     #[schema(example = 4_900)]
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// ISO 4217 currency code.
     #[schema(example = "USD")]
-    pub currency: String,
+    pub(crate) currency: String,
     /// Absolute URL or a path served by this service (`/images/...`).
-    pub image_url: String,
+    pub(crate) image_url: String,
     /// Units on hand, never below zero.
-    pub stock: i32,
+    pub(crate) stock: i32,
     /// Slug of the product's category.
-    pub category: String,
+    pub(crate) category: String,
     /// Display name of the product's category.
-    pub category_name: String,
+    pub(crate) category_name: String,
     /// When the product was created.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     /// When the product was last changed.
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 /// Body of `POST /api/products`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewProduct {
+pub(crate) struct NewProduct {
     /// Display name, 1 to 200 characters.
-    pub name: String,
+    pub(crate) name: String,
     /// Unique slug; derived from the name when absent.
     #[serde(default)]
-    pub slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// Plain-text description, at most 5000 characters.
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     /// Price in minor units, greater than zero.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// ISO 4217 code, e.g. `USD`.
-    pub currency: String,
+    pub(crate) currency: String,
     /// Absolute http(s) URL or a path starting with `/`; a generated placeholder when absent.
     #[serde(default)]
-    pub image_url: Option<String>,
+    pub(crate) image_url: Option<String>,
     /// Units on hand, zero or more (default 0).
     #[serde(default)]
-    pub stock: i32,
+    pub(crate) stock: i32,
     /// Slug of an existing category.
-    pub category: String,
+    pub(crate) category: String,
 }
 
 /// Body of `PATCH /api/products/{id}`: every field optional, at least one present.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProductPatch {
+pub(crate) struct ProductPatch {
     /// New display name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New unique slug.
-    pub slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// New description.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// New price in minor units.
-    pub price_cents: Option<i64>,
+    pub(crate) price_cents: Option<i64>,
     /// New ISO 4217 code.
-    pub currency: Option<String>,
+    pub(crate) currency: Option<String>,
     /// New image URL.
-    pub image_url: Option<String>,
+    pub(crate) image_url: Option<String>,
     /// New absolute stock level.
-    pub stock: Option<i32>,
+    pub(crate) stock: Option<i32>,
     /// Slug of the new category.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
 }
 
 /// A product that passed validation and is ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidProduct {
+pub(crate) struct ValidProduct {
     /// Unique slug.
-    pub slug: String,
+    pub(crate) slug: String,
     /// Trimmed name.
-    pub name: String,
+    pub(crate) name: String,
     /// Trimmed description.
-    pub description: String,
+    pub(crate) description: String,
     /// Price in minor units.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// Upper-case ISO 4217 code.
-    pub currency: String,
+    pub(crate) currency: String,
     /// Checked image URL.
-    pub image_url: String,
+    pub(crate) image_url: String,
     /// Units on hand.
-    pub stock: i32,
+    pub(crate) stock: i32,
     /// Category slug (existence is checked by the store).
-    pub category: String,
+    pub(crate) category: String,
 }
 
 /// A patch that passed validation; `None` means "leave as is".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidPatch {
+pub(crate) struct ValidPatch {
     /// New slug.
-    pub slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// New name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New description.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// New price.
-    pub price_cents: Option<i64>,
+    pub(crate) price_cents: Option<i64>,
     /// New currency.
-    pub currency: Option<String>,
+    pub(crate) currency: Option<String>,
     /// New image URL.
-    pub image_url: Option<String>,
+    pub(crate) image_url: Option<String>,
     /// New stock level.
-    pub stock: Option<i32>,
+    pub(crate) stock: Option<i32>,
     /// New category slug.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
 }
 
 impl NewProduct {
     /// Checks every field and reports all problems at once.
-    pub fn validate(self) -> Result<ValidProduct, Vec<FieldError>> {
+    pub(crate) fn validate(self) -> Result<ValidProduct, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = collect(&mut errors, name(&self.name));
         let slug = if let Some(slug) = &self.slug {
@@ -226,7 +226,7 @@ impl NewProduct {
 
 impl ProductPatch {
     /// Checks the fields that are present; an empty patch is an error.
-    pub fn validate(self) -> Result<ValidPatch, Vec<FieldError>> {
+    pub(crate) fn validate(self) -> Result<ValidPatch, Vec<FieldError>> {
         let mut errors = Vec::new();
         let patch = ValidPatch {
             name: self
@@ -268,12 +268,12 @@ impl ProductPatch {
 }
 
 /// The image path this service generates for a product without its own image.
-pub fn placeholder_image(category: &str, slug: &str) -> String {
+pub(crate) fn placeholder_image(category: &str, slug: &str) -> String {
     format!("/images/{category}/{slug}.svg")
 }
 
 /// Whether `value` is a well-formed slug: lower-case ASCII words joined by single dashes.
-pub fn is_slug(value: &str) -> bool {
+pub(crate) fn is_slug(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= SLUG_MAX
         && value.split('-').all(|word| {
@@ -285,7 +285,7 @@ pub fn is_slug(value: &str) -> bool {
 }
 
 /// Derives a slug from a display name (`"Café Noir 2"` → `"caf-noir-2"`), if any ASCII letters or digits remain.
-pub fn slugify(name: &str) -> Option<String> {
+pub(crate) fn slugify(name: &str) -> Option<String> {
     let mut slug = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use crate::domain::is_slug;
 
 /// Renders the placeholder for `category`/`slug`, or `None` if either is not a slug.
-pub fn placeholder_svg(category: &str, slug: &str) -> Option<String> {
+pub(crate) fn placeholder_svg(category: &str, slug: &str) -> Option<String> {
     if !is_slug(category) || !is_slug(slug) {
         return None;
     }

@@ -1,36 +1,39 @@
 //! product-service: the Storekeeper catalog — categories, products,
 //! full-text search, and the stock the checkout saga reserves.
 //!
-//! `app(state)` is the public API router; `main.rs` wraps it with kit's
-//! middleware and serves it (or runs `seed`). Modules:
-//! `domain` (types, validation), `listing` (list query parameters),
-//! `store` (SQL), `cache` (Redis cache-aside), `seed` (sample catalog),
-//! `images` (placeholder pictures), `http` (handlers, OpenAPI),
-//! `inventory` (the checkout saga's stock reservations, over events).
+//! [`app`] is the public API router; [`inventory::start_events`] runs the
+//! outbox relay and the `product.inventory` consumer (stock reservations);
+//! [`seed::load`] loads the sample catalog. Modules: `domain` (types,
+//! validation, pure), `currency` (ISO 4217), `listing` (list query
+//! parameters), `images` (placeholder pictures), `cache` (Redis
+//! cache-aside), `inventory` (the saga's stock reservations), `seed` (the
+//! sample catalog), `store` (SQL), `state` (what handlers reach), `http`
+//! (handlers, OpenAPI).
 
 pub mod cache;
-pub mod currency;
-pub mod domain;
-pub mod http;
-pub mod images;
+mod currency;
+mod domain;
+mod http;
+mod images;
 pub mod inventory;
-pub mod listing;
+mod listing;
 pub mod seed;
-pub mod store;
+mod state;
+mod store;
 
-pub use http::AppState;
+pub use state::AppState;
 
 /// The schema migrations, embedded; applied at start and by `seed`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The service name used in logs and metrics.
+/// The name in logs and metrics.
 pub const SERVICE_NAME: &str = "product-service";
-/// The public API port (DESIGN.md).
+/// The `PORT` default (the contract's `ShopService::Product`; docs/architecture.md lists every port).
 pub const DEFAULT_PORT: u16 = 3002;
-/// The database (and default Redis key prefix) of this service.
+/// The database (and default Redis key prefix) this service owns.
 pub const DATABASE: &str = "products";
 
-/// The public API router, without kit's common middleware (`kit::server::serve` adds it).
+/// The public API router, without kit's common middleware.
 pub fn app(state: AppState) -> axum::Router {
     http::router(state)
 }

@@ -13,18 +13,18 @@ use storekeeper_kit::FieldError;
 use crate::domain::{Product, is_slug};
 
 /// Page size when the client does not ask for one.
-pub const DEFAULT_PER_PAGE: u32 = 20;
+pub(crate) const DEFAULT_PER_PAGE: u32 = 20;
 /// Largest page size a client may ask for.
-pub const MAX_PER_PAGE: u32 = 100;
+pub(crate) const MAX_PER_PAGE: u32 = 100;
 /// Highest page number accepted; deeper pages are better served by a narrower search.
-pub const MAX_PAGE: u32 = 10_000;
+pub(crate) const MAX_PAGE: u32 = 10_000;
 /// Longest search text accepted, in characters.
-pub const MAX_QUERY_CHARS: usize = 200;
+pub(crate) const MAX_QUERY_CHARS: usize = 200;
 
 /// Order of the product list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Sort {
+pub(crate) enum Sort {
     /// Best text match first (only meaningful with `q`; the default when `q` is given).
     Relevance,
     /// Cheapest first.
@@ -39,7 +39,7 @@ pub enum Sort {
 
 impl Sort {
     /// The SQL `ORDER BY` clause; every order ends on the id so pages never overlap.
-    pub fn order_by(self) -> &'static str {
+    pub(crate) fn order_by(self) -> &'static str {
         match self {
             Self::Relevance => {
                 "ts_rank(p.search, websearch_to_tsquery('english', $2)) DESC, p.name, p.id"
@@ -55,60 +55,60 @@ impl Sort {
 /// The raw query string of `GET /api/products`, as the client sent it.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     /// Only products in the category with this slug.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
     /// Full-text search (web-search syntax: `"exact phrase"`, `-exclude`, `or`); at most 200 characters.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Sort order: `relevance` (default with `q`), `price_asc`, `price_desc`, `name` (default without `q`), `newest`.
     #[param(inline)]
-    pub sort: Option<Sort>,
+    pub(crate) sort: Option<Sort>,
     /// Page number, from 1 (default 1, at most 10000).
     #[param(minimum = 1, maximum = 10_000)]
-    pub page: Option<u32>,
+    pub(crate) page: Option<u32>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
-    pub per_page: Option<u32>,
+    pub(crate) per_page: Option<u32>,
 }
 
 /// A checked, canonical list request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Category slug filter.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
     /// Trimmed, non-empty search text.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Effective sort order.
-    pub sort: Sort,
+    pub(crate) sort: Sort,
     /// Page number, from 1.
-    pub page: u32,
+    pub(crate) page: u32,
     /// Items per page.
-    pub per_page: u32,
+    pub(crate) per_page: u32,
 }
 
 impl ListQuery {
     /// Rows to skip.
-    pub fn offset(&self) -> i64 {
+    pub(crate) fn offset(&self) -> i64 {
         i64::from(self.page - 1) * i64::from(self.per_page)
     }
 }
 
 /// One page of products.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ProductPage {
+pub(crate) struct ProductPage {
     /// The products on this page.
-    pub items: Vec<Product>,
+    pub(crate) items: Vec<Product>,
     /// This page's number, from 1.
-    pub page: u32,
+    pub(crate) page: u32,
     /// Page size used.
-    pub per_page: u32,
+    pub(crate) per_page: u32,
     /// Number of products matching the filters, over all pages.
-    pub total: i64,
+    pub(crate) total: i64,
 }
 
 impl ListParams {
     /// Applies defaults and bounds; reports every bad parameter.
-    pub fn validate(self) -> Result<ListQuery, Vec<FieldError>> {
+    pub(crate) fn validate(self) -> Result<ListQuery, Vec<FieldError>> {
         let mut errors = Vec::new();
         let category = self.category.filter(|value| !value.is_empty());
         if let Some(category) = &category

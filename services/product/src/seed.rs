@@ -11,51 +11,50 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{NewProduct, placeholder_image};
+use crate::{
+    domain::{NewProduct, ValidProduct},
+    store,
+};
 
 /// The embedded sample catalog, as JSON.
-pub const CATALOG_JSON: &str = include_str!("../data/catalog.json");
+const CATALOG_JSON: &str = include_str!("../data/catalog.json");
 
 /// The sample catalog file's shape.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Catalog {
+struct Catalog {
     /// Currency of every price in the file.
-    pub currency: String,
-    /// The categories.
-    pub categories: Vec<SeedCategory>,
-    /// The products.
-    pub products: Vec<SeedProduct>,
+    currency: String,
+    categories: Vec<SeedCategory>,
+    products: Vec<SeedProduct>,
 }
 
-/// One category of the sample catalog.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedCategory {
-    /// Unique slug.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// Short description.
-    pub description: String,
+struct SeedCategory {
+    slug: String,
+    name: String,
+    description: String,
 }
 
-/// One product of the sample catalog.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedProduct {
-    /// Unique slug.
-    pub slug: String,
+struct SeedProduct {
+    slug: String,
     /// Category slug.
-    pub category: String,
-    /// Display name.
-    pub name: String,
+    category: String,
+    name: String,
     /// Price in minor units of the catalog's currency.
-    pub price_cents: i64,
-    /// Initial stock.
-    pub stock: i32,
-    /// Description.
-    pub description: String,
+    price_cents: i64,
+    /// Initial stock (a re-seed never changes it).
+    stock: i32,
+    description: String,
+}
+
+/// The sample catalog after the API's own checks.
+struct Checked {
+    categories: Vec<SeedCategory>,
+    products: Vec<ValidProduct>,
 }
 
 /// What a seed run did.
@@ -80,10 +79,11 @@ pub enum SeedError {
     Database(#[from] sqlx::Error),
 }
 
-/// Parses and validates the embedded catalog with the same rules as the API.
-pub fn catalog() -> Result<Catalog, SeedError> {
+/// Parses the embedded catalog and validates it with the same rules as the API.
+fn checked() -> Result<Checked, SeedError> {
     let catalog: Catalog =
         serde_json::from_str(CATALOG_JSON).map_err(|err| SeedError::Invalid(err.to_string()))?;
+    let mut products = Vec::with_capacity(catalog.products.len());
     for product in &catalog.products {
         if !catalog
             .categories
@@ -95,60 +95,35 @@ pub fn catalog() -> Result<Catalog, SeedError> {
                 product.slug, product.category
             )));
         }
-        as_new_product(product, &catalog.currency)
+        let valid = as_new_product(product, &catalog.currency)
             .validate()
             .map_err(|errors| {
                 SeedError::Invalid(format!("product `{}`: {errors:?}", product.slug))
             })?;
+        products.push(valid);
     }
-    Ok(catalog)
+    Ok(Checked {
+        categories: catalog.categories,
+        products,
+    })
 }
 
 /// Upserts the sample catalog (by slug) in one transaction.
 pub async fn load(pool: &PgPool) -> Result<SeedReport, SeedError> {
-    let catalog = catalog()?;
+    let catalog = checked()?;
     let mut tx = pool.begin().await?;
     for category in &catalog.categories {
-        sqlx::query(
-            "INSERT INTO categories (id, slug, name, description) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description",
+        store::upsert_category(
+            &mut tx,
+            &category.slug,
+            &category.name,
+            &category.description,
         )
-        .bind(Uuid::now_v7())
-        .bind(&category.slug)
-        .bind(&category.name)
-        .bind(&category.description)
-        .execute(&mut *tx)
         .await?;
     }
     let mut changed = Vec::new();
     for product in &catalog.products {
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO products \
-               (id, slug, name, description, price_cents, currency, image_url, stock, category_id) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.id FROM categories c WHERE c.slug = $9 \
-             ON CONFLICT (slug) DO UPDATE SET \
-               name = EXCLUDED.name, description = EXCLUDED.description, \
-               price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency, \
-               image_url = EXCLUDED.image_url, category_id = EXCLUDED.category_id, \
-               updated_at = now() \
-             WHERE (products.name, products.description, products.price_cents, products.currency, \
-                    products.image_url, products.category_id) \
-               IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.price_cents, \
-                    EXCLUDED.currency, EXCLUDED.image_url, EXCLUDED.category_id) \
-             RETURNING id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(&product.slug)
-        .bind(&product.name)
-        .bind(&product.description)
-        .bind(product.price_cents)
-        .bind(&catalog.currency)
-        .bind(placeholder_image(&product.category, &product.slug))
-        .bind(product.stock)
-        .bind(&product.category)
-        .fetch_optional(&mut *tx)
-        .await?;
-        changed.extend(id);
+        changed.extend(store::upsert_product(&mut tx, product).await?);
     }
     tx.commit().await?;
     Ok(SeedReport {
@@ -177,7 +152,7 @@ mod tests {
 
     #[test]
     fn embedded_catalog_is_valid_and_big_enough() {
-        let catalog = catalog().unwrap();
+        let catalog = checked().unwrap();
         assert!(catalog.categories.len() >= 6);
         assert!(catalog.products.len() >= 60);
         let mut slugs: Vec<_> = catalog.products.iter().map(|p| &p.slug).collect();

@@ -1,23 +1,30 @@
-//! PostgreSQL queries for categories and products.
+//! PostgreSQL queries: the catalog, the sample catalog's upserts, and the
+//! stock the checkout saga reserves.
 //!
 //! Runtime-checked queries (`query_as` + `FromRow`); every one of them is
 //! exercised by the integration tests against a real server. Only fixed SQL
-//! fragments are ever concatenated (the `ORDER BY` chosen from [`Sort`]);
-//! client text always travels as a bind parameter. A duplicate slug surfaces
-//! as a violation of the `products_slug_key` constraint ([`SLUG_CONSTRAINT`]).
+//! fragments are ever concatenated (the `ORDER BY` chosen from
+//! [`crate::listing::Sort`]); client text always travels as a bind
+//! parameter.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, types::Json};
+use storekeeper_kit::events::envelope::EventItem;
 use uuid::Uuid;
 
-use crate::domain::{Category, Product, ValidPatch, ValidProduct};
-use crate::listing::{ListQuery, ProductPage};
+use crate::{
+    domain::{Category, Product, ValidPatch, ValidProduct},
+    listing::{ListQuery, ProductPage},
+};
 
 /// Why a catalog write was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// No product with that id.
     #[error("product not found")]
     NotFound,
+    /// Another product has the slug.
+    #[error("the slug `{0}` is already used by another product; choose another")]
+    SlugTaken(String),
     /// The category slug names no category.
     #[error("category `{0}` does not exist")]
     UnknownCategory(String),
@@ -27,7 +34,17 @@ pub enum StoreError {
 }
 
 /// The unique constraint on product slugs.
-pub const SLUG_CONSTRAINT: &str = "products_slug_key";
+const SLUG_CONSTRAINT: &str = "products_slug_key";
+
+/// A write's error, with a duplicate `slug` told apart.
+fn write_error(slug: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.constraint() == Some(SLUG_CONSTRAINT) => {
+            StoreError::SlugTaken(slug.to_owned())
+        }
+        _ => StoreError::Database(err),
+    }
+}
 
 /// The columns of [`Product`], for `FROM products p JOIN categories c`.
 const PRODUCT_COLUMNS: &str = "p.id, p.slug, p.name, p.description, p.price_cents, p.currency, \
@@ -39,14 +56,14 @@ const LIST_FILTER: &str = "FROM products p JOIN categories c ON c.id = p.categor
        AND ($2::text IS NULL OR p.search @@ websearch_to_tsquery('english', $2))";
 
 /// Every category, alphabetically.
-pub async fn categories(pool: &PgPool) -> Result<Vec<Category>, sqlx::Error> {
+pub(crate) async fn categories(pool: &PgPool) -> Result<Vec<Category>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug, name, description FROM categories ORDER BY name, id")
         .fetch_all(pool)
         .await
 }
 
 /// One page of products matching `query`, with the total over all pages.
-pub async fn list(pool: &PgPool, query: &ListQuery) -> Result<ProductPage, sqlx::Error> {
+pub(crate) async fn list(pool: &PgPool, query: &ListQuery) -> Result<ProductPage, sqlx::Error> {
     let page_sql = format!(
         "SELECT {PRODUCT_COLUMNS} {LIST_FILTER} ORDER BY {} LIMIT $3 OFFSET $4",
         query.sort.order_by()
@@ -77,7 +94,7 @@ pub async fn list(pool: &PgPool, query: &ListQuery) -> Result<ProductPage, sqlx:
 }
 
 /// The product with this id, if any.
-pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
+pub(crate) async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products p JOIN categories c ON c.id = p.category_id \
          WHERE p.id = $1"
@@ -88,7 +105,7 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Err
 }
 
 /// The product with this slug, if any.
-pub async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Product>, sqlx::Error> {
+pub(crate) async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Product>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {PRODUCT_COLUMNS} FROM products p JOIN categories c ON c.id = p.category_id \
          WHERE p.slug = $1"
@@ -99,7 +116,7 @@ pub async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Product>, sqlx:
 }
 
 /// Inserts a new product.
-pub async fn create(pool: &PgPool, product: &ValidProduct) -> Result<Product, StoreError> {
+pub(crate) async fn create(pool: &PgPool, product: &ValidProduct) -> Result<Product, StoreError> {
     let sql = format!(
         "WITH p AS ( \
            INSERT INTO products \
@@ -119,12 +136,17 @@ pub async fn create(pool: &PgPool, product: &ValidProduct) -> Result<Product, St
         .bind(product.stock)
         .bind(&product.category)
         .fetch_optional(pool)
-        .await?
+        .await
+        .map_err(write_error(&product.slug))?
         .ok_or_else(|| StoreError::UnknownCategory(product.category.clone()))
 }
 
 /// Applies a patch; fields left `None` keep their value.
-pub async fn update(pool: &PgPool, id: Uuid, patch: &ValidPatch) -> Result<Product, StoreError> {
+pub(crate) async fn update(
+    pool: &PgPool,
+    id: Uuid,
+    patch: &ValidPatch,
+) -> Result<Product, StoreError> {
     let category_id = match &patch.category {
         Some(slug) => Some(
             sqlx::query_scalar::<_, Uuid>("SELECT id FROM categories WHERE slug = $1")
@@ -157,12 +179,13 @@ pub async fn update(pool: &PgPool, id: Uuid, patch: &ValidPatch) -> Result<Produ
         .bind(patch.stock)
         .bind(category_id)
         .fetch_optional(pool)
-        .await?
+        .await
+        .map_err(write_error(patch.slug.as_deref().unwrap_or_default()))?
         .ok_or(StoreError::NotFound)
 }
 
 /// Deletes a product.
-pub async fn delete(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
+pub(crate) async fn delete(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
     let result = sqlx::query("DELETE FROM products WHERE id = $1")
         .bind(id)
         .execute(pool)
@@ -172,4 +195,141 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
     } else {
         Ok(())
     }
+}
+
+// --- the sample catalog ----------------------------------------------------
+
+/// Inserts a category, or refreshes its name and description (by slug).
+pub(crate) async fn upsert_category(
+    conn: &mut PgConnection,
+    slug: &str,
+    name: &str,
+    description: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO categories (id, slug, name, description) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description",
+    )
+    .bind(Uuid::now_v7())
+    .bind(slug)
+    .bind(name)
+    .bind(description)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Inserts a product, or rewrites everything but its stock (by slug);
+/// returns its id when it was inserted or changed.
+pub(crate) async fn upsert_product(
+    conn: &mut PgConnection,
+    product: &ValidProduct,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO products \
+           (id, slug, name, description, price_cents, currency, image_url, stock, category_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, c.id FROM categories c WHERE c.slug = $9 \
+         ON CONFLICT (slug) DO UPDATE SET \
+           name = EXCLUDED.name, description = EXCLUDED.description, \
+           price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency, \
+           image_url = EXCLUDED.image_url, category_id = EXCLUDED.category_id, \
+           updated_at = now() \
+         WHERE (products.name, products.description, products.price_cents, products.currency, \
+                products.image_url, products.category_id) \
+           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.price_cents, \
+                EXCLUDED.currency, EXCLUDED.image_url, EXCLUDED.category_id) \
+         RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&product.slug)
+    .bind(&product.name)
+    .bind(&product.description)
+    .bind(product.price_cents)
+    .bind(&product.currency)
+    .bind(&product.image_url)
+    .bind(product.stock)
+    .bind(&product.category)
+    .fetch_optional(conn)
+    .await
+}
+
+// --- stock reservations ----------------------------------------------------
+
+/// What was decided for an order's stock, and for which items.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Reservation {
+    /// `RESERVED`, `REJECTED` or `RELEASED`.
+    pub(crate) status: String,
+    pub(crate) items: Json<Vec<EventItem>>,
+}
+
+/// The order's reservation, locked, if one was decided.
+pub(crate) async fn lock_reservation(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    sqlx::query_as("SELECT status, items FROM stock_reservations WHERE order_id = $1 FOR UPDATE")
+        .bind(order)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records (or moves) the order's reservation to `status`.
+pub(crate) async fn record_reservation(
+    conn: &mut PgConnection,
+    order: Uuid,
+    status: &str,
+    items: &[EventItem],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3) \
+         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(Json(items))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Takes `quantity` units if that many are on hand (one conditional
+/// statement, so stock never goes below zero); `None` when short.
+pub(crate) async fn take_stock(
+    conn: &mut PgConnection,
+    product: Uuid,
+    quantity: i32,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE products SET stock = stock - $2, updated_at = now() WHERE id = $1 AND stock >= $2 RETURNING stock",
+    )
+    .bind(product)
+    .bind(quantity)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Gives `quantity` units back.
+pub(crate) async fn return_stock(
+    conn: &mut PgConnection,
+    product: Uuid,
+    quantity: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE products SET stock = stock + $2, updated_at = now() WHERE id = $1")
+        .bind(product)
+        .bind(quantity)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// A product's stock and name, to say what is short.
+pub(crate) async fn stock_and_name(
+    conn: &mut PgConnection,
+    product: Uuid,
+) -> Result<Option<(i32, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT stock, name FROM products WHERE id = $1")
+        .bind(product)
+        .fetch_optional(conn)
+        .await
 }

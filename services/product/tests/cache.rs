@@ -1,12 +1,12 @@
 //! The read cache: hits are counted, a write is never followed by a stale
 //! read, and Redis being down only makes reads slower.
 
-mod common;
+mod support;
 
-use common::Ctx;
 use http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::Ctx;
 
 #[sqlx::test(migrator = "product_service::MIGRATOR")]
 async fn second_read_is_a_hit(pool: PgPool) {
@@ -39,7 +39,7 @@ async fn not_found_is_not_cached(pool: PgPool) {
             .await
             .assert_problem(StatusCode::NOT_FOUND, "not-found");
     }
-    ctx.create(&common::new_product(slug)).await;
+    ctx.create(&support::new_product(slug)).await;
     ctx.app
         .get(&format!("/api/products/{slug}"))
         .send()
@@ -118,7 +118,7 @@ async fn every_write_is_visible_to_the_next_read(pool: PgPool) {
 
     // Create: the list grows.
     let before: Value = ctx.app.get(list_uri).send().await.json();
-    let mut body = common::new_product("balance-board");
+    let mut body = support::new_product("balance-board");
     body["category"] = json!("fitness");
     ctx.create(&body).await;
     let after: Value = ctx.app.get(list_uri).send().await.json();

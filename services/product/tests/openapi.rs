@@ -1,13 +1,13 @@
 //! `GET /openapi.json` describes exactly the routes the router serves.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 
-use common::Ctx;
 use http::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
+use support::Ctx;
 
 /// Every (method, path template) the router serves, besides `/openapi.json` itself.
 const ROUTES: [(&str, &str); 7] = [

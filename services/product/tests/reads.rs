@@ -4,12 +4,12 @@
 // Helpers outside #[test] functions panic on malformed fixtures too.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
-use common::Ctx;
 use http::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
+use support::Ctx;
 
 fn names(page: &Value) -> Vec<String> {
     page["items"]

@@ -3,7 +3,7 @@
 // Helpers outside #[test] functions panic on malformed fixtures too.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use product_service::seed;
 use sqlx::PgPool;

@@ -1,12 +1,12 @@
 //! Admin writes: create, update, delete, their validation, and who may call them.
 
-mod common;
+mod support;
 
-use common::{Ctx, new_product};
 use http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::{Role, testing::tampered};
+use support::{Ctx, new_product};
 use uuid::Uuid;
 
 #[sqlx::test(migrator = "product_service::MIGRATOR")]

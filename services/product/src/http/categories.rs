@@ -3,8 +3,8 @@
 use axum::{Router, extract::State, response::Response, routing::get};
 use storekeeper_kit::ApiResult;
 
-use super::{AppState, cached};
-use crate::{domain::Category, store};
+use super::cached::cached;
+use crate::{domain::Category, state::AppState, store};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/api/categories", get(list_categories))

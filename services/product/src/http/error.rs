@@ -9,6 +9,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::not_found("no product with this id"),
+            StoreError::SlugTaken(_) => ApiError::conflict(err.to_string()),
             StoreError::UnknownCategory(slug) => ApiError::validation(vec![FieldError::new(
                 "category",
                 format!("no category has the slug `{slug}`; GET /api/categories lists them"),
@@ -19,7 +20,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// 400 for query parameters that parse but are out of bounds.
-pub fn invalid_query(errors: Vec<FieldError>) -> ApiError {
+pub(super) fn invalid_query(errors: Vec<FieldError>) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid-query",

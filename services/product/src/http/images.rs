@@ -8,8 +8,7 @@ use axum::{
 };
 use storekeeper_kit::{ApiError, extract::Path};
 
-use super::AppState;
-use crate::images::placeholder_svg;
+use crate::{images::placeholder_svg, state::AppState};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/images/{category}/{file}", get(image))

@@ -11,10 +11,11 @@ use axum::{
 use storekeeper_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{AppState, categories, images, products};
+use super::{categories, images, products};
 use crate::{
     domain::{Category, NewProduct, Product, ProductPatch},
     listing::{ProductPage, Sort},
+    state::AppState,
 };
 
 /// The OpenAPI description of product-service.
@@ -49,7 +50,7 @@ use crate::{
         (name = "admin", description = "Catalog writes; need an access token with the `admin` role"),
     )
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
 /// Serialized once: the document never changes while the process runs.
 static DOCUMENT: LazyLock<String> =

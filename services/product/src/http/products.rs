@@ -11,16 +11,17 @@ use axum::{
     routing::get,
 };
 use storekeeper_kit::{
-    AdminUser, ApiError, ApiResult, Problem, ResultExt,
+    AdminUser, ApiError, ApiResult, Problem,
     extract::{Json, Path, Query},
 };
 use uuid::Uuid;
 
-use super::{AppState, cached, error::invalid_query};
+use super::{cached::cached, error::invalid_query};
 use crate::{
     domain::{NewProduct, Product, ProductPatch, is_slug},
     listing::{ListParams, ProductPage},
-    store::{self, SLUG_CONSTRAINT},
+    state::AppState,
+    store,
 };
 
 pub(super) fn router() -> Router<AppState> {
@@ -116,9 +117,7 @@ pub(super) async fn create_product(
     Json(body): Json<NewProduct>,
 ) -> ApiResult<Response> {
     let product = body.validate().map_err(ApiError::validation)?;
-    let created = store::create(&state.pool, &product)
-        .await
-        .on_constraint(SLUG_CONSTRAINT, |_| slug_taken(&product.slug))?;
+    let created = store::create(&state.pool, &product).await?;
     state.cache.invalidate(&[created.id]).await;
     tracing::info!(admin = %admin.id, product = %created.id, slug = %created.slug, "product created");
     let location = format!("/api/products/{}", created.id);
@@ -155,11 +154,7 @@ pub(super) async fn update_product(
     Json(body): Json<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     let patch = body.validate().map_err(ApiError::validation)?;
-    let updated = store::update(&state.pool, id, &patch)
-        .await
-        .on_constraint(SLUG_CONSTRAINT, |_| {
-            slug_taken(patch.slug.as_deref().unwrap_or_default())
-        })?;
+    let updated = store::update(&state.pool, id, &patch).await?;
     state.cache.invalidate(&[id]).await;
     tracing::info!(admin = %admin.id, product = %id, "product updated");
     Ok(Json(updated))
@@ -188,10 +183,4 @@ pub(super) async fn delete_product(
     state.cache.invalidate(&[id]).await;
     tracing::info!(admin = %admin.id, product = %id, "product deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "the slug `{slug}` is already used by another product; choose another"
-    ))
 }

@@ -12,7 +12,7 @@
 
 use std::{collections::BTreeMap, future::Future, pin::Pin};
 
-use sqlx::{Connection, PgConnection, types::Json};
+use sqlx::{Connection, PgConnection};
 use storekeeper_kit::events::{
     CancellationToken, Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler,
     HandlerError, Relay,
@@ -25,12 +25,12 @@ use storekeeper_kit::events::{
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::cache::CatalogCache;
+use crate::{cache::CatalogCache, store};
 
 /// The consumer's name: its queue and its key in `processed_events`.
-pub const CONSUMER: &str = "product.inventory";
+pub(crate) const CONSUMER: &str = "product.inventory";
 /// The events it handles.
-pub const ROUTING_KEYS: &[&str] = &[OrderCreated::TYPE, OrderCancelled::TYPE];
+pub(crate) const ROUTING_KEYS: &[&str] = &[OrderCreated::TYPE, OrderCancelled::TYPE];
 
 /// Reserves and releases stock.
 #[derive(Clone, Debug)]
@@ -110,40 +110,15 @@ fn shortage_reason(short: &[(ShortItem, String)]) -> String {
     format!("out of stock: {}", parts.join(", "))
 }
 
-async fn decided(
-    conn: &mut PgConnection,
-    order: Uuid,
-) -> Result<Option<(String, Json<Vec<EventItem>>)>, sqlx::Error> {
-    sqlx::query_as("SELECT status, items FROM stock_reservations WHERE order_id = $1 FOR UPDATE")
-        .bind(order)
-        .fetch_optional(conn)
-        .await
-}
-
-async fn record(
-    conn: &mut PgConnection,
-    order: Uuid,
-    status: &str,
-    items: &[EventItem],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3) \
-         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
-    )
-    .bind(order)
-    .bind(status)
-    .bind(Json(items))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn reserve(
     conn: &mut PgConnection,
     order: &OrderCreated,
     correlation: Uuid,
 ) -> Result<(), HandlerError> {
-    if decided(conn, order.order_id).await?.is_some() {
+    if store::lock_reservation(conn, order.order_id)
+        .await?
+        .is_some()
+    {
         tracing::info!(order_id = %order.order_id, "stock already decided for this order");
         return Ok(());
     }
@@ -151,19 +126,9 @@ async fn reserve(
     let mut savepoint = conn.begin().await?;
     let mut short = Vec::new();
     for item in &items {
-        let taken: Option<i32> = sqlx::query_scalar(
-            "UPDATE products SET stock = stock - $2, updated_at = now() WHERE id = $1 AND stock >= $2 RETURNING stock",
-        )
-        .bind(item.product_id)
-        .bind(item.quantity)
-        .fetch_optional(&mut *savepoint)
-        .await?;
+        let taken = store::take_stock(&mut savepoint, item.product_id, item.quantity).await?;
         if taken.is_none() {
-            let found: Option<(i32, String)> =
-                sqlx::query_as("SELECT stock, name FROM products WHERE id = $1")
-                    .bind(item.product_id)
-                    .fetch_optional(&mut *savepoint)
-                    .await?;
+            let found = store::stock_and_name(&mut savepoint, item.product_id).await?;
             let (available, name) =
                 found.unwrap_or_else(|| (0, format!("unknown product {}", item.product_id)));
             let short_item = ShortItem {
@@ -176,7 +141,7 @@ async fn reserve(
     }
     if short.is_empty() {
         savepoint.commit().await?;
-        record(conn, order.order_id, "RESERVED", &items).await?;
+        store::record_reservation(conn, order.order_id, "RESERVED", &items).await?;
         let reserved = InventoryReserved {
             order_id: order.order_id,
             items: items.clone(),
@@ -186,7 +151,7 @@ async fn reserve(
         Ok(())
     } else {
         savepoint.rollback().await?;
-        record(conn, order.order_id, "REJECTED", &items).await?;
+        store::record_reservation(conn, order.order_id, "REJECTED", &items).await?;
         let rejected = InventoryRejected {
             order_id: order.order_id,
             reason: shortage_reason(&short),
@@ -199,24 +164,19 @@ async fn reserve(
 }
 
 async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerError> {
-    match decided(conn, order).await? {
+    match store::lock_reservation(conn, order).await? {
         None => {
             // Cancelled before the reservation was ever tried: leave a
             // tombstone so a late `order.created` takes nothing.
-            record(conn, order, "RELEASED", &[]).await?;
+            store::record_reservation(conn, order, "RELEASED", &[]).await?;
             Ok(())
         }
-        Some((status, Json(items))) if status == "RESERVED" => {
+        Some(reservation) if reservation.status == "RESERVED" => {
+            let items = reservation.items.0;
             for item in &items {
-                sqlx::query(
-                    "UPDATE products SET stock = stock + $2, updated_at = now() WHERE id = $1",
-                )
-                .bind(item.product_id)
-                .bind(item.quantity)
-                .execute(&mut *conn)
-                .await?;
+                store::return_stock(conn, item.product_id, item.quantity).await?;
             }
-            record(conn, order, "RELEASED", &items).await?;
+            store::record_reservation(conn, order, "RELEASED", &items).await?;
             tracing::info!(order_id = %order, "reserved stock released");
             Ok(())
         }

@@ -1,5 +1,6 @@
-//! Shared fixtures: the real router over a per-test database (from
-//! `#[sqlx::test]`) and a per-test Redis key prefix.
+//! Fixtures, used by every test file as `mod support;`. [`Ctx`] is the
+//! real router over the database `#[sqlx::test]` made for the test, a fresh
+//! Redis key prefix, and throw-away signing keys.
 
 // Fixtures fail loudly: a panic with a message is the right outcome when a
 // test cannot be set up. Not every test binary uses every helper.
