@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::{cache::CatalogCache, store};
 
 /// The consumer's name: its queue and its key in `processed_events`.
-pub(crate) const CONSUMER: &str = "product.inventory";
+pub const CONSUMER: &str = "product.inventory";
 /// The events it handles.
 pub(crate) const ROUTING_KEYS: &[&str] = &[OrderCreated::TYPE, OrderCancelled::TYPE];
 
