@@ -43,7 +43,6 @@ pub(crate) const ROUTING_KEYS: &[&str] = &[
 /// Applies saga events to orders.
 #[derive(Clone, Debug)]
 pub(crate) struct Saga {
-    /// Business counters.
     pub(crate) metrics: OrderMetrics,
 }
 

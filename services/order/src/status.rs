@@ -46,7 +46,6 @@ impl OrderStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
-    /// Every status.
     pub(crate) const ALL: [Self; 5] = [
         Self::Pending,
         Self::AwaitingPayment,
@@ -73,7 +72,6 @@ pub(crate) enum SagaStep {
 
 #[cfg(test)]
 impl SagaStep {
-    /// Every step.
     pub(crate) const ALL: [Self; 5] = [
         Self::StockReserved,
         Self::StockRejected,

@@ -42,12 +42,10 @@ impl UserMetrics {
         }
     }
 
-    /// Counts a login attempt.
     pub(crate) fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&Outcome { outcome }).inc();
     }
 
-    /// Counts a refresh attempt.
     pub(crate) fn refresh(&self, outcome: &'static str) {
         self.refreshes.get_or_create(&Outcome { outcome }).inc();
     }

@@ -21,12 +21,11 @@ use argon2::{
 };
 use tokio::sync::Semaphore;
 
-/// Memory cost in KiB (19 MiB).
-pub(crate) const MEMORY_KIB: u32 = 19_456;
-/// Iterations.
-pub(crate) const ITERATIONS: u32 = 2;
-/// Lanes.
-pub(crate) const PARALLELISM: u32 = 1;
+// The current Argon2id parameters: OWASP's minimum. A stored hash with
+// others is re-hashed at the next login.
+const MEMORY_KIB: u32 = 19_456;
+const ITERATIONS: u32 = 2;
+const PARALLELISM: u32 = 1;
 /// What unknown accounts are verified against: current parameters, random
 /// salt and output, matching no password. Verifying costs exactly what a
 /// real check costs, and nothing is computed at start (no 19 MiB at idle).
@@ -170,7 +169,7 @@ fn verify_blocking(password: &str, hash: &str) -> Result<bool, HashError> {
 
 impl Passwords {
     /// Starts the hashing threads.
-    pub fn new() -> Result<Self, HashError> {
+    pub(crate) fn new() -> Result<Self, HashError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
             .min(MAX_HASHERS);
@@ -201,13 +200,17 @@ impl Passwords {
     }
 
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
-    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+    pub(crate) async fn hash(&self, password: String) -> Result<String, HashError> {
         self.run(move || hash_blocking(&password)).await?
     }
 
     /// Checks a password against a stored hash; `None` (unknown account)
     /// checks against the dummy hash and always fails, taking as long.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, HashError> {
+    pub(crate) async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, HashError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let matches = self
@@ -218,7 +221,7 @@ impl Passwords {
 
     /// True when a stored hash uses weaker or different parameters than the
     /// current ones, so a successful login should re-hash it.
-    pub fn needs_rehash(hash: &str) -> bool {
+    pub(crate) fn needs_rehash(hash: &str) -> bool {
         let Ok(parsed) = PasswordHash::new(hash) else {
             return true;
         };
