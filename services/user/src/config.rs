@@ -8,10 +8,9 @@ use storekeeper_contract::env;
 use storekeeper_kit::{
     ServiceConfig,
     auth::TokenSigner,
+    client_ip::TrustedProxyHops,
     config::{ConfigError, Source, Vars},
 };
-
-use crate::Settings;
 
 /// Login throttling limits (per account and per client IP, fixed window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +29,27 @@ impl Default for ThrottleConfig {
             max_failures_per_account: 5,
             max_failures_per_ip: 20,
             window: Duration::from_mins(15),
+        }
+    }
+}
+
+/// Settings the handlers need beyond the connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Login throttle limits.
+    pub throttle: ThrottleConfig,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Reverse proxies trusted to set `X-Forwarded-For`.
+    pub trusted_proxy_hops: TrustedProxyHops,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            throttle: ThrottleConfig::default(),
+            refresh_ttl: Duration::from_hours(24 * 30),
+            trusted_proxy_hops: TrustedProxyHops::default(),
         }
     }
 }

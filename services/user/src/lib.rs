@@ -26,7 +26,8 @@ mod validate;
 use axum::Router;
 use sqlx::migrate::Migrator;
 
-pub use state::{AppState, Settings, StateError};
+pub use config::Settings;
+pub use state::{AppState, StateError};
 
 /// The embedded schema migrations, applied at start.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

@@ -1,4 +1,4 @@
-//! What every handler can reach, and the settings it is built from.
+//! What every handler can reach.
 
 use std::time::Duration;
 
@@ -12,32 +12,11 @@ use storekeeper_kit::{
 };
 
 use crate::{
-    config::ThrottleConfig,
+    config::Settings,
     metrics::UserMetrics,
     password::{HashError, Passwords},
     throttle::Throttle,
 };
-
-/// Settings the handlers need beyond the connections.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// Login throttle limits.
-    pub throttle: ThrottleConfig,
-    /// Refresh-token lifetime.
-    pub refresh_ttl: Duration,
-    /// Reverse proxies trusted to set `X-Forwarded-For`.
-    pub trusted_proxy_hops: TrustedProxyHops,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            throttle: ThrottleConfig::default(),
-            refresh_ttl: Duration::from_hours(24 * 30),
-            trusted_proxy_hops: TrustedProxyHops::default(),
-        }
-    }
-}
 
 /// The handlers' shared state. Cheap to clone.
 #[derive(Debug, Clone)]
