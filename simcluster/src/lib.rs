@@ -28,5 +28,5 @@ pub use error::ApiError;
 pub use faults::Fault;
 pub use log::{RequestCounts, RequestRecord, Verb};
 pub use resources::ResourceType;
-pub use workloads::Workloads;
 pub use workloads::script::{Behaviour, ImagePredicate, Script, Traffic};
+pub use workloads::{Scraper, Workloads};

@@ -21,6 +21,8 @@ struct Burst {
 
 struct PodCounters {
     image: String,
+    /// The pod's IP, as in `status.podIP` (what a scraper's URL names).
+    ip: String,
     traffic: Traffic,
     /// Ready since (counters grow only while Ready).
     serving_since: Option<Instant>,
@@ -37,14 +39,15 @@ pub(crate) struct PodMetrics {
 }
 
 impl PodMetrics {
-    /// A pod started running (its `/metrics` answers from now on).
-    pub(crate) fn running(&self, ns: &str, pod: &str, image: &str, traffic: Traffic) {
+    /// A pod started running at `ip` (its `/metrics` answers from now on).
+    pub(crate) fn running(&self, ns: &str, pod: &str, ip: &str, image: &str, traffic: Traffic) {
         self.pods
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry((ns.to_owned(), pod.to_owned()))
             .or_insert_with(|| PodCounters {
                 image: image.to_owned(),
+                ip: ip.to_owned(),
                 traffic,
                 serving_since: None,
                 last: Instant::now(),
@@ -90,6 +93,24 @@ impl PodMetrics {
             start,
             end: start + duration,
         });
+    }
+
+    /// The `/metrics` text of the pod at `url`'s host
+    /// (`http://<podIP>:<port>/metrics`), `None` when no running pod has it.
+    pub(crate) fn scrape(&self, url: &str) -> Option<String> {
+        let authority = url.split("://").nth(1).unwrap_or(url).split('/').next()?;
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.split(':').next()?,
+        };
+        let key = self
+            .pods
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(_, c)| c.ip == host)
+            .map(|(k, _)| k.clone())?;
+        self.render(&key.0, &key.1)
     }
 
     /// The pod's `/metrics` text, `None` when it is not running.
@@ -163,7 +184,9 @@ mod tests {
     async fn counters_grow_while_ready_and_bursts_add_errors() {
         let m = PodMetrics::default();
         assert!(m.render("ns", "p").is_none());
-        m.running("ns", "p", "img:1", Traffic::default());
+        m.running("ns", "p", "10.244.0.7", "img:1", Traffic::default());
+        assert!(m.scrape("http://10.244.0.7:9000/metrics").is_some());
+        assert!(m.scrape("http://10.244.0.8:9000/metrics").is_none());
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(
             count(&m.render("ns", "p").unwrap(), 200),

@@ -8,8 +8,11 @@
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::json::{
+    conditions, int, name_of, namespace_of, omit_zero, template_hash, timestamp, uid_of,
+};
 use super::pods::{is_ready, pod};
-use super::{Progress, Sim, Wake, conditions, int, name_of, omit_zero, template_hash, uid_of};
+use super::{CONTROLLER, Progress, Sim, Wake};
 
 const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -86,6 +89,27 @@ impl Sim {
         let Some(current) = existing.or_else(created) else {
             return;
         };
+        let newest = sets.iter().map(revision).max().unwrap_or(0);
+        let mut revision_of_current = revision(&current);
+        if revision_of_current < newest {
+            // Back to an older template: its ReplicaSet becomes the newest revision.
+            revision_of_current = newest + 1;
+            let annotation = json!(revision_of_current.to_string());
+            self.set_field(
+                &rs_type,
+                &current,
+                &["metadata", "annotations", REVISION],
+                annotation,
+            );
+        }
+        let dep_type = self.types.deployments.clone();
+        let annotation = json!(revision_of_current.to_string());
+        self.set_field(
+            &dep_type,
+            &dep,
+            &["metadata", "annotations", REVISION],
+            annotation,
+        );
         let new_uid = uid_of(&current).to_owned();
         let mut all_sets = sets;
         if !all_sets.iter().any(|s| uid_of(s) == new_uid) {
@@ -113,7 +137,7 @@ impl Sim {
 
     /// Creates new pods and deletes old ones within the strategy's limits.
     fn roll(&mut self, dep: &Value, current: &Value, sets: &[Value], replicas: i64) {
-        let ns = super::namespace_of(dep);
+        let ns = namespace_of(dep);
         let pod_type = self.types.pods.clone();
         let new_pods = self.owned(&pod_type, &ns, uid_of(current));
         let old_pods: Vec<Value> = sets
@@ -198,7 +222,7 @@ impl Sim {
     /// Keeps a ReplicaSet's `spec.replicas` and status in line with its pods.
     fn sync_replica_set(&self, rs: &Value, pods: &[Value], desired: i64) {
         let rs_type = self.types.replicasets.clone();
-        self.write_spec_field(&rs_type, rs, "replicas", json!(desired));
+        self.set_field(&rs_type, rs, &["spec", "replicas"], json!(desired));
         let ready = pods.iter().filter(|p| is_ready(p)).count();
         let status = omit_zero(json!({
             "replicas": pods.len(),
@@ -207,13 +231,7 @@ impl Sim {
             "availableReplicas": ready,
             "observedGeneration": int(rs, "/metadata/generation").unwrap_or(1),
         }));
-        self.write_status(
-            &rs_type,
-            &super::namespace_of(rs),
-            name_of(rs),
-            status,
-            super::CONTROLLER,
-        );
+        self.write_status(&rs_type, &namespace_of(rs), name_of(rs), status, CONTROLLER);
     }
 
     fn deployment_status(
@@ -225,7 +243,7 @@ impl Sim {
         replicas: i64,
         paused: bool,
     ) {
-        let ns = super::namespace_of(dep);
+        let ns = namespace_of(dep);
         let name = name_of(dep).to_owned();
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let updated = count(new_pods.len());
@@ -240,13 +258,13 @@ impl Sim {
             .or_insert_with(|| Progress {
                 signature: signature.clone(),
                 since: now,
-                stamp: super::timestamp(),
+                stamp: timestamp(),
             });
         if progress.signature != signature {
             *progress = Progress {
                 signature,
                 since: now,
-                stamp: super::timestamp(),
+                stamp: timestamp(),
             };
         }
         let (since, stamp) = (progress.since, progress.stamp.clone());
@@ -322,7 +340,7 @@ impl Sim {
             Some(&stamp),
         );
         let t = self.types.deployments.clone();
-        self.write_status(&t, &ns, &name, status, super::CONTROLLER);
+        self.write_status(&t, &ns, &name, status, CONTROLLER);
     }
 }
 

@@ -5,7 +5,10 @@
 //! are not the operator's), reacting to every change and to its own
 //! timers (a pod's next state, a Deployment's progress deadline).
 
+mod access;
 mod deployment;
+mod json;
+mod kubelet;
 mod pods;
 pub(crate) mod script;
 mod statefulset;
@@ -18,12 +21,11 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
-use tracing::warn;
 
+use self::json::{controller_of, name_of, namespace_of};
 use self::pods::PodPlan;
 use self::script::Script;
 use crate::SimCluster;
-use crate::fields::Scope;
 use crate::metrics::PodMetrics;
 use crate::objects::{Change, ChangeType};
 use crate::resources::ResourceType;
@@ -53,10 +55,16 @@ impl Workloads {
         Self { task, metrics }
     }
 
-    /// The pod's `/metrics` text (Prometheus format), as the operator's
-    /// metrics fetcher would scrape it; `None` while the pod is not running.
+    /// The pod's `/metrics` text (Prometheus format); `None` while the pod
+    /// is not running.
     pub fn pod_metrics(&self, namespace: &str, pod: &str) -> Option<String> {
         self.metrics.render(namespace, pod)
+    }
+
+    /// A handle the operator's metrics reader can be pointed at in tests:
+    /// it answers `http://<podIP>:<port>/metrics` for the simulated pods.
+    pub fn scraper(&self) -> Scraper {
+        Scraper(self.metrics.clone())
     }
 
     /// From now on, for `duration`, pods whose image matches answer `ratio`
@@ -74,6 +82,19 @@ impl Workloads {
 impl Drop for Workloads {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Answers metrics requests for the simulated pods (cheap to clone, so a
+/// test can hand it to the operator's metrics reader).
+#[derive(Clone)]
+pub struct Scraper(PodMetrics);
+
+impl Scraper {
+    /// The text a GET of `url` (`http://<podIP>:<port>/metrics`) would
+    /// return; `None` when no running pod has that IP (connection refused).
+    pub fn scrape(&self, url: &str) -> Option<String> {
+        self.0.scrape(url)
     }
 }
 
@@ -119,6 +140,8 @@ struct Sim {
     timers: BTreeMap<(Instant, u64), Wake>,
     seq: u64,
     progress: HashMap<(String, String), Progress>,
+    /// Pods started so far (for unique pod IPs).
+    next_ip: u64,
 }
 
 fn builtin(shared: &Shared, name: &str) -> ResourceType {
@@ -126,47 +149,6 @@ fn builtin(shared: &Shared, name: &str) -> ResourceType {
         .objects
         .type_by_name(name)
         .unwrap_or_else(|_| unreachable!("{name} is a built-in type"))
-}
-
-pub(crate) fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-pub(crate) fn uid_of(v: &Value) -> &str {
-    v.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// The controller owner's `(kind, name, uid)`.
-fn controller_of(v: &Value) -> Option<(&str, &str, &str)> {
-    let r = v
-        .pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
-    Some((
-        r.get("kind")?.as_str()?,
-        r.get("name")?.as_str()?,
-        r.get("uid")?.as_str()?,
-    ))
-}
-
-pub(crate) fn timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// A short, stable hash of a pod template (the `pod-template-hash`).
-pub(crate) fn template_hash(template: &Value) -> String {
-    use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
-    let digest = Sha256::digest(template.to_string().as_bytes());
-    digest.iter().take(5).fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 impl Sim {
@@ -187,6 +169,7 @@ impl Sim {
             timers: BTreeMap::new(),
             seq: 0,
             progress: HashMap::new(),
+            next_ip: 0,
         }
     }
 
@@ -304,188 +287,4 @@ impl Sim {
         self.seq += 1;
         self.timers.insert((at, self.seq), wake);
     }
-
-    /// Starts playing the kubelet for a new pod.
-    fn track(&mut self, pod: &Value) {
-        let ns = namespace_of(pod);
-        let name = name_of(pod).to_owned();
-        let plan = PodPlan::of(pod, |image| self.script.behaviour(image));
-        self.pods.insert(
-            (ns.clone(), name.clone()),
-            Tracked {
-                plan,
-                born: Instant::now(),
-                ready: false,
-                running: false,
-            },
-        );
-        self.tick_pod(&ns, &name);
-    }
-
-    /// Writes a pod's current status and schedules its next change.
-    fn tick_pod(&mut self, ns: &str, name: &str) {
-        let key = (ns.to_owned(), name.to_owned());
-        let Some(tracked) = self.pods.get_mut(&key) else {
-            return;
-        };
-        let age = tracked.born.elapsed();
-        let now = tracked.plan.status_at(age, self.script.kubelet_period);
-        let image = tracked.plan.image().to_owned();
-        let (was_running, was_ready) = (tracked.running, tracked.ready);
-        tracked.running = now.running;
-        tracked.ready = now.ready;
-        let born = tracked.born;
-        if now.running && !was_running {
-            self.metrics
-                .running(ns, name, &image, self.script.traffic_for(&image));
-        }
-        if now.ready != was_ready {
-            self.metrics.ready(ns, name, now.ready);
-        }
-        self.write_status(&self.types.pods.clone(), ns, name, now.status, KUBELET);
-        if let Some(next) = now.next {
-            self.schedule(born + next, Wake::Pod(ns.to_owned(), name.to_owned()));
-        }
-    }
-
-    fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Option<Value> {
-        self.shared.objects.get(t, ns, name).ok()
-    }
-
-    /// Objects of `t` in `ns` whose controller is the object with `uid`.
-    fn owned(&self, t: &ResourceType, ns: &str, uid: &str) -> Vec<Value> {
-        let everything = Selector::default();
-        let (items, _) = self
-            .shared
-            .objects
-            .list(t, Some(ns), &everything, &everything);
-        items
-            .into_iter()
-            .filter(|v| controller_of(v).is_some_and(|(_, _, u)| u == uid))
-            .filter(|v| v.pointer("/metadata/deletionTimestamp").is_none())
-            .collect()
-    }
-
-    fn create(&self, t: &ResourceType, ns: &str, object: Value) -> Option<Value> {
-        match self.shared.objects.create(t, ns, object, CONTROLLER) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                warn!(kind = %t.kind, namespace = ns, error = %e, "simulated controller: create failed");
-                None
-            }
-        }
-    }
-
-    fn delete(&self, t: &ResourceType, ns: &str, name: &str) {
-        if let Err(e) = self.shared.objects.delete(t, ns, name, false) {
-            warn!(kind = %t.kind, namespace = ns, name, error = %e, "simulated controller: delete failed");
-        }
-    }
-
-    /// Replaces an object's `status` when it differs.
-    fn write_status(&self, t: &ResourceType, ns: &str, name: &str, status: Value, manager: &str) {
-        let Some(mut current) = self.get(t, ns, name) else {
-            return;
-        };
-        if current.get("status") == Some(&status) {
-            return;
-        }
-        current["status"] = status;
-        if let Some(meta) = current.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-        }
-        if let Err(e) = self
-            .shared
-            .objects
-            .replace(t, ns, name, current, manager, Scope::Status)
-        {
-            warn!(kind = %t.kind, namespace = ns, name, error = %e, "simulated status write failed");
-        }
-    }
-
-    /// Replaces an object's `spec` field `field` when it differs.
-    fn write_spec_field(&self, t: &ResourceType, object: &Value, field: &str, value: Value) {
-        if object.pointer(&format!("/spec/{field}")) == Some(&value) {
-            return;
-        }
-        let mut next = object.clone();
-        next["spec"][field] = value;
-        if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-        }
-        let scope = Scope::Main {
-            status_subresource: t.status_subresource,
-        };
-        let (ns, name) = (namespace_of(object), name_of(object).to_owned());
-        if let Err(e) = self
-            .shared
-            .objects
-            .replace(t, &ns, &name, next, CONTROLLER, scope)
-        {
-            warn!(kind = %t.kind, namespace = %ns, name, error = %e, "simulated spec write failed");
-        }
-    }
-}
-
-pub(crate) fn namespace_of(v: &Value) -> String {
-    v.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// An integer field, if present.
-pub(crate) fn int(v: &Value, pointer: &str) -> Option<i64> {
-    v.pointer(pointer).and_then(Value::as_i64)
-}
-
-/// A workload status with zero counts left out, as the API server's
-/// `omitempty` encoding does.
-pub(crate) fn omit_zero(mut status: Value) -> Value {
-    if let Some(map) = status.as_object_mut() {
-        map.retain(|_, v| v.as_i64() != Some(0));
-    }
-    status
-}
-
-/// Condition `(type, status, reason, message)` stamped like the
-/// controllers do: times kept while status and reason stay the same.
-pub(crate) fn conditions(
-    old: Option<&Value>,
-    wanted: &[(&str, &str, &str, String)],
-    update: Option<&str>,
-) -> Value {
-    let now = timestamp();
-    let previous = |type_: &str| {
-        old.and_then(Value::as_array).and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
-        })
-    };
-    Value::Array(
-        wanted
-            .iter()
-            .map(|(type_, status, reason, message)| {
-                let prev = previous(type_);
-                let same = prev.is_some_and(|p| {
-                    p.get("status").and_then(Value::as_str) == Some(*status)
-                        && p.get("reason").and_then(Value::as_str) == Some(*reason)
-                });
-                let kept = |field: &str| {
-                    prev.filter(|_| same)
-                        .and_then(|p| p.get(field).cloned())
-                        .unwrap_or_else(|| Value::String(now.clone()))
-                };
-                let last_update = match (update, *type_) {
-                    (Some(stamp), "Progressing") => Value::String(stamp.to_owned()),
-                    _ => kept("lastUpdateTime"),
-                };
-                serde_json::json!({
-                    "type": type_, "status": status, "reason": reason, "message": message,
-                    "lastUpdateTime": last_update,
-                    "lastTransitionTime": kept("lastTransitionTime"),
-                })
-            })
-            .collect(),
-    )
 }

@@ -66,6 +66,8 @@ pub(crate) struct PodPlan {
     pub(crate) containers: Vec<(String, String, Behaviour)>,
     /// Used for every timestamp in the status, so recomputing it is stable.
     pub(crate) created: String,
+    /// `status.podIP`, unique per pod (scrapers address pods by it).
+    pub(crate) ip: String,
 }
 
 /// The pod's status at `age`, whether it is Ready, whether any container
@@ -83,7 +85,7 @@ fn condition(type_: &str, ok: bool, at: &str) -> Value {
 
 impl PodPlan {
     /// Reads the containers of a pod object.
-    pub(crate) fn of(pod: &Value, behaviour: impl Fn(&str) -> Behaviour) -> Self {
+    pub(crate) fn of(pod: &Value, ip: String, behaviour: impl Fn(&str) -> Behaviour) -> Self {
         let containers = pod
             .pointer("/spec/containers")
             .and_then(Value::as_array)
@@ -105,6 +107,7 @@ impl PodPlan {
         Self {
             containers,
             created,
+            ip,
         }
     }
 
@@ -162,7 +165,8 @@ impl PodPlan {
             ],
             "containerStatuses": statuses,
             "hostIP": "10.0.0.1",
-            "podIP": "10.1.0.1",
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
             "startTime": at,
             "qosClass": "Burstable",
         });
@@ -249,6 +253,7 @@ mod tests {
         PodPlan {
             containers: vec![("c".into(), "img".into(), b)],
             created: "t".into(),
+            ip: "10.244.0.1".into(),
         }
     }
 

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::json::{int, name_of, namespace_of, omit_zero, template_hash, uid_of};
 use super::pods::{is_ready, owner_ref, pod};
-use super::{Sim, int, name_of, namespace_of, omit_zero, template_hash, uid_of};
+use super::{CONTROLLER, Sim};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -84,7 +85,7 @@ impl Sim {
         status["updateRevision"] = json!(update);
         status["collisionCount"] = json!(0);
         let t = self.types.statefulsets.clone();
-        self.write_status(&t, ns, name, status, super::CONTROLLER);
+        self.write_status(&t, ns, name, status, CONTROLLER);
     }
 
     /// One controller step: scale down, create the next pod, or replace

@@ -5,12 +5,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use storekeeper::controller::{self, Context};
 use storekeeper::metrics::Metrics;
-use storekeeper_simcluster::{Script, SimCluster, Verb, Workloads};
+use storekeeper::pod_metrics::MetricsReader;
+use storekeeper_simcluster::{Scraper, Script, SimCluster, Verb, Workloads};
 
 use crate::{eventually, int, text};
+
+/// The operator's metrics reader, pointed at the simulated pods.
+struct SimMetrics(Scraper);
+
+impl MetricsReader for SimMetrics {
+    fn read<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Option<String>> {
+        let text = self.0.scrape(url);
+        Box::pin(async move { text })
+    }
+}
+
+/// An operator context whose client and metrics reader talk to the simulation.
+fn context(sim: &SimCluster, workloads: &Workloads) -> Arc<Context> {
+    Arc::new(Context::new(
+        sim.client(),
+        Metrics::default(),
+        None,
+        Arc::new(SimMetrics(workloads.scraper())),
+    ))
+}
 
 fn example_store() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/store.yaml");
@@ -19,7 +41,11 @@ fn example_store() -> Value {
 }
 
 fn deployments_available(sim: &SimCluster) -> (bool, Vec<String>) {
-    let deployments = sim.list("deployments", Some("shop"), "").unwrap();
+    deployments_available_in(sim, "shop")
+}
+
+fn deployments_available_in(sim: &SimCluster, ns: &str) -> (bool, Vec<String>) {
+    let deployments = sim.list("deployments", Some(ns), "").unwrap();
     let summary: Vec<String> = deployments
         .iter()
         .map(|d| {
@@ -43,10 +69,10 @@ fn deployments_available(sim: &SimCluster) -> (bool, Vec<String>) {
 
 #[tokio::test(start_paused = true)]
 async fn the_operator_brings_the_example_store_to_ready() {
-    let (sim, client) = SimCluster::new();
-    let _workloads = Workloads::start(&sim, Script::default());
+    let (sim, _client) = SimCluster::new();
+    let workloads = Workloads::start(&sim, Script::default());
     sim.apply_as("kubectl", &example_store()).unwrap();
-    let ctx = Arc::new(Context::new(client, Metrics::default(), None));
+    let ctx = context(&sim, &workloads);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(controller::run(ctx, async move {
         let _ = stopped.await;
@@ -74,4 +100,43 @@ async fn the_operator_brings_the_example_store_to_ready() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// 100 Stores at once (run with `--ignored --nocapture`): how long the
+/// simulation takes and how many API requests the operator makes per Store.
+#[tokio::test(start_paused = true)]
+#[ignore = "scale run; prints figures"]
+async fn a_hundred_stores_reach_ready() {
+    const STORES: usize = 100;
+    let started = std::time::Instant::now();
+    let (sim, _client) = SimCluster::new();
+    let workloads = Workloads::start(&sim, Script::default());
+    for i in 0..STORES {
+        let mut store = example_store();
+        store["metadata"]["namespace"] = serde_json::json!(format!("shop-{i}"));
+        sim.apply_as("kubectl", &store).unwrap();
+    }
+    let operator = tokio::spawn(controller::run(
+        context(&sim, &workloads),
+        std::future::pending(),
+    ));
+    let simulated = tokio::time::Instant::now();
+    eventually(Duration::from_mins(30), "every Store Ready", || {
+        let stores = sim.list("stores", None, "").unwrap();
+        let ready = stores
+            .iter()
+            .filter(|s| text(s, "/status/phase") == "Ready")
+            .count();
+        (ready == STORES, ready)
+    })
+    .await;
+    let counts = sim.request_counts();
+    println!(
+        "{STORES} Stores Ready after {:?} simulated, {:?} real; {} API requests, {:.1} per Store\n{counts}",
+        simulated.elapsed(),
+        started.elapsed(),
+        counts.total(),
+        counts.total() as f64 / STORES as f64,
+    );
+    operator.abort();
 }

@@ -89,6 +89,35 @@ async fn a_deployment_becomes_available_and_rolls_to_a_new_template() {
     assert_eq!(images, ["web:1.1.0", "web:1.1.0"]);
     let sets = sim.list("replicasets", Some("shop"), "app=web").unwrap();
     assert_eq!(sets.len(), 2);
+    let revision = |v: &Value| {
+        text(
+            v,
+            "/metadata/annotations/deployment.kubernetes.io~1revision",
+        )
+        .to_owned()
+    };
+    assert_eq!(revision(&d), "2");
+    sim.apply_as("tester", &deployment("web:1.0.0", 2)).unwrap();
+    let d = eventually(MINUTE, "rollback to 1.0.0", || {
+        let d = get();
+        (rolled_out(&d, 2) && int(&d, "/metadata/generation") == 3, d)
+    })
+    .await;
+    assert_eq!(
+        revision(&d),
+        "3",
+        "the old ReplicaSet became the newest revision"
+    );
+    let old_set = sim
+        .get("replicasets", "shop", &format!("web-{hash}"))
+        .unwrap();
+    assert_eq!(revision(&old_set), "3");
+    assert_eq!(
+        sim.list("replicasets", Some("shop"), "app=web")
+            .unwrap()
+            .len(),
+        2
+    );
     sim.delete("deployments", "shop", "web").unwrap();
     assert!(pods(&sim).is_empty(), "garbage collection took the pods");
     assert!(
@@ -256,9 +285,12 @@ async fn ready_pods_serve_growing_metrics_with_scripted_bursts() {
     })
     .await;
     let name = text(&pod[0], "/metadata/name").to_owned();
+    let url = format!("http://{}:9000/metrics", text(&pod[0], "/status/podIP"));
+    let scraper = workloads.scraper();
+    assert_eq!(scraper.scrape(&url), workloads.pod_metrics("shop", &name));
     let total = |status: &str| -> u64 {
-        workloads
-            .pod_metrics("shop", &name)
+        scraper
+            .scrape(&url)
             .unwrap()
             .lines()
             .filter(|l| {
