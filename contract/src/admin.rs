@@ -5,8 +5,9 @@
 pub const PORT: u16 = 9000;
 /// Liveness: the process is alive and serving.
 pub const HEALTHZ_PATH: &str = "/healthz";
-/// Readiness: the service's own database answers and its migrations ran;
-/// a Redis or broker outage is reported in the body, not as not-ready.
+/// Readiness: every dependency the service opened (its database with
+/// migrations applied, Redis, the broker) answers; the JSON body names the
+/// one that is down.
 pub const READYZ_PATH: &str = "/readyz";
 /// Prometheus text exposition.
 pub const METRICS_PATH: &str = "/metrics";

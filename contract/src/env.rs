@@ -155,7 +155,7 @@ pub const VARIABLES: &[Variable] = &[
         REDIS_URL,
         ReadBy::WithRedis,
         "`redis://127.0.0.1:6379`",
-        "cache and login throttling; an outage degrades, never fails requests",
+        "catalog cache and login throttling",
     ),
     var(
         REDIS_PREFIX,
@@ -167,7 +167,7 @@ pub const VARIABLES: &[Variable] = &[
         AMQP_URL,
         ReadBy::WithBroker,
         "`amqp://guest:guest@127.0.0.1:5672/%2f`",
-        "RabbitMQ; the outbox keeps checkout working while it is down",
+        "RabbitMQ; events wait in the outbox while it is down",
     ),
     var(
         EVENTS_EXCHANGE,

@@ -55,7 +55,8 @@ elseif phase == "Degraded" then
   hs.message = message
 elseif phase == "RollingBack" then
   hs.status = "Progressing"
-  hs.message = "Rolling back to revision " .. (obj.status.lastGoodRevision or "unknown")
+  local stable = obj.status.rollout and obj.status.rollout.stableRevision or "unknown"
+  hs.message = "Rolling back to revision " .. stable
 else
   hs.status = "Progressing"
   hs.message = message

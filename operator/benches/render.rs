@@ -1,12 +1,14 @@
-//! Benchmarks: render time per Store, and the reconcile decision (plan +
-//! status) against a cluster that already holds every object, ready.
+//! Benchmarks: render time per Store, and the reconcile decision (render +
+//! rollout decision + plan + status) against a cluster that already holds
+//! every object, ready, with the revision rolled out.
 //! Run with `cargo bench -p storekeeper --bench render`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use storekeeper::api::{Store, StoreStatus};
+use storekeeper::api::{RolloutState, RolloutStatus, Store, StoreStatus};
 use storekeeper::reconcile::{Observed, plan, status};
 use storekeeper::render::{ChildKind, render};
+use storekeeper::rollout::{Cluster, Input, Revision, Settings, decide, revision};
 
 fn example(name: &str) -> Store {
     let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -42,16 +44,51 @@ fn benches(c: &mut Criterion) {
         });
         let observed = converged(&store);
         let uid = "11111111-2222-4333-8444-555555555555";
+        let id = revision::id(&store.spec);
+        let settings = Settings::from_spec(&store.spec).unwrap_or_else(|e| panic!("{e}"));
+        let previous = RolloutStatus {
+            state: RolloutState::Complete,
+            target_revision: id.clone(),
+            stable_revision: Some(id.clone()),
+            step: None,
+            step_started_at: None,
+            bake_started_at: None,
+            paused_at: None,
+            message: String::new(),
+            failed_revision: None,
+            failure: None,
+        };
         c.bench_function(&format!("decide/{name}"), |b| {
             b.iter(|| {
                 let rendered = render(&store).unwrap_or_else(|e| panic!("{e}"));
-                let p = plan(&rendered, &observed, uid, false);
+                let target = Revision {
+                    id: &id,
+                    version: &store.spec.version,
+                    rendered: &rendered,
+                };
+                let decision = decide(&Input {
+                    target,
+                    stable: Some(target),
+                    previous: Some(&previous),
+                    cluster: Cluster {
+                        children: &observed,
+                        pods: &[],
+                        replica_sets: &[],
+                    },
+                    settings: &settings,
+                    baseline: None,
+                    samples: None,
+                    now: chrono::Utc::now(),
+                });
+                let p = plan(&decision.desired, &observed, uid, false);
                 let s = status::compute(
                     &store,
-                    &rendered,
+                    &decision.desired,
                     &observed,
                     &StoreStatus::default(),
                     "2026-01-01T00:00:00Z",
+                    decision.view(),
+                    Vec::new(),
                 );
                 (p.apply.len(), s.phase)
             });

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -22,18 +22,23 @@ use serde_json::json;
 use storekeeper_contract::labels;
 use tracing::{info, warn};
 
-use crate::api::{Phase, Store, StoreStatus};
+use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
+use crate::history;
+use crate::memory::Memory;
 use crate::metrics::Metrics;
-use crate::reconcile::events::transitions;
+use crate::pod_metrics::{self, MetricsReader};
+use crate::reconcile::events::{Transition, merge, transitions};
 use crate::reconcile::{Observed, Plan, generate, plan, status};
 use crate::render::meta::Ctx;
 use crate::render::{ChildKind, render};
+use crate::rollout::revision::{self, History};
+use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, decide, in_flight};
 use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
 
-/// Field manager of every server-side apply and Secret create.
-const FIELD_MANAGER: &str = "storekeeper";
+/// Field manager of every server-side apply and create.
+pub const FIELD_MANAGER: &str = "storekeeper";
 /// Name the operator reports Events under.
 const REPORTER: &str = "storekeeper";
 
@@ -52,11 +57,21 @@ pub struct Context {
     pub backoff: Backoff,
     /// Publishes Events about Stores.
     pub recorder: Recorder,
+    /// Reads the new pods' `/metrics` for a rollout's analysis.
+    pub pod_metrics: Arc<dyn MetricsReader>,
+    /// What this operator last wrote and sampled, per Store.
+    pub memory: Memory,
 }
 
 impl Context {
-    /// A context for `client`; `instance` tells replicas apart in Events.
-    pub fn new(client: Client, metrics: Metrics, instance: Option<String>) -> Self {
+    /// A context for `client`; `instance` tells replicas apart in Events;
+    /// `pod_metrics` reads pods' metrics (`HttpMetricsReader` in a cluster).
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        instance: Option<String>,
+        pod_metrics: Arc<dyn MetricsReader>,
+    ) -> Self {
         let reporter = Reporter {
             controller: REPORTER.to_owned(),
             instance,
@@ -66,6 +81,8 @@ impl Context {
             client,
             metrics,
             backoff: Backoff::default(),
+            pod_metrics,
+            memory: Memory::default(),
         }
     }
 }
@@ -94,6 +111,23 @@ pub fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Acti
     warn!(store = %key(&store), error = %error, retry_in = ?delay, "reconcile failed");
     ctx.metrics.failure(error.metric_label());
     Action::requeue(delay)
+}
+
+/// Whether an API answer means the server will not take this object as it
+/// is (bad request, forbidden, no such namespace, invalid): reported in
+/// status while the other objects go on. A conflict or a throttle is
+/// transient and fails the pass for a retry instead.
+fn is_refusal(code: u16) -> bool {
+    matches!(code, 400 | 403 | 404 | 422)
+}
+
+/// When to look again without a watch event: soon while converging.
+fn resync(status: &StoreStatus) -> Duration {
+    if status.phase == Some(Phase::Ready) {
+        RESYNC_READY
+    } else {
+        RESYNC_PROGRESSING
+    }
 }
 
 fn now() -> String {
@@ -138,16 +172,61 @@ pub async fn observe(client: &Client, ns: &str, store: &str) -> Result<Observed>
     Ok(observed)
 }
 
+/// Lists the Store's pods and ReplicaSets, which tell which pods run a
+/// Deployment's current template; only read while a rollout is in flight.
+async fn pods_and_replica_sets(
+    client: &Client,
+    ns: &str,
+    store: &str,
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>)> {
+    let lp = ListParams::default().labels(&Ctx::children_selector(store));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let pods = pods
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| Error::Serialize {
+            what: "Pod".to_owned(),
+            source,
+        })?;
+    let replica_sets = replica_sets
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| Error::Serialize {
+            what: "ReplicaSet".to_owned(),
+            source,
+        })?;
+    Ok((pods, replica_sets))
+}
+
 impl Store {
     async fn reconcile(&self, ctx: &Context) -> Result<Action> {
         let ns = self.namespace().ok_or(Error::MissingNamespace)?;
-        let old = self.status.clone().unwrap_or_default();
-        let rendered = match render(self) {
-            Ok(r) => r,
+        let uid = self.uid().unwrap_or_default();
+        // The status this operator last wrote, not the possibly older one
+        // the watch cache holds: deciding against a stale status would
+        // restart a step and repeat its Events.
+        let old = ctx
+            .memory
+            .status(&uid)
+            .unwrap_or_else(|| self.status.clone().unwrap_or_default());
+        let (rendered, settings) = match render(self).and_then(|r| {
+            let settings = Settings::from_spec(&self.spec).map_err(Error::Invalid)?;
+            Ok((r, settings))
+        }) {
+            Ok(target) => target,
             Err(Error::Invalid(problem)) => {
                 warn!(store = %key(self), %problem, "invalid spec; applying nothing");
                 let new = status::invalid(self, &old, &problem, &now());
-                self.publish(ctx, &ns, &old, new).await?;
+                self.publish(ctx, &ns, &old, new, Vec::new()).await?;
                 return Ok(Action::await_change());
             }
             Err(e) => return Err(e),
@@ -155,22 +234,133 @@ impl Store {
         if let Err(problem) = self.check_external(ctx, &ns).await? {
             warn!(store = %key(self), %problem, "external data store not usable; applying nothing");
             let new = status::invalid(self, &old, &problem, &now());
-            self.publish(ctx, &ns, &old, new).await?;
+            self.publish(ctx, &ns, &old, new, Vec::new()).await?;
             // The user's Secret is not watched: look again soon.
             return Ok(Action::requeue(RESYNC_PROGRESSING));
         }
-        let observed = observe(&ctx.client, &ns, &self.name_any()).await?;
-        let uid = self.uid().unwrap_or_default();
-        let plan = plan(&rendered, &observed, &uid, self.spec.paused);
-        self.execute(ctx, &ns, &plan).await?;
-        let new = status::compute(self, &rendered, &observed, &old, &now());
-        let ready = new.phase == Some(Phase::Ready);
-        self.publish(ctx, &ns, &old, new).await?;
-        Ok(Action::requeue(if ready {
-            RESYNC_READY
+        let name = self.name_any();
+        let target_id = revision::id(&self.spec);
+        let previous = old.rollout.as_ref();
+        let (history, stable_store) = self.revisions(ctx, &ns, &target_id, previous).await?;
+        let stable_rendered = stable_store.as_ref().map(render).transpose()?;
+        let observed = observe(&ctx.client, &ns, &name).await?;
+        let (pods, replica_sets) = if in_flight(previous, &target_id) {
+            pods_and_replica_sets(&ctx.client, &ns, &name).await?
         } else {
-            RESYNC_PROGRESSING
-        }))
+            Default::default()
+        };
+        let stable_id = previous.and_then(|p| p.stable_revision.as_deref());
+        let stable = match (&stable_store, &stable_rendered, stable_id) {
+            (Some(store), Some(rendered), Some(id)) => Some(Revision {
+                id,
+                version: &store.spec.version,
+                rendered,
+            }),
+            // Stable and target are one revision (a rollout that completed).
+            (_, _, Some(id)) if id == target_id => Some(Revision {
+                id,
+                version: &self.spec.version,
+                rendered: &rendered,
+            }),
+            _ => None,
+        };
+        let input = Input {
+            target: Revision {
+                id: &target_id,
+                version: &self.spec.version,
+                rendered: &rendered,
+            },
+            stable,
+            previous,
+            cluster: Cluster {
+                children: &observed,
+                pods: &pods,
+                replica_sets: &replica_sets,
+            },
+            settings: &settings,
+            baseline: None,
+            samples: None,
+            now: chrono::Utc::now(),
+        };
+        let decision = self.decide_with_metrics(ctx, &uid, input).await;
+        let mut plan = plan(&decision.desired, &observed, &uid, self.spec.paused);
+        if !decision.prune {
+            plan.prune.clear();
+        }
+        let apply_failures = self.execute(ctx, &ns, &plan).await?;
+        if decision.prune {
+            let keep: Vec<&str> = [Some(target_id.as_str()), stable_id]
+                .into_iter()
+                .flatten()
+                .collect();
+            let limit = self.spec.rollout.revision_history_limit;
+            history::prune(&ctx.client, &ns, &history.prune(limit, &keep)).await?;
+        }
+        let new = status::compute(
+            self,
+            &decision.desired,
+            &observed,
+            &old,
+            &now(),
+            decision.view(),
+            apply_failures,
+        );
+        let resync = resync(&new);
+        self.publish(ctx, &ns, &old, new, decision.events).await?;
+        Ok(Action::requeue(decision.requeue_after.unwrap_or(resync)))
+    }
+
+    /// The Store's revision history, with the current spec recorded in it
+    /// (unless paused), and the Store as of its stable revision when that
+    /// is another revision than the target.
+    async fn revisions(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        target_id: &str,
+        previous: Option<&RolloutStatus>,
+    ) -> Result<(History, Option<Store>)> {
+        let history = history::load(&ctx.client, ns, &self.name_any()).await?;
+        if !self.spec.paused {
+            history::record(&ctx.client, ns, self, &history).await?;
+        }
+        let stable = previous
+            .and_then(|p| p.stable_revision.as_deref())
+            .filter(|id| *id != target_id)
+            .and_then(|id| history.get(id))
+            .map(|stored| revision::restore(self, stored));
+        Ok((history, stable))
+    }
+
+    /// Decides the pass, reading the new pods' metrics when the decision
+    /// asks: at the start of a bake they are kept as its baseline; at its
+    /// end the pass is decided again with them.
+    async fn decide_with_metrics(&self, ctx: &Context, uid: &str, input: Input<'_>) -> Decision {
+        let decision = decide(&input);
+        let Some(request) = &decision.metrics else {
+            return decision;
+        };
+        let samples = pod_metrics::sample(ctx.pod_metrics.as_ref(), &request.pods).await;
+        let bake = decision
+            .rollout
+            .as_ref()
+            .and_then(|r| r.bake_started_at.clone())
+            .unwrap_or_default();
+        let key = format!("{uid}/{}/{}/{bake}", input.target.id, request.step);
+        match request.purpose {
+            Purpose::Baseline => {
+                ctx.memory.keep_baseline(key, samples);
+                decision
+            }
+            Purpose::Verdict => {
+                let baseline = ctx.memory.take_baseline(&key);
+                decide(&Input {
+                    baseline: baseline.as_ref(),
+                    samples: Some(&samples),
+                    ..input
+                })
+            }
+        }
     }
 
     /// Reads which keys each `external` data store's Secret holds (values
@@ -193,10 +383,15 @@ impl Store {
         }))
     }
 
-    /// Carries out a plan: create missing Secrets, apply, prune.
-    async fn execute(&self, ctx: &Context, ns: &str, plan: &Plan<'_>) -> Result<()> {
+    /// Carries out a plan: create missing Secrets, apply, prune. An object
+    /// the API server refuses (a 4xx: invalid, forbidden, a namespace being
+    /// deleted) does not stop the others; it is returned as
+    /// `"<Kind> <name>: <message>"` for status. Anything else (the server or
+    /// the network failing) ends the pass for a retry with backoff.
+    async fn execute(&self, ctx: &Context, ns: &str, plan: &Plan<'_>) -> Result<Vec<String>> {
+        let mut refused = Vec::new();
         if plan.is_empty() {
-            return Ok(());
+            return Ok(refused);
         }
         let rctx = Ctx::new(self)?;
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
@@ -214,9 +409,22 @@ impl Store {
         }
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         for object in &plan.apply {
-            api(&ctx.client, ns, object.kind)
+            match api(&ctx.client, ns, object.kind)
                 .patch(&object.name, &apply, &Patch::Apply(&object.value))
-                .await?;
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if is_refusal(s.code) => {
+                    warn!(store = %key(self), kind = object.kind.kind(), name = %object.name, message = %s.message, "apply refused");
+                    refused.push(format!(
+                        "{} {}: {}",
+                        object.kind.kind(),
+                        object.name,
+                        s.message
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         for (kind, name) in &plan.prune {
             match api(&ctx.client, ns, *kind)
@@ -242,16 +450,18 @@ impl Store {
             )
             .await;
         }
-        Ok(())
+        Ok(refused)
     }
 
-    /// Writes the status when it changed and emits Events for transitions.
+    /// Writes the status when it changed, remembers it, and emits the
+    /// rollout's Events and those the status transition deserves.
     async fn publish(
         &self,
         ctx: &Context,
         ns: &str,
         old: &StoreStatus,
         new: StoreStatus,
+        decided: Vec<Transition>,
     ) -> Result<()> {
         if &new != old {
             let stores: Api<Store> = Api::namespaced(ctx.client.clone(), ns);
@@ -268,7 +478,9 @@ impl Store {
                 )
                 .await?;
         }
-        for t in transitions(old, &new) {
+        ctx.memory
+            .wrote(&self.uid().unwrap_or_default(), new.clone());
+        for t in merge(decided, transitions(old, &new)) {
             self.event(ctx, t.warning, &t.reason, t.note).await;
         }
         Ok(())

@@ -12,8 +12,8 @@ use crate::backoff::BASE;
 use crate::controller::Context;
 use crate::fixtures::{
     Scenario, collection, converged, expect_apply, expect_delete, expect_event, expect_failure,
-    expect_list, expect_lists, expect_status, expect_user_secret, finish, secret_creates, store,
-    with_status,
+    expect_history, expect_lists, expect_rollout_reads, expect_status, expect_user_secret, finish,
+    first_decision, first_reads_and_secrets, revisions_path, store, with_status,
 };
 use crate::metrics::ReasonLabel;
 use crate::reconcile::plan;
@@ -29,14 +29,25 @@ async fn first_reconcile_creates_everything() {
     let (ctx, server) = Context::test();
     let s = store("shop");
     let rendered = render(&s).unwrap();
+    let first = first_decision(&s);
+    // Step by step: nothing of a later step goes out before the first is healthy.
+    assert!(first.desired.objects.len() < rendered.objects.len());
+    assert!(
+        first
+            .desired
+            .objects
+            .iter()
+            .all(|o| o.kind != ChildKind::Deployment)
+    );
     let mocksrv = server.run(Scenario::FirstRun(s.clone()));
     let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
     let seen = finish(mocksrv).await;
-    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
-    // 9 lists, every Secret, every object, one status write, one Event.
-    let expected_writes = rendered.secrets.len() + rendered.objects.len() + 2;
+    assert_eq!(action, Action::requeue(first.requeue_after.unwrap()));
+    // History, 9 lists, pods and ReplicaSets; the revision, every Secret,
+    // the first step's objects, one status write, two Events.
+    let expected_writes = 1 + rendered.secrets.len() + first.desired.objects.len() + 3;
     assert_eq!(writes(&seen), expected_writes);
-    assert_eq!(seen.len(), ChildKind::ALL.len() + expected_writes);
+    assert_eq!(seen.len(), 1 + ChildKind::ALL.len() + 2 + expected_writes);
     println!(
         "first reconcile: {} requests ({} writes)",
         seen.len(),
@@ -59,7 +70,7 @@ async fn steady_state_makes_no_write_requests() {
     let seen = finish(mocksrv).await;
     assert_eq!(action, Action::requeue(RESYNC_READY));
     assert_eq!(writes(&seen), 0);
-    assert_eq!(seen.len(), ChildKind::ALL.len());
+    assert_eq!(seen.len(), 1 + ChildKind::ALL.len(), "history and children");
     println!("steady state: {} requests (0 writes)", seen.len());
 }
 
@@ -98,7 +109,13 @@ async fn a_child_drifted_by_hand_is_reapplied() {
 async fn a_removed_component_is_pruned() {
     let (ctx, server) = Context::test();
     let observed = converged(&store("shop"));
-    let s = with_status(store("shop"), &observed).with_external_redis();
+    // The revision without managed Redis has rolled out (the status was
+    // written while all was Ready); what it no longer needs is still there.
+    let mut s = with_status(store("shop"), &observed).with_external_redis();
+    let id = crate::rollout::revision::id(&s.spec);
+    let rollout = s.status.as_mut().unwrap().rollout.as_mut().unwrap();
+    rollout.target_revision.clone_from(&id);
+    rollout.stable_revision = Some(id);
     let rendered = render(&s).unwrap();
     let p = plan(
         &rendered,
@@ -127,7 +144,10 @@ async fn a_removed_component_is_pruned() {
         assert!(st.components.iter().any(|c| c.name == "redis" && c.ready));
     }));
     writes.push(expect_event("Normal", "Progressing"));
-    let mut all = vec![expect_user_secret("my-redis", Some(&["url"]))];
+    let mut all = vec![
+        expect_user_secret("my-redis", Some(&["url"])),
+        expect_history(&[&s]),
+    ];
     all.extend(expect_lists(&observed));
     all.extend(writes);
     let mocksrv = server.run(Scenario::Exactly(all));
@@ -213,7 +233,7 @@ async fn an_api_500_fails_the_reconcile_and_backs_off_per_store() {
     let s = Arc::new(store("shop"));
     let mocksrv = server.run(Scenario::Exactly(vec![expect_failure(
         Method::GET,
-        collection(ChildKind::Secret),
+        revisions_path(),
         500,
     )]));
     let err = reconcile(s.clone(), ctx.clone())
@@ -248,14 +268,9 @@ async fn an_api_500_fails_the_reconcile_and_backs_off_per_store() {
 async fn an_api_409_on_apply_fails_the_reconcile_without_panic() {
     let (ctx, server) = Context::test();
     let s = store("shop");
-    let rendered = render(&s).unwrap();
-    let empty = crate::reconcile::Observed::default();
-    let mut v: Vec<_> = ChildKind::ALL
-        .iter()
-        .map(|k| expect_list(*k, &empty))
-        .collect();
-    v.extend(secret_creates(&rendered));
-    let first = &rendered.objects[0];
+    let mut v = first_reads_and_secrets(&s);
+    let decision = first_decision(&s);
+    let first = &decision.desired.objects[0];
     v.push(expect_failure(
         Method::PATCH,
         format!("{}/{}", collection(first.kind), first.name),
@@ -275,25 +290,113 @@ async fn a_secret_that_appeared_meanwhile_is_kept() {
     let (ctx, server) = Context::test();
     let s = store("shop");
     let rendered = render(&s).unwrap();
-    let empty = crate::reconcile::Observed::default();
-    let mut v: Vec<_> = ChildKind::ALL
-        .iter()
-        .map(|k| expect_list(*k, &empty))
-        .collect();
-    let mut creates = secret_creates(&rendered);
-    creates[0] = expect_failure(Method::POST, collection(ChildKind::Secret), 409);
-    v.extend(creates);
+    let mut v = first_reads_and_secrets(&s);
+    let first_create = v.len() - rendered.secrets.len();
+    v[first_create] = expect_failure(Method::POST, collection(ChildKind::Secret), 409);
     v.extend(
-        rendered
+        first_decision(&s)
+            .desired
             .objects
             .iter()
             .map(|o| expect_apply(o.kind, &o.name, o.value.clone())),
     );
     v.push(expect_status(&s, |_| {}));
-    v.push(expect_event("Normal", "Pending"));
+    v.push(expect_event("Normal", "RolloutStarted"));
+    v.push(expect_event("Normal", "StepStarted"));
     let mocksrv = server.run(Scenario::Exactly(v));
     reconcile(Arc::new(s), ctx)
         .await
         .expect("a 409 on create means the Secret exists");
+    finish(mocksrv).await;
+}
+
+/// A Store as the watch cache may still hold it after the operator wrote a
+/// newer status: its rollout still at the last step.
+fn stale(mut s: crate::api::Store) -> crate::api::Store {
+    let status = s.status.as_mut().unwrap();
+    status.phase = Some(Phase::Progressing);
+    let rollout = status.rollout.as_mut().unwrap();
+    rollout.state = crate::api::RolloutState::Progressing;
+    rollout.step = Some(crate::api::RolloutStep::Edge);
+    rollout.step_started_at = Some(chrono::Utc::now().to_rfc3339());
+    s
+}
+
+#[tokio::test]
+async fn status_and_events_are_written_once_though_the_cache_lags() {
+    let (ctx, server) = Context::test();
+    let observed = converged(&store("shop"));
+    let s = stale(with_status(store("shop"), &observed));
+    let mut expected = vec![expect_history(&[&s])];
+    expected.extend(expect_lists(&observed));
+    expected.extend(expect_rollout_reads());
+    expected.push(expect_status(&s, |st| {
+        assert_eq!(st.phase, Some(Phase::Ready));
+        let rollout = st.rollout.as_ref().unwrap();
+        assert_eq!(rollout.state, crate::api::RolloutState::Complete);
+    }));
+    expected.push(expect_event("Normal", "RolloutComplete"));
+    // The watch has not caught up: the same stale Store comes back. The
+    // operator decides against what it wrote itself: the rollout is
+    // complete, so no pods are read, nothing is written, no Event repeats.
+    expected.push(expect_history(&[&s]));
+    expected.extend(expect_lists(&observed));
+    let mocksrv = server.run(Scenario::Exactly(expected));
+    for pass in ["first", "second"] {
+        let action = reconcile(Arc::new(s.clone()), ctx.clone())
+            .await
+            .expect(pass);
+        assert_eq!(action, Action::requeue(RESYNC_READY), "{pass} pass");
+    }
+    let seen = finish(mocksrv).await;
+    assert_eq!(writes(&seen), 2, "one status write, one Event");
+}
+
+#[tokio::test]
+async fn a_refused_apply_reaches_status_and_the_rest_still_goes_out() {
+    let (ctx, server) = Context::test();
+    let s = store("shop");
+    let mut v = first_reads_and_secrets(&s);
+    let decision = first_decision(&s);
+    let refused = &decision.desired.objects[1];
+    for (i, o) in decision.desired.objects.iter().enumerate() {
+        v.push(if i == 1 {
+            let mut e = expect_failure(
+                Method::PATCH,
+                format!("{}/{}", collection(o.kind), o.name),
+                422,
+            );
+            e.reply = Some(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "spec.foo: Invalid value", "reason": "Invalid", "code": 422}),
+            );
+            e
+        } else {
+            expect_apply(o.kind, &o.name, o.value.clone())
+        });
+    }
+    let what = format!(
+        "{} {}: spec.foo: Invalid value",
+        refused.kind.kind(),
+        refused.name
+    );
+    v.push(expect_status(&s, move |st| {
+        assert_eq!(st.phase, Some(Phase::Degraded));
+        assert_eq!(st.apply_failures, std::slice::from_ref(&what));
+        let stalled = st.condition("Stalled").unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "ApplyFailed")
+        );
+        assert_eq!(stalled.message, what);
+        assert_eq!(st.condition("Ready").unwrap().reason, "ApplyFailed");
+    }));
+    v.push(expect_event("Normal", "RolloutStarted"));
+    v.push(expect_event("Normal", "StepStarted"));
+    v.push(expect_event("Warning", "ApplyFailed"));
+    let mocksrv = server.run(Scenario::Exactly(v));
+    reconcile(Arc::new(s), ctx)
+        .await
+        .expect("a refused object does not fail the pass");
     finish(mocksrv).await;
 }

@@ -65,10 +65,13 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tower_test::mock::{self, Handle};
 
+use crate::api::RolloutState;
 use crate::controller::Context;
 use crate::metrics::Metrics;
+use crate::pod_metrics::MetricsReader;
 use crate::reconcile::{Observed, status};
 use crate::render::{ChildKind, Rendered, render};
+use crate::rollout::{Cluster, Decision, Input, Revision, Settings, decide, in_flight, revision};
 
 /// What a check on a request body receives.
 type BodyCheck = Box<dyn Fn(&Value) + Send>;
@@ -258,6 +261,97 @@ pub fn expect_event(type_: &'static str, reason: &'static str) -> Expect {
     e
 }
 
+/// Path of the Store's ControllerRevisions in namespace `shop`.
+pub fn revisions_path() -> String {
+    "/apis/apps/v1/namespaces/shop/controllerrevisions".to_owned()
+}
+
+/// Expect the LIST of the Store's ControllerRevisions, answered with one
+/// per store given (numbered in order).
+pub fn expect_history(stores: &[&Store]) -> Expect {
+    let items: Vec<Value> = stores
+        .iter()
+        .zip(1..)
+        .map(|(s, n)| serde_json::to_value(revision::controller_revision(s, n).unwrap()).unwrap())
+        .collect();
+    let mut e = Expect::new(Method::GET, revisions_path());
+    e.query = vec!["labelSelector=app.kubernetes.io%2Finstance%3Dshop"];
+    e.reply = Some(json!({"apiVersion": "v1", "kind": "List",
+        "metadata": {"resourceVersion": "1"}, "items": items}));
+    e
+}
+
+/// Expect the ControllerRevision of `store`'s spec to be created as `number`.
+pub fn expect_record(store: &Store, number: i64) -> Expect {
+    let mut e = Expect::new(Method::POST, revisions_path());
+    let name = revision::name(&store.name_any(), &revision::id(&store.spec));
+    e.body = Some(Box::new(move |got| {
+        assert_eq!(got["metadata"]["name"], json!(name));
+        assert_eq!(got["revision"], json!(number));
+        assert_eq!(
+            got["metadata"]["ownerReferences"][0]["kind"],
+            json!("Store")
+        );
+    }));
+    e
+}
+
+/// Expect the LISTs of pods and ReplicaSets a rollout in flight reads
+/// (answered empty).
+pub fn expect_rollout_reads() -> Vec<Expect> {
+    [
+        "/api/v1/namespaces/shop/pods",
+        "/apis/apps/v1/namespaces/shop/replicasets",
+    ]
+    .into_iter()
+    .map(|path| {
+        let mut e = Expect::new(Method::GET, path.to_owned());
+        e.query = vec!["labelSelector=app.kubernetes.io%2Finstance%3Dshop"];
+        e.reply = Some(json!({"apiVersion": "v1", "kind": "List",
+                "metadata": {"resourceVersion": "1"}, "items": []}));
+        e
+    })
+    .collect()
+}
+
+/// What the rollout decides for `store` with nothing in the cluster yet.
+pub fn first_decision(store: &Store) -> Decision {
+    let rendered = render(store).unwrap();
+    let id = revision::id(&store.spec);
+    let settings = Settings::from_spec(&store.spec).unwrap();
+    let empty = Observed::default();
+    decide(&Input {
+        target: Revision {
+            id: &id,
+            version: &store.spec.version,
+            rendered: &rendered,
+        },
+        stable: None,
+        previous: None,
+        cluster: Cluster {
+            children: &empty,
+            pods: &[],
+            replica_sets: &[],
+        },
+        settings: &settings,
+        baseline: None,
+        samples: None,
+        now: chrono::Utc::now(),
+    })
+}
+
+/// The requests of a first reconcile up to (not including) the applies:
+/// history, record, lists, rollout reads, Secret creates.
+pub fn first_reads_and_secrets(store: &Store) -> Vec<Expect> {
+    let rendered = render(store).unwrap();
+    let empty = Observed::default();
+    let mut v = vec![expect_history(&[]), expect_record(store, 1)];
+    v.extend(expect_lists(&empty));
+    v.extend(expect_rollout_reads());
+    v.extend(secret_creates(&rendered));
+    v
+}
+
 /// Expect a request to `path` and fail it with `code`.
 pub fn expect_failure(method: Method, path: String, code: u16) -> Expect {
     let mut e = Expect::new(method, path);
@@ -273,38 +367,43 @@ impl Scenario {
     fn into_expectations(self) -> Vec<Expect> {
         match self {
             Scenario::FirstRun(store) => {
-                let rendered = render(&store).unwrap();
-                let observed = Observed::default();
-                let mut v: Vec<Expect> = ChildKind::ALL
-                    .iter()
-                    .map(|k| expect_list(*k, &observed))
-                    .collect();
-                v.extend(secret_creates(&rendered));
+                let mut v = first_reads_and_secrets(&store);
                 v.extend(
-                    rendered
+                    first_decision(&store)
+                        .desired
                         .objects
                         .iter()
+                        .filter(|o| o.step == crate::render::Step::Foundation)
                         .map(|o| expect_apply(o.kind, &o.name, o.value.clone())),
                 );
                 v.push(expect_status(&store, |s| {
-                    assert_eq!(s.phase, Some(Phase::Pending));
+                    assert_eq!(s.phase, Some(Phase::Progressing));
                     assert_eq!(s.observed_generation, Some(1));
                     assert_eq!(s.ready.as_deref(), Some("0/5"));
                     assert_eq!(s.url.as_deref(), Some("http://shop.example.com"));
+                    let rollout = s.rollout.as_ref().unwrap();
+                    assert_eq!(rollout.state, RolloutState::Progressing);
+                    assert_eq!(rollout.stable_revision, None);
                     let reconciling = s.condition("Reconciling").unwrap();
                     assert_eq!(reconciling.status, "True");
                     assert_eq!(reconciling.observed_generation, Some(1));
                 }));
-                v.push(expect_event("Normal", "Pending"));
+                v.push(expect_event("Normal", "RolloutStarted"));
+                v.push(expect_event("Normal", "StepStarted"));
                 v
             }
             Scenario::Observed {
-                observed, writes, ..
+                store,
+                observed,
+                writes,
             } => {
-                let mut v: Vec<Expect> = ChildKind::ALL
-                    .iter()
-                    .map(|k| expect_list(*k, &observed))
-                    .collect();
+                let mut v = vec![expect_history(&[&store])];
+                v.extend(expect_lists(&observed));
+                let id = revision::id(&store.spec);
+                let rollout = store.status.as_ref().and_then(|s| s.rollout.as_ref());
+                if in_flight(rollout, &id) {
+                    v.extend(expect_rollout_reads());
+                }
                 v.extend(writes);
                 v
             }
@@ -375,13 +474,27 @@ impl ApiServerVerifier {
     }
 }
 
+/// A metrics reader for tests whose pods never answer.
+pub struct NoPodMetrics;
+
+impl MetricsReader for NoPodMetrics {
+    fn read<'a>(&'a self, _url: &'a str) -> futures::future::BoxFuture<'a, Option<String>> {
+        Box::pin(async { None })
+    }
+}
+
 impl Context {
     /// A context whose client talks to a mock API server.
     pub fn test() -> (Arc<Self>, ApiServerVerifier) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "shop");
         (
-            Arc::new(Context::new(client, Metrics::default(), None)),
+            Arc::new(Context::new(
+                client,
+                Metrics::default(),
+                None,
+                Arc::new(NoPodMetrics),
+            )),
             ApiServerVerifier(handle),
         )
     }
@@ -482,15 +595,36 @@ pub fn converged(store: &Store) -> Observed {
     observed
 }
 
-/// `store` carrying the status the operator would compute for `observed`.
+/// `store` carrying the status the operator would compute for `observed`
+/// once its revision rolled out completely.
 pub fn with_status(mut store: Store, observed: &Observed) -> Store {
     let rendered = render(&store).unwrap();
+    let id = revision::id(&store.spec);
+    let view = status::RolloutView {
+        rollout: Some(crate::api::RolloutStatus {
+            state: RolloutState::Complete,
+            target_revision: id.clone(),
+            stable_revision: Some(id),
+            step: None,
+            step_started_at: None,
+            bake_started_at: None,
+            paused_at: None,
+            message: String::new(),
+            failed_revision: None,
+            failure: None,
+        }),
+        current_version: Some(store.spec.version.clone()),
+        phase: None,
+        conditions: None,
+    };
     let s = status::compute(
         &store,
         &rendered,
         observed,
         &StoreStatus::default(),
         "2026-01-01T00:00:00Z",
+        view,
+        Vec::new(),
     );
     store.status = Some(s);
     store

@@ -3,9 +3,11 @@
 //!
 //! The crate is split the way the house rules ask: pure functions decide
 //! (`render` turns a Store into the objects it needs, `reconcile::plan`
-//! compares them with what the cluster holds, `reconcile::status` derives the
-//! Store's status), and a thin async shell (`controller`) reads, applies and
-//! writes. Everything the pure part needs is a plain value, so it is tested
+//! compares them with what the cluster holds, `rollout` decides which step
+//! of a new revision goes out and when to roll back, `reconcile::status`
+//! derives the Store's status), and a thin async shell (`controller`, with
+//! `history` for ControllerRevisions and `pod_metrics` for the analysis)
+//! reads, applies and writes. Everything the pure part needs is a plain value, so it is tested
 //! exhaustively without an API server.
 
 pub mod admin;
@@ -15,8 +17,11 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod history;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
+pub mod pod_metrics;
 pub mod rbac;
 pub mod reconcile;
 pub mod render;

@@ -18,6 +18,7 @@ use storekeeper::cli::{Cli, Command, RunArgs, render_text};
 use storekeeper::controller::{self, Context};
 use storekeeper::lease::LeaderElector;
 use storekeeper::metrics::Metrics;
+use storekeeper::pod_metrics::HttpMetricsReader;
 use storekeeper::{crd, rbac};
 use storekeeper_contract::env;
 use tracing::{error, info};
@@ -122,7 +123,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.lease_duration_seconds),
     );
     elector.acquire().await;
-    let ctx = Arc::new(Context::new(client, metrics, Some(identity)));
+    let pod_metrics =
+        HttpMetricsReader::new().context("building the HTTP client for pod metrics")?;
+    let ctx = Arc::new(Context::new(
+        client,
+        metrics,
+        Some(identity),
+        Arc::new(pod_metrics),
+    ));
     // The controller wants a `Sync` shutdown future; a oneshot receiver is one.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

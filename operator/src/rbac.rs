@@ -36,6 +36,16 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         };
         rules.push(rule(kind.group(), &[kind.plural()], verbs));
     }
+    // Revision history: created once per revision, renumbered when a spec
+    // returns to an older revision, pruned beyond the history limit.
+    rules.push(rule(
+        "apps",
+        &["controllerrevisions"],
+        &["get", "list", "create", "patch", "delete"],
+    ));
+    // Read while a rollout is in flight, to judge the new pods' health.
+    rules.push(rule("", &["pods"], &["list"]));
+    rules.push(rule("apps", &["replicasets"], &["list"]));
     rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
     rules
 }

@@ -67,7 +67,7 @@ fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
 
 fn status(phase: &str, conditions: Vec<Value>) -> Value {
     json!({"observedGeneration": 2, "phase": phase, "ready": "5/5", "conditions": conditions,
-        "lastGoodRevision": "abc123"})
+        "rollout": {"state": "RollingBack", "targetRevision": "def456", "stableRevision": "abc123"}})
 }
 
 #[test]

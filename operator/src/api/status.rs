@@ -26,12 +26,15 @@ pub struct StoreStatus {
     /// Where shoppers reach the storefront.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Revision (hash of the spec) the operator is rolling out or running.
+    /// Version the shop serves: that of the last revision that rolled out completely (while a rollout is in flight, the stable one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<String>,
-    /// Last revision that was fully Ready.
+    pub current_version: Option<String>,
+    /// The step-by-step rollout: target and stable revision, the step in flight and why it waits, and how the last rollout ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_good_revision: Option<String>,
+    pub rollout: Option<RolloutStatus>,
+    /// Children the API server refused to apply this pass (kind, name and its message); they are retried every pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apply_failures: Vec<String>,
 }
 
 impl StoreStatus {

@@ -53,6 +53,21 @@ pub fn transitions(old: &StoreStatus, new: &StoreStatus) -> Vec<Transition> {
     out
 }
 
+/// The Events of one pass: the rollout's own (each already says what
+/// happened, with its cause) and then the status transition's. A rollout
+/// Event and a transition Event of the same type tell the same news ("step
+/// started" and "phase -> Progressing"; "rollout failed" and "Stalled"), so
+/// a transition is kept only when the rollout said nothing of its type
+/// (an apply the API server refused, say).
+pub fn merge(decided: Vec<Transition>, transitions: Vec<Transition>) -> Vec<Transition> {
+    let said = |warning: bool| decided.iter().any(|t| t.warning == warning);
+    let kept: Vec<Transition> = transitions
+        .into_iter()
+        .filter(|t| !said(t.warning))
+        .collect();
+    decided.into_iter().chain(kept).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +91,32 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert!(!t[0].warning);
         assert_eq!(t[0].reason, "Ready");
+    }
+
+    fn event(warning: bool, reason: &str) -> Transition {
+        Transition {
+            warning,
+            reason: reason.to_owned(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_rollout_failure_is_announced_once() {
+        let merged = merge(
+            vec![event(true, "RolloutFailed")],
+            vec![event(true, "HealthTimeout"), event(false, "RollingBack")],
+        );
+        let reasons: Vec<&str> = merged.iter().map(|t| t.reason.as_str()).collect();
+        assert_eq!(reasons, ["RolloutFailed", "RollingBack"]);
+        let quiet = merge(
+            vec![event(false, "StepStarted")],
+            vec![event(true, "ApplyFailed")],
+        );
+        assert_eq!(
+            quiet.len(),
+            2,
+            "a stall the rollout did not announce is kept"
+        );
     }
 }

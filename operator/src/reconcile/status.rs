@@ -9,8 +9,7 @@ use serde_json::Value;
 use storekeeper_contract::ShopService;
 
 use super::observed::{Observed, applied_hash};
-use crate::api::{ComponentStatus, Condition, Phase, Store, StoreStatus};
-use crate::render::object::short_hash;
+use crate::api::{ComponentStatus, Condition, Phase, RolloutStatus, Store, StoreStatus};
 use crate::render::{ChildKind, Rendered, ingress, meta::Ctx};
 use crate::validate::Invalid;
 
@@ -57,18 +56,38 @@ pub fn invalid(store: &Store, old: &StoreStatus, problem: &Invalid, now: &str) -
         components: old.components.clone(),
         ready: old.ready.clone(),
         url: old.url.clone(),
-        revision: old.revision.clone(),
-        last_good_revision: old.last_good_revision.clone(),
+        current_version: old.current_version.clone(),
+        rollout: old.rollout.clone(),
+        apply_failures: Vec::new(),
     }
 }
 
-/// Status of a valid Store from what was observed this reconcile.
+/// What the rollout decided this pass, as far as status is concerned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RolloutView {
+    /// The next `status.rollout`.
+    pub rollout: Option<RolloutStatus>,
+    /// The next `status.currentVersion`.
+    pub current_version: Option<String>,
+    /// The phase a rollout in flight (or failed) implies; `None` lets
+    /// component readiness decide.
+    pub phase: Option<Phase>,
+    /// The conditions it implies, unstamped; `None` lets readiness decide.
+    pub conditions: Option<Vec<Condition>>,
+}
+
+/// Status of a valid Store from what was observed this reconcile, what the
+/// rollout decided, and the children the API server refused (each
+/// `"<Kind> <name>: <message>"`; they make the Store Degraded until an apply
+/// succeeds).
 pub fn compute(
     store: &Store,
     rendered: &Rendered,
     observed: &Observed,
     old: &StoreStatus,
     now: &str,
+    view: RolloutView,
+    apply_failures: Vec<String>,
 ) -> StoreStatus {
     let gen_ = store.metadata.generation;
     let Ok(ctx) = Ctx::new(store) else {
@@ -96,6 +115,8 @@ pub fn compute(
                 cond(types::STALLED, false, "Paused", ""),
             ],
         )
+    } else if let (Some(phase), Some(conditions)) = (view.phase, view.conditions) {
+        (phase, conditions)
     } else if !failed.is_empty() {
         let message = failed.join("; ");
         (
@@ -137,12 +158,19 @@ pub fn compute(
         )
     };
     let mut conditions = conditions;
-    conditions.push(cond(types::ROLLED_BACK, false, "NoRollback", ""));
-    let revision = short_hash(&store.spec);
-    let last_good = if phase == Phase::Ready {
-        Some(revision.clone())
+    if !conditions.iter().any(|c| c.type_ == types::ROLLED_BACK) {
+        conditions.push(cond(types::ROLLED_BACK, false, "NoRollback", ""));
+    }
+    let phase = if apply_failures.is_empty() {
+        phase
     } else {
-        old.last_good_revision.clone()
+        let message = apply_failures.join("; ");
+        for c in &mut conditions {
+            if c.type_ == types::READY || c.type_ == types::STALLED {
+                *c = cond(&c.type_, c.type_ == types::STALLED, "ApplyFailed", &message);
+            }
+        }
+        Phase::Degraded
     };
     StoreStatus {
         observed_generation: gen_,
@@ -151,8 +179,9 @@ pub fn compute(
         ready: Some(format!("{services_ready}/{}", ShopService::ALL.len())),
         components: parts.into_iter().map(|r| r.status).collect(),
         url: Some(ingress::url(&ctx)),
-        revision: Some(revision),
-        last_good_revision: last_good,
+        current_version: view.current_version,
+        rollout: view.rollout,
+        apply_failures,
     }
 }
 
@@ -308,7 +337,15 @@ mod tests {
 
     fn status_of(observed: &Observed, old: &StoreStatus, now: &str) -> StoreStatus {
         let s = store("shop");
-        compute(&s, &render(&s).unwrap(), observed, old, now)
+        compute(
+            &s,
+            &render(&s).unwrap(),
+            observed,
+            old,
+            now,
+            RolloutView::default(),
+            Vec::new(),
+        )
     }
 
     fn tweak(observed: &mut Observed, name: &str, f: impl Fn(&mut Value)) {
@@ -323,7 +360,6 @@ mod tests {
         assert_eq!(st.phase, Some(Phase::Ready));
         assert_eq!(st.ready.as_deref(), Some("5/5"));
         assert_eq!(st.components.len(), 8);
-        assert_eq!(st.last_good_revision, st.revision);
         assert!(
             st.conditions
                 .iter()
@@ -383,9 +419,5 @@ mod tests {
         );
         let rolled = later.condition(types::ROLLED_BACK).unwrap();
         assert_eq!(rolled.last_transition_time, T0);
-        assert_eq!(
-            later.last_good_revision, first.revision,
-            "last good revision is kept"
-        );
     }
 }

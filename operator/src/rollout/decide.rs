@@ -40,6 +40,7 @@ use super::steps;
 use super::template::current_pods;
 use crate::api::{RolloutFailure, RolloutState, RolloutStatus, RolloutStep};
 use crate::reconcile::events::Transition;
+use crate::reconcile::status::RolloutView;
 use crate::render::{ChildKind, Rendered};
 use storekeeper_contract::admin;
 
@@ -134,6 +135,18 @@ pub struct Decision {
     pub requeue_after: Option<Duration>,
     /// Metrics to read before (or after) acting on this decision.
     pub metrics: Option<MetricsRequest>,
+}
+
+impl Decision {
+    /// What `reconcile::status` needs of this decision.
+    pub fn view(&self) -> RolloutView {
+        RolloutView {
+            rollout: self.rollout.clone(),
+            current_version: self.current_version.clone(),
+            phase: self.outcome.phase(),
+            conditions: self.outcome.conditions(),
+        }
+    }
 }
 
 /// Whether this pass needs the Store's pods and ReplicaSets: only while a
