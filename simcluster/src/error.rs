@@ -28,6 +28,7 @@ impl ApiError {
         }
     }
 
+    /// `404 NotFound` for an object.
     pub(crate) fn not_found(t: &ResourceType, name: &str) -> Self {
         Self::new(
             404,
@@ -36,6 +37,7 @@ impl ApiError {
         )
     }
 
+    /// `409 AlreadyExists` for a create.
     pub(crate) fn already_exists(t: &ResourceType, name: &str) -> Self {
         Self::new(
             409,
@@ -44,6 +46,7 @@ impl ApiError {
         )
     }
 
+    /// `409 Conflict` for a write with a stale `resourceVersion`.
     pub(crate) fn conflict(t: &ResourceType, name: &str) -> Self {
         Self::new(
             409,
@@ -56,14 +59,17 @@ impl ApiError {
         )
     }
 
+    /// `400 BadRequest`: the request itself is malformed.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
 
+    /// `422 Invalid`: the object fails validation.
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(422, "Invalid", message)
     }
 
+    /// `404` for a path that names no served resource.
     pub(crate) fn unknown_resource() -> Self {
         Self::new(
             404,

@@ -63,6 +63,7 @@ impl Fault {
 pub(crate) struct Faults(Arc<Mutex<Vec<Fault>>>);
 
 impl Faults {
+    /// Arms a fault.
     pub(crate) fn add(&self, fault: Fault) {
         self.0
             .lock()

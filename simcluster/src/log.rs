@@ -119,6 +119,7 @@ impl fmt::Display for RequestCounts {
 pub(crate) struct RequestLog(Arc<Mutex<Vec<RequestRecord>>>);
 
 impl RequestLog {
+    /// Records one served request.
     pub(crate) fn push(&self, record: RequestRecord) {
         self.0
             .lock()
@@ -126,6 +127,7 @@ impl RequestLog {
             .push(record);
     }
 
+    /// Every request so far, oldest first.
     pub(crate) fn records(&self) -> Vec<RequestRecord> {
         self.0
             .lock()
@@ -133,6 +135,7 @@ impl RequestLog {
             .clone()
     }
 
+    /// Forgets every request so far.
     pub(crate) fn clear(&self) {
         self.0
             .lock()
@@ -140,6 +143,7 @@ impl RequestLog {
             .clear();
     }
 
+    /// Requests so far, by verb and resource.
     pub(crate) fn counts(&self) -> RequestCounts {
         let mut counts = RequestCounts::default();
         for r in self.0.lock().unwrap_or_else(PoisonError::into_inner).iter() {

@@ -39,6 +39,7 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// Reads method, path, query and the headers that matter.
     pub(crate) fn new<B>(req: &http::Request<B>) -> Self {
         let header = |name: header::HeaderName| {
             req.headers()
@@ -61,10 +62,12 @@ impl Call {
         }
     }
 
+    /// A query parameter.
     pub(crate) fn param(&self, key: &str) -> Option<&str> {
         self.query.get(key).map(String::as_str)
     }
 
+    /// Whether a boolean query parameter is `true`.
     pub(crate) fn flag(&self, key: &str) -> bool {
         self.param(key) == Some("true")
     }
@@ -84,6 +87,7 @@ impl Call {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// Whether the body is a server-side apply configuration.
     pub(crate) fn is_apply(&self) -> bool {
         self.content_type.starts_with("application/apply-patch")
     }

@@ -26,6 +26,7 @@ use crate::selectors::Selector;
 pub(crate) struct Lags(Arc<Mutex<HashMap<(String, String), Duration>>>);
 
 impl Lags {
+    /// Holds back every change of `t` by `lag`.
     pub(crate) fn set(&self, t: &ResourceType, lag: Duration) {
         self.0
             .lock()
@@ -175,18 +176,19 @@ impl Watch {
                 sleep_until(self.deadline).await;
                 return Flow::Stop;
             }
-            sleep_until(due).await;
-            let object = if self.req.metadata_only {
-                metadata_only(&change.object)
+            if due > Instant::now() {
+                sleep_until(due).await;
+            }
+            // Serialised straight from the shared object: no copy per watch.
+            let text = if self.req.metadata_only {
+                format!(
+                    "{{\"type\":\"{kind}\",\"object\":{}}}\n",
+                    metadata_only(&change.object)
+                )
             } else {
-                (*change.object).clone()
+                format!("{{\"type\":\"{kind}\",\"object\":{}}}\n", change.object)
             };
-            if self
-                .tx
-                .send(line(&json!({"type": kind, "object": object})))
-                .await
-                .is_err()
-            {
+            if self.tx.send(Bytes::from(text)).await.is_err() {
                 return Flow::Stop;
             }
         }

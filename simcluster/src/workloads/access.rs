@@ -12,6 +12,7 @@ use crate::resources::ResourceType;
 use crate::selectors::Selector;
 
 impl Sim {
+    /// One object, `None` when it is gone.
     pub(super) fn get(&self, t: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         self.shared.objects.get(t, ns, name).ok()
     }
@@ -30,6 +31,7 @@ impl Sim {
             .collect()
     }
 
+    /// Creates an object; a failure is logged (a controller would retry).
     pub(super) fn create(&self, t: &ResourceType, ns: &str, object: Value) -> Option<Value> {
         match self.shared.objects.create(t, ns, object, CONTROLLER) {
             Ok(v) => Some(v),
@@ -40,6 +42,7 @@ impl Sim {
         }
     }
 
+    /// Deletes an object (with garbage collection); a failure is logged.
     pub(super) fn delete(&self, t: &ResourceType, ns: &str, name: &str) {
         if let Err(e) = self.shared.objects.delete(t, ns, name, false) {
             warn!(kind = %t.kind, namespace = ns, name, error = %e, "simulated controller: delete failed");

@@ -64,6 +64,7 @@ fn suffix(seed: &str, n: usize) -> String {
 }
 
 impl Sim {
+    /// Moves one Deployment a step towards its spec and writes its status.
     pub(super) fn reconcile_deployment(&mut self, ns: &str, name: &str) {
         let types = &self.types;
         let (rs_type, pod_type) = (types.replicasets.clone(), types.pods.clone());

@@ -116,6 +116,7 @@ impl PodPlan {
         self.containers.first().map_or("", |c| c.1.as_str())
     }
 
+    /// The status the kubelet reports `age` after creation; `period` paces failing containers.
     pub(crate) fn status_at(&self, age: Duration, period: Duration) -> PodStatus {
         let at = self.created.as_str();
         let mut statuses = Vec::new();

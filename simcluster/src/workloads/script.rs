@@ -138,6 +138,7 @@ impl Script {
         self
     }
 
+    /// What a container running `image` does.
     pub(crate) fn behaviour(&self, image: &str) -> Behaviour {
         self.rules
             .iter()
@@ -146,6 +147,7 @@ impl Script {
             .unwrap_or_else(|| self.default.clone())
     }
 
+    /// The traffic a pod whose first image is `image` serves.
     pub(crate) fn traffic_for(&self, image: &str) -> Traffic {
         self.rules
             .iter()
@@ -154,6 +156,7 @@ impl Script {
             .unwrap_or_else(|| self.default_traffic.clone())
     }
 
+    /// An object-given duration in simulated time.
     pub(crate) fn scaled(&self, seconds: f64) -> Duration {
         Duration::from_secs_f64((seconds * self.time_scale).max(0.0))
     }

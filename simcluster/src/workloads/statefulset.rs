@@ -30,6 +30,7 @@ fn ordinal(sts: &str, pod: &Value) -> Option<i64> {
 }
 
 impl Sim {
+    /// Moves one StatefulSet a step towards its spec and writes its status.
     pub(super) fn reconcile_statefulset(&mut self, ns: &str, name: &str) {
         let Some(sts) = self.get(&self.types.statefulsets.clone(), ns, name) else {
             return;

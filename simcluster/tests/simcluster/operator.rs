@@ -131,12 +131,14 @@ async fn a_hundred_stores_reach_ready() {
     })
     .await;
     let counts = sim.request_counts();
+    let tenths = counts.total() * 10 / STORES;
     println!(
-        "{STORES} Stores Ready after {:?} simulated, {:?} real; {} API requests, {:.1} per Store\n{counts}",
+        "{STORES} Stores Ready after {:?} simulated, {:?} real; {} API requests, {}.{} per Store\n{counts}",
         simulated.elapsed(),
         started.elapsed(),
         counts.total(),
-        counts.total() as f64 / STORES as f64,
+        tenths / 10,
+        tenths % 10,
     );
     operator.abort();
 }
