@@ -26,7 +26,7 @@ use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
 use crate::history;
 use crate::memory::Memory;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreLabel};
 use crate::pod_metrics::{self, MetricsReader};
 use crate::reconcile::events::{Transition, merge, transitions};
 use crate::reconcile::{Observed, Plan, generate, plan, status};
@@ -480,6 +480,13 @@ impl Store {
         }
         ctx.memory
             .wrote(&self.uid().unwrap_or_default(), new.clone());
+        let store = StoreLabel {
+            namespace: ns.to_owned(),
+            store: self.name_any(),
+        };
+        let (before, after) = (old.rollout.as_ref(), new.rollout.as_ref());
+        let now = chrono::Utc::now();
+        ctx.metrics.rollout(&store, before, after, &decided, now);
         for t in merge(decided, transitions(old, &new)) {
             self.event(ctx, t.warning, &t.reason, t.note).await;
         }

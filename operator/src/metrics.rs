@@ -1,8 +1,16 @@
 //! Operator metrics (prometheus-client): reconciles, failures by reason, a
-//! duration histogram (timed by a drop guard, as controller-rs does), and
-//! Kubernetes API requests by verb (counted by a tower layer on the client).
+//! duration histogram (timed by a drop guard, as controller-rs does),
+//! Kubernetes API requests by verb (counted by a tower layer on the client),
+//! and rollouts: how they end, how long each step takes, and the step each
+//! Store is at.
 
 use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::api::{RolloutState, RolloutStatus, RolloutStep};
+use crate::reconcile::events::Transition;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +32,29 @@ pub struct VerbLabel {
     pub verb: String,
 }
 
+/// Label naming how a rollout ended (or that one started).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `started`, `complete`, `failed` or `rolled_back`.
+    pub outcome: String,
+}
+
+/// Label naming a rollout step.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// `Foundation`, `Data`, `Backends`, `Storefront` or `Edge`.
+    pub step: String,
+}
+
+/// Labels naming one Store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabel {
+    /// The Store's namespace.
+    pub namespace: String,
+    /// The Store's name.
+    pub store: String,
+}
+
 /// Every metric the operator exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,6 +66,13 @@ pub struct Metrics {
     pub duration: Histogram,
     /// API requests sent, by verb.
     pub api_requests: Family<VerbLabel, Counter>,
+    /// Rollouts started and ended, by outcome.
+    pub rollouts: Family<OutcomeLabel, Counter>,
+    /// Time from a step's start to the next step (or the end), by step.
+    pub step_duration: Family<StepLabel, Histogram>,
+    /// The step each Store's rollout is at: 1 (Foundation) to 5 (Edge), 0
+    /// when none is in flight.
+    pub current_step: Family<StoreLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -44,6 +82,11 @@ impl Default for Metrics {
             failures: Family::default(),
             duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             api_requests: Family::default(),
+            rollouts: Family::default(),
+            step_duration: Family::new_with_constructor(|| {
+                Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0])
+            }),
+            current_step: Family::default(),
         }
     }
 }
@@ -69,7 +112,65 @@ impl Metrics {
             "Kubernetes API requests, by verb",
             self.api_requests.clone(),
         );
+        r.register(
+            "rollouts",
+            "Rollouts started and ended, by outcome",
+            self.rollouts.clone(),
+        );
+        r.register(
+            "rollout_step_duration_seconds",
+            "Time a rollout step took, from its start to the next step",
+            self.step_duration.clone(),
+        );
+        r.register(
+            "rollout_step",
+            "Step a Store's rollout is at (1 Foundation .. 5 Edge; 0 none)",
+            self.current_step.clone(),
+        );
         self
+    }
+
+    /// Records what one pass did to a Store's rollout: the outcome Events
+    /// it published, the step that ended, the step it is at now.
+    pub fn rollout(
+        &self,
+        store: &StoreLabel,
+        before: Option<&RolloutStatus>,
+        after: Option<&RolloutStatus>,
+        events: &[Transition],
+        now: DateTime<Utc>,
+    ) {
+        for event in events {
+            let outcome = match event.reason.as_str() {
+                "RolloutStarted" => "started",
+                "RolloutComplete" => "complete",
+                "RolloutFailed" => "failed",
+                "RolledBack" => "rolled_back",
+                _ => continue,
+            };
+            self.rollouts
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.to_owned(),
+                })
+                .inc();
+        }
+        if let Some((step, seconds)) = step_ended(before, after, now) {
+            self.step_duration
+                .get_or_create(&StepLabel {
+                    step: step.to_string(),
+                })
+                .observe(seconds);
+        }
+        let at = after
+            .filter(|a| {
+                matches!(
+                    a.state,
+                    RolloutState::Progressing | RolloutState::RollingBack
+                )
+            })
+            .and_then(|a| a.step)
+            .map_or(0, step_number);
+        self.current_step.get_or_create(store).set(at);
     }
 
     /// Counts a reconcile and times it until the guard drops.
@@ -107,6 +208,34 @@ pub fn verb(method: &http::Method, query: &str) -> &'static str {
         http::Method::PATCH => "patch",
         http::Method::DELETE => "delete",
         _ => "other",
+    }
+}
+
+/// The step a pass left, with how long it took: the step in flight before
+/// differs from the one after (or none is in flight any more).
+pub fn step_ended(
+    before: Option<&RolloutStatus>,
+    after: Option<&RolloutStatus>,
+    now: DateTime<Utc>,
+) -> Option<(RolloutStep, f64)> {
+    let before = before?;
+    let step = before.step?;
+    if after.is_some_and(|a| a.step == Some(step) && a.step_started_at == before.step_started_at) {
+        return None;
+    }
+    let started = DateTime::parse_from_rfc3339(before.step_started_at.as_deref()?).ok()?;
+    let seconds = (now - started.with_timezone(&Utc)).num_milliseconds();
+    #[allow(clippy::cast_precision_loss)] // milliseconds of a rollout step fit an f64 exactly
+    Some((step, seconds.max(0) as f64 / 1000.0))
+}
+
+fn step_number(step: RolloutStep) -> i64 {
+    match step {
+        RolloutStep::Foundation => 1,
+        RolloutStep::Data => 2,
+        RolloutStep::Backends => 3,
+        RolloutStep::Storefront => 4,
+        RolloutStep::Edge => 5,
     }
 }
 
@@ -151,5 +280,82 @@ mod tests {
             .get_or_create(&VerbLabel { verb: "get".into() })
             .get();
         assert_eq!(got, 2);
+    }
+
+    fn at(step: RolloutStep, started: &str) -> RolloutStatus {
+        RolloutStatus {
+            state: RolloutState::Progressing,
+            target_revision: "r2".into(),
+            stable_revision: Some("r1".into()),
+            step: Some(step),
+            step_started_at: Some(started.into()),
+            bake_started_at: None,
+            paused_at: None,
+            message: String::new(),
+            failed_revision: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn a_step_ends_when_the_next_starts_or_the_rollout_ends() {
+        let now: DateTime<Utc> = "2026-01-01T00:01:30Z".parse().unwrap();
+        let data = at(RolloutStep::Data, "2026-01-01T00:00:00Z");
+        let backends = at(RolloutStep::Backends, "2026-01-01T00:01:30Z");
+        assert_eq!(
+            step_ended(Some(&data), Some(&backends), now),
+            Some((RolloutStep::Data, 90.0))
+        );
+        assert_eq!(
+            step_ended(Some(&data), Some(&data), now),
+            None,
+            "still there"
+        );
+        assert_eq!(
+            step_ended(Some(&data), None, now),
+            Some((RolloutStep::Data, 90.0))
+        );
+        assert_eq!(step_ended(None, Some(&data), now), None);
+    }
+
+    #[test]
+    fn rollouts_are_counted_by_outcome_and_the_step_is_a_gauge() {
+        let m = Metrics::default();
+        let store = StoreLabel {
+            namespace: "shop".into(),
+            store: "shop".into(),
+        };
+        let event = |reason: &str| Transition {
+            warning: false,
+            reason: reason.into(),
+            note: String::new(),
+        };
+        let now = Utc::now();
+        let backends = at(RolloutStep::Backends, "2026-01-01T00:00:00Z");
+        m.rollout(
+            &store,
+            None,
+            Some(&backends),
+            &[event("RolloutStarted"), event("StepStarted")],
+            now,
+        );
+        assert_eq!(m.current_step.get_or_create(&store).get(), 3);
+        let mut done = backends.clone();
+        done.state = RolloutState::Complete;
+        done.step = None;
+        m.rollout(
+            &store,
+            Some(&backends),
+            Some(&done),
+            &[event("RolloutComplete")],
+            now,
+        );
+        assert_eq!(m.current_step.get_or_create(&store).get(), 0);
+        for outcome in ["started", "complete"] {
+            let label = OutcomeLabel {
+                outcome: outcome.into(),
+            };
+            assert_eq!(m.rollouts.get_or_create(&label).get(), 1, "{outcome}");
+        }
     }
 }
