@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use serde_json::Value;
 use storekeeper::controller::{self, Context};
+use storekeeper::lease::LeaderElector;
 use storekeeper::metrics::Metrics;
 use storekeeper::pod_metrics::MetricsReader;
 use storekeeper_simcluster::{Scraper, Script, SimCluster, Verb, Workloads};
@@ -100,6 +103,23 @@ async fn the_operator_brings_the_example_store_to_ready() {
         .await
         .unwrap()
         .unwrap();
+
+    // A restarted operator (new client, new caches) finds nothing to change.
+    sim.clear_requests();
+    let restarted = tokio::spawn(controller::run(
+        context(&sim, &workloads),
+        std::future::pending(),
+    ));
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    let after = sim.request_counts();
+    println!("after a restart, one minute:\n{after}");
+    assert!(after.get(Verb::List, "deployments") > 0, "it reconciled");
+    let writes: usize = [Verb::Apply, Verb::Create, Verb::Update, Verb::Delete]
+        .into_iter()
+        .map(|v| after.verb(v))
+        .sum();
+    assert_eq!(writes, 0, "a steady state costs no writes:\n{after}");
+    restarted.abort();
 }
 
 /// 100 Stores at once (run with `--ignored --nocapture`): how long the
@@ -141,4 +161,28 @@ async fn a_hundred_stores_reach_ready() {
         tenths % 10,
     );
     operator.abort();
+}
+
+/// Two operator replicas (two clients, as two processes would have) share
+/// one Lease: the first leads, the second waits, and takes over on release.
+#[tokio::test]
+async fn leader_election_hands_over_through_the_lease() {
+    let (sim, first) = SimCluster::new();
+    let elector = |client: kube::Client, me: &str| {
+        let api: Api<Lease> = Api::namespaced(client, "storekeeper");
+        LeaderElector::new(api, "storekeeper-leader", me, Duration::from_secs(15))
+    };
+    let a = elector(first, "pod-a");
+    let b = elector(sim.client(), "pod-b");
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    assert!(a.try_acquire_or_renew().await.unwrap(), "renewal");
+    a.release().await.unwrap();
+    assert!(b.try_acquire_or_renew().await.unwrap());
+    let lease = sim
+        .get("leases", "storekeeper", "storekeeper-leader")
+        .unwrap();
+    assert_eq!(text(&lease, "/spec/holderIdentity"), "pod-b");
+    assert_eq!(int(&lease, "/spec/leaseTransitions"), 2);
+    assert_eq!(sim.request_counts().get(Verb::Update, "leases"), 3);
 }
