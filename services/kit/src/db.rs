@@ -4,7 +4,10 @@
 //! Each service embeds its migrations (`sqlx::migrate!()`) and applies them
 //! before serving; sqlx takes an advisory lock, so replicas starting together
 //! do not race. Migrations must stay compatible with the previous release
-//! (expand, then contract), because a rollback never undoes them.
+//! (expand, then contract), because a rollback never undoes them — and so a
+//! rolled-back binary must start on a schema a newer release already
+//! migrated: [`apply_migrations`] accepts migrations it does not know as
+//! long as every one it does know has been applied.
 
 use std::time::Duration;
 
@@ -30,6 +33,21 @@ pub enum DbError {
     /// A migration failed.
     #[error("applying database migrations failed: {0}")]
     Migrate(#[from] MigrateError),
+    /// A newer release migrated the database, but not through every
+    /// migration this release has: the histories diverged (a migration was
+    /// renumbered or dropped), and starting would run on an unknown schema.
+    #[error(
+        "the database has migration {newer} this release does not know, yet lacks this release's migration(s) {missing:?}"
+    )]
+    Diverged {
+        /// A version applied by a newer release.
+        newer: i64,
+        /// Versions of this release that were never applied.
+        missing: Vec<i64>,
+    },
+    /// The applied versions could not be read.
+    #[error("reading the applied migrations failed: {0}")]
+    Read(#[from] sqlx::Error),
 }
 
 /// How long start-up keeps retrying an unreachable database: long enough to
@@ -69,12 +87,59 @@ pub(crate) async fn connect(
             }
         }
     };
-    migrator.run(&pool).await?;
-    tracing::info!(
-        migrations = migrator.iter().count(),
-        "database migrations applied"
-    );
+    apply_migrations(&pool, migrator).await?;
     Ok(pool)
+}
+
+/// Applies `migrator`. When the database already carries a migration this
+/// release does not know, a newer release ran it (this is a rollback, or an
+/// old replica still starting during a rollout): that is fine exactly when
+/// every migration this release knows was applied before it, because under
+/// expand-then-contract the newer schema still serves the older code.
+pub async fn apply_migrations(pool: &PgPool, migrator: &Migrator) -> Result<(), DbError> {
+    let mut conn = pool.acquire().await?;
+    match migrator.run(&mut *conn).await {
+        Ok(()) => {
+            tracing::info!(
+                migrations = migrator.iter().count(),
+                "database migrations applied"
+            );
+            Ok(())
+        }
+        Err(err) => {
+            // sqlx gives up holding its session advisory lock; closing the
+            // connection releases it, or every replica starting after this
+            // one would wait for that lock forever.
+            let _ = conn.close().await;
+            match err {
+                MigrateError::VersionMissing(newer) => accept_newer(pool, migrator, newer).await,
+                other => Err(other.into()),
+            }
+        }
+    }
+}
+
+/// A newer release migrated the database: fine when every migration this
+/// release knows was applied too.
+async fn accept_newer(pool: &PgPool, migrator: &Migrator, newer: i64) -> Result<(), DbError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?;
+    let missing: Vec<i64> = migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if !missing.is_empty() {
+        return Err(DbError::Diverged { newer, missing });
+    }
+    tracing::warn!(
+        newer,
+        "the database carries migrations of a newer release; starting on its schema (expand-then-contract keeps it compatible)"
+    );
+    Ok(())
 }
 
 /// The `/readyz` check: the pool hands out a connection that answers.
@@ -107,7 +172,87 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::{Connection, Executor, PgConnection};
+
     use super::*;
+
+    /// The kit's own migrations (the events tables), as a service embeds its.
+    static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+    const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+    async fn admin(sql: &str) {
+        let mut conn = PgConnection::connect(&format!("{SERVER}/postgres"))
+            .await
+            .unwrap();
+        conn.execute(sql).await.unwrap();
+    }
+
+    /// A fresh database of its own for one test (dropped at its end).
+    async fn database() -> (String, PgPool) {
+        let name = format!("kit_db_{}", uuid::Uuid::new_v4().simple());
+        admin(&format!("CREATE DATABASE \"{name}\"")).await;
+        let pool = PgPool::connect(&format!("{SERVER}/{name}")).await.unwrap();
+        (name, pool)
+    }
+
+    async fn record_newer(pool: &PgPool, version: i64) {
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES ($1, 'from a newer release', true, '\\x00'::bytea, 0)",
+        )
+        .bind(version)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_older_release_starts_on_a_schema_a_newer_one_migrated() {
+        let (name, pool) = database().await;
+        apply_migrations(&pool, &MIGRATOR).await.unwrap();
+        record_newer(&pool, 99_990_101_000_000).await;
+        // Plain sqlx refuses this database; the rolled-back binary must not.
+        let mut conn = pool.acquire().await.unwrap();
+        assert!(matches!(
+            MIGRATOR.run(&mut *conn).await,
+            Err(MigrateError::VersionMissing(99_990_101_000_000))
+        ));
+        conn.close().await.unwrap();
+        apply_migrations(&pool, &MIGRATOR).await.unwrap();
+        // Another replica starting meanwhile is not stuck behind a migration
+        // lock the first one left held.
+        let replica = PgPool::connect(&format!("{SERVER}/{name}")).await.unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            apply_migrations(&replica, &MIGRATOR),
+        )
+        .await
+        .expect("no leaked migration lock")
+        .unwrap();
+        replica.close().await;
+        pool.close().await;
+        admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+    }
+
+    #[tokio::test]
+    async fn diverged_histories_are_refused_with_the_versions() {
+        let (name, pool) = database().await;
+        apply_migrations(&pool, &MIGRATOR).await.unwrap();
+        let known = MIGRATOR.iter().next().unwrap().version;
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(known)
+            .execute(&pool)
+            .await
+            .unwrap();
+        record_newer(&pool, 99_990_101_000_000).await;
+        let err = apply_migrations(&pool, &MIGRATOR).await.unwrap_err();
+        assert!(
+            matches!(&err, DbError::Diverged { newer: 99_990_101_000_000, missing } if missing == &[known]),
+            "{err}"
+        );
+        pool.close().await;
+        admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+    }
 
     #[test]
     fn passwords_are_redacted() {
