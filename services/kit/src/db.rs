@@ -223,7 +223,7 @@ mod tests {
         // lock the first one left held.
         let replica = PgPool::connect(&format!("{SERVER}/{name}")).await.unwrap();
         tokio::time::timeout(
-            std::time::Duration::from_secs(10),
+            Duration::from_secs(10),
             apply_migrations(&replica, &MIGRATOR),
         )
         .await
