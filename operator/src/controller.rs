@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
 use crate::history;
+use crate::identity::{FIELD_MANAGER, REPORTER};
 use crate::memory::Memory;
 use crate::metrics::{Metrics, StoreLabel};
 use crate::pod_metrics::{self, MetricsReader};
@@ -37,10 +38,6 @@ use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, deci
 use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
 
-/// Field manager of every server-side apply and create.
-pub const FIELD_MANAGER: &str = "storekeeper";
-/// Name the operator reports Events under.
-const REPORTER: &str = "storekeeper";
 
 /// How often a Ready Store is re-checked for drift without any watch event.
 pub const RESYNC_READY: Duration = Duration::from_mins(5);

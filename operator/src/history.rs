@@ -10,7 +10,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::Store;
-use crate::controller::FIELD_MANAGER;
+use crate::identity::FIELD_MANAGER;
 use crate::render::meta::Ctx;
 use crate::rollout::revision::{History, Stored, Write};
 use crate::{Error, Result};

@@ -18,6 +18,7 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod history;
+pub mod identity;
 pub mod lease;
 pub mod memory;
 pub mod metrics;
