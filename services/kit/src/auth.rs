@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use crate::problem::ApiError;
 
-/// Lifetime of an access token (DESIGN.md: 15 minutes).
+/// Lifetime of an access token: short, because a stolen one cannot be
+/// revoked before it expires (docs/architecture.md, "Auth").
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_mins(15);
 
 /// What a user may do.
@@ -50,7 +51,9 @@ impl Role {
     }
 }
 
-/// The access token's claims (DESIGN.md, "Auth").
+/// The access token's claims: who the user is and what they may do, so a
+/// service authorizes a request without calling user-service
+/// (docs/architecture.md, "Auth").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
@@ -110,14 +113,11 @@ fn normalize_pem(pem: &str) -> String {
 pub struct TokenSigner {
     key: EncodingKey,
     public_pem: String,
-    ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenSigner").finish_non_exhaustive()
     }
 }
 
@@ -144,37 +144,21 @@ impl TokenSigner {
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| malformed(e.to_string()))?;
         let key = EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| malformed(e.to_string()))?;
-        Ok(Self {
-            key,
-            public_pem,
-            ttl: ACCESS_TOKEN_TTL,
-        })
-    }
-
-    /// Changes the token lifetime.
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
+        Ok(Self { key, public_pem })
     }
 
     /// Signs an access token for `user`.
     pub fn sign(&self, user: Uuid, role: Role) -> Result<AccessToken, jsonwebtoken::errors::Error> {
-        let token = self.sign_claims(&Claims::new(user, role, self.ttl))?;
+        let token = self.sign_claims(&Claims::new(user, role, ACCESS_TOKEN_TTL))?;
         Ok(AccessToken {
             token,
-            expires_in: self.ttl.as_secs(),
+            expires_in: ACCESS_TOKEN_TTL.as_secs(),
         })
     }
 
     /// Signs arbitrary claims (tests use it for expired tokens).
     pub fn sign_claims(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
-    }
-
-    /// The public key matching this signer, PEM.
-    pub fn public_key_pem(&self) -> &str {
-        &self.public_pem
     }
 
     /// A verifier for this signer's tokens.

@@ -1,7 +1,8 @@
 //! Redis: a connection that never stops the service from starting, and
 //! best-effort JSON cache helpers.
 //!
-//! Redis holds nothing that must survive a restart (DESIGN.md, "Data"), so a
+//! Redis holds nothing that must survive a restart (caches and throttle
+//! counters; docs/architecture.md, "Data"), so a
 //! Redis outage degrades a service instead of breaking it: the connection is
 //! made lazily, every call has a short time limit, cache reads that fail are
 //! misses, cache writes that fail are skipped, and the outage is logged once

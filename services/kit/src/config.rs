@@ -244,12 +244,8 @@ impl std::fmt::Debug for RedisConfig {
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 impl ServiceConfig {
-    /// Reads `service`'s settings from the process environment.
-    pub fn from_env(service: ShopService) -> Result<Self, ConfigError> {
-        Self::from_source(&Vars(ProcessEnv), service)
-    }
-
-    /// Like [`ServiceConfig::from_env`], from any [`Source`] (tests).
+    /// Reads `service`'s settings from `vars` (the runner reads the process
+    /// environment through [`ProcessEnv`]; tests pass a map).
     pub fn from_source<S: Source>(
         vars: &Vars<S>,
         service: ShopService,

@@ -36,5 +36,5 @@ pub use admin::Readiness;
 pub use auth::{AdminUser, AuthUser, Role};
 pub use config::ServiceConfig;
 pub use metrics::Metrics;
-pub use problem::{ApiError, ApiResult, FieldError, Problem, ResultExt};
+pub use problem::{ApiError, ApiResult, FieldError, Problem};
 pub use runner::{Runner, Setup};

@@ -83,7 +83,6 @@ struct Inner {
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
     www_authenticate: Option<&'static str>,
-    allow: Option<HeaderValue>,
     /// The cause of a 5xx, logged when the response is rendered.
     source: Option<anyhow::Error>,
 }
@@ -104,7 +103,6 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             www_authenticate: None,
-            allow: None,
             source: None,
         }))
     }
@@ -127,13 +125,6 @@ impl ApiError {
     #[must_use]
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.0.retry_after = Some(seconds);
-        self
-    }
-
-    /// Sets the `Allow` header (405 responses).
-    #[must_use]
-    pub fn with_allow(mut self, allow: HeaderValue) -> Self {
-        self.0.allow = Some(allow);
         self
     }
 
@@ -182,16 +173,6 @@ impl ApiError {
     /// 409: the request conflicts with current state (duplicate email...).
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail)
-    }
-
-    /// 413: the body is larger than the limit.
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-        )
-        .with_detail(format!("the request body must not exceed {limit} bytes"))
     }
 
     /// 415: the body is not in a format this endpoint accepts.
@@ -282,11 +263,6 @@ impl ApiError {
         self.0.kind
     }
 
-    /// The logged cause of a 5xx, if any (used by [`ResultExt::on_constraint`]).
-    pub fn source_error(&self) -> Option<&anyhow::Error> {
-        self.0.source.as_ref()
-    }
-
     /// The body clients receive.
     pub fn to_problem(&self) -> Problem {
         Problem {
@@ -347,9 +323,6 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
-        if let Some(allow) = self.0.allow {
-            headers.insert(header::ALLOW, allow);
-        }
         response
     }
 }
@@ -369,38 +342,6 @@ impl From<sqlx::Error> for ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(err)
-    }
-}
-
-/// Turns named database constraint violations into meaningful problems.
-pub trait ResultExt<T> {
-    /// If the error is a violation of the constraint called `name`, replaces
-    /// it with `map(the database error)`; other errors pass through.
-    /// Chains: `.on_constraint("a", ..).on_constraint("b", ..)`.
-    fn on_constraint(
-        self,
-        name: &str,
-        map: impl FnOnce(&dyn sqlx::error::DatabaseError) -> ApiError,
-    ) -> Result<T, ApiError>;
-}
-
-impl<T, E: Into<ApiError>> ResultExt<T> for Result<T, E> {
-    fn on_constraint(
-        self,
-        name: &str,
-        map: impl FnOnce(&dyn sqlx::error::DatabaseError) -> ApiError,
-    ) -> Result<T, ApiError> {
-        self.map_err(|err| {
-            let err = err.into();
-            let database_error = err
-                .source_error()
-                .and_then(|source| source.downcast_ref::<sqlx::Error>())
-                .and_then(|sqlx_error| match sqlx_error {
-                    sqlx::Error::Database(db) if db.constraint() == Some(name) => Some(map(&**db)),
-                    _ => None,
-                });
-            database_error.unwrap_or(err)
-        })
     }
 }
 
@@ -487,14 +428,5 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[header::RETRY_AFTER], "1");
         assert!(!body.to_string().contains("pool"), "{body}");
-    }
-
-    #[test]
-    fn non_constraint_errors_pass_through_on_constraint() {
-        let result: Result<(), sqlx::Error> = Err(sqlx::Error::RowNotFound);
-        let err = result
-            .on_constraint("users_email_key", |_| ApiError::conflict("dup"))
-            .unwrap_err();
-        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -73,9 +73,9 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Wraps an API router in the common stack (fallbacks and layers). `serve`
-/// calls it; tests get it through `testing::TestApp`, so they exercise
-/// exactly what production runs.
+/// Wraps an API router in the common stack (fallbacks and layers).
+/// [`serve_until`] calls it; tests get it through `testing::TestApp`, so
+/// they exercise exactly what production runs.
 pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Router {
     let timeout = settings.request_timeout;
     router

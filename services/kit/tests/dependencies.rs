@@ -1,6 +1,6 @@
-//! The data-layer helpers against the real PostgreSQL and Redis on this
-//! machine: readiness naming a down dependency, constraint mapping, the
-//! degraded cache, and a full serve/shutdown cycle.
+//! The data-layer helpers against the real PostgreSQL, Redis and RabbitMQ
+//! on this machine: readiness naming a down dependency, the degraded cache,
+//! and a full serve/shutdown cycle.
 
 // Helpers outside `#[test]` functions may unwrap too: a failed fixture is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,10 +11,11 @@ use axum::{Router, http::StatusCode, routing::get};
 use sqlx::PgPool;
 use storekeeper_contract::ShopService;
 use storekeeper_kit::{
-    ApiError, Metrics, Readiness, ResultExt, ServiceConfig,
+    Metrics, Readiness, ServiceConfig,
     admin::{self, ReadinessReport},
     cache::{self, Cache},
     db,
+    events::{broker, testing::AMQP_URL},
     testing::{TestApp, closed_port, unique_redis_prefix},
 };
 use tokio_util::sync::CancellationToken;
@@ -62,6 +63,22 @@ async fn readyz_names_the_dependency_that_is_down(pool: PgPool) {
 }
 
 #[tokio::test]
+async fn readyz_names_a_broker_that_is_down() {
+    let up = Readiness::new()
+        .with(broker::readiness_check(AMQP_URL))
+        .run()
+        .await;
+    assert_eq!(up.checks["rabbitmq"], "ok");
+    let down_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+    let down = Readiness::new()
+        .with(broker::readiness_check(&down_url))
+        .run()
+        .await;
+    assert_eq!(down.status, "unavailable");
+    assert!(down.checks["rabbitmq"].starts_with("down: "), "{down:?}");
+}
+
+#[tokio::test]
 async fn readyz_times_out_slow_checks() {
     let slow = admin::Check::new("slowpoke", || async {
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -93,34 +110,6 @@ async fn healthz_and_metrics_answer() {
             .contains("openmetrics")
     );
     assert!(response.text().contains("widgets_sold_total 1"));
-}
-
-#[sqlx::test]
-async fn named_constraint_violations_map_to_problems(pool: PgPool) {
-    sqlx::query("CREATE TABLE things (name TEXT CONSTRAINT things_name_key UNIQUE, qty INT CONSTRAINT things_qty_check CHECK (qty > 0))")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let insert = |name: &'static str, qty: i32| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query("INSERT INTO things (name, qty) VALUES ($1, $2)")
-                .bind(name)
-                .bind(qty)
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .on_constraint("things_name_key", |_| ApiError::conflict("name taken"))
-                .on_constraint("things_qty_check", |_| {
-                    ApiError::unprocessable("qty must be positive")
-                })
-        }
-    };
-    insert("a", 1).await.unwrap();
-    let err = insert("a", 1).await.unwrap_err();
-    assert_eq!(err.status(), StatusCode::CONFLICT);
-    let err = insert("b", 0).await.unwrap_err();
-    assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]

@@ -16,10 +16,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use storekeeper_kit::{
     FieldError,
-    events::{
-        EventsError, enqueue,
-        envelope::{EventItem, OrderCreated},
-    },
+    events::{EventsError, enqueue, envelope::OrderCreated},
 };
 use uuid::Uuid;
 
@@ -249,14 +246,7 @@ impl Checkout<'_> {
         let event = OrderCreated {
             order_id,
             user_id: user,
-            items: order
-                .items
-                .iter()
-                .map(|item| EventItem {
-                    product_id: item.product_id,
-                    quantity: item.quantity,
-                })
-                .collect(),
+            items: order.event_items(),
             total_cents,
             currency: order.currency.clone(),
         };

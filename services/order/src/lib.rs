@@ -31,14 +31,6 @@ pub use state::AppState;
 /// The schema migrations, embedded; applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The name in logs and metrics.
-pub const SERVICE_NAME: &str = "order-service";
-/// The `PORT` default (the contract's `ShopService::Order`; docs/architecture.md lists every port).
-pub const DEFAULT_PORT: u16 = 8001;
-/// The database this service owns.
-pub const DATABASE: &str = "orders";
-/// Where product-service is when `PRODUCT_URL` is unset.
-pub const DEFAULT_PRODUCT_URL: &str = "http://127.0.0.1:3002";
 /// Idempotency keys live this long (the API promises at least 24 hours).
 const KEY_RETENTION_HOURS: i32 = 48;
 
@@ -89,11 +81,4 @@ async fn prune_keys(pool: PgPool, shutdown: CancellationToken) {
             () = tokio::time::sleep(Duration::from_hours(1)) => {}
         }
     }
-}
-
-/// What `/readyz` checks: PostgreSQL (reachable, so migrations ran) and RabbitMQ.
-pub fn readiness(pool: &PgPool, amqp_url: &str) -> storekeeper_kit::Readiness {
-    storekeeper_kit::Readiness::new()
-        .with(storekeeper_kit::db::readiness_check(pool))
-        .with(storekeeper_kit::events::broker::readiness_check(amqp_url))
 }

@@ -17,7 +17,7 @@ use storekeeper_kit::events::{
     consumer::HandlerFuture,
     enqueue,
     envelope::{
-        EventItem, InventoryRejected, InventoryReserved, OrderCancelled, OrderPaid, PaymentFailed,
+        InventoryRejected, InventoryReserved, OrderCancelled, OrderPaid, PaymentFailed,
         PaymentRefunded, PaymentRequested, PaymentSucceeded,
     },
 };
@@ -158,14 +158,7 @@ impl Saga {
                 let cancelled = OrderCancelled {
                     order_id: order.id,
                     reason,
-                    items: order
-                        .items
-                        .iter()
-                        .map(|item| EventItem {
-                            product_id: item.product_id,
-                            quantity: item.quantity,
-                        })
-                        .collect(),
+                    items: order.event_items(),
                 };
                 enqueue(conn, &cancelled, order.id).await?;
                 self.metrics.cancelled(order.status);

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, types::Json as SqlJson};
+use storekeeper_kit::events::envelope::EventItem;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -61,6 +62,21 @@ pub(crate) struct Order {
     pub(crate) created_at: DateTime<Utc>,
     /// When its status last changed.
     pub(crate) updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// The lines as the saga's events carry them (product and quantity):
+    /// what product-service reserves at `order.created` and releases at
+    /// `order.cancelled`.
+    pub(crate) fn event_items(&self) -> Vec<EventItem> {
+        self.items
+            .iter()
+            .map(|item| EventItem {
+                product_id: item.product_id,
+                quantity: item.quantity,
+            })
+            .collect()
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -16,7 +16,6 @@ mod refunds;
 mod state;
 mod store;
 
-use sqlx::PgPool;
 use storekeeper_kit::events::{Consumer, EventMetrics, EventsConfig, Relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,13 +24,6 @@ pub use state::AppState;
 
 /// The schema migrations, embedded; applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// The name in logs and metrics.
-pub const SERVICE_NAME: &str = "payment-service";
-/// The `PORT` default (the contract's `ShopService::Payment`; docs/architecture.md lists every port).
-pub const DEFAULT_PORT: u16 = 8002;
-/// The database this service owns.
-pub const DATABASE: &str = "payments";
 
 /// The public API router, without kit's common middleware.
 pub fn app(state: AppState) -> axum::Router {
@@ -64,11 +56,4 @@ pub fn start_events(
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(charge_consumer(state, config, events).run(shutdown.clone())),
     ]
-}
-
-/// What `/readyz` checks: PostgreSQL (reachable, so migrations ran) and RabbitMQ.
-pub fn readiness(pool: &PgPool, amqp_url: &str) -> storekeeper_kit::Readiness {
-    storekeeper_kit::Readiness::new()
-        .with(storekeeper_kit::db::readiness_check(pool))
-        .with(storekeeper_kit::events::broker::readiness_check(amqp_url))
 }

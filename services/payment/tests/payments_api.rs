@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use payment_service::MIGRATOR;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use storekeeper_kit::{Metrics, testing::TestApp};
 use support::{Ctx, card};
 use uuid::Uuid;
 
@@ -306,33 +305,4 @@ async fn failed_payments_cannot_be_refunded_and_openapi_is_served(pool: PgPool) 
         .assert_problem(StatusCode::CONFLICT, "conflict");
     let doc: Value = ctx.app.get("/openapi.json").send().await.json();
     assert!(doc["paths"]["/api/payments/{id}/refunds"]["post"].is_object());
-}
-
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn readiness_checks_postgres_and_rabbitmq(pool: PgPool) {
-    let up = TestApp::new(storekeeper_kit::admin::router(
-        Metrics::new(),
-        payment_service::readiness(&pool, storekeeper_kit::events::testing::AMQP_URL),
-    ));
-    let report: Value = up.get("/readyz").send().await.json();
-    assert_eq!(report["checks"]["postgres"], "ok");
-    assert_eq!(report["checks"]["rabbitmq"], "ok");
-    let broker_down = format!(
-        "amqp://guest:guest@127.0.0.1:{}/%2f",
-        storekeeper_kit::testing::closed_port()
-    );
-    let down = TestApp::new(storekeeper_kit::admin::router(
-        Metrics::new(),
-        payment_service::readiness(&pool, &broker_down),
-    ));
-    let response = down.get("/readyz").send().await;
-    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
-    let report: Value = response.json();
-    assert!(
-        report["checks"]["rabbitmq"]
-            .as_str()
-            .unwrap()
-            .starts_with("down"),
-        "{report}"
-    );
 }

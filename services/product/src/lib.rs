@@ -26,24 +26,7 @@ pub use state::AppState;
 /// The schema migrations, embedded; applied at start and by `seed`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The name in logs and metrics.
-pub const SERVICE_NAME: &str = "product-service";
-/// The `PORT` default (the contract's `ShopService::Product`; docs/architecture.md lists every port).
-pub const DEFAULT_PORT: u16 = 3002;
-/// The database (and default Redis key prefix) this service owns.
-pub const DATABASE: &str = "products";
-
 /// The public API router, without kit's common middleware.
 pub fn app(state: AppState) -> axum::Router {
     http::router(state)
-}
-
-/// What `/readyz` checks: PostgreSQL (reachable, so migrations ran at start) and Redis.
-pub fn readiness(
-    pool: &sqlx::PgPool,
-    redis: &storekeeper_kit::cache::Cache,
-) -> storekeeper_kit::Readiness {
-    storekeeper_kit::Readiness::new()
-        .with(storekeeper_kit::db::readiness_check(pool))
-        .with(storekeeper_kit::cache::readiness_check(redis))
 }

@@ -6,11 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use product_service::inventory::Inventory;
-use serde_json::Value;
 use sqlx::PgPool;
 use storekeeper_kit::events::{
     Envelope, Handler,
     envelope::{EventItem, OrderCancelled, OrderCreated},
+    testing::outbox_payloads,
 };
 use uuid::Uuid;
 
@@ -82,24 +82,13 @@ async fn apply(pool: &PgPool, event: &Envelope) {
     tx.commit().await.unwrap();
 }
 
-async fn emitted(pool: &PgPool) -> Vec<Value> {
-    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    payloads
-        .iter()
-        .map(|p| serde_json::from_str(p).unwrap())
-        .collect()
-}
-
 #[sqlx::test(migrator = "product_service::MIGRATOR")]
 async fn an_order_in_stock_is_reserved_and_announced(pool: PgPool) {
     let (a, b) = (product(&pool, "A", 5).await, product(&pool, "B", 2).await);
     let order = Uuid::new_v4();
     apply(&pool, &created(order, &[(a, 2), (b, 2), (a, 1)])).await;
     assert_eq!((stock(&pool, a).await, stock(&pool, b).await), (2, 0));
-    let events = emitted(&pool).await;
+    let events = outbox_payloads(&pool).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["type"], "inventory.reserved");
     assert_eq!(events[0]["data"]["order_id"], order.to_string());
@@ -119,7 +108,7 @@ async fn a_short_line_rejects_the_whole_order_and_takes_nothing(pool: PgPool) {
     )
     .await;
     assert_eq!((stock(&pool, a).await, stock(&pool, b).await), (5, 1));
-    let events = emitted(&pool).await;
+    let events = outbox_payloads(&pool).await;
     assert_eq!(events[0]["type"], "inventory.rejected");
     let reason = events[0]["data"]["reason"].as_str().unwrap();
     assert!(
@@ -147,7 +136,7 @@ async fn cancelling_releases_once_and_repeats_change_nothing(pool: PgPool) {
     apply(&pool, &cancelled(order)).await;
     apply(&pool, &cancelled(order)).await;
     assert_eq!(stock(&pool, a).await, 5);
-    assert_eq!(emitted(&pool).await.len(), 1);
+    assert_eq!(outbox_payloads(&pool).await.len(), 1);
 }
 
 #[sqlx::test(migrator = "product_service::MIGRATOR")]
@@ -157,7 +146,7 @@ async fn a_cancel_that_overtakes_its_order_leaves_a_tombstone(pool: PgPool) {
     apply(&pool, &cancelled(order)).await;
     apply(&pool, &created(order, &[(a, 3)])).await;
     assert_eq!(stock(&pool, a).await, 5);
-    assert!(emitted(&pool).await.is_empty());
+    assert!(outbox_payloads(&pool).await.is_empty());
 }
 
 #[sqlx::test(migrator = "product_service::MIGRATOR")]
@@ -170,7 +159,7 @@ async fn concurrent_reservations_never_oversell(pool: PgPool) {
     }
     tasks.join_all().await;
     assert_eq!(stock(&pool, a).await, 0);
-    let kinds: Vec<String> = emitted(&pool)
+    let kinds: Vec<String> = outbox_payloads(&pool)
         .await
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())

@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose};
 use storekeeper_contract::{ShopService, env};
 use storekeeper_kit::{
     ServiceConfig,
-    config::{ConfigError, ProcessEnv, Source, Vars},
+    config::{ConfigError, Source, Vars},
 };
 
 use crate::backend::BackendUrls;
@@ -26,12 +26,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Vars(ProcessEnv))
-    }
-
-    /// Reads any [`Source`] (tests).
+    /// Reads the common settings and the storefront's own from `vars`: the
+    /// runner's `Setup::vars()` at start, a map in tests.
     pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_source(vars, ShopService::Storefront)?;
         let urls = ShopService::Storefront

@@ -38,10 +38,6 @@ use storekeeper_contract::{env, events::EXCHANGE};
 
 use crate::config::{ConfigError, Source, Vars};
 
-/// The SQL creating the outbox and processed-events tables (the same text
-/// services link into their migrations), for tools that need it inline.
-pub const MIGRATION_SQL: &str = include_str!("../../migrations/20260101000000_events.sql");
-
 /// Why talking to the broker or the outbox failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {

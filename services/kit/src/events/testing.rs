@@ -1,6 +1,7 @@
 //! Test helpers for events (feature `testing`): an isolated exchange and
 //! queue prefix per test, a TCP proxy that can cut a service off from
-//! RabbitMQ, and direct access to queues.
+//! RabbitMQ, direct access to queues, and what a service wrote to its
+//! outbox.
 
 // Test helpers fail loudly.
 #![allow(clippy::expect_used, clippy::panic, clippy::missing_panics_doc)]
@@ -15,9 +16,10 @@ use std::{
 };
 
 use lapin::{
-    options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions},
+    options::{BasicGetOptions, BasicPublishOptions},
     types::FieldTable,
 };
+use sqlx::PgPool;
 use tokio::{
     io::copy_bidirectional,
     net::{TcpListener, TcpStream},
@@ -37,15 +39,9 @@ impl EventsConfig {
     /// A configuration with an exchange and queue prefix of its own, fast
     /// retries, a short poll, and queues that expire after the test.
     pub fn ephemeral() -> Self {
-        Self::ephemeral_at(AMQP_URL)
-    }
-
-    /// Like [`EventsConfig::ephemeral`], through another broker address
-    /// (a [`ChaosProxy`]).
-    pub fn ephemeral_at(amqp_url: &str) -> Self {
         let tag = Uuid::new_v4().simple().to_string();
         Self {
-            amqp_url: amqp_url.to_owned(),
+            amqp_url: AMQP_URL.to_owned(),
             exchange: format!("test.{tag}"),
             queue_prefix: format!("test.{tag}."),
             max_attempts: 3,
@@ -124,23 +120,17 @@ pub async fn take_dead_letters(config: &EventsConfig, consumer: &str) -> Vec<Dea
     letters
 }
 
-/// Deletes a consumer's queues (tests that want a clean broker afterwards).
-pub async fn delete_queues(config: &EventsConfig, consumer: &str) {
-    let link = Link::open(&config.amqp_url, "test-cleanup")
+/// Every event payload in the outbox, oldest first: what a service's
+/// transactions announced, whether or not the relay has published it yet.
+pub async fn outbox_payloads(pool: &PgPool) -> Vec<serde_json::Value> {
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
+        .fetch_all(pool)
         .await
-        .expect("broker");
-    let queue = config.queue_name(consumer);
-    for name in [
-        super::topology::dead_letter_queue(&queue),
-        super::topology::retry_queue(&queue),
-        queue,
-    ] {
-        let _ = link
-            .channel
-            .queue_delete(&name, QueueDeleteOptions::default())
-            .await;
-    }
-    link.close().await;
+        .expect("reading the outbox");
+    payloads
+        .iter()
+        .map(|payload| serde_json::from_str(payload).expect("an outbox payload is JSON"))
+        .collect()
 }
 
 /// A TCP proxy in front of RabbitMQ that a test can cut (dropping every

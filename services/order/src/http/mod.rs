@@ -8,7 +8,8 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// The public API router (kit's `serve` adds the common middleware).
+/// The public API router (the kit's runner adds the common middleware
+/// when serving).
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(cart::router())

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::{
     Metrics,
-    events::{Envelope, Handler, envelope::PaymentRequested},
+    events::{Envelope, Handler, envelope::PaymentRequested, testing::outbox_payloads},
     testing::{TestApp, TestKeys},
 };
 use uuid::Uuid;
@@ -98,14 +98,7 @@ impl Ctx {
 
     /// Every event in the outbox, oldest first.
     pub async fn outbox(&self) -> Vec<Value> {
-        let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap();
-        payloads
-            .iter()
-            .map(|p| serde_json::from_str(p).unwrap())
-            .collect()
+        outbox_payloads(&self.pool).await
     }
 
     /// The payments the holder of `token` sees for `order`.

@@ -6,11 +6,11 @@
 // test cannot be set up. Not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use product_service::{AppState, app, cache::CatalogCache, readiness, seed};
+use product_service::{AppState, app, cache::CatalogCache, seed};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::{
-    Metrics, Readiness, admin,
+    Metrics,
     cache::Cache,
     testing::{TestApp, TestKeys, closed_port, unique_redis_prefix},
 };
@@ -22,11 +22,9 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub struct Ctx {
     /// The API, with the production middleware.
     pub app: TestApp,
-    /// The admin router (`/readyz`, `/metrics`).
-    pub admin: TestApp,
     /// Mints tokens the app accepts.
     pub keys: TestKeys,
-    /// The app's metrics registry.
+    /// The app's metrics registry (what the admin port's `/metrics` serves).
     pub metrics: Metrics,
     /// The database.
     pub pool: PgPool,
@@ -55,11 +53,8 @@ impl Ctx {
             verifier: keys.verifier.clone(),
         };
         let app = TestApp::with_metrics(app(state), metrics.clone());
-        let checks: Readiness = readiness(&pool, &redis);
-        let admin = TestApp::new(admin::router(metrics.clone(), checks));
         Self {
             app,
-            admin,
             keys,
             metrics,
             pool,
