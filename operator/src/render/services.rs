@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, PodSpec, PodTemplateSpec,
-    Service, ServicePort, ServiceSpec,
+    ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, Lifecycle,
+    LifecycleHandler, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, SleepAction,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -206,6 +206,9 @@ fn connection(
     }
 }
 
+/// How long a terminating service pod keeps serving before SIGTERM.
+const PRE_STOP_SECONDS: i64 = 5;
+
 fn container(ctx: &Ctx<'_>, service: ShopService) -> Container {
     let spec = ctx.spec.services.get(service);
     Container {
@@ -237,6 +240,19 @@ fn container(ctx: &Ctx<'_>, service: ShopService) -> Container {
         startup_probe: Some(pod::http_probe(HEALTHZ_PATH, METRICS_PORT_NAME, 2, 30)),
         liveness_probe: Some(pod::http_probe(HEALTHZ_PATH, METRICS_PORT_NAME, 10, 3)),
         readiness_probe: Some(pod::http_probe(READYZ_PATH, METRICS_PORT_NAME, 5, 3)),
+        // Endpoints and the ingress controller learn of a terminating pod a
+        // moment after the kubelet does: keep serving meanwhile, so a
+        // rolling update (or a rollback) drops no request. The kubelet's own
+        // sleep action, since the images have no shell.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         resources: Some(pod::resources(&spec.resources)),
         security_context: Some(pod::container_security()),
         volume_mounts: Some(vec![pod::mount("tmp", "/tmp")]),
@@ -271,7 +287,9 @@ fn deployment(ctx: &Ctx<'_>, service: ShopService) -> Deployment {
             containers: vec![container(ctx, service)],
             volumes: Some(vec![pod::scratch("tmp")]),
             topology_spread_constraints: Some(pod::spread(ctx, component)),
-            termination_grace_period_seconds: Some(30),
+            // The pre-stop pause, then the kit's own drain
+            // (`SHUTDOWN_TIMEOUT_SECS`, 25 s), with room to spare.
+            termination_grace_period_seconds: Some(PRE_STOP_SECONDS + 30),
             ..PodSpec::default()
         }),
     };
