@@ -1,0 +1,696 @@
+//! The rollout scenarios of issue 9, with the real controller
+//! (`storekeeper::controller::run`) against the simulated cluster
+//! (`storekeeper-simcluster`): an API server with real semantics and a
+//! scripted Deployment/StatefulSet controller and kubelet. Tokio time is
+//! paused, so minutes of cluster time pass in milliseconds.
+//!
+//! The operator judges deadlines and bakes by the wall clock (it stamps
+//! them into status as RFC 3339), as do the timestamps the simulator
+//! writes into objects; only the analysis bake needs wall-clock seconds to
+//! pass, and that one scenario lets tokio time run for it.
+
+// Helpers outside `#[test]` functions may panic too: this whole file is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::{Value, json};
+use storekeeper::api::Store;
+use storekeeper_simcluster::{Behaviour, Fault, Script, Verb};
+
+use support::{
+    BACKENDS, Harness, NS, STOREFRONT, available, condition, image, image_of, int, store, text,
+};
+
+/// Every shop Deployment.
+const DEPLOYMENTS: [&str; 5] = [
+    BACKENDS[0],
+    BACKENDS[1],
+    BACKENDS[2],
+    BACKENDS[3],
+    STOREFRONT,
+];
+
+/// A Store running `version`, its rollout complete, with an operator.
+async fn installed(script: Script, version: &str) -> Harness {
+    let mut h = Harness::new(script);
+    h.apply(&store(version));
+    h.start_operator();
+    h.until_complete(version).await;
+    h
+}
+
+/// Every spec change of a Deployment (its generation moved), in commit
+/// order, with the state of every Deployment just before it.
+fn spec_changes(seen: &[Value]) -> Vec<(String, Value, BTreeMap<String, Value>)> {
+    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+    let mut changes = Vec::new();
+    for d in seen {
+        let name = text(d, "/metadata/name").to_owned();
+        if let Some(before) = latest.get(&name)
+            && int(before, "/metadata/generation") != int(d, "/metadata/generation")
+        {
+            changes.push((name.clone(), d.clone(), latest.clone()));
+        }
+        latest.insert(name, d.clone());
+    }
+    changes
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_good_upgrade_goes_step_by_step() {
+    let h = installed(Script::default(), "0.1.0").await;
+    let deployments = h.record::<Deployment>();
+    let started_events = h.event_count("RolloutStarted");
+    h.apply(&store("0.2.0"));
+    let status = h.until_complete("0.2.0").await;
+
+    let changes = spec_changes(&deployments.seen());
+    let order: Vec<&str> = changes.iter().map(|(n, _, _)| n.as_str()).collect();
+    println!("Deployment spec changes, in order: {order:?}");
+    assert_eq!(changes.len(), 5, "each Deployment changed once: {order:?}");
+    let (name, storefront, before) = changes.last().unwrap();
+    assert_eq!(name, STOREFRONT, "the storefront changes last: {order:?}");
+    assert_eq!(image_of(storefront), image("storefront", "0.2.0"));
+    for backend in BACKENDS {
+        let d = &before[backend];
+        assert!(
+            image_of(d).ends_with(":0.2.0") && available(d),
+            "{backend} runs 0.2.0 and is available before the storefront changes: {:#}",
+            d["status"]
+        );
+    }
+
+    assert_eq!(text(&status, "/rollout/state"), "Complete");
+    assert_eq!(text(&status, "/currentVersion"), "0.2.0");
+    for d in BACKENDS.into_iter().chain([STOREFRONT]) {
+        assert!(h.image(d).ends_with(":0.2.0"), "{d}: {}", h.image(d));
+    }
+    assert_eq!(h.event_count("RolloutStarted"), started_events + 1);
+    assert_eq!(h.event_count("RolloutComplete"), 2, "install and upgrade");
+}
+
+/// The steps a rollout stopped at, as status showed them (consecutive
+/// repeats dropped).
+fn steps_seen(stores: &[Value]) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    for s in stores {
+        let step = text(s, "/status/rollout/step");
+        if !step.is_empty() && steps.last().is_none_or(|l| l != step) {
+            steps.push(step.to_owned());
+        }
+    }
+    steps
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_good_upgrade_reports_each_step_in_order_once() {
+    let h = installed(Script::default(), "0.1.0").await;
+    let stores = h.record::<Store>();
+    let before = h.events();
+    h.apply(&store("0.2.0"));
+    h.until_complete("0.2.0").await;
+    let steps = steps_seen(&stores.seen());
+    assert!(
+        steps.is_sorted_by_key(|s| ORDER.iter().position(|o| o == s)),
+        "steps go forward only: {steps:?}"
+    );
+    assert!(steps.contains(&"Backends".to_owned()) && steps.contains(&"Storefront".to_owned()));
+    let after = h.events();
+    let published = |events: &[support::Event], reason: &str| -> i64 {
+        events
+            .iter()
+            .filter(|e| e.reason == reason)
+            .map(|e| e.count)
+            .sum()
+    };
+    let delta = |reason: &str| published(&after, reason) - published(&before, reason);
+    println!("Events after the upgrade: {after:#?}");
+    assert_eq!(
+        delta("StepStarted"),
+        i64::try_from(steps.len()).unwrap(),
+        "one StepStarted per step waited at: {steps:?}"
+    );
+    assert_eq!(delta("RolloutStarted"), 1);
+    assert_eq!(delta("RolloutComplete"), 1);
+    let warnings: Vec<_> = after.iter().filter(|e| e.warning).collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+const ORDER: [&str; 5] = ["Foundation", "Data", "Backends", "Storefront", "Edge"];
+
+/// A Store at `old`, rolled out to `new`, which failed; waits for the
+/// rollback. Returns the harness and the status.
+async fn rolled_back(script: Script, old: &str, new: &Value) -> (Harness, Value) {
+    let h = installed(script, old).await;
+    let applied = tokio::time::Instant::now();
+    h.apply(new);
+    let generation = int(&h.store(), "/metadata/generation");
+    let status = h.until_state("RolledBack").await;
+    let took = applied.elapsed();
+    let timeout = new
+        .pointer("/spec/rollout/healthTimeoutSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(600);
+    println!("rolled back {took:?} after the new spec; status {status:#}");
+    assert!(
+        took < Duration::from_secs(timeout),
+        "rolled back within healthTimeoutSeconds ({timeout} s), took {took:?}"
+    );
+    let stored = h.store();
+    assert_eq!(stored["spec"], new["spec"], "spec untouched");
+    assert_eq!(int(&stored, "/metadata/generation"), generation);
+    assert_eq!(text(&status, "/currentVersion"), old);
+    assert_eq!(text(&status, "/phase"), "Degraded");
+    assert_eq!(text(condition(&status, "RolledBack"), "/status"), "True");
+    assert_eq!(text(condition(&status, "Stalled"), "/status"), "True");
+    assert_eq!(text(condition(&status, "Ready"), "/status"), "False");
+    for d in DEPLOYMENTS {
+        let dep = h.deployment(d);
+        assert!(
+            image_of(&dep).ends_with(&format!(":{old}")),
+            "{d} back on {old}: {}",
+            image_of(&dep)
+        );
+    }
+    h.until(Duration::from_mins(5), "every Deployment available", |h| {
+        DEPLOYMENTS
+            .iter()
+            .all(|d| available(&h.deployment(d)))
+            .then_some(())
+    })
+    .await;
+    let warnings: Vec<String> = h
+        .events()
+        .iter()
+        .filter(|e| e.warning)
+        .map(|e| format!("{}: {}", e.reason, e.note))
+        .collect();
+    println!("Warning Events: {warnings:#?}");
+    assert!(warnings.iter().any(|w| w.starts_with("RolloutFailed: ")));
+    assert!(warnings.iter().any(|w| w.starts_with("RolledBack: ")));
+    (h, status)
+}
+
+/// The Stalled condition has one of `reasons` and a message naming
+/// `component` and saying `cause`, and `status.rollout.failure` agrees.
+fn assert_stalled_by(status: &Value, component: &str, reasons: &[&str], cause: &str) {
+    let stalled = condition(status, "Stalled");
+    let reason = text(stalled, "/reason");
+    assert!(reasons.contains(&reason), "Stalled reason {reason}");
+    let message = text(stalled, "/message");
+    assert!(
+        message.contains(component) && message.contains(cause),
+        "Stalled message names {component} and says {cause}: {message}"
+    );
+    assert_eq!(text(status, "/rollout/failure/component"), component);
+    assert_eq!(text(status, "/rollout/failure/reason"), reason);
+}
+
+/// The Store at `version` with `f` applied to its spec.
+fn store_with(version: &str, f: impl FnOnce(&mut Value)) -> Value {
+    let mut s = store(version);
+    f(&mut s["spec"]);
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_image_is_rolled_back_and_not_retried() {
+    let bad = image("order-service", "0.2.0");
+    let script = Script::default().image(move |i| i == bad, Behaviour::ImagePullBackOff);
+    let new = store_with("0.2.0", |s| {
+        s["rollout"] = json!({"healthTimeoutSeconds": 120});
+    });
+    let (mut h, status) = rolled_back(script, "0.1.0", &new).await;
+    let reasons = ["ImagePullBackOff", "ErrImagePull"];
+    let cause = format!(" for {}", image("order-service", "0.2.0"));
+    assert_stalled_by(&status, "order-service", &reasons, &cause);
+
+    // The same spec again (a GitOps re-sync: an identical apply, then one
+    // that only touches metadata), and the operator restarted: the failed
+    // revision is not rolled out again, nothing flaps.
+    let started = h.event_count("RolloutStarted");
+    let status_writes = h.status_writes();
+    let deployment_writes = h.writes_to("deployments");
+    h.apply(&new);
+    let mut annotated = new.clone();
+    annotated["metadata"]["annotations"] = json!({"argocd.argoproj.io/tracking-id": "shop:x"});
+    h.apply(&annotated);
+    tokio::time::sleep(Duration::from_mins(10)).await;
+    h.stop_operator().await;
+    h.start_operator();
+    tokio::time::sleep(Duration::from_mins(10)).await;
+    let after = h.store()["status"].clone();
+    assert_eq!(
+        h.event_count("RolloutStarted"),
+        started,
+        "not started again"
+    );
+    assert_eq!(
+        h.writes_to("deployments"),
+        deployment_writes,
+        "no Deployment touched"
+    );
+    assert_eq!(h.status_writes(), status_writes, "status not rewritten");
+    assert_eq!(after, status, "status unchanged");
+    for d in DEPLOYMENTS {
+        assert!(h.image(d).ends_with(":0.1.0"), "{d}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_is_rolled_back() {
+    let bad = image("payment-service", "0.2.0");
+    let script = Script::default().image(move |i| i == bad, Behaviour::CrashLoop);
+    let (_h, status) = rolled_back(script, "0.1.0", &store("0.2.0")).await;
+    let reasons = ["CrashLoopBackOff", "Restarting"];
+    assert_stalled_by(&status, "payment-service", &reasons, "container payment");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_burst_during_the_bake_is_rolled_back() {
+    let h = installed(Script::default(), "0.1.0").await;
+    let new = store_with("0.2.0", |s| {
+        s["rollout"] = json!({"analysis": {
+            "bakeSeconds": 10, "maxErrorRatio": "0.05", "minRequests": 10,
+        }});
+    });
+    h.apply(&new);
+    h.until(Duration::from_mins(10), "the Backends bake", |h| {
+        let status = h.store()["status"].clone();
+        (text(&status, "/rollout/step") == "Backends"
+            && !text(&status, "/rollout/bakeStartedAt").is_empty())
+        .then_some(())
+    })
+    .await;
+    // Half of order-service's new requests fail from now on.
+    let order = image("order-service", "0.2.0");
+    h.workloads
+        .burst_5xx(move |i| i == order, 0.5, Duration::from_hours(1));
+    // The bake is judged by the wall clock: let tokio time run with it.
+    tokio::time::resume();
+    let status = h.until_state("RolledBack").await;
+    tokio::time::pause();
+    println!("status {status:#}");
+    assert_stalled_by(&status, "order-service", &["AnalysisFailed"], "5xx ratio");
+    assert_eq!(text(&status, "/rollout/failure/step"), "Backends");
+    assert_eq!(text(&status, "/currentVersion"), "0.1.0");
+    assert_eq!(text(condition(&status, "RolledBack"), "/status"), "True");
+    assert_eq!(h.store()["spec"], new["spec"], "spec untouched");
+    for d in DEPLOYMENTS {
+        assert!(h.image(d).ends_with(":0.1.0"), "{d}: {}", h.image(d));
+    }
+    assert_eq!(h.image(STOREFRONT), image("storefront", "0.1.0"));
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e.warning && e.reason == "RolloutFailed")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_restarted_mid_step_resumes_there() {
+    let slow = Behaviour::Healthy {
+        after: Duration::from_mins(2),
+    };
+    let script = Script::default().image(|i| i.ends_with("-service:0.2.0"), slow);
+    let mut h = installed(script, "0.1.0").await;
+    let stores = h.record::<Store>();
+    let steps_before = h.event_count("StepStarted");
+    h.apply(&store("0.2.0"));
+    let at_backends = h
+        .until(Duration::from_mins(5), "the Backends step", |h| {
+            let status = h.store()["status"].clone();
+            let applied = BACKENDS.iter().all(|d| h.image(d).ends_with(":0.2.0"));
+            (applied && text(&status, "/rollout/step") == "Backends").then_some(status)
+        })
+        .await;
+    let started_at = text(&at_backends, "/rollout/stepStartedAt").to_owned();
+    h.stop_operator().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let generations: Vec<i64> = BACKENDS
+        .iter()
+        .map(|d| int(&h.deployment(d), "/metadata/generation"))
+        .collect();
+    h.sim.clear_requests();
+    h.start_operator();
+    h.until_complete("0.2.0").await;
+
+    // The new process went on from the Backends step: the same step clock,
+    // nothing of the earlier steps or the backends applied again, no new
+    // rollout, and one StepStarted per step of the upgrade.
+    let backends_clock: Vec<String> = stores
+        .seen()
+        .iter()
+        .filter(|s| text(s, "/status/rollout/step") == "Backends")
+        .map(|s| text(s, "/status/rollout/stepStartedAt").to_owned())
+        .collect();
+    assert!(
+        backends_clock.iter().all(|t| *t == started_at),
+        "the Backends step kept its clock: {backends_clock:?}"
+    );
+    let after: Vec<i64> = BACKENDS
+        .iter()
+        .map(|d| int(&h.deployment(d), "/metadata/generation"))
+        .collect();
+    assert_eq!(after, generations, "no backend re-applied");
+    let applied: Vec<String> = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.verb == Verb::Apply && r.resource != "stores/status")
+        .map(|r| format!("{} {}", r.resource, r.name.clone().unwrap_or_default()))
+        .collect();
+    println!("applied after the restart: {applied:?}");
+    assert!(
+        applied
+            .iter()
+            .all(|a| a.ends_with(" shop-storefront") || a.starts_with("ingresses ")),
+        "only the later steps are applied after the restart: {applied:?}"
+    );
+    assert_eq!(
+        h.event_count("RolloutStarted"),
+        2,
+        "install and upgrade only"
+    );
+    assert_eq!(
+        h.event_count("StepStarted") - steps_before,
+        i64::try_from(steps_seen(&stores.seen()).len()).unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spec_change_during_a_rollback_wins() {
+    // The old version's pods take two minutes to start, so rolling the
+    // backends back takes that long; the new storefront cannot be pulled.
+    let slow = Behaviour::Healthy {
+        after: Duration::from_mins(2),
+    };
+    let bad = image("storefront", "0.2.0");
+    let script = Script::default()
+        .image(move |i| i == bad, Behaviour::ImagePullBackOff)
+        .image(|i| i.ends_with(":0.1.0"), slow);
+    let h = installed(script, "0.1.0").await;
+    let rolled_back_events = h.event_count("RolledBack");
+    h.apply(&store("0.2.0"));
+    let rolling_back = h
+        .until(Duration::from_mins(10), "rolling back the backends", |h| {
+            let status = h.store()["status"].clone();
+            (text(&status, "/rollout/state") == "RollingBack"
+                && text(&status, "/rollout/step") == "Backends")
+                .then_some(status)
+        })
+        .await;
+    assert_eq!(text(&rolling_back, "/phase"), "RollingBack");
+    let cause = format!(" for {}", image("storefront", "0.2.0"));
+    assert_stalled_by(
+        &rolling_back,
+        "storefront",
+        &["ImagePullBackOff", "ErrImagePull"],
+        &cause,
+    );
+    let started = h.event_count("RolloutStarted");
+    h.apply(&store("0.3.0"));
+    let status = h.until_complete("0.3.0").await;
+    assert_eq!(h.event_count("RolloutStarted"), started + 1);
+    assert_eq!(
+        h.event_count("RolledBack"),
+        rolled_back_events,
+        "the rollback was overtaken, never finished"
+    );
+    assert_eq!(text(condition(&status, "RolledBack"), "/status"), "False");
+    assert_eq!(text(condition(&status, "Stalled"), "/status"), "False");
+    for d in DEPLOYMENTS {
+        assert_eq!(h.image(d), image_for(d, "0.3.0"));
+        assert!(available(&h.deployment(d)), "{d}");
+    }
+}
+
+/// The image Deployment `d` runs at `version`.
+fn image_for(d: &str, version: &str) -> String {
+    let package = match d.trim_start_matches("shop-") {
+        "storefront" => "storefront".to_owned(),
+        other => format!("{other}-service"),
+    };
+    image(&package, version)
+}
+
+#[tokio::test(start_paused = true)]
+async fn pausing_mid_rollout_holds_and_resuming_finishes() {
+    let slow = Behaviour::Healthy {
+        after: Duration::from_mins(2),
+    };
+    let script = Script::default().image(|i| i.ends_with("-service:0.2.0"), slow);
+    let h = installed(script, "0.1.0").await;
+    h.apply(&store("0.2.0"));
+    h.until(Duration::from_mins(5), "the Backends step", |h| {
+        let status = h.store()["status"].clone();
+        (text(&status, "/rollout/step") == "Backends").then_some(())
+    })
+    .await;
+    h.apply(&store_with("0.2.0", |s| s["paused"] = json!(true)));
+    let paused = h
+        .until(Duration::from_mins(1), "phase Paused", |h| {
+            let status = h.store()["status"].clone();
+            (text(&status, "/phase") == "Paused").then_some(status)
+        })
+        .await;
+    assert!(!text(&paused, "/rollout/pausedAt").is_empty(), "{paused:#}");
+    let writes = h.writes_to("deployments");
+    let generations: Vec<i64> = DEPLOYMENTS
+        .iter()
+        .map(|d| int(&h.deployment(d), "/metadata/generation"))
+        .collect();
+    // Long enough for the backends to become available: still nothing moves.
+    tokio::time::sleep(Duration::from_mins(10)).await;
+    assert!(BACKENDS.iter().all(|d| available(&h.deployment(d))));
+    let held = h.store()["status"].clone();
+    assert_eq!(text(&held, "/phase"), "Paused");
+    assert_eq!(text(&held, "/rollout/step"), "Backends");
+    assert_eq!(h.writes_to("deployments"), writes, "no Deployment written");
+    let after: Vec<i64> = DEPLOYMENTS
+        .iter()
+        .map(|d| int(&h.deployment(d), "/metadata/generation"))
+        .collect();
+    assert_eq!(after, generations);
+    assert_eq!(h.image(STOREFRONT), image("storefront", "0.1.0"));
+
+    h.apply(&store("0.2.0"));
+    let done = h.until_complete("0.2.0").await;
+    assert!(done.pointer("/rollout/pausedAt").is_none());
+    assert_eq!(h.image(STOREFRONT), image("storefront", "0.2.0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_auto_rollback_a_failed_step_holds() {
+    let bad = image("order-service", "0.2.0");
+    let script = Script::default().image(move |i| i == bad, Behaviour::ImagePullBackOff);
+    let h = installed(script, "0.1.0").await;
+    let new = store_with("0.2.0", |s| s["rollout"] = json!({"autoRollback": false}));
+    h.apply(&new);
+    let halted = h.until_state("Halted").await;
+    println!("status {halted:#}");
+    let message = text(&halted, "/rollout/message");
+    assert!(
+        message.contains("autoRollback is off") && message.contains("old pods keep serving"),
+        "{message}"
+    );
+    let cause = format!(" for {}", image("order-service", "0.2.0"));
+    assert_stalled_by(
+        &halted,
+        "order-service",
+        &["ImagePullBackOff", "ErrImagePull"],
+        &cause,
+    );
+    let rolled_back = condition(&halted, "RolledBack");
+    assert_eq!(text(rolled_back, "/status"), "False");
+    assert_eq!(text(rolled_back, "/reason"), "AutoRollbackDisabled");
+    assert_eq!(text(&halted, "/currentVersion"), "0.1.0");
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e.warning && e.reason == "RolloutFailed")
+    );
+
+    let writes = h.writes_to("deployments");
+    tokio::time::sleep(Duration::from_mins(10)).await;
+    assert_eq!(h.store()["status"], halted, "holds, unchanged");
+    assert_eq!(h.writes_to("deployments"), writes);
+    // Held where it failed: the order Deployment asks for the new image, its
+    // old pods keep serving; the storefront was never touched.
+    assert_eq!(h.image("shop-order"), image("order-service", "0.2.0"));
+    let order = h.deployment("shop-order");
+    assert_eq!(int(&order, "/status/availableReplicas"), 2);
+    let serving: Vec<Value> = h
+        .sim
+        .list("pods", Some(NS), "app.kubernetes.io/name=order")
+        .unwrap()
+        .into_iter()
+        .filter(|p| {
+            text(p, "/spec/containers/0/image") == image("order-service", "0.1.0")
+                && p.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| text(c, "/type") == "Ready" && text(c, "/status") == "True")
+                    })
+        })
+        .collect();
+    assert_eq!(serving.len(), 2, "the old pods serve");
+    assert_eq!(h.image(STOREFRONT), image("storefront", "0.1.0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_apply_shows_in_status_while_the_rest_goes_out() {
+    let h = installed(Script::default(), "0.1.0").await;
+    let refusal = "admission webhook \"images.example.com\" denied the request: unsigned image";
+    h.sim.inject(
+        Fault::new(Verb::Apply, "deployments")
+            .named("shop-order")
+            .answer(422, "Invalid", refusal)
+            .times(3),
+    );
+    h.apply(&store("0.2.0"));
+    let refused = h
+        .until(Duration::from_mins(5), "an apply failure in status", |h| {
+            let status = h.store()["status"].clone();
+            let failures = status["applyFailures"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+            failures.then_some(status)
+        })
+        .await;
+    println!("status {refused:#}");
+    let what = format!("Deployment shop-order: {refusal}");
+    assert_eq!(refused["applyFailures"], json!([what]));
+    assert_eq!(text(&refused, "/phase"), "Degraded");
+    let stalled = condition(&refused, "Stalled");
+    assert_eq!(text(stalled, "/status"), "True");
+    assert_eq!(text(stalled, "/reason"), "ApplyFailed");
+    assert_eq!(text(stalled, "/message"), what);
+    assert_eq!(text(condition(&refused, "Ready"), "/reason"), "ApplyFailed");
+    // The other backends of the step went out in the same pass.
+    for d in ["shop-user", "shop-product", "shop-payment"] {
+        assert_eq!(h.image(d), image_for(d, "0.2.0"));
+    }
+    assert_eq!(h.image("shop-order"), image("order-service", "0.1.0"));
+    let warnings: Vec<_> = h.events().into_iter().filter(|e| e.warning).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].reason, "ApplyFailed");
+    assert_eq!(
+        warnings[0].count, 1,
+        "announced once, though refused thrice"
+    );
+    assert_eq!(warnings[0].note, what);
+
+    // Once the API server takes it, the rollout goes on and the failure clears.
+    let done = h.until_complete("0.2.0").await;
+    assert!(done.get("applyFailures").is_none(), "{done:#}");
+    assert_eq!(h.image("shop-order"), image("order-service", "0.2.0"));
+}
+
+/// Phases in the order the recorded Stores went through them (repeats dropped).
+fn phases(stores: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in stores {
+        let phase = text(s, "/status/phase");
+        if !phase.is_empty() && out.last().is_none_or(|l| l != phase) {
+            out.push(phase.to_owned());
+        }
+    }
+    out
+}
+
+/// Every condition of `after` whose `lastTransitionTime` moved though its
+/// `status` did not flip from `before`.
+fn moved_without_flip(before: &Value, after: &Value) -> Vec<String> {
+    let Some(conditions) = after.pointer("/conditions").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    conditions
+        .iter()
+        .filter_map(|c| {
+            let type_ = text(c, "/type");
+            let old = condition(before, type_);
+            (!old.is_null()
+                && text(old, "/status") == text(c, "/status")
+                && text(old, "/lastTransitionTime") != text(c, "/lastTransitionTime"))
+            .then(|| type_.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_store_watch_still_yields_each_transition_once() {
+    let mut h = Harness::new(Script::default());
+    h.sim
+        .set_watch_lag("stores", Duration::from_secs(2))
+        .unwrap();
+    let stores = h.record::<Store>();
+    h.apply(&store("0.1.0"));
+    h.start_operator();
+    h.until_complete("0.1.0").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let installed = stores.seen().len();
+    let install_writes = h.status_writes();
+    h.apply(&store("0.2.0"));
+    h.until_complete("0.2.0").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = stores.seen();
+    let (install, upgrade) = seen.split_at(installed);
+    println!(
+        "status writes: install {install_writes}, upgrade {}; phases: install {:?}, upgrade {:?}; Events {:#?}",
+        h.status_writes() - install_writes,
+        phases(install),
+        phases(upgrade),
+        h.events()
+    );
+
+    // Every status write changed the status (none repeated a stale one),
+    // and no condition's lastTransitionTime moved without a flip.
+    let status_changes = seen
+        .windows(2)
+        .filter(|w| w[0]["status"] != w[1]["status"])
+        .count()
+        + usize::from(seen.first().is_some_and(|s| s.get("status").is_some()));
+    assert_eq!(
+        h.status_writes(),
+        status_changes,
+        "no write without a change"
+    );
+    for w in seen.windows(2) {
+        let moved = moved_without_flip(&w[0]["status"], &w[1]["status"]);
+        assert!(moved.is_empty(), "{moved:?} moved without flipping");
+    }
+    // Each rollout goes through its phases once, without flapping back.
+    assert_eq!(
+        phases(&seen),
+        ["Progressing", "Ready", "Progressing", "Ready"],
+        "install, then upgrade"
+    );
+    // Each Event once: a rollout's own once per rollout, StepStarted once
+    // per step waited at, a phase Event at most once per phase entered.
+    assert_eq!(h.event_count("RolloutStarted"), 2);
+    assert_eq!(h.event_count("RolloutComplete"), 2);
+    let steps = steps_seen(install).len() + steps_seen(upgrade).len();
+    assert_eq!(h.event_count("StepStarted"), i64::try_from(steps).unwrap());
+    let entered = |phase: &str| {
+        [install, upgrade]
+            .iter()
+            .map(|part| phases(part).iter().filter(|p| *p == phase).count())
+            .sum::<usize>()
+    };
+    for phase in ["Pending", "Progressing", "Ready", "Degraded"] {
+        let events = h.event_count(phase);
+        assert!(
+            events <= i64::try_from(entered(phase)).unwrap(),
+            "{events} {phase} Events for {} entries",
+            entered(phase)
+        );
+    }
+    assert!(h.events().iter().all(|e| !e.warning));
+}
