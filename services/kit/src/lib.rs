@@ -31,6 +31,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vars;
 
 pub use admin::Readiness;
 pub use auth::{AdminUser, AuthUser, Role};

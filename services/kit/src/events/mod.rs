@@ -36,7 +36,7 @@ pub use tokio_util::sync::CancellationToken;
 
 use storekeeper_contract::{env, events::EXCHANGE};
 
-use crate::config::{ConfigError, Source, Vars};
+use crate::vars::{ConfigError, Source, Vars};
 
 /// Why talking to the broker or the outbox failed.
 #[derive(Debug, thiserror::Error)]
