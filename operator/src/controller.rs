@@ -38,7 +38,6 @@ use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, deci
 use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
 
-
 /// How often a Ready Store is re-checked for drift without any watch event.
 pub const RESYNC_READY: Duration = Duration::from_mins(5);
 /// How often a Store that is still converging is re-checked.
@@ -52,8 +51,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Per-Store failure counts.
     pub backoff: Backoff,
-    /// Publishes Events about Stores.
-    pub recorder: Recorder,
+    /// Who publishes Events about Stores (see `Store::event`).
+    pub reporter: Reporter,
     /// Reads the new pods' `/metrics` for a rollout's analysis.
     pub pod_metrics: Arc<dyn MetricsReader>,
     /// What this operator last wrote and sampled, per Store.
@@ -74,7 +73,7 @@ impl Context {
             instance,
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             metrics,
             backoff: Backoff::default(),
@@ -491,6 +490,15 @@ impl Store {
     }
 
     /// Publishes an Event; a failure is logged, never fails the reconcile.
+    ///
+    /// Each Event goes out through a fresh `Recorder`, so it is an Event
+    /// of its own. kube's recorder folds an Event into the one it published
+    /// last with the same type, action and reason within six minutes — its
+    /// key leaves out the note, unlike client-go's — and keeps the first
+    /// note: a second rollout's `RolloutStarted`, `StepStarted` or
+    /// `RolloutFailed` would show the first one's revision, step and cause.
+    /// The operator publishes each piece of news once already (decided
+    /// against what it last wrote), so the folding has nothing to save.
     async fn event(&self, ctx: &Context, warning: bool, reason: &str, note: String) {
         let event = Event {
             type_: if warning {
@@ -503,7 +511,8 @@ impl Store {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &self.object_ref(&())).await {
+        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &self.object_ref(&())).await {
             warn!(store = %key(self), error = %e, "publishing event failed");
         }
     }

@@ -400,3 +400,27 @@ async fn a_refused_apply_reaches_status_and_the_rest_still_goes_out() {
         .expect("a refused object does not fail the pass");
     finish(mocksrv).await;
 }
+
+#[tokio::test]
+async fn events_of_one_reason_with_different_notes_are_each_their_own() {
+    // kube's recorder would PATCH the second onto the first as a series and
+    // keep the first note ("step Foundation") for both.
+    let (ctx, server) = Context::test();
+    let s = store("shop");
+    let expect = |note: &'static str| {
+        let mut e = expect_event("Normal", "StepStarted");
+        let reason_and_type = e.body.take().unwrap();
+        e.body = Some(Box::new(move |got| {
+            reason_and_type(got);
+            assert_eq!(got["note"], json!(note));
+        }));
+        e
+    };
+    let notes = ["step Foundation of revision a", "step Data of revision a"];
+    let mocksrv = server.run(Scenario::Exactly(notes.map(expect).into()));
+    for note in notes {
+        s.event(&ctx, false, "StepStarted", note.to_owned()).await;
+    }
+    let seen = finish(mocksrv).await;
+    assert!(seen.iter().all(|r| r.method == Method::POST), "{seen:?}");
+}

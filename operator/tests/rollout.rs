@@ -120,25 +120,42 @@ async fn a_good_upgrade_reports_each_step_in_order_once() {
         "steps go forward only: {steps:?}"
     );
     assert!(steps.contains(&"Backends".to_owned()) && steps.contains(&"Storefront".to_owned()));
-    let after = h.events();
-    let published = |events: &[support::Event], reason: &str| -> i64 {
-        events
+    // Each Event is its own (kube's recorder would fold a StepStarted
+    // into the install's and keep that note), and says which revision.
+    let all = h.events();
+    assert!(all.iter().all(|e| e.count == 1), "{all:#?}");
+    let upgrade = &all[before.len()..];
+    println!("Events of the upgrade: {upgrade:#?}");
+    let revision = text(&h.store(), "/status/rollout/targetRevision").to_owned();
+    let notes = |reason: &str| -> Vec<&str> {
+        upgrade
             .iter()
             .filter(|e| e.reason == reason)
-            .map(|e| e.count)
-            .sum()
+            .map(|e| e.note.as_str())
+            .collect()
     };
-    let delta = |reason: &str| published(&after, reason) - published(&before, reason);
-    println!("Events after the upgrade: {after:#?}");
+    let expected: Vec<String> = steps
+        .iter()
+        .map(|step| format!("step {step} of revision {revision}"))
+        .collect();
     assert_eq!(
-        delta("StepStarted"),
-        i64::try_from(steps.len()).unwrap(),
-        "one StepStarted per step waited at: {steps:?}"
+        notes("StepStarted"),
+        expected,
+        "one StepStarted per step waited at"
     );
-    assert_eq!(delta("RolloutStarted"), 1);
-    assert_eq!(delta("RolloutComplete"), 1);
-    let warnings: Vec<_> = after.iter().filter(|e| e.warning).collect();
-    assert!(warnings.is_empty(), "{warnings:#?}");
+    let started = notes("RolloutStarted");
+    assert_eq!(started.len(), 1);
+    assert!(
+        started[0].contains("(version 0.2.0) over revision"),
+        "{started:?}"
+    );
+    assert_eq!(
+        notes("RolloutComplete"),
+        [format!(
+            "revision {revision} (version 0.2.0) runs in every step"
+        )]
+    );
+    assert!(upgrade.iter().all(|e| !e.warning), "{upgrade:#?}");
 }
 
 const ORDER: [&str; 5] = ["Foundation", "Data", "Backends", "Storefront", "Edge"];
@@ -191,8 +208,21 @@ async fn rolled_back(script: Script, old: &str, new: &Value) -> (Harness, Value)
         .map(|e| format!("{}: {}", e.reason, e.note))
         .collect();
     println!("Warning Events: {warnings:#?}");
-    assert!(warnings.iter().any(|w| w.starts_with("RolloutFailed: ")));
-    assert!(warnings.iter().any(|w| w.starts_with("RolledBack: ")));
+    // One Warning of each, naming the component and the cause.
+    let cause = format!(
+        "{}: {}",
+        text(&status, "/rollout/failure/component"),
+        text(&status, "/rollout/failure/message")
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("RolloutFailed: ") && warnings[0].contains(&cause),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].starts_with("RolledBack: ") && warnings[1].contains(&cause),
+        "{warnings:#?}"
+    );
     (h, status)
 }
 
@@ -692,5 +722,17 @@ async fn a_lagging_store_watch_still_yields_each_transition_once() {
             entered(phase)
         );
     }
-    assert!(h.events().iter().all(|e| !e.warning));
+    let events = h.events();
+    assert!(
+        events.iter().all(|e| !e.warning && e.count == 1),
+        "{events:#?}"
+    );
+    let mut news: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.reason.as_str(), e.note.as_str()))
+        .collect();
+    news.sort_unstable();
+    let published = news.len();
+    news.dedup();
+    assert_eq!(news.len(), published, "an Event repeated: {events:#?}");
 }
