@@ -19,6 +19,8 @@ use storekeeper_simcluster::{Scraper, Script, SimCluster, Verb, Workloads};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod remote;
+
 /// Namespace and name of the Store every scenario runs.
 pub const NS: &str = "shop";
 /// The Store's name.
