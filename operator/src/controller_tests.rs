@@ -424,3 +424,14 @@ async fn events_of_one_reason_with_different_notes_are_each_their_own() {
     let seen = finish(mocksrv).await;
     assert!(seen.iter().all(|r| r.method == Method::POST), "{seen:?}");
 }
+
+#[test]
+fn reconciles_in_flight_are_bounded() {
+    // kube reads 0 as no bound: every Store at once, each holding its
+    // children, is what took the operator past its memory limit.
+    assert!(
+        (1..=16).contains(&super::CONCURRENT_RECONCILES),
+        "{}",
+        super::CONCURRENT_RECONCILES
+    );
+}
