@@ -36,6 +36,9 @@ const DEPLOYMENTS: [&str; 5] = [
     STOREFRONT,
 ];
 
+/// The rollout steps, in order.
+const ORDER: [&str; 5] = ["Foundation", "Data", "Backends", "Storefront", "Edge"];
+
 /// A Store running `version`, its rollout complete, with an operator.
 async fn installed(script: Script, version: &str) -> Harness {
     let mut h = Harness::new(script);
@@ -158,8 +161,6 @@ async fn a_good_upgrade_reports_each_step_in_order_once() {
     );
     assert!(upgrade.iter().all(|e| !e.warning), "{upgrade:#?}");
 }
-
-const ORDER: [&str; 5] = ["Foundation", "Data", "Backends", "Storefront", "Edge"];
 
 /// A Store at `old`, rolled out to `new`, which failed; waits for the
 /// rollback, which must come within `healthTimeoutSeconds` plus `slack`.
@@ -704,27 +705,19 @@ async fn a_lagging_store_watch_still_yields_each_transition_once() {
         ["Progressing", "Ready", "Progressing", "Ready"],
         "install, then upgrade"
     );
-    // Each Event once: a rollout's own once per rollout, StepStarted once
-    // per step waited at, a phase Event at most once per phase entered.
-    assert_eq!(h.event_count("RolloutStarted"), 2);
-    assert_eq!(h.event_count("RolloutComplete"), 2);
-    let steps = steps_seen(install).len() + steps_seen(upgrade).len();
-    assert_eq!(h.event_count("StepStarted"), i64::try_from(steps).unwrap());
-    let entered = |phase: &str| {
-        [install, upgrade]
-            .iter()
-            .map(|part| phases(part).iter().filter(|p| *p == phase).count())
-            .sum::<usize>()
-    };
-    for phase in ["Pending", "Progressing", "Ready", "Degraded"] {
-        let events = h.event_count(phase);
-        assert!(
-            events <= i64::try_from(entered(phase)).unwrap(),
-            "{events} {phase} Events for {} entries",
-            entered(phase)
-        );
+    // Each Event once, in order: per rollout its start, one StepStarted per
+    // step it waited at, its completion. The phase Events (Pending ->
+    // Progressing -> Ready) tell the same news, so none goes out beside
+    // them — the lag made the old operator repeat those (Pending x4).
+    let mut expected = Vec::new();
+    for part in [install, upgrade] {
+        expected.push("RolloutStarted".to_owned());
+        expected.extend(steps_seen(part).iter().map(|_| "StepStarted".to_owned()));
+        expected.push("RolloutComplete".to_owned());
     }
     let events = h.events();
+    let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, expected, "{events:#?}");
     assert!(
         events.iter().all(|e| !e.warning && e.count == 1),
         "{events:#?}"
@@ -734,9 +727,8 @@ async fn a_lagging_store_watch_still_yields_each_transition_once() {
         .map(|e| (e.reason.as_str(), e.note.as_str()))
         .collect();
     news.sort_unstable();
-    let published = news.len();
     news.dedup();
-    assert_eq!(news.len(), published, "an Event repeated: {events:#?}");
+    assert_eq!(news.len(), events.len(), "an Event repeated: {events:#?}");
 }
 
 #[tokio::test(start_paused = true)]
