@@ -185,31 +185,31 @@ async fn pods_and_replica_sets(
     store: &str,
 ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>)> {
     let lp = ListParams::default().labels(&Ctx::children_selector(store));
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let pods = pods
-        .list(&lp)
-        .await?
-        .items
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|source| Error::Serialize {
-            what: "Pod".to_owned(),
-            source,
-        })?;
-    let replica_sets = replica_sets
-        .list(&lp)
-        .await?
-        .items
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|source| Error::Serialize {
-            what: "ReplicaSet".to_owned(),
-            source,
-        })?;
+    let pods = list_values(&Api::<Pod>::namespaced(client.clone(), ns), &lp, "Pod").await?;
+    let replica_sets = list_values(
+        &Api::<ReplicaSet>::namespaced(client.clone(), ns),
+        &lp,
+        "ReplicaSet",
+    )
+    .await?;
     Ok((pods, replica_sets))
+}
+
+/// Lists `api` with `lp`, each item as JSON (what the pure rollout reads).
+async fn list_values<K>(api: &Api<K>, lp: &ListParams, what: &str) -> Result<Vec<serde_json::Value>>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    api.list(lp)
+        .await?
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| Error::Serialize {
+            what: what.to_owned(),
+            source,
+        })
 }
 
 impl Store {

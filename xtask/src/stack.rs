@@ -320,7 +320,7 @@ mod tests {
             token_private_key: "private".to_owned(),
             token_public_key: "public".to_owned(),
             admin_email: "admin@example.test".to_owned(),
-            admin_password: "secret".to_owned(),
+            admin_password: "fake password".to_owned(),
             database_passwords: BTreeMap::new(),
             session_key: "key".to_owned(),
         };
