@@ -46,18 +46,7 @@ fn benches(c: &mut Criterion) {
         let uid = "11111111-2222-4333-8444-555555555555";
         let id = revision::id(&store.spec);
         let settings = Settings::from_spec(&store.spec).unwrap_or_else(|e| panic!("{e}"));
-        let previous = RolloutStatus {
-            state: RolloutState::Complete,
-            target_revision: id.clone(),
-            stable_revision: Some(id.clone()),
-            step: None,
-            step_started_at: None,
-            bake_started_at: None,
-            paused_at: None,
-            message: String::new(),
-            failed_revision: None,
-            failure: None,
-        };
+        let previous = RolloutStatus::new(RolloutState::Complete, &id, Some(&id));
         c.bench_function(&format!("decide/{name}"), |b| {
             b.iter(|| {
                 let rendered = render(&store).unwrap_or_else(|e| panic!("{e}"));

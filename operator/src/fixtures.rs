@@ -601,18 +601,11 @@ pub fn with_status(mut store: Store, observed: &Observed) -> Store {
     let rendered = render(&store).unwrap();
     let id = revision::id(&store.spec);
     let view = status::RolloutView {
-        rollout: Some(crate::api::RolloutStatus {
-            state: RolloutState::Complete,
-            target_revision: id.clone(),
-            stable_revision: Some(id),
-            step: None,
-            step_started_at: None,
-            bake_started_at: None,
-            paused_at: None,
-            message: String::new(),
-            failed_revision: None,
-            failure: None,
-        }),
+        rollout: Some(crate::api::RolloutStatus::new(
+            RolloutState::Complete,
+            &id,
+            Some(&id),
+        )),
         current_version: Some(store.spec.version.clone()),
         phase: None,
         conditions: None,

@@ -146,6 +146,25 @@ pub struct RolloutStatus {
     pub failure: Option<RolloutFailure>,
 }
 
+impl RolloutStatus {
+    /// A rollout of `target` in `state`, with no step in flight (yet) and
+    /// nothing failed: where a new rollout starts and a complete one rests.
+    pub fn new(state: RolloutState, target: &str, stable: Option<&str>) -> Self {
+        Self {
+            state,
+            target_revision: target.to_owned(),
+            stable_revision: stable.map(str::to_owned),
+            step: None,
+            step_started_at: None,
+            bake_started_at: None,
+            paused_at: None,
+            message: String::new(),
+            failed_revision: None,
+            failure: None,
+        }
+    }
+}
+
 /// The state of a rollout.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RolloutState {

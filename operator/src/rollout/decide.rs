@@ -245,18 +245,11 @@ impl<'i, 'a> Pass<'i, 'a> {
     fn new(input: &'i Input<'a>) -> Self {
         Self {
             input,
-            st: RolloutStatus {
-                state: RolloutState::Progressing,
-                target_revision: input.target.id.to_owned(),
-                stable_revision: input.stable.map(|s| s.id.to_owned()),
-                step: None,
-                step_started_at: None,
-                bake_started_at: None,
-                paused_at: None,
-                message: String::new(),
-                failed_revision: None,
-                failure: None,
-            },
+            st: RolloutStatus::new(
+                RolloutState::Progressing,
+                input.target.id,
+                input.stable.map(|s| s.id),
+            ),
             events: Vec::new(),
             requeue: None,
             metrics: None,
@@ -611,18 +604,7 @@ impl<'i, 'a> Pass<'i, 'a> {
 
     fn complete(&mut self) {
         let t = self.input.target;
-        self.st = RolloutStatus {
-            state: RolloutState::Complete,
-            target_revision: t.id.to_owned(),
-            stable_revision: Some(t.id.to_owned()),
-            step: None,
-            step_started_at: None,
-            bake_started_at: None,
-            paused_at: None,
-            message: String::new(),
-            failed_revision: None,
-            failure: None,
-        };
+        self.st = RolloutStatus::new(RolloutState::Complete, t.id, Some(t.id));
         self.requeue = None;
         self.event(
             false,

@@ -613,16 +613,5 @@ impl<'a> Driver<'a> {
 
 /// `status.rollout` of a finished rollout of `id`.
 pub fn complete(id: &str) -> RolloutStatus {
-    RolloutStatus {
-        state: crate::api::RolloutState::Complete,
-        target_revision: id.to_owned(),
-        stable_revision: Some(id.to_owned()),
-        step: None,
-        step_started_at: None,
-        bake_started_at: None,
-        paused_at: None,
-        message: String::new(),
-        failed_revision: None,
-        failure: None,
-    }
+    RolloutStatus::new(crate::api::RolloutState::Complete, id, Some(id))
 }
