@@ -46,7 +46,7 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
     // Read while a rollout is in flight, to judge the new pods' health.
     rules.push(rule("", &["pods"], &["list"]));
     rules.push(rule("apps", &["replicasets"], &["list"]));
-    rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
+    rules.push(rule("events.k8s.io", &["events"], &["create"]));
     rules
 }
 
