@@ -5,9 +5,10 @@
 pub const PORT: u16 = 9000;
 /// Liveness: the process is alive and serving.
 pub const HEALTHZ_PATH: &str = "/healthz";
-/// Readiness: every dependency the service opened (its database with
-/// migrations applied, Redis, the broker) answers; the JSON body names the
-/// one that is down.
+/// Readiness: the service's own database answers (with its migrations
+/// applied). Redis and the broker are reported in the JSON body as
+/// `degraded` when down, without taking the pod out of rotation: the outbox
+/// and the PostgreSQL fallbacks keep the shop working through their blips.
 pub const READYZ_PATH: &str = "/readyz";
 /// Prometheus text exposition.
 pub const METRICS_PATH: &str = "/metrics";

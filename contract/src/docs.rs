@@ -101,9 +101,13 @@ fn env_table() -> String {
     let mut t =
         String::from("| variable | read by | default | meaning |\n| --- | --- | --- | --- |\n");
     for v in VARIABLES {
+        let file = v
+            .file_variable()
+            .map(|file| format!(" (or `{file}`: a file holding it)"))
+            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} | {} | {}{file} |",
             v.name,
             read_by(v.read_by),
             v.default,

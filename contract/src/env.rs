@@ -13,14 +13,25 @@ pub const PORT: &str = "PORT";
 pub const ADMIN_PORT: &str = "ADMIN_PORT";
 /// PostgreSQL URL of the service's own database.
 pub const DATABASE_URL: &str = "DATABASE_URL";
+/// Password put into [`DATABASE_URL`], which then carries none (so the
+/// password can be a file while the URL stays a plain value).
+pub const DATABASE_PASSWORD: &str = "DATABASE_PASSWORD";
 /// Upper bound of the service's PostgreSQL pool.
 pub const DATABASE_MAX_CONNECTIONS: &str = "DATABASE_MAX_CONNECTIONS";
+/// Whether serving applies the service's migrations first (`true`) or only
+/// checks that they were applied (`false`: in a cluster, the Store's
+/// migration Job applies them once per rollout, not every replica).
+pub const DATABASE_MIGRATE_ON_START: &str = "DATABASE_MIGRATE_ON_START";
 /// Redis URL.
 pub const REDIS_URL: &str = "REDIS_URL";
+/// Password put into [`REDIS_URL`].
+pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
 /// Prefix of every Redis key the service writes.
 pub const REDIS_PREFIX: &str = "REDIS_PREFIX";
 /// RabbitMQ URL.
 pub const AMQP_URL: &str = "AMQP_URL";
+/// Password put into [`AMQP_URL`].
+pub const AMQP_PASSWORD: &str = "AMQP_PASSWORD";
 /// Topic exchange the events travel on.
 pub const EVENTS_EXCHANGE: &str = "EVENTS_EXCHANGE";
 /// Prepended to every queue name (tests isolate themselves with it).
@@ -29,6 +40,9 @@ pub const EVENTS_QUEUE_PREFIX: &str = "EVENTS_QUEUE_PREFIX";
 pub const EVENTS_MAX_ATTEMPTS: &str = "EVENTS_MAX_ATTEMPTS";
 /// First retry delay; doubles with each attempt.
 pub const EVENTS_RETRY_BASE_MS: &str = "EVENTS_RETRY_BASE_MS";
+/// Seconds an order may stay open (not `PAID` or `CANCELLED`) before the
+/// reaper cancels it and releases its stock.
+pub const ORDER_DEADLINE_SECS: &str = "ORDER_DEADLINE_SECS";
 /// Unacknowledged deliveries a consumer holds at once.
 pub const EVENTS_PREFETCH: &str = "EVENTS_PREFETCH";
 /// How often the outbox relay polls when no notification arrives.
@@ -37,12 +51,39 @@ pub const OUTBOX_POLL_MS: &str = "OUTBOX_POLL_MS";
 pub const RUST_LOG: &str = "RUST_LOG";
 /// Log format: `json` in clusters, `pretty` locally.
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
+/// Base URL of an OTLP/HTTP collector (`http://collector:4318`) spans are
+/// exported to; unset: none are (trace context still propagates).
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// Full OTLP/HTTP URL log records are exported to (Loki's
+/// `http://loki:3100/otlp/v1/logs`); unset: logs only go to stdout.
+pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+/// Fraction (0 to 1) of new traces sampled; a trace started upstream keeps
+/// its parent's decision, so a checkout is sampled whole or not at all.
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// `key=value` pairs, comma-separated, added to the resource of exported
+/// spans and log records (the operator names the Store and its namespace).
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+/// Appended to a secret variable's name ([`Variable::secret`]) to give the
+/// path of a file holding its value instead (`TOKEN_PRIVATE_KEY_FILE`), so
+/// keys and passwords can be mounted rather than put in the environment.
+pub const FILE_SUFFIX: &str = "_FILE";
 /// The [`LOG_FORMAT`] value clusters use (one JSON object per line, for Loki).
 pub const LOG_FORMAT_JSON: &str = "json";
 /// Ed25519 public key (PEM) that verifies access tokens.
 pub const TOKEN_PUBLIC_KEY: &str = "TOKEN_PUBLIC_KEY";
 /// Ed25519 private key (PEM) that signs access tokens.
 pub const TOKEN_PRIVATE_KEY: &str = "TOKEN_PRIVATE_KEY";
+/// The `iss` user-service signs into access tokens and every service
+/// checks when a token carries one (unset: neither), so a token from
+/// another Store is refused.
+pub const TOKEN_ISSUER: &str = "TOKEN_ISSUER";
+/// The `aud` user-service signs into access tokens and every service
+/// checks when a token carries one (unset: neither).
+pub const TOKEN_AUDIENCE: &str = "TOKEN_AUDIENCE";
+/// `true`: tokens without the configured issuer/audience claims are
+/// refused too (the last step of introducing them, once every token in
+/// circulation carries them).
+pub const TOKEN_CLAIMS_REQUIRED: &str = "TOKEN_CLAIMS_REQUIRED";
 /// The admin account created at start.
 pub const ADMIN_EMAIL: &str = "ADMIN_EMAIL";
 /// Its password (generated into a Secret by the operator; no default anywhere).
@@ -107,6 +148,23 @@ pub struct Variable {
     pub default: &'static str,
     /// What it is for.
     pub meaning: &'static str,
+    /// Whether it holds a secret (a key, a password, a URL with one): such
+    /// a variable may instead name a file with [`FILE_SUFFIX`].
+    pub secret: bool,
+}
+
+impl Variable {
+    /// The variable naming the file this secret's value may be read from
+    /// (`None` for a variable that is not secret).
+    pub fn file_variable(&self) -> Option<String> {
+        self.secret.then(|| format!("{}{FILE_SUFFIX}", self.name))
+    }
+}
+
+/// The documented variables holding secrets, each of which may instead be
+/// given as a file ([`FILE_SUFFIX`]).
+pub fn secrets() -> impl Iterator<Item = &'static Variable> {
+    VARIABLES.iter().filter(|v| v.secret)
 }
 
 const fn var(
@@ -120,6 +178,20 @@ const fn var(
         read_by,
         default,
         meaning,
+        secret: false,
+    }
+}
+
+/// [`var`] for a secret: it may also be read from `<name>_FILE`.
+const fn secret(
+    name: &'static str,
+    read_by: ReadBy,
+    default: &'static str,
+    meaning: &'static str,
+) -> Variable {
+    Variable {
+        secret: true,
+        ..var(name, read_by, default, meaning)
     }
 }
 
@@ -139,11 +211,23 @@ pub const VARIABLES: &[Variable] = &[
         "`9000`",
         "`/healthz`, `/readyz`, `/metrics`; never routed by the edge",
     ),
-    var(
+    secret(
         DATABASE_URL,
         ReadBy::WithDatabase,
         "`postgres://postgres@127.0.0.1:5432/<database>`",
-        "the service's own database; migrations run at start",
+        "the service's own database",
+    ),
+    secret(
+        DATABASE_PASSWORD,
+        ReadBy::WithDatabase,
+        "none (the URL's own, if any)",
+        "password put into `DATABASE_URL` (the operator gives it as a file and the URL without it)",
+    ),
+    var(
+        DATABASE_MIGRATE_ON_START,
+        ReadBy::WithDatabase,
+        "`true`",
+        "apply migrations before serving; `false` only checks they were applied (the operator sets it and runs `<service> migrate` as a Job)",
     ),
     var(
         DATABASE_MAX_CONNECTIONS,
@@ -151,11 +235,17 @@ pub const VARIABLES: &[Variable] = &[
         "`10`",
         "upper bound of the connection pool",
     ),
-    var(
+    secret(
         REDIS_URL,
         ReadBy::WithRedis,
         "`redis://127.0.0.1:6379`",
         "catalog cache and login throttling",
+    ),
+    secret(
+        REDIS_PASSWORD,
+        ReadBy::WithRedis,
+        "none (the URL's own, if any)",
+        "password put into `REDIS_URL`",
     ),
     var(
         REDIS_PREFIX,
@@ -163,11 +253,17 @@ pub const VARIABLES: &[Variable] = &[
         "`<database>:`",
         "prefix of every key the service writes",
     ),
-    var(
+    secret(
         AMQP_URL,
         ReadBy::WithBroker,
         "`amqp://guest:guest@127.0.0.1:5672/%2f`",
         "RabbitMQ; events wait in the outbox while it is down",
+    ),
+    secret(
+        AMQP_PASSWORD,
+        ReadBy::WithBroker,
+        "none (the URL's own, if any)",
+        "password put into `AMQP_URL`",
     ),
     var(
         EVENTS_EXCHANGE,
@@ -184,20 +280,20 @@ pub const VARIABLES: &[Variable] = &[
     var(
         EVENTS_MAX_ATTEMPTS,
         ReadBy::WithBroker,
-        "`5`",
+        "`8`",
         "deliveries of one event before it goes to the dead-letter queue",
     ),
     var(
         EVENTS_RETRY_BASE_MS,
         ReadBy::WithBroker,
-        "`200`",
-        "first retry delay; doubles with each attempt",
+        "`5000`",
+        "first retry delay; doubles with each attempt, at most 10 min (about 10.5 min over 8 attempts)",
     ),
     var(
         EVENTS_PREFETCH,
         ReadBy::WithBroker,
         "`32`",
-        "unacknowledged deliveries a consumer holds at once",
+        "unacknowledged deliveries a consumer holds at once; never more than half of `DATABASE_MAX_CONNECTIONS`",
     ),
     var(
         OUTBOX_POLL_MS,
@@ -218,16 +314,64 @@ pub const VARIABLES: &[Variable] = &[
         "`json` in clusters: one object per line, for Loki",
     ),
     var(
+        OTEL_EXPORTER_OTLP_ENDPOINT,
+        ReadBy::Every,
+        "none (no export)",
+        "OTLP/HTTP (protobuf) collector base URL, e.g. `http://collector:4318`; spans go to `/v1/traces`",
+    ),
+    var(
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+        ReadBy::Every,
+        "none (stdout only)",
+        "full OTLP/HTTP URL log records also go to, e.g. Loki's `http://loki:3100/otlp/v1/logs`",
+    ),
+    var(
+        OTEL_TRACES_SAMPLER_ARG,
+        ReadBy::Every,
+        "`1` (every trace)",
+        "fraction of new traces sampled (0 to 1); a trace started upstream keeps its parent's decision",
+    ),
+    var(
+        OTEL_RESOURCE_ATTRIBUTES,
+        ReadBy::Every,
+        "none",
+        "`key=value,...` added to exported spans and log records (the operator sets `k8s.namespace.name` and `service.namespace`, the Store)",
+    ),
+    secret(
         TOKEN_PUBLIC_KEY,
         ReadBy::Every,
         "none (required by the API services)",
         "Ed25519 public key (PEM) that verifies access tokens",
     ),
-    var(
+    secret(
         TOKEN_PRIVATE_KEY,
         ReadBy::Only(ShopService::User),
         "none (required)",
         "Ed25519 private key (PEM) that signs access tokens",
+    ),
+    var(
+        TOKEN_ISSUER,
+        ReadBy::Every,
+        "unset: not signed, not checked",
+        "`iss` of access tokens: user-service signs it; every service refuses a token with another one",
+    ),
+    var(
+        TOKEN_AUDIENCE,
+        ReadBy::Every,
+        "unset: not signed, not checked",
+        "`aud` of access tokens: user-service signs it; every service refuses a token with another one",
+    ),
+    var(
+        TOKEN_CLAIMS_REQUIRED,
+        ReadBy::Every,
+        "`false`",
+        "`true`: a token without the configured `iss`/`aud` is refused too (the last rollout step; see Auth)",
+    ),
+    var(
+        ORDER_DEADLINE_SECS,
+        ReadBy::Only(ShopService::Order),
+        "`900`",
+        "an order not `PAID` or `CANCELLED` this long after it was placed is cancelled by the reaper (its stock released, a late payment refunded)",
     ),
     var(
         ADMIN_EMAIL,
@@ -235,7 +379,7 @@ pub const VARIABLES: &[Variable] = &[
         "none",
         "admin account created at start, with `ADMIN_PASSWORD`",
     ),
-    var(
+    secret(
         ADMIN_PASSWORD,
         ReadBy::Only(ShopService::User),
         "none",
@@ -265,7 +409,7 @@ pub const VARIABLES: &[Variable] = &[
         "`30`",
         "lifetime of a refresh token",
     ),
-    var(
+    secret(
         SESSION_KEY,
         ReadBy::Only(ShopService::Storefront),
         "random per process",
@@ -313,6 +457,30 @@ mod tests {
     fn each_variable_is_documented_once() {
         let names: HashSet<_> = VARIABLES.iter().map(|v| v.name).collect();
         assert_eq!(names.len(), VARIABLES.len());
+    }
+
+    #[test]
+    fn keys_passwords_and_urls_with_passwords_are_secret() {
+        let names: Vec<_> = secrets().map(|v| v.name).collect();
+        for name in [
+            DATABASE_URL,
+            DATABASE_PASSWORD,
+            REDIS_URL,
+            REDIS_PASSWORD,
+            AMQP_URL,
+            AMQP_PASSWORD,
+            TOKEN_PUBLIC_KEY,
+            TOKEN_PRIVATE_KEY,
+            ADMIN_PASSWORD,
+            SESSION_KEY,
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
+        assert_eq!(names.len(), 10, "{names:?}");
+        let port = VARIABLES.iter().find(|v| v.name == PORT).unwrap();
+        assert_eq!(port.file_variable(), None);
+        let key = secrets().find(|v| v.name == SESSION_KEY).unwrap();
+        assert_eq!(key.file_variable().as_deref(), Some("SESSION_KEY_FILE"));
     }
 
     #[test]

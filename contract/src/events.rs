@@ -95,14 +95,14 @@ pub const ROUTES: &[Route] = &[
     Route {
         key: ORDER_PAID,
         publisher: ShopService::Order,
-        queues: &[],
-        meaning: "the order reached `PAID`",
+        queues: &[PRODUCT_INVENTORY_QUEUE],
+        meaning: "the order reached `PAID`; its reserved stock is sold",
     },
     Route {
         key: ORDER_CANCELLED,
         publisher: ShopService::Order,
-        queues: &[PRODUCT_INVENTORY_QUEUE],
-        meaning: "the order reached `CANCELLED`; release its stock",
+        queues: &[PRODUCT_INVENTORY_QUEUE, PAYMENT_CHARGES_QUEUE],
+        meaning: "the order reached `CANCELLED`; release its stock, and charge nothing (or refund a charge that came too late)",
     },
 ];
 
@@ -135,9 +135,12 @@ mod tests {
     fn queues_know_their_keys() {
         assert_eq!(
             keys_for_queue(PRODUCT_INVENTORY_QUEUE),
-            [ORDER_CREATED, ORDER_CANCELLED]
+            [ORDER_CREATED, ORDER_PAID, ORDER_CANCELLED]
         );
-        assert_eq!(keys_for_queue(PAYMENT_CHARGES_QUEUE), [PAYMENT_REQUESTED]);
+        assert_eq!(
+            keys_for_queue(PAYMENT_CHARGES_QUEUE),
+            [PAYMENT_REQUESTED, ORDER_CANCELLED]
+        );
         assert_eq!(keys_for_queue(ORDER_SAGA_QUEUE).len(), 5);
     }
 }

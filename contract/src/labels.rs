@@ -10,6 +10,10 @@ pub const INSTANCE: &str = "app.kubernetes.io/instance";
 pub const PART_OF: &str = "app.kubernetes.io/part-of";
 /// `app.kubernetes.io/managed-by`, always [`STOREKEEPER`].
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// `app.kubernetes.io/component`: the role of a part that is not a
+/// long-running component of its own (the migration Jobs' pods carry
+/// `migrations`).
+pub const COMPONENT: &str = "app.kubernetes.io/component";
 /// `app.kubernetes.io/version`: the image tag the component runs.
 pub const VERSION: &str = "app.kubernetes.io/version";
 /// Value of `part-of` and `managed-by`.
