@@ -1,8 +1,22 @@
 //! The admin server (on `ADMIN_PORT`, never routed by the Ingress):
-//! `GET /healthz` (the process is alive), `GET /readyz` (every dependency
-//! answers) and `GET /metrics` (Prometheus text format).
+//! `GET /healthz` (the process is alive), `GET /readyz` (the service can
+//! serve) and `GET /metrics` (Prometheus text format).
+//!
+//! Readiness means "cannot serve without it". A [`Check`] is either
+//! required (the service's own database: without it no request can be
+//! answered, so the pod leaves the Service's endpoints) or optional (Redis,
+//! the broker: the service degrades, cache reads go to PostgreSQL and events
+//! wait in the outbox, so taking the pod out of rotation would turn a blip
+//! into an outage). `/readyz` answers 503 only when a required check fails;
+//! a failing optional one makes it 200 `degraded`, names it in the body and
+//! sets `dependency_up{dependency, required}` to 0.
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{family::Family, gauge::Gauge},
+};
 
 use axum::{
     Json, Router,
@@ -23,6 +37,7 @@ type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 #[derive(Clone)]
 pub struct Check {
     name: String,
+    required: bool,
     run: Arc<dyn Fn() -> CheckFuture + Send + Sync>,
 }
 
@@ -30,13 +45,14 @@ impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Check")
             .field("name", &self.name)
+            .field("required", &self.required)
             .finish_non_exhaustive()
     }
 }
 
 impl Check {
-    /// A check named `name`; `run` resolves to `Err(reason)` when the
-    /// dependency is down.
+    /// A required check named `name`: the service cannot serve while it
+    /// fails. `run` resolves to `Err(reason)` when the dependency is down.
     pub fn new<F, Fut>(name: impl Into<String>, run: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -44,8 +60,22 @@ impl Check {
     {
         Self {
             name: name.into(),
+            required: true,
             run: Arc::new(move || Box::pin(run())),
         }
+    }
+
+    /// Makes the check optional: while it fails the service serves
+    /// degraded and stays ready.
+    #[must_use]
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// Whether the service cannot serve while this check fails.
+    pub fn is_required(&self) -> bool {
+        self.required
     }
 
     /// The check's name, as reported by `/readyz`.
@@ -70,20 +100,38 @@ impl Default for Readiness {
     }
 }
 
+/// `/readyz`'s status when every check passes.
+pub const READY: &str = "ready";
+/// `/readyz`'s status when only optional checks fail: still ready (200).
+pub const DEGRADED: &str = "degraded";
+/// `/readyz`'s status when a required check fails (503).
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// What `/readyz` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReadinessReport {
-    /// `ready` or `unavailable`.
+    /// [`READY`], [`DEGRADED`] or [`UNAVAILABLE`].
     pub status: String,
     /// Each check's outcome: `ok`, or why it failed.
     pub checks: BTreeMap<String, String>,
+    /// The optional checks that failed: what the service does without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 impl ReadinessReport {
-    /// True when every check passed.
+    /// True when the service can serve (every required check passed),
+    /// degraded or not.
     pub fn is_ready(&self) -> bool {
-        self.status == "ready"
+        self.status != UNAVAILABLE
     }
+}
+
+/// Labels of `dependency_up`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: String,
+    required: &'static str,
 }
 
 impl Readiness {
@@ -113,22 +161,57 @@ impl Readiness {
 
     /// Runs every check in parallel.
     pub async fn run(&self) -> ReadinessReport {
-        let outcomes = futures::future::join_all(self.checks.iter().map(|check| async {
-            let outcome = match tokio::time::timeout(self.timeout, (check.run)()).await {
+        self.run_recording(None).await
+    }
+
+    /// Runs every check and records each outcome in `dependency_up`.
+    async fn run_recording(&self, up: Option<&Family<DependencyLabels, Gauge>>) -> ReadinessReport {
+        let timeout = self.timeout;
+        let outcomes = futures::future::join_all(self.checks.iter().map(|check| async move {
+            let outcome = match tokio::time::timeout(timeout, (check.run)()).await {
                 Ok(Ok(())) => "ok".to_owned(),
                 Ok(Err(reason)) => format!("down: {reason}"),
-                Err(_) => format!("down: no answer within {:?}", self.timeout),
+                Err(_) => format!("down: no answer within {timeout:?}"),
             };
-            (check.name.clone(), outcome)
+            (check, outcome)
         }))
         .await;
-        let ready = outcomes.iter().all(|(_, outcome)| outcome == "ok");
-        for (name, outcome) in outcomes.iter().filter(|(_, o)| o != "ok") {
-            tracing::warn!(dependency = %name, %outcome, "readiness check failed");
+        let mut unavailable = false;
+        let mut degraded = Vec::new();
+        for (check, outcome) in &outcomes {
+            let ok = outcome == "ok";
+            if let Some(up) = up {
+                up.get_or_create(&DependencyLabels {
+                    dependency: check.name.clone(),
+                    required: if check.required { "true" } else { "false" },
+                })
+                .set(i64::from(ok));
+            }
+            if ok {
+                continue;
+            }
+            if check.required {
+                unavailable = true;
+                tracing::warn!(dependency = %check.name, %outcome, "required dependency down; not ready");
+            } else {
+                degraded.push(check.name.clone());
+                tracing::warn!(dependency = %check.name, %outcome, "optional dependency down; serving degraded");
+            }
         }
+        let status = if unavailable {
+            UNAVAILABLE
+        } else if degraded.is_empty() {
+            READY
+        } else {
+            DEGRADED
+        };
         ReadinessReport {
-            status: if ready { "ready" } else { "unavailable" }.to_owned(),
-            checks: outcomes.into_iter().collect(),
+            status: status.to_owned(),
+            checks: outcomes
+                .into_iter()
+                .map(|(check, outcome)| (check.name.clone(), outcome))
+                .collect(),
+            degraded,
         }
     }
 }
@@ -137,15 +220,27 @@ impl Readiness {
 struct AdminState {
     metrics: Metrics,
     readiness: Readiness,
+    up: Family<DependencyLabels, Gauge>,
 }
 
-/// The admin router: `/healthz`, `/readyz`, `/metrics`.
+/// The admin router: `/healthz`, `/readyz`, `/metrics`. Registers
+/// `dependency_up`, which each `/readyz` (the kubelet's probe) refreshes.
 pub fn router(metrics: Metrics, readiness: Readiness) -> Router {
+    let up = metrics.register(
+        "dependency_up",
+        "Whether a dependency answered the last readiness probe (1) or not (0); \
+         required=\"false\" ones only degrade the service",
+        Family::default(),
+    );
     Router::new()
         .route(HEALTHZ_PATH, get(healthz))
         .route(READYZ_PATH, get(readyz))
         .route(METRICS_PATH, get(metrics_text))
-        .with_state(AdminState { metrics, readiness })
+        .with_state(AdminState {
+            metrics,
+            readiness,
+            up,
+        })
 }
 
 async fn healthz() -> &'static str {
@@ -153,7 +248,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let report = state.readiness.run().await;
+    let report = state.readiness.run_recording(Some(&state.up)).await;
     let status = if report.is_ready() {
         StatusCode::OK
     } else {

@@ -7,6 +7,14 @@
 //! service cannot mint tokens. Keys are PEM (PKCS#8 private, SPKI public);
 //! [`KeyPair::generate`] makes a fresh pair so tests and the local runner
 //! never need committed keys.
+//!
+//! A Store's tokens may also name who issued them (`iss`) and for whom
+//! (`aud`), from `TOKEN_ISSUER` and `TOKEN_AUDIENCE` ([`TokenScope`]), so a
+//! token minted for one shop is refused by another's services. Verifiers
+//! check those claims only when configured with them and only when a token
+//! carries them, until `TOKEN_CLAIMS_REQUIRED` says every token must: that
+//! order lets a running shop switch them on without refusing a single
+//! token in flight (docs/architecture.md, "Auth").
 
 use std::{sync::Arc, time::Duration};
 
@@ -64,10 +72,16 @@ pub struct Claims {
     pub exp: i64,
     /// Issued at, seconds since the epoch.
     pub iat: i64,
+    /// Who issued it (`TOKEN_ISSUER`), when the signer was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Whom it is for (`TOKEN_AUDIENCE`), when the signer was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl Claims {
-    /// Claims for `user` valid for `ttl` from now.
+    /// Claims for `user` valid for `ttl` from now, with no issuer or audience.
     pub fn new(user: Uuid, role: Role, ttl: Duration) -> Self {
         let now = chrono::Utc::now().timestamp();
         Self {
@@ -75,8 +89,26 @@ impl Claims {
             role,
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            iss: None,
+            aud: None,
         }
     }
+}
+
+/// Which shop a token belongs to: the issuer and audience user-service
+/// signs into it and every service checks (`TOKEN_ISSUER`,
+/// `TOKEN_AUDIENCE`, `TOKEN_CLAIMS_REQUIRED`). Unset parts are neither
+/// signed nor checked, which is what lets a rolling upgrade introduce them
+/// (verifiers first, then issuers, then required).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenScope {
+    /// The `iss` to sign, and the only one accepted when a token has one.
+    pub issuer: Option<String>,
+    /// The `aud` to sign, and the only one accepted when a token has one.
+    pub audience: Option<String>,
+    /// Refuse tokens that lack the configured `iss`/`aud` claims (once every
+    /// issuer signs them and older tokens have expired).
+    pub required: bool,
 }
 
 /// Why a key could not be loaded.
@@ -101,6 +133,9 @@ pub enum TokenError {
     /// Bad signature, wrong algorithm, malformed or missing claims.
     #[error("the access token is invalid")]
     Invalid,
+    /// Its issuer or audience is another shop's, or missing while required.
+    #[error("the access token was not issued for this shop")]
+    WrongShop,
 }
 
 /// Accepts PEMs whose newlines were escaped as `\n` (common in env files).
@@ -113,6 +148,7 @@ fn normalize_pem(pem: &str) -> String {
 pub struct TokenSigner {
     key: EncodingKey,
     public_pem: String,
+    scope: TokenScope,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -144,12 +180,28 @@ impl TokenSigner {
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| malformed(e.to_string()))?;
         let key = EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| malformed(e.to_string()))?;
-        Ok(Self { key, public_pem })
+        Ok(Self {
+            key,
+            public_pem,
+            scope: TokenScope::default(),
+        })
     }
 
-    /// Signs an access token for `user`.
+    /// The same signer, putting `scope`'s issuer and audience into every
+    /// token it signs (and its [`verifier`](Self::verifier) checking them).
+    #[must_use]
+    pub fn with_scope(self, scope: TokenScope) -> Self {
+        Self { scope, ..self }
+    }
+
+    /// Signs an access token for `user`, with the scope's issuer and audience.
     pub fn sign(&self, user: Uuid, role: Role) -> Result<AccessToken, jsonwebtoken::errors::Error> {
-        let token = self.sign_claims(&Claims::new(user, role, ACCESS_TOKEN_TTL))?;
+        let claims = Claims {
+            iss: self.scope.issuer.clone(),
+            aud: self.scope.audience.clone(),
+            ..Claims::new(user, role, ACCESS_TOKEN_TTL)
+        };
+        let token = self.sign_claims(&claims)?;
         Ok(AccessToken {
             token,
             expires_in: ACCESS_TOKEN_TTL.as_secs(),
@@ -161,9 +213,9 @@ impl TokenSigner {
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
     }
 
-    /// A verifier for this signer's tokens.
+    /// A verifier for this signer's tokens, checking the same scope.
     pub fn verifier(&self) -> Result<TokenVerifier, KeyError> {
-        TokenVerifier::from_pem(&self.public_pem)
+        TokenVerifier::from_pem_scoped(&self.public_pem, &self.scope)
     }
 }
 
@@ -179,29 +231,65 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    /// Loads an SPKI PEM public key.
+    /// Loads an SPKI PEM public key; checks no issuer or audience, and
+    /// accepts tokens that carry them.
     pub fn from_pem(public_pem: &str) -> Result<Self, KeyError> {
+        Self::from_pem_scoped(public_pem, &TokenScope::default())
+    }
+
+    /// Loads an SPKI PEM public key; a token carrying `iss` or `aud` must
+    /// carry `scope`'s (where set), and with `scope.required` it must carry
+    /// them at all.
+    pub fn from_pem_scoped(public_pem: &str, scope: &TokenScope) -> Result<Self, KeyError> {
         let pem = normalize_pem(public_pem);
         let key = DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| KeyError::Malformed {
             expected: "public (SPKI)",
             reason: e.to_string(),
         })?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        Ok(Self(Arc::new((key, validation))))
+        Ok(Self(Arc::new((key, validation(scope)))))
     }
 
-    /// Checks signature, algorithm and expiry; returns the claims.
+    /// Checks signature, algorithm, expiry, issuer and audience; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let (key, validation) = &*self.0;
         jsonwebtoken::decode::<Claims>(token, key, validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::WrongShop,
+                ErrorKind::MissingRequiredClaim(claim) if claim == "iss" || claim == "aud" => {
+                    TokenError::WrongShop
+                }
                 _ => TokenError::Invalid,
             })
     }
+}
+
+/// The checks a verifier with `scope` makes. jsonwebtoken refuses any token
+/// with an `aud` when no audience is configured, so without one the
+/// audience check is off: a verifier that does not know the shop's
+/// audience yet must still accept the tokens of an issuer that does.
+fn validation(scope: &TokenScope) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.leeway = 30;
+    let mut required = vec!["exp", "iat", "sub"];
+    if let Some(issuer) = &scope.issuer {
+        validation.set_issuer(&[issuer]);
+        if scope.required {
+            required.push("iss");
+        }
+    }
+    match &scope.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            if scope.required {
+                required.push("aud");
+            }
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// A fresh Ed25519 key pair, PEM-encoded.
@@ -392,6 +480,94 @@ mod tests {
         let (signer, _) = pair();
         let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
         assert!(signer.verifier().unwrap().verify(&token).is_ok());
+    }
+
+    fn scope(issuer: &str, audience: &str, required: bool) -> TokenScope {
+        TokenScope {
+            issuer: Some(issuer.to_owned()),
+            audience: Some(audience.to_owned()),
+            required,
+        }
+    }
+
+    fn scoped_pair(signs: TokenScope, checked: &TokenScope) -> (TokenSigner, TokenVerifier) {
+        let keys = KeyPair::generate().unwrap();
+        let signer = TokenSigner::from_pem(&keys.private_pem)
+            .unwrap()
+            .with_scope(signs);
+        let verifier = TokenVerifier::from_pem_scoped(&keys.public_pem, checked).unwrap();
+        (signer, verifier)
+    }
+
+    const SHOP: (&str, &str) = ("storekeeper:shop/main", "storekeeper:shop/main");
+
+    #[test]
+    fn a_scoped_signer_signs_its_issuer_and_audience() {
+        let (signer, verifier) = scoped_pair(scope(SHOP.0, SHOP.1, false), &TokenScope::default());
+        let claims = verifier
+            .verify(&signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token)
+            .unwrap();
+        assert_eq!(claims.iss.as_deref(), Some(SHOP.0));
+        assert_eq!(claims.aud.as_deref(), Some(SHOP.1));
+        let plain = pair().0.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        let payload = plain.split('.').nth(1).unwrap();
+        let json = base64::Engine::decode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, payload)
+            .map(|bytes| String::from_utf8(bytes).unwrap())
+            .unwrap();
+        assert!(!json.contains("iss") && !json.contains("aud"), "{json}");
+    }
+
+    #[test]
+    fn a_verifier_without_a_scope_accepts_scoped_tokens() {
+        // The first rollout step: issuers may sign before every verifier knows.
+        let (signer, verifier) = scoped_pair(scope(SHOP.0, SHOP.1, false), &TokenScope::default());
+        let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        assert!(verifier.verify(&token).is_ok());
+        assert!(signer.verifier().unwrap().verify(&token).is_ok());
+    }
+
+    #[test]
+    fn another_shops_issuer_or_audience_is_refused() {
+        let checked = scope(SHOP.0, SHOP.1, false);
+        for signed in [
+            scope("storekeeper:other/main", SHOP.1, false),
+            scope(SHOP.0, "storekeeper:other/main", false),
+            TokenScope {
+                issuer: None,
+                ..scope("", "storekeeper:other/main", false)
+            },
+        ] {
+            let (signer, verifier) = scoped_pair(signed.clone(), &checked);
+            let token = signer.sign(Uuid::new_v4(), Role::Admin).unwrap().token;
+            assert_eq!(
+                verifier.verify(&token),
+                Err(TokenError::WrongShop),
+                "{signed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_without_a_scope_pass_until_it_is_required() {
+        let (signer, verifier) = scoped_pair(TokenScope::default(), &scope(SHOP.0, SHOP.1, false));
+        let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        assert!(verifier.verify(&token).is_ok(), "not required yet");
+
+        let (signer, strict) = scoped_pair(TokenScope::default(), &scope(SHOP.0, SHOP.1, true));
+        let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        assert_eq!(strict.verify(&token), Err(TokenError::WrongShop));
+        let only_issuer = TokenScope {
+            audience: None,
+            ..scope(SHOP.0, "", false)
+        };
+        let (signer, strict) = scoped_pair(only_issuer, &scope(SHOP.0, SHOP.1, true));
+        let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        assert_eq!(strict.verify(&token), Err(TokenError::WrongShop), "no aud");
+
+        let (signer, strict) =
+            scoped_pair(scope(SHOP.0, SHOP.1, false), &scope(SHOP.0, SHOP.1, true));
+        let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
+        assert!(strict.verify(&token).is_ok());
     }
 
     #[test]

@@ -6,10 +6,18 @@
 //! Redis outage degrades a service instead of breaking it: the connection is
 //! made lazily, every call has a short time limit, cache reads that fail are
 //! misses, cache writes that fail are skipped, and the outage is logged once
-//! when it starts and once when it ends. `/readyz` still reports it.
+//! when it starts and once when it ends. `/readyz` reports it as degraded
+//! and stays ready.
 //!
 //! Every key is namespaced with the service's prefix (`REDIS_PREFIX`), which
 //! is also how tests sharing one Redis server stay apart.
+//!
+//! [`Cache::near_cache`] adds an in-process copy invalidated by Redis
+//! (module `near`), for reads that must not cost a round trip.
+
+mod near;
+
+pub use near::{HEARTBEAT, LEASE, NearCache, Ticket};
 
 use std::{
     sync::{
@@ -39,6 +47,7 @@ pub struct CacheError(#[from] RedisError);
 /// A Redis connection with a key prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
+    client: Client,
     connection: ConnectionManager,
     prefix: Arc<str>,
     degraded: Arc<AtomicBool>,
@@ -73,8 +82,9 @@ impl Cache {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Self {
+            client,
             connection,
             prefix: prefix.into(),
             degraded: Arc::new(AtomicBool::new(false)),
@@ -84,6 +94,20 @@ impl Cache {
     /// The full key for `key`: the service prefix plus `key`.
     pub fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// An in-process near-cache for entries filed under counter keys that
+    /// start with `counter_prefix` (after the service prefix), holding at
+    /// most `budget_bytes` of bodies. Starts its tracking connection in the
+    /// background (call inside Tokio); until tracking is on, it is bypassed.
+    pub fn near_cache(&self, counter_prefix: &str, budget_bytes: usize) -> NearCache {
+        NearCache::start(&self.client, self.key(counter_prefix), budget_bytes)
+    }
+
+    /// The name of the near-cache tracking connection in `CLIENT LIST`
+    /// (for operators, and for tests that cut it with `CLIENT KILL`).
+    pub fn near_cache_connection_name(&self, counter_prefix: &str) -> String {
+        near::connection_name(&self.key(counter_prefix))
     }
 
     /// The prefix every key of this cache starts with.
@@ -193,11 +217,14 @@ fn is_connection_problem(err: &RedisError) -> bool {
         || err.is_unrecoverable_error()
 }
 
-/// The `/readyz` check: Redis answers `PING`.
+/// The `/readyz` check: Redis answers `PING`. Optional: Redis holds
+/// nothing that must survive, so without it the service serves degraded
+/// (cache misses, throttles open) and stays ready.
 pub fn readiness_check(cache: &Cache) -> Check {
     let cache = cache.clone();
     Check::new("redis", move || {
         let cache = cache.clone();
         async move { cache.ping().await.map_err(|err| err.to_string()) }
     })
+    .optional()
 }

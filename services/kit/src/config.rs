@@ -12,7 +12,12 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 use storekeeper_contract::{ShopService, admin, env};
 use url::Url;
 
-use crate::{client_ip::TrustedProxyHops, events::EventsConfig, telemetry::LogFormat};
+use crate::{
+    auth::TokenScope,
+    client_ip::TrustedProxyHops,
+    events::EventsConfig,
+    telemetry::{self, LogFormat, ResourceAttributes, SampleRatio},
+};
 
 pub use crate::vars::{ConfigError, ProcessEnv, Source, Vars};
 
@@ -38,10 +43,28 @@ pub struct ServiceConfig {
     pub events: Option<EventsConfig>,
     /// Log output format (`LOG_FORMAT`: `json` or `pretty`).
     pub log_format: LogFormat,
+    /// Where spans are exported over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `/v1/traces` appended); unset: no export, while trace context still
+    /// propagates and log lines still carry trace ids.
+    pub otlp_endpoint: Option<Url>,
+    /// Where log records are also exported over OTLP/HTTP
+    /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, the full URL); unset: standard
+    /// output only.
+    pub otlp_logs_endpoint: Option<Url>,
+    /// Fraction of new traces sampled (`OTEL_TRACES_SAMPLER_ARG`, default 1);
+    /// a continued trace keeps its parent's decision.
+    pub traces_sample_ratio: SampleRatio,
+    /// Added to exported spans and log records (`OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource_attributes: ResourceAttributes,
     /// Ed25519 public key PEM that verifies access tokens (`TOKEN_PUBLIC_KEY`).
     /// Optional here; [`ServiceConfig::token_verifier`] turns its absence
     /// into a start-up error for services that need it.
     pub token_public_key: Option<String>,
+    /// The issuer and audience access tokens carry in this Store
+    /// (`TOKEN_ISSUER`, `TOKEN_AUDIENCE`, `TOKEN_CLAIMS_REQUIRED`): unset
+    /// parts are neither signed nor checked, so they can be switched on
+    /// during a rolling upgrade (docs/architecture.md, "Auth").
+    pub token_scope: TokenScope,
     /// Largest request body accepted, in bytes (`BODY_LIMIT_BYTES`, default 64 KiB).
     pub body_limit: usize,
     /// Longest a request may run before a 503 (`REQUEST_TIMEOUT_SECS`, default 15).
@@ -69,6 +92,10 @@ impl std::fmt::Debug for ServiceConfig {
             .field("redis", &self.redis)
             .field("events", &self.events)
             .field("log_format", &self.log_format)
+            .field("traces_exported", &self.otlp_endpoint.is_some())
+            .field("logs_exported", &self.otlp_logs_endpoint.is_some())
+            .field("traces_sample_ratio", &self.traces_sample_ratio)
+            .field("token_scope", &self.token_scope)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
             .field("trusted_proxy_hops", &self.trusted_proxy_hops)
@@ -82,7 +109,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL URL (`DATABASE_URL`, default
     /// `postgres://postgres@127.0.0.1:5432/<database>`).
     pub url: String,
-    /// Most connections this replica opens (`DATABASE_MAX_CONNECTIONS`, default 10).
+    /// Size of this replica's connection pool (`DATABASE_MAX_CONNECTIONS`,
+    /// default 10); an event-publishing service opens two more of its own,
+    /// the relay's LISTEN connection and the one holding its relay lock.
     pub max_connections: u32,
 }
 
@@ -139,6 +168,7 @@ impl ServiceConfig {
                 let amqp_url = vars
                     .secret(env::AMQP_URL)
                     .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+                let amqp_url = with_password(vars, env::AMQP_URL, amqp_url, env::AMQP_PASSWORD)?;
                 EventsConfig::from_source(vars, &amqp_url)
             })
             .transpose()?;
@@ -156,7 +186,13 @@ impl ServiceConfig {
             redis,
             events,
             log_format: vars.or(env::LOG_FORMAT, LogFormat::Pretty)?,
+            otlp_endpoint: vars.optional(env::OTEL_EXPORTER_OTLP_ENDPOINT)?,
+            otlp_logs_endpoint: vars.optional(env::OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)?,
+            traces_sample_ratio: vars.or(env::OTEL_TRACES_SAMPLER_ARG, SampleRatio::ALL)?,
+            resource_attributes: vars
+                .or(env::OTEL_RESOURCE_ATTRIBUTES, ResourceAttributes::default())?,
             token_public_key: vars.secret(env::TOKEN_PUBLIC_KEY),
+            token_scope: read_token_scope(vars)?,
             body_limit: vars.or(env::BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT)?,
             request_timeout: Duration::from_secs(vars.or(env::REQUEST_TIMEOUT_SECS, 15)?),
             shutdown_timeout: Duration::from_secs(vars.or(env::SHUTDOWN_TIMEOUT_SECS, 25)?),
@@ -179,6 +215,17 @@ impl ServiceConfig {
         }
     }
 
+    /// How the service logs and traces, from these settings.
+    pub fn telemetry(&self) -> telemetry::Settings {
+        telemetry::Settings {
+            traces_endpoint: self.otlp_endpoint.clone(),
+            logs_endpoint: self.otlp_logs_endpoint.clone(),
+            sample_ratio: self.traces_sample_ratio,
+            resource_attributes: self.resource_attributes.clone(),
+            ..telemetry::Settings::new(self.name, self.log_format)
+        }
+    }
+
     /// The base URL of `callee` (its `*_URL`, default its localhost port).
     /// Only the services this one calls have one: asking for another is an
     /// error naming the variable it would need.
@@ -192,8 +239,9 @@ impl ServiceConfig {
         })
     }
 
-    /// Builds the access-token verifier from `TOKEN_PUBLIC_KEY`; missing or
-    /// malformed is a start-up error naming the variable.
+    /// Builds the access-token verifier from `TOKEN_PUBLIC_KEY`, checking
+    /// [`token_scope`](Self::token_scope); missing or malformed is a
+    /// start-up error naming the variable.
     pub fn token_verifier(&self) -> Result<crate::auth::TokenVerifier, ConfigError> {
         let pem = self
             .token_public_key
@@ -201,7 +249,7 @@ impl ServiceConfig {
             .ok_or_else(|| ConfigError::Missing {
                 name: env::TOKEN_PUBLIC_KEY.to_owned(),
             })?;
-        crate::auth::TokenVerifier::from_pem(pem)
+        crate::auth::TokenVerifier::from_pem_scoped(pem, &self.token_scope)
             .map_err(|err| ConfigError::invalid_secret(env::TOKEN_PUBLIC_KEY, err))
     }
 }
@@ -210,22 +258,64 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 fn read_database<S: Source>(vars: &Vars<S>, database: &str) -> Result<DatabaseConfig, ConfigError> {
+    let url = vars
+        .secret(env::DATABASE_URL)
+        .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{database}"));
     Ok(DatabaseConfig {
-        url: vars
-            .secret(env::DATABASE_URL)
-            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{database}")),
+        url: with_password(vars, env::DATABASE_URL, url, env::DATABASE_PASSWORD)?,
         max_connections: vars.or(env::DATABASE_MAX_CONNECTIONS, 10)?,
     })
 }
 
 fn read_redis<S: Source>(vars: &Vars<S>, service: ShopService) -> Result<RedisConfig, ConfigError> {
     let namespace = service.database().unwrap_or(service.name());
+    let url = vars
+        .secret(env::REDIS_URL)
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
     Ok(RedisConfig {
-        url: vars
-            .secret(env::REDIS_URL)
-            .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
+        url: with_password(vars, env::REDIS_URL, url, env::REDIS_PASSWORD)?,
         prefix: vars.or(env::REDIS_PREFIX, format!("{namespace}:"))?,
     })
+}
+
+/// `url` (the value of `url_var`) with the password of `password_var` in
+/// it, when that is set: the operator passes a managed store's password as
+/// a file and its URL without one. The password is percent-encoded, so any
+/// byte is safe.
+fn with_password<S: Source>(
+    vars: &Vars<S>,
+    url_var: &str,
+    url: String,
+    password_var: &str,
+) -> Result<String, ConfigError> {
+    let Some(password) = vars.secret(password_var) else {
+        return Ok(url);
+    };
+    let mut parsed = Url::parse(&url).map_err(|err| ConfigError::invalid_secret(url_var, err))?;
+    parsed.set_password(Some(&password)).map_err(|()| {
+        ConfigError::invalid_secret(url_var, format!("has no host to give {password_var} to"))
+    })?;
+    Ok(parsed.into())
+}
+
+fn read_token_scope<S: Source>(vars: &Vars<S>) -> Result<TokenScope, ConfigError> {
+    let scope = TokenScope {
+        issuer: vars.optional(env::TOKEN_ISSUER)?,
+        audience: vars.optional(env::TOKEN_AUDIENCE)?,
+        required: vars.or(env::TOKEN_CLAIMS_REQUIRED, false)?,
+    };
+    if scope.required && scope.issuer.is_none() && scope.audience.is_none() {
+        return Err(ConfigError::Invalid {
+            name: env::TOKEN_CLAIMS_REQUIRED.to_owned(),
+            value: "true".to_owned(),
+            reason: format!(
+                "requires {} or {} to be set",
+                env::TOKEN_ISSUER,
+                env::TOKEN_AUDIENCE
+            ),
+        });
+    }
+    Ok(scope)
 }
 
 fn read_url<S: Source>(vars: &Vars<S>, callee: ShopService) -> Result<Url, ConfigError> {
@@ -406,6 +496,88 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_settings_are_read_and_checked() {
+        let config = ServiceConfig::from_source(&vars(&[]), ShopService::Order).unwrap();
+        let settings = config.telemetry();
+        assert_eq!(settings.service_name, "order-service");
+        assert_eq!(settings.sample_ratio, SampleRatio::ALL);
+        assert!(settings.logs_endpoint.is_none() && settings.traces_endpoint.is_none());
+        let config = ServiceConfig::from_source(
+            &vars(&[
+                (
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "http://main-loki:3100/otlp/v1/logs",
+                ),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "k8s.namespace.name=shop,service.namespace=main",
+                ),
+            ]),
+            ShopService::Order,
+        )
+        .unwrap();
+        let settings = config.telemetry();
+        assert_eq!(
+            settings.logs_endpoint.unwrap().as_str(),
+            "http://main-loki:3100/otlp/v1/logs"
+        );
+        assert_eq!(settings.sample_ratio, "0.1".parse().unwrap());
+        assert_eq!(
+            settings.resource_attributes,
+            "k8s.namespace.name=shop,service.namespace=main"
+                .parse()
+                .unwrap()
+        );
+        let err = ServiceConfig::from_source(
+            &vars(&[("OTEL_TRACES_SAMPLER_ARG", "2")]),
+            ShopService::Order,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid OTEL_TRACES_SAMPLER_ARG="2": expected a number from 0 to 1"#
+        );
+    }
+
+    #[test]
+    fn passwords_are_put_into_their_urls() {
+        let config = ServiceConfig::from_source(
+            &vars(&[
+                ("DATABASE_URL", "postgres://products@db:5432/products"),
+                ("DATABASE_PASSWORD", "p@ss/word"),
+                ("REDIS_URL", "redis://cache:6379"),
+                ("REDIS_PASSWORD", "r3dis"),
+                ("AMQP_URL", "amqp://storekeeper@mq:5672/%2f"),
+                ("AMQP_PASSWORD", "rabbit"),
+            ]),
+            ShopService::Product,
+        )
+        .unwrap();
+        assert_eq!(
+            config.database.unwrap().url,
+            "postgres://products:p%40ss%2Fword@db:5432/products"
+        );
+        assert_eq!(config.redis.unwrap().url, "redis://:r3dis@cache:6379");
+        assert_eq!(
+            config.events.unwrap().amqp_url,
+            "amqp://storekeeper:rabbit@mq:5672/%2f"
+        );
+        let err = ServiceConfig::from_source(
+            &vars(&[("DATABASE_URL", "not a url"), ("DATABASE_PASSWORD", "x")]),
+            ShopService::Product,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with(r#"invalid DATABASE_URL="<redacted>": "#),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn debug_output_carries_no_urls() {
         let config = ServiceConfig::from_source(
             &vars(&[
@@ -417,6 +589,65 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn token_scope_is_unset_by_default_and_read_when_given() {
+        let config = ServiceConfig::from_source(&vars(&[]), ShopService::Payment).unwrap();
+        assert_eq!(config.token_scope, TokenScope::default());
+        let config = ServiceConfig::from_source(
+            &vars(&[
+                ("TOKEN_ISSUER", "storekeeper:shop/main"),
+                ("TOKEN_AUDIENCE", "storekeeper:shop/main"),
+                ("TOKEN_CLAIMS_REQUIRED", "true"),
+            ]),
+            ShopService::Payment,
+        )
+        .unwrap();
+        assert_eq!(
+            config.token_scope,
+            TokenScope {
+                issuer: Some("storekeeper:shop/main".into()),
+                audience: Some("storekeeper:shop/main".into()),
+                required: true,
+            }
+        );
+        let err = ServiceConfig::from_source(
+            &vars(&[("TOKEN_CLAIMS_REQUIRED", "true")]),
+            ShopService::Payment,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid TOKEN_CLAIMS_REQUIRED="true": requires TOKEN_ISSUER or TOKEN_AUDIENCE to be set"#
+        );
+    }
+
+    #[test]
+    fn the_verifier_checks_the_configured_scope() {
+        use crate::auth::{KeyPair, Role, TokenError, TokenSigner};
+
+        let keys = KeyPair::generate().unwrap();
+        let config = ServiceConfig {
+            token_public_key: Some(keys.public_pem.clone()),
+            token_scope: TokenScope {
+                issuer: Some("storekeeper:shop/main".into()),
+                audience: Some("storekeeper:shop/main".into()),
+                required: false,
+            },
+            ..ServiceConfig::for_tests(ShopService::Order)
+        };
+        let verifier = config.token_verifier().unwrap();
+        let signer = TokenSigner::from_pem(&keys.private_pem).unwrap();
+        let other = signer.clone().with_scope(TokenScope {
+            issuer: Some("storekeeper:other/main".into()),
+            ..config.token_scope.clone()
+        });
+        let token = other.sign(uuid::Uuid::new_v4(), Role::Customer).unwrap();
+        assert_eq!(verifier.verify(&token.token), Err(TokenError::WrongShop));
+        let unscoped = signer.sign(uuid::Uuid::new_v4(), Role::Customer).unwrap();
+        assert!(verifier.verify(&unscoped.token).is_ok());
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! PostgreSQL: the connection pool, migrations applied at start, and the
-//! readiness check.
+//! PostgreSQL: the connection pool, migrations, the readiness check, and
+//! the per-entity lock event handlers take ([`lock_for_transaction`]).
 //!
-//! Each service embeds its migrations (`sqlx::migrate!()`) and applies them
-//! before serving; sqlx takes an advisory lock, so replicas starting together
-//! do not race. Migrations must stay compatible with the previous release
+//! Each service embeds its migrations (`sqlx::migrate!()`). Run locally, it
+//! applies them before serving (sqlx takes an advisory lock, so replicas
+//! starting together do not race); in a cluster the operator runs
+//! `<service> migrate` once per rollout as a Job and sets
+//! `DATABASE_MIGRATE_ON_START=false`, so serving replicas only
+//! [`verify_migrations`]. Migrations must stay compatible with the previous release
 //! (expand, then contract), because a rollback never undoes them — and so a
 //! rolled-back binary must start on a schema a newer release already
 //! migrated: [`apply_migrations`] accepts migrations it does not know as
@@ -12,10 +15,11 @@
 use std::time::Duration;
 
 use sqlx::{
-    PgPool,
+    PgConnection, PgPool,
     migrate::{MigrateError, Migrator},
     postgres::PgPoolOptions,
 };
+use uuid::Uuid;
 
 use crate::{admin::Check, config::DatabaseConfig};
 
@@ -45,6 +49,18 @@ pub enum DbError {
         /// Versions of this release that were never applied.
         missing: Vec<i64>,
     },
+    /// Serving without migrating, the database lacks migrations this
+    /// release needs: `<service> migrate` (the Store's migration Job) has
+    /// not run for it.
+    #[error(
+        "the database lacks this release's migration(s) {missing:?}: run `{service} migrate` first (in a cluster, the Store's migration Job does)"
+    )]
+    Behind {
+        /// The service binary to run.
+        service: &'static str,
+        /// Versions of this release that were never applied.
+        missing: Vec<i64>,
+    },
     /// The applied versions could not be read.
     #[error("reading the applied migrations failed: {0}")]
     Read(#[from] sqlx::Error),
@@ -55,13 +71,10 @@ pub enum DbError {
 /// wrong URL fails visibly.
 const CONNECT_ATTEMPTS: u32 = 8;
 
-/// Connects with a pool of `DATABASE_MAX_CONNECTIONS` (retrying briefly),
-/// then applies `migrator`. The runner calls it when a service asks for
-/// its database.
-pub(crate) async fn connect(
-    config: &DatabaseConfig,
-    migrator: &Migrator,
-) -> Result<PgPool, DbError> {
+/// Connects with a pool of `DATABASE_MAX_CONNECTIONS` (retrying briefly).
+/// The runner calls it when a service asks for its database, then applies
+/// or verifies the migrations.
+pub(crate) async fn connect(config: &DatabaseConfig) -> Result<PgPool, DbError> {
     let url = config.url.as_str();
     let options = PgPoolOptions::new()
         .max_connections(config.max_connections.max(1))
@@ -87,7 +100,6 @@ pub(crate) async fn connect(
             }
         }
     };
-    apply_migrations(&pool, migrator).await?;
     Ok(pool)
 }
 
@@ -142,6 +154,48 @@ async fn accept_newer(pool: &PgPool, migrator: &Migrator, newer: i64) -> Result<
     Ok(())
 }
 
+/// Checks, without changing anything, that every migration `migrator`
+/// knows was applied (unchanged): what a replica that does not migrate
+/// needs before it serves. Migrations of a newer release are fine, as in
+/// [`apply_migrations`].
+pub async fn verify_migrations(
+    pool: &PgPool,
+    migrator: &Migrator,
+    service: &'static str,
+) -> Result<(), DbError> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    let applied: Vec<(i64, Vec<u8>)> = if table.is_some() {
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut missing = Vec::new();
+    for known in migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+    {
+        match applied
+            .iter()
+            .find(|(version, _)| *version == known.version)
+        {
+            None => missing.push(known.version),
+            Some((_, checksum)) if **checksum != *known.checksum => {
+                return Err(MigrateError::VersionMismatch(known.version).into());
+            }
+            Some(_) => {}
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::Behind { service, missing })
+    }
+}
+
 /// The `/readyz` check: the pool hands out a connection that answers.
 pub fn readiness_check(pool: &PgPool) -> Check {
     let pool = pool.clone();
@@ -155,6 +209,21 @@ pub fn readiness_check(pool: &PgPool) -> Check {
                 .map_err(|err| err.to_string())
         }
     })
+}
+
+/// Holds a transaction-scoped advisory lock keyed by `key` (e.g. an order
+/// id) until `conn`'s transaction ends. Two events about one order handled
+/// at the same time (its charge and its cancellation, its reservation and
+/// its release) take it before either looks for the other's rows, so the
+/// second waits for the first and sees what it decided — even when no row
+/// exists yet that a row lock could hold. Every service uses the same key
+/// derivation, so the lock means the same thing wherever it is taken.
+pub async fn lock_for_transaction(conn: &mut PgConnection, key: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Removes the password from a connection URL before it is printed.
@@ -189,7 +258,7 @@ mod tests {
 
     /// A fresh database of its own for one test (dropped at its end).
     async fn database() -> (String, PgPool) {
-        let name = format!("kit_db_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("kit_db_{}", Uuid::new_v4().simple());
         admin(&format!("CREATE DATABASE \"{name}\"")).await;
         let pool = PgPool::connect(&format!("{SERVER}/{name}")).await.unwrap();
         (name, pool)
@@ -250,6 +319,44 @@ mod tests {
             matches!(&err, DbError::Diverged { newer: 99_990_101_000_000, missing } if missing == &[known]),
             "{err}"
         );
+        pool.close().await;
+        admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_does_not_migrate_refuses_a_schema_behind_it() {
+        let (name, pool) = database().await;
+        let all: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        let err = verify_migrations(&pool, &MIGRATOR, "order-service")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DbError::Behind { missing, .. } if *missing == all),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("run `order-service migrate` first"),
+            "{err}"
+        );
+        apply_migrations(&pool, &MIGRATOR).await.unwrap();
+        verify_migrations(&pool, &MIGRATOR, "order-service")
+            .await
+            .unwrap();
+        record_newer(&pool, 99_990_101_000_000).await;
+        verify_migrations(&pool, &MIGRATOR, "order-service")
+            .await
+            .unwrap();
+        let known = all[0];
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = $1")
+            .bind(known)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            verify_migrations(&pool, &MIGRATOR, "order-service").await,
+            Err(DbError::Migrate(MigrateError::VersionMismatch(v))) if v == known
+        ));
         pool.close().await;
         admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
     }

@@ -6,19 +6,16 @@
 //!
 //! Requests are labelled by the *route template* (`/api/products/{id}`),
 //! never the raw path, so a scan of random ids cannot blow up the number of
-//! time series.
+//! time series. The server middleware records them
+//! ([`Metrics::observe_http`]) through handles kept per route, so a request
+//! builds no label set and looks nothing up in the metric families.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
-    time::Instant,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::Method,
-    middleware::Next,
-    response::Response,
-};
+use axum::http::Method;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -48,6 +45,16 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     requests: Family<HttpLabels, Counter>,
     durations: Family<HttpLabels, Histogram>,
+    /// Route template → the series of that route seen so far.
+    series: Arc<RwLock<HashMap<Box<str>, Vec<HttpSeries>>>>,
+}
+
+/// The two metrics of one (method, route, status), as handles into the families.
+struct HttpSeries {
+    method: &'static str,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +98,7 @@ impl Metrics {
             registry: Arc::new(Mutex::new(registry)),
             requests,
             durations,
+            series: Arc::default(),
         }
     }
 
@@ -120,12 +128,49 @@ impl Metrics {
 
     /// Records one served request.
     pub fn observe_request(&self, labels: &HttpLabels, seconds: f64) {
-        self.requests.get_or_create(labels).inc();
-        self.durations.get_or_create(labels).observe(seconds);
+        self.observe_http(labels.method, &labels.route, labels.status, seconds);
+    }
+
+    /// Records one served request from its parts (`method` from
+    /// [`method_label`], `route` a template or `unmatched`).
+    pub fn observe_http(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        {
+            let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(found) = series.get(route).and_then(|list| {
+                list.iter()
+                    .find(|s| s.method == method && s.status == status)
+            }) {
+                found.requests.inc();
+                found.duration.observe(seconds);
+                return;
+            }
+        }
+        let labels = HttpLabels {
+            method,
+            route: route.to_owned(),
+            status,
+        };
+        let found = HttpSeries {
+            method,
+            status,
+            requests: self.requests.get_or_create_owned(&labels),
+            duration: self.durations.get_or_create_owned(&labels),
+        };
+        found.requests.inc();
+        found.duration.observe(seconds);
+        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        let list = series.entry(route.into()).or_default();
+        if !list
+            .iter()
+            .any(|s| s.method == method && s.status == status)
+        {
+            list.push(found);
+        }
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The `method` label of a request method (unusual methods are `OTHER`).
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -136,32 +181,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
     }
-}
-
-/// Middleware recording `http_requests_total` and
-/// `http_request_duration_seconds`. Apply with `Router::layer` so the
-/// [`MatchedPath`] is known.
-pub async fn http_metrics_middleware(
-    State(metrics): State<Metrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    metrics.observe_request(
-        &HttpLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        },
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 #[cfg(test)]
@@ -179,6 +198,8 @@ mod tests {
             status: 200,
         };
         metrics.observe_request(&labels, 0.002);
+        metrics.observe_http("GET", "/x/{id}", 200, 0.003);
+        metrics.observe_http("GET", "/x/{id}", 404, 0.003);
         let text = metrics.encode().unwrap();
         assert!(text.contains("logins_failed_total 1"), "{text}");
         assert!(
@@ -186,7 +207,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"http_requests_total{method="GET",route="/x/{id}",status="200"} 1"#),
+            text.contains(r#"http_requests_total{method="GET",route="/x/{id}",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/x/{id}",status="404"} 1"#),
             "{text}"
         );
         if cfg!(target_os = "linux") {

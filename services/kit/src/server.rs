@@ -1,34 +1,23 @@
 //! Serving: the common middleware stack, both listeners, graceful shutdown,
 //! and the HTTP client for service-to-service calls.
 //!
-//! Layers, outermost first: request id, tracing span, metrics, timeout
-//! (503 problem), body limit (413 problem through the extractors),
-//! catch-panic (innermost, so a panic becomes a problem+json 500 that is
-//! still logged, counted and tagged with the request id).
-//! Unknown routes and wrong methods answer 404/405 problem+json.
+//! Layers, outermost first: [`stack`] (request id, tracing span continuing
+//! the caller's W3C trace from `traceparent` or starting one, the response
+//! log line, metrics, timeout as a 503 problem, and a panic guard that turns
+//! a panic into a problem+json 500 still logged, counted and tagged with
+//! the request id), then the body limit (413 problem through the
+//! extractors). Unknown routes and wrong methods answer 404/405
+//! problem+json.
 
-use std::{any::Any, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
-use axum::{
-    Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-};
+use axum::{Router, extract::DefaultBodyLimit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    trace::{DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
 
-use crate::{
-    config::ServiceConfig,
-    metrics::{Metrics, http_metrics_middleware},
-    problem::{self, ApiError},
-    telemetry::{RequestId, request_id_middleware},
-};
+use crate::{config::ServiceConfig, metrics::Metrics, problem};
+
+mod stack;
 
 /// The settings the middleware stack needs.
 #[derive(Debug, Clone, Copy)]
@@ -77,61 +66,11 @@ pub enum ServeError {
 /// [`serve_until`] calls it; tests get it through `testing::TestApp`, so
 /// they exercise exactly what production runs.
 pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Router {
-    let timeout = settings.request_timeout;
     router
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
-        .layer(CatchPanicLayer::custom(|panic: Box<dyn Any + Send>| {
-            panic_response(&*panic)
-        }))
         .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            timeout_middleware(timeout, request, next)
-        }))
-        .layer(middleware::from_fn_with_state(
-            metrics.clone(),
-            http_metrics_middleware,
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    let request_id = request
-                        .extensions()
-                        .get::<RequestId>()
-                        .map_or("", RequestId::as_str);
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        route,
-                        request_id,
-                    )
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(middleware::from_fn(request_id_middleware))
-}
-
-async fn timeout_middleware(limit: Duration, request: Request, next: Next) -> Response {
-    if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
-        response
-    } else {
-        tracing::warn!(?limit, "request timed out");
-        ApiError::timeout().into_response()
-    }
-}
-
-fn panic_response(panic: &(dyn Any + Send)) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(ToString::to_string)
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
-    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+        .layer(stack::StackLayer::new(metrics, settings.request_timeout))
 }
 
 /// Serves `app` on `PORT` (with [`layers`]) and `admin` on `ADMIN_PORT`
@@ -228,7 +167,8 @@ pub(crate) fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
 
 /// An HTTP client for service-to-service calls: short connect timeout, an
 /// overall limit below the server's own request timeout, pooled connections.
-/// Add `.with_request_id()` (from `telemetry::RequestBuilderExt`) to calls.
+/// Add `.with_request_id()` (from `telemetry::RequestBuilderExt`) to calls:
+/// it forwards the request id and the trace context.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))

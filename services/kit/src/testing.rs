@@ -22,11 +22,15 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde::{Serialize, de::DeserializeOwned};
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+use storekeeper_contract::ShopService;
 use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::{
     auth::{Claims, KeyPair, Role, TokenSigner, TokenVerifier},
+    config::{DatabaseConfig, ServiceConfig},
+    db,
     metrics::Metrics,
     problem::{PROBLEM_JSON, Problem},
     server::{HttpSettings, layers},
@@ -311,4 +315,66 @@ pub fn closed_port() -> u16 {
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
     port
+}
+
+/// The PostgreSQL server test databases are created on.
+const TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A throw-away database of one service for one test (a UUID in its name,
+/// so suites running side by side never meet), migrated, and reached
+/// through the production pool: [`db`]'s options with `service`'s default
+/// `DATABASE_MAX_CONNECTIONS`. A test that would starve the pool in
+/// production starves it here too.
+pub struct TestDatabase {
+    /// The database's name.
+    pub name: String,
+    /// The production-sized pool on it.
+    pub pool: PgPool,
+}
+
+impl TestDatabase {
+    /// Creates and migrates a database for `service` (which must own one).
+    pub async fn create(service: ShopService, migrator: &Migrator) -> Self {
+        let database = service.database().expect("the service owns a database");
+        let name = format!("test_{}_{database}", Uuid::new_v4().simple());
+        let admin = admin_pool().await;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("creating a test database");
+        admin.close().await;
+        let production = ServiceConfig::for_tests(service)
+            .database
+            .expect("the service owns a database");
+        let config = DatabaseConfig {
+            url: format!("{TEST_SERVER}/{name}"),
+            ..production
+        };
+        let pool = db::connect(&config).await.expect("connecting");
+        db::apply_migrations(&pool, migrator)
+            .await
+            .expect("migrating");
+        Self { name, pool }
+    }
+
+    /// Closes the pool and drops the database.
+    pub async fn drop_database(self) {
+        self.pool.close().await;
+        let admin = admin_pool().await;
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&admin)
+        .await;
+        admin.close().await;
+    }
+}
+
+async fn admin_pool() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{TEST_SERVER}/postgres"))
+        .await
+        .expect("the test PostgreSQL server")
 }

@@ -25,6 +25,25 @@ pub enum ConfigError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A secret is given both as a value and as a file (`<NAME>_FILE`):
+    /// which one wins would be a guess.
+    #[error("both {name} and {file_name} are set: give the secret one way only")]
+    Ambiguous {
+        /// The secret's variable.
+        name: String,
+        /// The variable naming its file.
+        file_name: String,
+    },
+    /// The file a `<NAME>_FILE` variable names cannot be read.
+    #[error("cannot read {file_name}={path:?}: {reason}")]
+    Unreadable {
+        /// The variable naming the file.
+        file_name: String,
+        /// The path it names.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
 }
 
 impl ConfigError {

@@ -43,11 +43,12 @@ async fn readyz_is_200_when_everything_answers(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn readyz_names_the_dependency_that_is_down(pool: PgPool) {
+async fn a_redis_outage_is_degraded_but_ready(pool: PgPool) {
     let readiness = Readiness::new()
         .with(db::readiness_check(&pool))
         .with(cache::readiness_check(&dead_cache()));
-    let app = TestApp::new(admin::router(Metrics::new(), readiness));
+    let metrics = Metrics::new();
+    let app = TestApp::new(admin::router(metrics.clone(), readiness));
     let started = std::time::Instant::now();
     let response = app.get("/readyz").send().await;
     assert!(
@@ -55,15 +56,48 @@ async fn readyz_names_the_dependency_that_is_down(pool: PgPool) {
         "{:?}",
         started.elapsed()
     );
-    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    response.assert_status(StatusCode::OK);
     let report: ReadinessReport = response.json();
-    assert_eq!(report.status, "unavailable");
+    assert_eq!(report.status, "degraded");
+    assert!(report.is_ready());
+    assert_eq!(report.degraded, ["redis"]);
     assert_eq!(report.checks["postgres"], "ok");
     assert!(report.checks["redis"].starts_with("down: "), "{report:?}");
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains("dependency_up{dependency=\"redis\",required=\"false\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dependency_up{dependency=\"postgres\",required=\"true\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
-async fn readyz_names_a_broker_that_is_down() {
+async fn an_unreachable_own_database_is_not_ready() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy(&url)
+        .unwrap();
+    let readiness = Readiness::new()
+        .with(db::readiness_check(&pool))
+        .with(cache::readiness_check(&live_cache()));
+    let app = TestApp::new(admin::router(Metrics::new(), readiness));
+    let response = app.get("/readyz").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let report: ReadinessReport = response.json();
+    assert_eq!(report.status, "unavailable");
+    assert!(
+        report.checks["postgres"].starts_with("down: "),
+        "{report:?}"
+    );
+    assert_eq!(report.checks["redis"], "ok");
+}
+
+#[tokio::test]
+async fn a_broker_outage_is_named_and_the_service_stays_ready() {
     let up = Readiness::new()
         .with(broker::readiness_check(AMQP_URL))
         .run()
@@ -74,7 +108,9 @@ async fn readyz_names_a_broker_that_is_down() {
         .with(broker::readiness_check(&down_url))
         .run()
         .await;
-    assert_eq!(down.status, "unavailable");
+    assert_eq!(down.status, "degraded");
+    assert!(down.is_ready());
+    assert_eq!(down.degraded, ["rabbitmq"]);
     assert!(down.checks["rabbitmq"].starts_with("down: "), "{down:?}");
 }
 

@@ -340,3 +340,147 @@ async fn an_unreachable_database_requeues_without_using_up_attempts(pool: PgPool
     let text = harness.metrics.encode().unwrap();
     assert!(text.contains("outcome=\"requeued\"} 4"), "{text}");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists(pool: PgPool) {
+    sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let config = EventsConfig::ephemeral();
+    let metrics = Metrics::new();
+    let events = EventMetrics::register(&metrics);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(Relay::new(pool.clone(), config.clone(), events.clone()).run(shutdown.clone()));
+
+    let mut tx = pool.begin().await.unwrap();
+    enqueue(&mut tx, &Pinged { n: 7 }, Uuid::new_v4())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let returned = || {
+        events
+            .returned
+            .get_or_create(&TypeLabels {
+                event_type: Pinged::TYPE.to_owned(),
+            })
+            .get()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while returned() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never returned");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unpublished, 1, "a returned event must stay in the outbox");
+
+    // The consumer comes up late; the kept event reaches it.
+    let consumer = Consumer::new(
+        "test.pings",
+        &[Pinged::TYPE],
+        Recorder {
+            attempts: Arc::new(AtomicU32::new(0)),
+            fail_first: 0,
+        },
+        pool.clone(),
+        config,
+        events.clone(),
+    );
+    tokio::spawn(consumer.run(shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let effects: i64 = sqlx::query_scalar("SELECT count(*) FROM effects")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if effects == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(pool: PgPool) {
+    sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let config = EventsConfig::ephemeral();
+    let metrics = Metrics::new();
+    let events = EventMetrics::register(&metrics);
+    let consumer = Consumer::new(
+        "test.pings",
+        &[Pinged::TYPE],
+        Recorder {
+            attempts: Arc::new(AtomicU32::new(0)),
+            fail_first: 0,
+        },
+        pool.clone(),
+        config.clone(),
+        events.clone(),
+    );
+    consumer.declare().await.unwrap();
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(consumer.run(shutdown.clone()));
+    let relay = || Relay::new(pool.clone(), config.clone(), events.clone());
+    let emit = |n: i32| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            enqueue(&mut tx, &Pinged { n }, Uuid::new_v4())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let effects = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM effects")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let wait_for = |expected: i64| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while effects().await < expected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "stuck below {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    let first = shutdown.child_token();
+    tokio::spawn(relay().run(first.clone()));
+    for n in 0..20 {
+        emit(n).await;
+    }
+    wait_for(20).await;
+    // A second relay waits while the first holds the lock...
+    tokio::spawn(relay().run(shutdown.child_token()));
+    for n in 20..40 {
+        emit(n).await;
+    }
+    wait_for(40).await;
+    // ...and takes it over at its next poll when the first stops.
+    first.cancel();
+    for n in 40..80 {
+        emit(n).await;
+    }
+    wait_for(80).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(effects().await, 80);
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains("events_published_total{event_type=\"test.pinged\"} 80"),
+        "two relays published the same rows: {text}"
+    );
+    assert!(!text.contains("outcome=\"duplicate\""), "{text}");
+}

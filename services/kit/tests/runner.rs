@@ -1,7 +1,8 @@
 //! The runner against the real PostgreSQL, Redis and RabbitMQ on this
 //! machine: a bad variable is one line on stderr and exit status 1,
 //! `DATABASE_MAX_CONNECTIONS` sizes the pool, `/readyz` checks what the
-//! service opened, and workers stop (and are waited for) at shutdown.
+//! service opened, workers stop (and are waited for) at shutdown, and
+//! secrets come from `*_FILE`s.
 //!
 //! The runner builds its own async runtime, as `main` does, so these tests
 //! are plain `#[test]`s.
@@ -22,7 +23,9 @@ use std::{
 use axum::Router;
 use sqlx::{Connection, PgConnection, migrate::Migrator};
 use storekeeper_contract::ShopService;
-use storekeeper_kit::{Runner, admin::ReadinessReport, server, testing::closed_port};
+use storekeeper_kit::{
+    Runner, admin::ReadinessReport, auth::KeyPair, server, testing::closed_port,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -167,6 +170,8 @@ fn workers_stop_at_shutdown_and_readiness_checks_what_was_opened() {
             ("PORT", closed_port().to_string()),
             ("ADMIN_PORT", admin_port.to_string()),
             ("DATABASE_URL", database.url()),
+            // The dead-letter routes on its admin port check admin tokens.
+            ("TOKEN_PUBLIC_KEY", KeyPair::generate().unwrap().public_pem),
         ]))
         .with_shutdown(stop.clone())
         .serve(async |setup| {
@@ -223,4 +228,33 @@ fn a_service_that_opens_nothing_is_ready_when_it_listens() {
     let report = report.lock().unwrap().take().expect("/readyz answered");
     assert!(report.is_ready());
     assert!(report.checks.is_empty());
+}
+
+#[test]
+fn secrets_are_read_from_their_files_and_dropped_log_records_are_counted() {
+    let keys = KeyPair::generate().unwrap();
+    let path = std::env::temp_dir().join(format!("token-public-key-{}", Uuid::new_v4()));
+    std::fs::write(&path, &keys.public_pem).unwrap();
+    let seen = Mutex::new(None);
+    let code = Runner::new(ShopService::Storefront)
+        .with_vars(vars(&[(
+            "TOKEN_PUBLIC_KEY_FILE",
+            path.display().to_string(),
+        )]))
+        .run_once(async |setup| {
+            setup.config().token_verifier()?;
+            *seen.lock().unwrap() = Some((
+                setup.config().token_public_key.clone(),
+                setup.metrics().encode()?,
+            ));
+            Ok(())
+        });
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let (key, metrics) = seen.lock().unwrap().take().unwrap();
+    assert_eq!(key.as_deref(), Some(keys.public_pem.trim_end()));
+    assert!(
+        metrics.contains("storekeeper_log_records_dropped_total 0"),
+        "{metrics}"
+    );
 }

@@ -5,11 +5,12 @@
 //! opens a new one when the old one dies, so a broker restart costs a few
 //! seconds of delay and never a lost event.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     options::{BasicPublishOptions, ConfirmSelectOptions},
+    publisher_confirm::Confirmation,
     types::{AMQPValue, FieldTable, LongString, ShortString},
     uri::AMQPUri,
 };
@@ -106,7 +107,9 @@ pub fn properties(event_id: Uuid, event_type: &str, headers: FieldTable) -> Basi
         .with_headers(headers)
 }
 
-/// Publishes and waits for the broker's confirm.
+/// Publishes `mandatory` and waits for the broker's confirm: a message no
+/// queue takes is an error ([`EventsError::Unroutable`]), never a silent
+/// drop.
 pub async fn publish_confirmed(
     channel: &Channel,
     exchange: &str,
@@ -115,20 +118,19 @@ pub async fn publish_confirmed(
     properties: BasicProperties,
     event_id: Uuid,
 ) -> Result<(), EventsError> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
     let confirm = channel
-        .basic_publish(
-            exchange,
-            routing_key,
-            BasicPublishOptions::default(),
-            payload,
-            properties,
-        )
+        .basic_publish(exchange, routing_key, options, payload, properties)
         .await?
         .await?;
-    if confirm.is_nack() {
-        return Err(EventsError::NotConfirmed(event_id));
+    match confirm {
+        Confirmation::Nack(_) => Err(EventsError::NotConfirmed(event_id)),
+        Confirmation::Ack(Some(_)) => Err(EventsError::Unroutable(routing_key.to_owned())),
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
     }
-    Ok(())
 }
 
 /// A header value holding text.
@@ -145,6 +147,25 @@ pub fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
     }
 }
 
+/// The headers that carry an event's W3C trace context.
+pub const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// The trace context in a message's headers (empty when it has none).
+pub fn trace_context(headers: Option<&FieldTable>) -> BTreeMap<String, String> {
+    TRACE_HEADERS
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), header_text(headers, name)?)))
+        .collect()
+}
+
+/// Copies the trace context headers of `from` into `into`: a retry, a dead
+/// letter and a replay stay in the trace of the event they carry.
+pub fn keep_trace_context(from: Option<&FieldTable>, into: &mut FieldTable) {
+    for (name, value) in trace_context(from) {
+        into.insert(name.into(), text(value));
+    }
+}
+
 /// Reads an integer header (any integer width).
 pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
     match headers?.inner().get(&ShortString::from(name))? {
@@ -158,6 +179,8 @@ pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
 }
 
 /// The `/readyz` check: an AMQP handshake with the broker succeeds.
+/// Optional: while the broker is down events wait in the outbox and
+/// consumers reconnect, so the service serves degraded and stays ready.
 pub fn readiness_check(url: &str) -> Check {
     let url = url.to_owned();
     Check::new("rabbitmq", move || {
@@ -170,4 +193,5 @@ pub fn readiness_check(url: &str) -> Check {
             Ok(())
         }
     })
+    .optional()
 }

@@ -7,16 +7,28 @@
 //! then acknowledges. A crash anywhere before the commit leaves no trace and
 //! the broker redelivers; a crash after it finds the id on redelivery.
 //!
-//! A failing delivery is re-published to the consumer's retry queue with a
-//! per-message TTL (the backoff) and returns to the queue when it expires;
-//! after `max_attempts`, or at once for a [`HandlerError::Permanent`] or an
-//! undecodable message, it goes to the dead-letter queue with the reason in
-//! the `x-death-reason` header. Either way the original is acknowledged, so
-//! a poison message never blocks the queue. When the database itself is
-//! unreachable the delivery is returned to the queue after a pause instead,
-//! without using up an attempt: an outage delays events, never buries them.
+//! A failing delivery is re-published to the consumer's retry queue for its
+//! backoff (one queue per delay, whose message TTL is the delay) and returns
+//! to the queue when it expires; after `max_attempts`, or at once for a
+//! [`HandlerError::Permanent`] or an undecodable message, it goes to the
+//! dead-letter queue with the reason in the `x-death-reason` header, counted
+//! in `events_dead_lettered_total` by cause. Either way the original is
+//! acknowledged, so a poison message never blocks the queue. When the
+//! database itself is unreachable the delivery is returned to the queue
+//! after a pause instead, without using up an attempt: an outage delays
+//! events, never buries them.
+//!
+//! Each delivery is handled in an `event` span that continues the trace in
+//! the message's `traceparent`/`tracestate` headers (a new trace without
+//! them), under the envelope's request id, so the handler's log lines and
+//! the events it writes belong to the flow that caused it.
+//!
+//! While consuming, the consumer measures its dead-letter queue's depth
+//! every [`DEPTH_INTERVAL`] (and after each dead letter) into
+//! `events_dead_letter_queue_depth`; [`super::dead_letters`] lists and
+//! replays what waits there.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures::TryStreamExt;
 use lapin::{
@@ -29,9 +41,11 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::telemetry::{self, RequestId};
+
 use super::{
     EventsConfig, EventsError,
-    broker::{Link, header_int, publish_confirmed, text},
+    broker::{Link, header_int, keep_trace_context, publish_confirmed, text, trace_context},
     envelope::Envelope,
     metrics::EventMetrics,
     topology,
@@ -71,6 +85,32 @@ impl From<EventsError> for HandlerError {
             EventsError::Encode(err) => Self::Permanent(format!("encoding: {err}")),
             EventsError::Db(err) => err.into(),
             other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
+/// How often a consumer measures its dead-letter queue's depth.
+pub const DEPTH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Why an event was dead-lettered: the `cause` label of
+/// `events_dead_lettered_total` and the `x-death-cause` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathCause {
+    /// The message is not an event envelope.
+    Undecodable,
+    /// The handler said retrying cannot help ([`HandlerError::Permanent`]).
+    Rejected,
+    /// Every attempt failed with [`HandlerError::Transient`].
+    RetriesExhausted,
+}
+
+impl DeathCause {
+    /// The label and header value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable",
+            Self::Rejected => "rejected",
+            Self::RetriesExhausted => "retries_exhausted",
         }
     }
 }
@@ -124,6 +164,20 @@ impl Outcome {
     }
 }
 
+/// `config` with its prefetch cut to half the pool: every delivery in
+/// flight holds a connection for its transaction, and the API, the relay
+/// and the background tasks need the other half (`EVENTS_PREFETCH` 32 over
+/// `DATABASE_MAX_CONNECTIONS` 10 would starve them).
+fn within_pool(config: EventsConfig, pool: &PgPool) -> EventsConfig {
+    let half = u16::try_from(pool.options().get_max_connections() / 2)
+        .unwrap_or(u16::MAX)
+        .max(1);
+    EventsConfig {
+        prefetch: config.prefetch.min(half),
+        ..config
+    }
+}
+
 /// One consumer: a durable queue bound to some event types, and a handler.
 #[derive(Clone)]
 pub struct Consumer {
@@ -137,7 +191,8 @@ pub struct Consumer {
 
 impl Consumer {
     /// A consumer called `name` (`<service>.<purpose>`, also its queue name
-    /// and its key in `processed_events`) for events of `routing_keys`.
+    /// and its key in `processed_events`) for events of `routing_keys`,
+    /// holding at most half of `pool` (see [`within_pool`]).
     pub fn new(
         name: impl Into<String>,
         routing_keys: &[&'static str],
@@ -150,8 +205,8 @@ impl Consumer {
             name: name.into(),
             routing_keys: routing_keys.to_vec(),
             handler: Arc::new(handler),
+            config: within_pool(config, &pool),
             pool,
-            config,
             metrics,
         }
     }
@@ -222,12 +277,40 @@ impl Consumer {
             .try_for_each_concurrent(usize::from(self.config.prefetch), |delivery| async move {
                 self.deliver(channel, delivery).await
             });
+        let watch_depth = async {
+            loop {
+                self.measure_dead_letters(&link.connection).await;
+                tokio::time::sleep(DEPTH_INTERVAL).await;
+            }
+        };
         tokio::select! {
             () = shutdown.cancelled() => Ok(()),
+            () = watch_depth => Ok(()),
             result = work => match result {
                 Ok(()) => Err(EventsError::Closed),
                 Err(err) => Err(err),
             },
+        }
+    }
+
+    /// Measures the dead-letter queue's depth on a channel of its own (a
+    /// failed passive declare closes its channel, never the consuming one).
+    async fn measure_dead_letters(&self, connection: &lapin::Connection) {
+        let measured = async {
+            let channel = connection.create_channel().await?;
+            let depth =
+                topology::depth(&channel, &topology::dead_letter_queue(&self.queue())).await;
+            let _ = channel.close(200, "measured").await;
+            depth
+        }
+        .await;
+        match measured {
+            Ok(depth) => self
+                .metrics
+                .set_dead_letter_depth(&topology::dead_letter_queue(&self.name), depth),
+            Err(err) => {
+                tracing::warn!(consumer = %self.name, error = %err, "cannot measure the dead-letter queue");
+            }
         }
     }
 
@@ -259,7 +342,7 @@ impl Consumer {
             Ok(envelope) => envelope,
             Err(err) => {
                 let reason = format!("undecodable message: {err}");
-                self.dead_letter(channel, delivery, attempt, &reason)
+                self.dead_letter(channel, delivery, attempt, DeathCause::Undecodable, &reason)
                     .await?;
                 self.metrics
                     .count(&self.name, "unknown", Outcome::DeadLettered.label());
@@ -272,27 +355,31 @@ impl Consumer {
             event_type = %envelope.event_type,
             event_id = %envelope.id,
             correlation_id = %envelope.correlation_id,
+            request_id = envelope.request_id.as_deref().unwrap_or(""),
             attempt,
         );
-        let outcome = async {
+        telemetry::continue_trace(&span, telemetry::extract_map(&trace_context(headers)));
+        let request_id = envelope.request_id.clone().map(RequestId);
+        let outcome = RequestId::scope(request_id, async {
             match self.apply(&envelope).await {
                 Ok(outcome) => Ok::<_, EventsError>(outcome),
                 Err(HandlerError::Unavailable(reason)) => {
-                    let pause = self.config.retry_delay(3);
+                    let pause = self.config.unavailable_pause();
                     tracing::warn!(%reason, ?pause, "dependency down; returning the event to the queue");
                     tokio::time::sleep(pause).await;
                     Ok(Outcome::Requeued)
                 }
                 Err(HandlerError::Permanent(reason)) => {
                     tracing::error!(%reason, "event rejected; dead-lettering");
-                    self.dead_letter(channel, delivery, attempt, &reason)
+                    self.dead_letter(channel, delivery, attempt, DeathCause::Rejected, &reason)
                         .await?;
                     Ok(Outcome::DeadLettered)
                 }
                 Err(HandlerError::Transient(reason)) if attempt >= self.config.max_attempts => {
                     tracing::error!(%reason, "event failed its last attempt; dead-lettering");
                     let reason = format!("failed {attempt} attempts; last error: {reason}");
-                    self.dead_letter(channel, delivery, attempt, &reason)
+                    let cause = DeathCause::RetriesExhausted;
+                    self.dead_letter(channel, delivery, attempt, cause, &reason)
                         .await?;
                     Ok(Outcome::DeadLettered)
                 }
@@ -303,7 +390,7 @@ impl Consumer {
                     Ok(Outcome::Retried)
                 }
             }
-        }
+        })
         .instrument(span)
         .await?;
         self.metrics
@@ -344,22 +431,19 @@ impl Consumer {
         channel: &Channel,
         delivery: &Delivery,
         attempt: u32,
-        delay: std::time::Duration,
+        delay: Duration,
     ) -> Result<(), EventsError> {
         let mut headers = FieldTable::default();
         headers.insert(
             "x-attempt".into(),
             AMQPValue::LongLongInt(i64::from(attempt) + 1),
         );
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_expiration(delay.as_millis().to_string().into());
+        keep_trace_context(delivery.properties.headers().as_ref(), &mut headers);
+        let properties = delivery.properties.clone().with_headers(headers);
         publish_confirmed(
             channel,
             "",
-            &topology::retry_queue(&self.queue()),
+            &topology::retry_queue(&self.queue(), delay),
             &delivery.data,
             properties,
             uuid::Uuid::nil(),
@@ -372,10 +456,16 @@ impl Consumer {
         channel: &Channel,
         delivery: &Delivery,
         attempt: u32,
+        cause: DeathCause,
         reason: &str,
     ) -> Result<(), EventsError> {
         let mut headers = FieldTable::default();
         headers.insert("x-death-reason".into(), text(reason));
+        headers.insert("x-death-cause".into(), text(cause.label()));
+        headers.insert(
+            "x-dead-lettered-at".into(),
+            text(chrono::Utc::now().to_rfc3339()),
+        );
         headers.insert("x-consumer".into(), text(self.name.clone()));
         headers.insert(
             "x-attempts".into(),
@@ -385,6 +475,7 @@ impl Consumer {
             "x-original-routing-key".into(),
             text(delivery.routing_key.to_string()),
         );
+        keep_trace_context(delivery.properties.headers().as_ref(), &mut headers);
         let properties = delivery.properties.clone().with_headers(headers);
         publish_confirmed(
             channel,
@@ -394,6 +485,43 @@ impl Consumer {
             properties,
             uuid::Uuid::nil(),
         )
-        .await
+        .await?;
+        self.metrics.count_dead_letter(&self.name, cause.label());
+        if let Ok(depth) =
+            topology::depth(channel, &topology::dead_letter_queue(&self.queue())).await
+        {
+            self.metrics
+                .set_dead_letter_depth(&topology::dead_letter_queue(&self.name), depth);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use sqlx::postgres::PgPoolOptions;
+
+    use super::*;
+    use crate::vars::Vars;
+
+    #[tokio::test]
+    async fn deliveries_in_flight_stay_below_the_pool() {
+        let pool = |size| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .connect_lazy("postgres://postgres@127.0.0.1:5432/unused")
+                .unwrap()
+        };
+        let config = EventsConfig {
+            prefetch: 32,
+            ..EventsConfig::from_source(&Vars(HashMap::<&str, &str>::new()), "amqp://unused")
+                .unwrap()
+        };
+        let prefetch = |size| within_pool(config.clone(), &pool(size)).prefetch;
+        assert_eq!(prefetch(10), 5);
+        assert_eq!(prefetch(100), 32);
+        assert_eq!(prefetch(1), 1);
     }
 }

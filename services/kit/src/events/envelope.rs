@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use storekeeper_contract::events as keys;
 use uuid::Uuid;
 
-/// `{ id, type, occurred_at, correlation_id, data }`.
+use crate::telemetry::RequestId;
+
+/// `{ id, type, occurred_at, correlation_id, request_id?, data }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Unique per event; consumers de-duplicate on it.
@@ -23,6 +25,12 @@ pub struct Envelope {
     pub occurred_at: DateTime<Utc>,
     /// Ties together every event of one business flow (the order id in the saga).
     pub correlation_id: Uuid,
+    /// The `x-request-id` of the request that started the flow, so its log
+    /// lines and the consumers' can be found together; absent for events no
+    /// request caused (the reaper's). Consumers run their handler under it,
+    /// so the events they write carry it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// The event's own fields.
     pub data: serde_json::Value,
 }
@@ -34,13 +42,14 @@ pub trait Event: Serialize + DeserializeOwned {
 }
 
 impl Envelope {
-    /// Wraps `data` in a fresh envelope.
+    /// Wraps `data` in a fresh envelope, with the current request id.
     pub fn new<E: Event>(data: &E, correlation_id: Uuid) -> Result<Self, serde_json::Error> {
         Ok(Self {
             id: Uuid::now_v7(),
             event_type: E::TYPE.to_owned(),
             occurred_at: Utc::now(),
             correlation_id,
+            request_id: RequestId::current().map(|id| id.0),
             data: serde_json::to_value(data)?,
         })
     }
@@ -251,6 +260,24 @@ mod tests {
         );
         assert_eq!(json["type"], "order.paid");
         assert_eq!(envelope.decode::<OrderPaid>().unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn envelope_carries_the_current_request_id() {
+        let data = OrderPaid {
+            order_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            total_cents: 5,
+        };
+        let envelope = RequestId::scope(Some(RequestId("r-9".into())), async {
+            Envelope::new(&data, Uuid::nil()).unwrap()
+        })
+        .await;
+        assert_eq!(envelope.request_id.as_deref(), Some("r-9"));
+        let json = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["request_id"], "r-9");
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, envelope);
     }
 
     #[test]

@@ -2,37 +2,71 @@
 //!
 //! A service calls [`enqueue`] inside the transaction that changes its
 //! state, so the event exists if and only if the change committed. The
-//! [`Relay`] publishes unpublished rows in insertion order, waits for the
-//! broker's confirms, then stamps them `published_at`. It wakes on the
-//! `outbox` notification the insert trigger sends at commit, and also polls,
-//! so nothing waits on a lost notification. If the broker or the database
-//! goes away, rows simply stay unpublished until both are back; a crash
-//! between the confirm and the stamp republishes, which consumers ignore.
+//! [`Relay`] publishes unpublished rows in insertion order and stamps each
+//! `published_at` once the broker confirmed it. It wakes on the `outbox`
+//! notification the insert trigger sends at commit, and also polls, so
+//! nothing waits on a lost notification. Publishing is pipelined: rows
+//! committed while earlier ones wait for their confirms go out at once
+//! (the channel keeps their order), so an event never waits for another
+//! event's confirm or stamp. If the broker or the database goes away, rows
+//! simply stay unpublished until both are back; a crash between the confirm
+//! and the stamp republishes, which consumers ignore — which is also why
+//! stamps are committed without waiting for the disk.
 //!
-//! One relay per database publishes at a time (a transaction-scoped advisory
-//! lock), which keeps events in commit order even with several replicas.
+//! Each row also keeps the W3C trace context (`traceparent`, `tracestate`)
+//! of the span that wrote it, which the relay publishes as AMQP headers, so
+//! the consumer's handling joins the trace of the request that caused it.
+//!
+//! One relay per database publishes at a time (a session advisory lock held
+//! on the relay's own connection; the others try again every poll
+//! interval), which keeps events in commit order even with several
+//! replicas.
+//!
+//! Events are published `mandatory`: when no queue is bound to an event's
+//! type yet (a fresh broker, a consumer that has not declared its queue),
+//! the broker returns it instead of confirming and dropping it, and its row
+//! stays unpublished until a later round finds it a queue. The only events
+//! published without `mandatory` are those the contract gives no consumer
+//! (`order.paid`, for observers): nobody is waiting for them, so keeping
+//! them would only grow the backlog.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
-use futures::future::try_join_all;
-use lapin::{options::BasicPublishOptions, types::FieldTable};
-use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use futures::FutureExt;
+use lapin::{
+    options::BasicPublishOptions,
+    publisher_confirm::{Confirmation, PublisherConfirm},
+    types::FieldTable,
+};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener, types::Json};
+use storekeeper_contract::events::ROUTES;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
     EventsConfig, EventsError,
-    broker::{Link, properties},
+    broker::{Link, properties, text},
     envelope::{Envelope, Event},
     metrics::EventMetrics,
     topology,
 };
+use crate::telemetry;
 
 /// The PostgreSQL notification channel the insert trigger signals.
 pub const NOTIFY_CHANNEL: &str = "outbox";
-/// Rows published per round trip.
-const BATCH: i64 = 256;
+/// Rows read per query.
+const BATCH: usize = 256;
+/// Most rows published and not yet confirmed; past it the relay waits for
+/// confirms before reading more.
+const MAX_IN_FLIGHT: usize = 1024;
+/// How long a stopping relay waits for the confirms of what it published,
+/// so that it stamps them instead of leaving them to be published again.
+const SETTLE: Duration = Duration::from_secs(2);
 /// Published rows are kept this long (for audits), then pruned.
 const RETENTION: &str = "7 days";
 /// Advisory lock key (any constant; one per database).
@@ -51,18 +85,22 @@ pub async fn enqueue<E: Event>(
 }
 
 /// Writes a ready-made envelope into the outbox (tests use it to publish
-/// the same event twice).
+/// the same event twice), with the current span's trace context.
 pub async fn enqueue_envelope(
     conn: &mut PgConnection,
     envelope: &Envelope,
 ) -> Result<(), EventsError> {
     let payload = serde_json::to_string(envelope)?;
-    sqlx::query("INSERT INTO outbox (event_id, event_type, payload) VALUES ($1, $2, $3)")
-        .bind(envelope.id)
-        .bind(&envelope.event_type)
-        .bind(payload)
-        .execute(conn)
-        .await?;
+    let trace = telemetry::current_trace_context();
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, payload, trace_context) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(envelope.id)
+    .bind(&envelope.event_type)
+    .bind(payload)
+    .bind((!trace.is_empty()).then_some(Json(trace)))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -72,7 +110,85 @@ struct Row {
     event_id: Uuid,
     event_type: String,
     payload: String,
+    trace_context: Option<Json<BTreeMap<String, String>>>,
     created_at: DateTime<Utc>,
+}
+
+impl Row {
+    /// The row's trace context as AMQP headers (none for rows written
+    /// outside a trace or before the column existed).
+    fn headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        for (name, value) in self.trace_context.iter().flat_map(|Json(map)| map) {
+            headers.insert(name.as_str().into(), text(value.clone()));
+        }
+        headers
+    }
+}
+
+/// True unless the contract says no queue consumes `event_type`: events a
+/// consumer waits for must reach a queue or stay in the outbox.
+fn must_be_routed(event_type: &str) -> bool {
+    ROUTES
+        .iter()
+        .find(|route| route.key == event_type)
+        .is_none_or(|route| !route.queues.is_empty())
+}
+
+/// A row published and waiting for the broker's confirm.
+struct Sent {
+    row: Row,
+    confirm: PublisherConfirm,
+}
+
+/// What the leading relay has published but not stamped yet, oldest first,
+/// and what the broker returned for want of a queue.
+#[derive(Default)]
+struct Pipeline {
+    sent: VecDeque<Sent>,
+    /// Ids returned this poll period: published again after the next poll
+    /// tick, not on every notification.
+    returned: Vec<i64>,
+}
+
+impl Pipeline {
+    /// Ids the next read must skip: in flight, or returned this period.
+    fn skipped(&self) -> Vec<i64> {
+        self.sent
+            .iter()
+            .map(|sent| sent.row.id)
+            .chain(self.returned.iter().copied())
+            .collect()
+    }
+
+    /// The oldest publish's confirm; pending while nothing is in flight.
+    async fn next_confirm(&mut self) -> lapin::Result<Confirmation> {
+        match self.sent.front_mut() {
+            Some(front) => (&mut front.confirm).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The oldest publish (whose confirm `first` is) and every later one
+    /// whose confirm has already arrived, in publish order.
+    fn confirmed(
+        &mut self,
+        first: lapin::Result<Confirmation>,
+    ) -> Vec<(Row, lapin::Result<Confirmation>)> {
+        let mut done = Vec::new();
+        if let Some(sent) = self.sent.pop_front() {
+            done.push((sent.row, first));
+        }
+        while let Some(front) = self.sent.front_mut() {
+            let Some(confirmation) = (&mut front.confirm).now_or_never() else {
+                break;
+            };
+            if let Some(sent) = self.sent.pop_front() {
+                done.push((sent.row, confirmation));
+            }
+        }
+        done
+    }
 }
 
 /// Publishes the outbox. Run one per service with [`Relay::run`].
@@ -94,11 +210,12 @@ impl Relay {
     }
 
     /// Publishes until `shutdown` fires; never returns an error, because
-    /// outages are waited out.
+    /// outages are waited out. A replica that does not hold the relay lock
+    /// tries again every poll interval.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = self.listen().await;
         let mut link: Option<Link> = None;
-        let mut last_gauges: Option<Instant> = None;
+        let mut gauges = Gauges::default();
         let mut delay = super::broker::MIN_BACKOFF;
         while !shutdown.is_cancelled() {
             if link.is_none() {
@@ -106,8 +223,11 @@ impl Relay {
             }
             let mut failed = false;
             if let Some(open) = &link {
-                match self.drain(open).await {
-                    Ok(_) => delay = super::broker::MIN_BACKOFF,
+                match self
+                    .lead(open, listener.as_mut(), &mut gauges, &shutdown)
+                    .await
+                {
+                    Ok(()) => delay = super::broker::MIN_BACKOFF,
                     Err(err) => {
                         tracing::warn!(error = %err, retry_in = ?delay, "outbox relay failed; retrying");
                         failed = true;
@@ -119,10 +239,7 @@ impl Relay {
                     }
                 }
             }
-            if last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                self.update_gauges().await;
-                last_gauges = Some(Instant::now());
-            }
+            self.update_gauges_when_due(&mut gauges).await;
             let wait = if failed {
                 delay
             } else {
@@ -133,7 +250,7 @@ impl Relay {
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = wait_for_notification(listener.as_mut(), wait) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         if let Some(open) = link {
@@ -167,68 +284,179 @@ impl Relay {
         }
     }
 
-    /// Publishes every unpublished row; returns how many.
-    pub async fn drain(&self, link: &Link) -> Result<usize, EventsError> {
-        let mut total = 0;
+    /// A connection of its own holding the relay lock, or `None` when
+    /// another relay holds it. The lock lives as long as the connection, so
+    /// a relay that dies (or loses its database) hands it over at once.
+    /// Stamps on it are committed asynchronously: a stamp lost in a crash
+    /// only publishes its events again, which consumers ignore.
+    async fn take_lead(&self) -> Result<Option<PgConnection>, EventsError> {
+        let mut conn = self.pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        let mut conn = conn.detach();
+        sqlx::query("SET synchronous_commit = off")
+            .execute(&mut conn)
+            .await?;
+        Ok(Some(conn))
+    }
+
+    /// While this relay holds the lock: publishes new rows as soon as they
+    /// are committed, without waiting for earlier publishes' confirms, and
+    /// stamps rows as their confirms arrive. Returns when another relay
+    /// leads or `shutdown` fires; an error ends the lead (the rows in
+    /// flight are published again by the next one).
+    async fn lead(
+        &self,
+        link: &Link,
+        mut listener: Option<&mut PgListener>,
+        gauges: &mut Gauges,
+        shutdown: &CancellationToken,
+    ) -> Result<(), EventsError> {
+        let Some(mut conn) = self.take_lead().await? else {
+            return Ok(());
+        };
+        let mut pipeline = Pipeline::default();
+        let mut poll = tokio::time::interval(self.config.poll_interval);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let published = self.publish_batch(link).await?;
-            total += published;
-            if published < usize::try_from(BATCH).unwrap_or(usize::MAX) {
-                return Ok(total);
+            self.publish_new(&mut conn, link, &mut pipeline).await?;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                first = pipeline.next_confirm() => {
+                    let done = pipeline.confirmed(first);
+                    self.stamp(&mut conn, &mut pipeline, done).await?;
+                }
+                () = notified(listener.as_deref_mut(), self.config.poll_interval) => {}
+                _ = poll.tick() => {
+                    pipeline.returned.clear();
+                    self.update_gauges_when_due(gauges).await;
+                }
+            }
+        }
+        let settled = tokio::time::timeout(SETTLE, async {
+            while !pipeline.sent.is_empty() {
+                let first = pipeline.next_confirm().await;
+                let done = pipeline.confirmed(first);
+                self.stamp(&mut conn, &mut pipeline, done).await?;
+            }
+            Ok::<_, EventsError>(())
+        })
+        .await;
+        if let Ok(Err(err)) = settled {
+            tracing::warn!(error = %err, "outbox relay could not stamp its last publishes");
+        }
+        let _ = conn.close().await;
+        Ok(())
+    }
+
+    /// Publishes every committed row not yet in flight, oldest first, up to
+    /// [`MAX_IN_FLIGHT`] unconfirmed.
+    async fn publish_new(
+        &self,
+        conn: &mut PgConnection,
+        link: &Link,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), EventsError> {
+        loop {
+            let room = MAX_IN_FLIGHT.saturating_sub(pipeline.sent.len()).min(BATCH);
+            if room == 0 {
+                return Ok(());
+            }
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, event_id, event_type, payload, trace_context, created_at FROM outbox \
+                 WHERE published_at IS NULL AND NOT (id = ANY($1)) ORDER BY id LIMIT $2",
+            )
+            .bind(pipeline.skipped())
+            .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await?;
+            let fetched = rows.len();
+            for row in rows {
+                let options = BasicPublishOptions {
+                    mandatory: must_be_routed(&row.event_type),
+                    ..BasicPublishOptions::default()
+                };
+                let confirm = link
+                    .channel
+                    .basic_publish(
+                        &self.config.exchange,
+                        &row.event_type,
+                        options,
+                        row.payload.as_bytes(),
+                        properties(row.event_id, &row.event_type, row.headers()),
+                    )
+                    .await?;
+                pipeline.sent.push_back(Sent { row, confirm });
+            }
+            if fetched < room {
+                return Ok(());
             }
         }
     }
 
-    async fn publish_batch(&self, link: &Link) -> Result<usize, EventsError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
-            return Ok(0);
-        }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, event_id, event_type, payload, created_at FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // Send the whole batch, then collect the confirms: one round trip
-        // instead of one per event, and the broker keeps the order.
-        let mut confirms = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let confirm = link
-                .channel
-                .basic_publish(
-                    &self.config.exchange,
-                    &row.event_type,
-                    BasicPublishOptions::default(),
-                    row.payload.as_bytes(),
-                    properties(row.event_id, &row.event_type, FieldTable::default()),
-                )
-                .await?;
-            confirms.push(async move {
-                let confirmation = confirm.await?;
-                if confirmation.is_nack() {
-                    return Err(EventsError::NotConfirmed(row.event_id));
+    /// Stamps the confirmed rows of `done` (keeping returned ones for the
+    /// next poll); a negative confirm is an error, after the rows before it
+    /// were stamped.
+    async fn stamp(
+        &self,
+        conn: &mut PgConnection,
+        pipeline: &mut Pipeline,
+        done: Vec<(Row, lapin::Result<Confirmation>)>,
+    ) -> Result<(), EventsError> {
+        let mut routed = Vec::with_capacity(done.len());
+        let mut returned = Vec::new();
+        let mut failure = None;
+        for (row, confirmation) in done {
+            match confirmation {
+                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => routed.push(row),
+                Ok(Confirmation::Ack(Some(_))) => returned.push(row),
+                Ok(Confirmation::Nack(_)) => {
+                    failure = Some(EventsError::NotConfirmed(row.event_id));
+                    break;
                 }
-                Ok::<_, EventsError>(())
-            });
+                Err(err) => {
+                    failure = Some(err.into());
+                    break;
+                }
+            }
         }
-        try_join_all(confirms).await?;
-        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        let ids: Vec<i64> = routed.iter().map(|row| row.id).collect();
         sqlx::query("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)")
             .bind(&ids)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
+        pipeline.returned.extend(returned.iter().map(|row| row.id));
+        self.count_returned(returned.iter());
+        self.count_published(&routed);
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Counts and logs events the broker could not route; they stay in the
+    /// outbox.
+    fn count_returned<'a>(&self, rows: impl Iterator<Item = &'a Row>) {
+        for row in rows {
+            self.metrics
+                .returned
+                .get_or_create(&super::metrics::TypeLabels {
+                    event_type: row.event_type.clone(),
+                })
+                .inc();
+            tracing::warn!(
+                event_id = %row.event_id,
+                event_type = %row.event_type,
+                "no queue is bound for this event yet; it stays in the outbox and is published again"
+            );
+        }
+    }
+
+    fn count_published(&self, rows: &[Row]) {
         let now = Utc::now();
-        for row in &rows {
+        for row in rows {
             self.metrics
                 .published
                 .get_or_create(&super::metrics::TypeLabels {
@@ -239,10 +467,17 @@ impl Relay {
             self.metrics.outbox_lag.observe(lag.as_secs_f64());
         }
         tracing::debug!(count = rows.len(), "published outbox events");
-        Ok(rows.len())
     }
 
-    async fn update_gauges(&self) {
+    /// Measures the backlog and prunes old rows, at most once a second.
+    async fn update_gauges_when_due(&self, gauges: &mut Gauges) {
+        if gauges
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        gauges.last = Some(Instant::now());
         let stats: Result<(i64, Option<f64>), _> = sqlx::query_as(
             "SELECT count(*), EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 \
              FROM outbox WHERE published_at IS NULL",
@@ -267,16 +502,43 @@ impl Relay {
     }
 }
 
-/// Waits for an outbox notification or `timeout`, whichever comes first.
-async fn wait_for_notification(listener: Option<&mut PgListener>, timeout: Duration) {
+/// When the relay last measured the outbox.
+#[derive(Default)]
+struct Gauges {
+    last: Option<Instant>,
+}
+
+/// Returns when an outbox notification arrives; never without a listener
+/// (the relay's poll tick covers that), and after `pause` when the LISTEN
+/// connection failed (sqlx reconnects on the next wait; meanwhile, poll).
+async fn notified(listener: Option<&mut PgListener>, pause: Duration) {
     match listener {
         Some(listener) => {
-            if let Ok(Err(err)) = tokio::time::timeout(timeout, listener.recv()).await {
-                // sqlx reconnects on the next recv; meanwhile, poll.
+            if let Err(err) = listener.recv().await {
                 tracing::warn!(error = %err, "outbox LISTEN connection lost");
-                tokio::time::sleep(timeout).await;
+                tokio::time::sleep(pause).await;
             }
         }
-        None => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use storekeeper_contract::events::ROUTES;
+
+    use super::must_be_routed;
+
+    #[test]
+    fn only_events_nobody_consumes_may_go_unrouted() {
+        for route in ROUTES {
+            assert_eq!(
+                must_be_routed(route.key),
+                !route.queues.is_empty(),
+                "{}",
+                route.key
+            );
+        }
+        assert!(must_be_routed("test.unknown"));
     }
 }

@@ -9,8 +9,16 @@
 //! | `store.events` | topic exchange | every event, routed by its type |
 //! | `store.events.dlx` | direct exchange | dead letters, routed by queue name |
 //! | `order.saga` | queue | bound to the consumer's event types; dead-letters to the DLX |
-//! | `order.saga.retry` | queue | failed deliveries wait here for their backoff, then return to `order.saga` |
+//! | `order.saga.retry.5000ms`, `….10000ms`, … | queues | failed deliveries wait in the queue of their backoff (its message TTL), then return to `order.saga` |
 //! | `order.saga.dlq` | queue | events that failed every attempt, with the reason in a header |
+//!
+//! One retry queue per delay, because RabbitMQ expires messages only at a
+//! queue's head: in one queue a message waiting ten minutes would hold back
+//! one due in five seconds. A retry queue's name carries its delay, so a
+//! changed `EVENTS_RETRY_BASE_MS` declares new queues instead of clashing
+//! with the arguments of the old ones.
+
+use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
@@ -49,9 +57,9 @@ pub async fn declare_exchanges(
     Ok(())
 }
 
-/// The name of a consumer's retry queue.
-pub fn retry_queue(queue: &str) -> String {
-    format!("{queue}.retry")
+/// The name of a consumer's retry queue for one delay.
+pub fn retry_queue(queue: &str, delay: Duration) -> String {
+    format!("{queue}.retry.{}ms", delay.as_millis())
 }
 
 /// The name of a consumer's dead-letter queue.
@@ -88,10 +96,16 @@ pub async fn declare_consumer(
 
     // Expired retries are dead-lettered through the default exchange
     // straight back to the consumer's queue.
-    let mut retry_args = expiry(config);
-    retry_args.insert("x-dead-letter-exchange".into(), text(""));
-    retry_args.insert("x-dead-letter-routing-key".into(), text(queue));
-    declare_queue(channel, &retry_queue(queue), retry_args).await?;
+    for delay in config.retry_delays() {
+        let mut retry_args = expiry(config);
+        retry_args.insert("x-dead-letter-exchange".into(), text(""));
+        retry_args.insert("x-dead-letter-routing-key".into(), text(queue));
+        retry_args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(millis(delay)),
+        );
+        declare_queue(channel, &retry_queue(queue, delay), retry_args).await?;
+    }
 
     let dlq = dead_letter_queue(queue);
     declare_queue(channel, &dlq, expiry(config)).await?;
@@ -120,8 +134,24 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Resul
 fn expiry(config: &EventsConfig) -> FieldTable {
     let mut args = FieldTable::default();
     if let Some(ttl) = config.ephemeral {
-        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        args.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(millis(ttl)));
     }
     args
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How many messages wait in `queue` (a passive declare: it never creates
+/// the queue; an absent queue is an error).
+pub async fn depth(channel: &Channel, queue: &str) -> Result<u32, EventsError> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue, options, FieldTable::default())
+        .await?;
+    Ok(declared.message_count())
 }

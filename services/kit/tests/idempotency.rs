@@ -1,0 +1,103 @@
+//! A service's idempotency-key table against the real PostgreSQL: one claim
+//! per key, a concurrent claim waiting for the first, replays, pruning.
+
+// Test fixtures fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use sqlx::PgPool;
+use storekeeper_kit::idempotency::{Answer, KeyReused, KeyTable, request_hash};
+use uuid::Uuid;
+
+const KEYS: KeyTable = KeyTable::new("test_keys");
+
+async fn with_table(pool: &PgPool) {
+    sqlx::query(
+        "CREATE TABLE test_keys (
+            user_id uuid NOT NULL, key text NOT NULL, request_hash text NOT NULL,
+            response_status integer, response_body text,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (user_id, key))",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test]
+async fn a_key_is_claimed_once_and_then_replayed(pool: PgPool) {
+    with_table(&pool).await;
+    let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
+    let mut first = pool.begin().await.unwrap();
+    assert!(KEYS.claim(&mut first, user, "k", &hash).await.unwrap());
+
+    // A second request with the key waits for the first to finish.
+    let waiting = tokio::spawn({
+        let (pool, hash) = (pool.clone(), hash.clone());
+        async move {
+            let mut second = pool.begin().await.unwrap();
+            KEYS.claim(&mut second, user, "k", &hash).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second claim waits on the first"
+    );
+    KEYS.store_response(&mut first, user, "k", StatusCode::CREATED, "{\"id\":1}")
+        .await
+        .unwrap();
+    first.commit().await.unwrap();
+    assert!(!waiting.await.unwrap(), "the key was taken");
+
+    let stored = KEYS.find(&pool, user, "k").await.unwrap().unwrap();
+    assert_eq!(
+        stored.clone().replay(&hash),
+        Ok(Some(Answer {
+            status: StatusCode::CREATED,
+            body: "{\"id\":1}".into(),
+            replayed: true,
+        }))
+    );
+    assert_eq!(stored.replay("another request"), Err(KeyReused));
+    // Keys belong to their user.
+    assert!(
+        KEYS.find(&pool, Uuid::new_v4(), "k")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[sqlx::test]
+async fn a_rolled_back_claim_leaves_the_key_unused(pool: PgPool) {
+    with_table(&pool).await;
+    let user = Uuid::new_v4();
+    let mut refused = pool.begin().await.unwrap();
+    assert!(KEYS.claim(&mut refused, user, "k", "h").await.unwrap());
+    refused.rollback().await.unwrap();
+    assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
+}
+
+#[sqlx::test]
+async fn only_expired_keys_are_pruned(pool: PgPool) {
+    with_table(&pool).await;
+    for key in ["old", "new"] {
+        let mut tx = pool.begin().await.unwrap();
+        KEYS.claim(&mut tx, Uuid::nil(), key, "h").await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    sqlx::query("UPDATE test_keys SET created_at = now() - interval '49 hours' WHERE key = 'old'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(KEYS.prune(&pool).await.unwrap(), 1);
+    assert!(
+        KEYS.find(&pool, Uuid::nil(), "new")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
