@@ -1,6 +1,7 @@
 //! Placing an order: Stripe-style idempotency, prices re-read from
-//! product-service, and the order plus `order.created` written in one
-//! transaction.
+//! product-service with no transaction open, and the order plus
+//! `order.created` written in one short transaction that holds no
+//! connection across the network.
 //!
 //! Idempotency: the first request with a key claims it (a row keyed by user
 //! and key, holding a hash of the canonical request body) in the same
@@ -11,12 +12,13 @@
 //! once still make one order. Requests that fail validation do not consume
 //! the key, so the client can fix the input and retry with it.
 
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use storekeeper_kit::{
     FieldError,
     events::{EventsError, enqueue, envelope::OrderCreated},
+    idempotency::{Answer, KeyReused, request_hash},
 };
 use uuid::Uuid;
 
@@ -28,15 +30,15 @@ use crate::{
     store::{self, CartItem, Order, OrderItem},
 };
 
-/// The status a new order is answered with. It is stored with the key, and
-/// a replay answers with the stored one.
-const CREATED: u16 = 201;
+/// Times the cart is priced before checkout gives up on a cart that keeps
+/// changing under it (each round is one set of product-service calls).
+const PRICING_ROUNDS: usize = 3;
 
 /// Why an order was not placed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CheckoutError {
-    #[error("this Idempotency-Key was already used with a different request body; use a new key")]
-    KeyReused,
+    #[error(transparent)]
+    KeyReused(#[from] KeyReused),
     #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
     InProgress,
     #[error("the shipping address is invalid")]
@@ -45,6 +47,8 @@ pub(crate) enum CheckoutError {
     EmptyCart,
     #[error("these products are no longer sold; remove them from the cart: {}", .0.join(", "))]
     NoLongerSold(Vec<String>),
+    #[error("the cart kept changing during checkout; retry")]
+    CartChanging,
     #[error("the cart mixes currencies; order them separately")]
     MixedCurrencies,
     #[error("the order total is too large")]
@@ -57,16 +61,6 @@ pub(crate) enum CheckoutError {
     Serialize(#[source] serde_json::Error),
     #[error("writing order.created to the outbox")]
     Outbox(#[source] EventsError),
-}
-
-/// What checkout answers: the response to send, and whether it is a replay.
-#[derive(Debug, Clone)]
-pub(crate) struct Placed {
-    /// The first response's status.
-    pub(crate) status: u16,
-    /// The order JSON, byte for byte the first response.
-    pub(crate) body: String,
-    pub(crate) replayed: bool,
 }
 
 /// One request to place an order: whose, under which key, with which body.
@@ -98,20 +92,6 @@ pub(crate) struct Checkout<'a> {
     pub(crate) pool: &'a PgPool,
     pub(crate) catalog: &'a Catalog,
     pub(crate) metrics: &'a OrderMetrics,
-}
-
-/// Hash of the request body in canonical form (keys sorted, no whitespace),
-/// so re-serialising the same JSON differently is still "the same body".
-fn request_hash(body: &serde_json::Value) -> String {
-    let canonical = serde_json::to_vec(body).unwrap_or_default();
-    let digest = Sha256::digest(&canonical);
-    digest
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
 }
 
 /// Prices the cart from the catalog answers (same order as `cart`).
@@ -156,20 +136,6 @@ fn price(
     Ok((items, total, currency))
 }
 
-fn replay(stored: &store::StoredKey, hash: &str) -> Result<Option<Placed>, CheckoutError> {
-    if stored.request_hash != hash {
-        return Err(CheckoutError::KeyReused);
-    }
-    Ok(match (stored.response_status, &stored.response_body) {
-        (Some(status), Some(body)) => Some(Placed {
-            status: u16::try_from(status).unwrap_or(CREATED),
-            body: body.clone(),
-            replayed: true,
-        }),
-        _ => None,
-    })
-}
-
 impl Checkout<'_> {
     /// The stored answer for this key, if a finished request left one: a
     /// replay, or [`CheckoutError::KeyReused`] when the key came with
@@ -178,92 +144,139 @@ impl Checkout<'_> {
     pub(crate) async fn stored_answer(
         &self,
         attempt: &Attempt<'_>,
-    ) -> Result<Option<Placed>, CheckoutError> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(stored) = store::find_key(&mut conn, attempt.user, attempt.key).await? else {
+    ) -> Result<Option<Answer>, CheckoutError> {
+        let Some(stored) = store::KEYS
+            .find(self.pool, attempt.user, attempt.key)
+            .await?
+        else {
             return Ok(None);
         };
-        let placed = replay(&stored, &attempt.hash)?;
-        if placed.is_some() {
+        let replayed = stored.replay(&attempt.hash)?;
+        if replayed.is_some() {
             self.metrics.replays.inc();
         }
-        Ok(placed)
+        Ok(replayed)
     }
 
     /// Places an order from the shopper's cart, to be paid with
-    /// `payment_method_id` and shipped to `shipping_address`.
+    /// `payment_method_id` and shipped to `shipping_address`; `email` (already
+    /// checked) is kept on the order so admins can find it by e-mail.
     pub(crate) async fn place(
         &self,
         attempt: &Attempt<'_>,
         payment_method_id: Uuid,
         shipping_address: ShippingAddress,
-    ) -> Result<Placed, CheckoutError> {
-        let (user, received) = (attempt.user, attempt.received);
+        email: Option<&str>,
+    ) -> Result<Answer, CheckoutError> {
         let address = shipping_address
             .validate()
             .map_err(CheckoutError::InvalidAddress)?;
+        let user = attempt.user;
 
-        // Claim the key before reading the cart: a concurrent request with the
-        // same key waits on the claim until this transaction ends, then replays
-        // its answer instead of finding the cart already emptied. An error
-        // below rolls back, which releases the key for a corrected retry.
-        let mut tx = self.pool.begin().await?;
-        if !store::claim_key(&mut tx, user, attempt.key, &attempt.hash).await? {
-            // Another request with this key won the race; answer as it did.
-            tx.rollback().await?;
-            return self
-                .stored_answer(attempt)
+        // Price the cart with no transaction open: the calls to
+        // product-service may take seconds, and no connection or lock is
+        // held meanwhile. The transaction below checks the cart is still the
+        // one priced, and prices it again when it changed in between.
+        for _ in 0..PRICING_ROUNDS {
+            let cart = store::cart(self.pool, user).await?;
+            let priced = if cart.is_empty() {
+                None
+            } else {
+                let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
+                Some(price(&cart, &self.catalog.products(&ids).await?)?)
+            };
+            // Claim the key before locking the cart: a concurrent request
+            // with the same key waits on the claim until this transaction
+            // ends, then replays its answer instead of finding the cart
+            // emptied. An error below rolls back, which releases the key
+            // for a corrected retry.
+            let mut tx = self.pool.begin().await?;
+            if !store::KEYS
+                .claim(&mut tx, user, attempt.key, &attempt.hash)
                 .await?
-                .ok_or(CheckoutError::InProgress);
+            {
+                // Another request with this key won the race; answer as it did.
+                tx.rollback().await?;
+                return self
+                    .stored_answer(attempt)
+                    .await?
+                    .ok_or(CheckoutError::InProgress);
+            }
+            let locked = store::lock_cart(&mut tx, user).await?;
+            let Some(priced) = priced.filter(|_| locked == cart) else {
+                if locked.is_empty() {
+                    return Err(CheckoutError::EmptyCart);
+                }
+                tx.rollback().await?;
+                continue;
+            };
+            let placed = write(
+                &mut tx,
+                attempt,
+                (address.clone(), email),
+                payment_method_id,
+                priced,
+            )
+            .await?;
+            tx.commit().await?;
+            self.metrics.placed.inc();
+            return Ok(placed);
         }
-        let cart = store::lock_cart(&mut tx, user).await?;
-        if cart.is_empty() {
-            return Err(CheckoutError::EmptyCart);
-        }
-        let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
-        let products = self.catalog.products(&ids).await?;
-        let (items, total_cents, currency) = price(&cart, &products)?;
-
-        let order_id = Uuid::now_v7();
-        let order = Order {
-            id: order_id,
-            user_id: user,
-            status: OrderStatus::Pending,
-            items: items
-                .into_iter()
-                .map(|item| OrderItem { order_id, ..item })
-                .collect(),
-            total_cents,
-            currency,
-            shipping_address: address,
-            payment_method_id,
-            cancellation_reason: None,
-            created_at: received,
-            updated_at: received,
-        };
-        let response = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
-        store::insert_order(&mut tx, &order).await?;
-        let event = OrderCreated {
-            order_id,
-            user_id: user,
-            items: order.event_items(),
-            total_cents,
-            currency: order.currency.clone(),
-        };
-        enqueue(&mut tx, &event, order_id)
-            .await
-            .map_err(CheckoutError::Outbox)?;
-        store::clear_cart(&mut tx, user, &ids).await?;
-        store::store_response(&mut tx, user, attempt.key, CREATED, &response).await?;
-        tx.commit().await?;
-        self.metrics.placed.inc();
-        tracing::info!(%order_id, total_cents, "order placed");
-        Ok(Placed {
-            status: CREATED,
-            body: response,
-            replayed: false,
-        })
+        Err(CheckoutError::CartChanging)
     }
+}
+
+/// Writes the order, `order.created`, the emptied cart lines and the
+/// answer kept for the key, on the checkout's transaction.
+async fn write(
+    tx: &mut PgConnection,
+    attempt: &Attempt<'_>,
+    (address, email): (ShippingAddress, Option<&str>),
+    payment_method_id: Uuid,
+    (items, total_cents, currency): (Vec<OrderItem>, i64, String),
+) -> Result<Answer, CheckoutError> {
+    let (user, received) = (attempt.user, attempt.received);
+    let ids: Vec<Uuid> = items.iter().map(|item| item.product_id).collect();
+    let order_id = Uuid::now_v7();
+    let order = Order {
+        id: order_id,
+        user_id: user,
+        status: OrderStatus::Pending,
+        items: items
+            .into_iter()
+            .map(|item| OrderItem { order_id, ..item })
+            .collect(),
+        total_cents,
+        currency,
+        shipping_address: address,
+        email: email.map(str::to_owned),
+        payment_method_id,
+        cancellation_reason: None,
+        created_at: received,
+        updated_at: received,
+    };
+    let response = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
+    store::insert_order(&mut *tx, &order).await?;
+    let event = OrderCreated {
+        order_id,
+        user_id: user,
+        items: order.event_items(),
+        total_cents,
+        currency: order.currency.clone(),
+    };
+    enqueue(&mut *tx, &event, order_id)
+        .await
+        .map_err(CheckoutError::Outbox)?;
+    store::clear_cart(&mut *tx, user, &ids).await?;
+    store::KEYS
+        .store_response(&mut *tx, user, attempt.key, StatusCode::CREATED, &response)
+        .await?;
+    tracing::info!(%order_id, total_cents, "order placed");
+    Ok(Answer {
+        status: StatusCode::CREATED,
+        body: response,
+        replayed: false,
+    })
 }
 
 #[cfg(test)]
@@ -316,14 +329,5 @@ mod tests {
         assert!(matches!(err, CheckoutError::MixedCurrencies), "{err:?}");
         let err = price(&[line(a, 99)], &[product(a, i64::MAX / 2, "USD")]).unwrap_err();
         assert!(matches!(err, CheckoutError::TotalTooLarge), "{err:?}");
-    }
-
-    #[test]
-    fn the_hash_ignores_key_order_and_whitespace() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"a": 1, "b": {"c": 2}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{"b":{"c":2},"a":1}"#).unwrap();
-        let c: serde_json::Value = serde_json::from_str(r#"{"b":{"c":3},"a":1}"#).unwrap();
-        assert_eq!(request_hash(&a), request_hash(&b));
-        assert_ne!(request_hash(&a), request_hash(&c));
     }
 }

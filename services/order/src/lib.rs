@@ -2,26 +2,29 @@
 //! the order side of the checkout saga.
 //!
 //! [`app`] is the public API router; [`start_events`] runs the outbox
-//! relay, the `order.saga` consumer and the idempotency-key pruner.
-//! Modules: `status` (the state machine, pure), `address` (validation,
-//! pure), `catalog` (product-service client), `cart` (the cart's rules),
-//! `checkout` (placing orders), `saga` (the consumer), `store` (SQL),
-//! `state` (what handlers reach), `http` (handlers, OpenAPI), `metrics`.
+//! relay, the `order.saga` consumer, the reaper and the idempotency-key
+//! pruner. Modules: `status` (the state machine, pure), `advance` (a step
+//! applied to an order), `address` (validation, pure), `catalog`
+//! (product-service client), `cart` (the cart's rules), `checkout` (placing
+//! orders), `saga` (the consumer), `reaper` (the deadline), `store` (SQL),
+//! `state` (what handlers reach), `config` (own settings), `http`
+//! (handlers, OpenAPI), `metrics`. Idempotency keys, counters held until
+//! the commit and the consumer's share of the pool come from the kit.
 
 mod address;
+mod advance;
 mod cart;
 pub mod catalog;
 mod checkout;
+pub mod config;
 mod http;
 pub mod metrics;
+pub mod reaper;
 mod saga;
 mod state;
 mod status;
 mod store;
 
-use std::time::Duration;
-
-use sqlx::PgPool;
 use storekeeper_kit::events::{Consumer, EventMetrics, EventsConfig, Relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,9 +33,6 @@ pub use state::AppState;
 
 /// The schema migrations, embedded; applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Idempotency keys live this long (the API promises at least 24 hours).
-const KEY_RETENTION_HOURS: i32 = 48;
 
 /// The public API router, without kit's common middleware.
 pub fn app(state: AppState) -> axum::Router {
@@ -44,17 +44,15 @@ pub fn saga_consumer(state: &AppState, config: &EventsConfig, events: &EventMetr
     Consumer::new(
         saga::CONSUMER,
         saga::ROUTING_KEYS,
-        saga::Saga {
-            metrics: state.metrics.clone(),
-        },
+        saga::Saga::new(state.metrics.clone()),
         state.pool.clone(),
         config.clone(),
         events.clone(),
     )
 }
 
-/// Starts the outbox relay, the saga consumer and the key pruner; they stop
-/// when `shutdown` fires.
+/// Starts the outbox relay, the saga consumer, the reaper and the key
+/// pruner; they stop when `shutdown` fires.
 pub fn start_events(
     state: &AppState,
     config: &EventsConfig,
@@ -65,20 +63,12 @@ pub fn start_events(
     vec![
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(saga_consumer(state, config, events).run(shutdown.clone())),
-        tokio::spawn(prune_keys(state.pool.clone(), shutdown.clone())),
+        tokio::spawn(reaper(state).run(shutdown.clone())),
+        tokio::spawn(store::KEYS.prune_hourly(state.pool.clone(), shutdown.clone())),
     ]
 }
 
-async fn prune_keys(pool: PgPool, shutdown: CancellationToken) {
-    loop {
-        match store::prune_keys(&pool, KEY_RETENTION_HOURS).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "expired idempotency keys removed"),
-            Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_hours(1)) => {}
-        }
-    }
+/// The reaper of `state`'s orders (tests run a pass of it by hand).
+pub fn reaper(state: &AppState) -> reaper::Reaper {
+    reaper::Reaper::new(state.pool.clone(), state.deadline, state.metrics.clone())
 }

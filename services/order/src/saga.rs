@@ -9,24 +9,31 @@
 //! | `payment.failed` | → `CANCELLED` | `order.cancelled` (stock released) |
 //! | `payment.refunded` (fully) | → `REFUNDED` | — |
 //!
-//! A step that does not apply to the order's status is logged and ignored.
+//! A step that does not apply yet (a full refund while the order still
+//! awaits its payment) fails transiently, so the event is retried until the
+//! step it waits for has happened; a step that never will (a repeat, or
+//! anything for a terminal order) is logged and ignored. A
+//! `payment.succeeded` for an order already cancelled (by its deadline) is
+//! one of those: payment-service refunds it when `order.cancelled` reaches
+//! it. Counters move after the commit ([`AfterCommit`]).
+
+use std::{future::Future, pin::Pin};
 
 use sqlx::PgConnection;
 use storekeeper_kit::events::{
-    Envelope, Event, Handler, HandlerError,
+    AfterCommit, Envelope, Event, Handler, HandlerError,
     consumer::HandlerFuture,
-    enqueue,
     envelope::{
-        InventoryRejected, InventoryReserved, OrderCancelled, OrderPaid, PaymentFailed,
-        PaymentRefunded, PaymentRequested, PaymentSucceeded,
+        InventoryRejected, InventoryReserved, PaymentFailed, PaymentRefunded, PaymentSucceeded,
     },
 };
 use uuid::Uuid;
 
 use crate::{
+    advance::{AdvanceError, Moved, advance},
     metrics::OrderMetrics,
-    status::{OrderStatus, SagaStep, transition},
-    store::{self, Order},
+    status::SagaStep,
+    store,
 };
 
 /// The consumer's name: its queue and its key in `processed_events`.
@@ -43,7 +50,18 @@ pub(crate) const ROUTING_KEYS: &[&str] = &[
 /// Applies saga events to orders.
 #[derive(Clone, Debug)]
 pub(crate) struct Saga {
-    pub(crate) metrics: OrderMetrics,
+    metrics: OrderMetrics,
+    moved: AfterCommit<Moved>,
+}
+
+impl Saga {
+    /// A saga that counts into `metrics`.
+    pub(crate) fn new(metrics: OrderMetrics) -> Self {
+        Self {
+            metrics,
+            moved: AfterCommit::default(),
+        }
+    }
 }
 
 /// An event reduced to what the state machine needs.
@@ -106,68 +124,32 @@ impl Handler for Saga {
             let order = store::lock_order(conn, step.order_id)
                 .await?
                 .ok_or_else(|| HandlerError::Permanent(format!("no order {}", step.order_id)))?;
-            let next = match transition(order.status, saga_step) {
-                Ok(next) => next,
-                Err(invalid) => {
-                    tracing::warn!(order_id = %order.id, %invalid, "ignoring saga event");
-                    return Ok(());
+            match advance(conn, &order, saga_step, step.reason.as_deref()).await {
+                Ok(moved) => {
+                    tracing::info!(order_id = %order.id, from = moved.from.as_str(), to = moved.to.as_str(), "order moved");
+                    self.moved.hold(event.id, moved);
+                    Ok(())
                 }
-            };
-            store::set_status(conn, order.id, next, step.reason.as_deref()).await?;
-            self.follow_up(conn, &order, next, step.reason.unwrap_or_default())
-                .await?;
-            tracing::info!(order_id = %order.id, from = order.status.as_str(), to = next.as_str(), "order moved");
-            Ok(())
+                Err(AdvanceError::Invalid(invalid)) if invalid.is_early() => Err(
+                    HandlerError::Transient(format!("{invalid} yet; retrying until it does")),
+                ),
+                Err(AdvanceError::Invalid(invalid)) => {
+                    tracing::warn!(order_id = %order.id, %invalid, "ignoring saga event");
+                    Ok(())
+                }
+                Err(AdvanceError::Database(err)) => Err(err.into()),
+                Err(AdvanceError::Outbox(err)) => Err(err.into()),
+            }
         })
     }
-}
 
-impl Saga {
-    async fn follow_up(
-        &self,
-        conn: &mut PgConnection,
-        order: &Order,
-        next: OrderStatus,
-        reason: String,
-    ) -> Result<(), HandlerError> {
-        match next {
-            OrderStatus::AwaitingPayment => {
-                let request = PaymentRequested {
-                    order_id: order.id,
-                    user_id: order.user_id,
-                    payment_method_id: order.payment_method_id,
-                    amount_cents: order.total_cents,
-                    currency: order.currency.clone(),
-                };
-                enqueue(conn, &request, order.id).await?;
-            }
-            OrderStatus::Paid => {
-                let paid = OrderPaid {
-                    order_id: order.id,
-                    user_id: order.user_id,
-                    total_cents: order.total_cents,
-                };
-                enqueue(conn, &paid, order.id).await?;
-                self.metrics.paid.inc();
-                let age = (chrono::Utc::now() - order.created_at)
-                    .to_std()
-                    .unwrap_or_default();
-                self.metrics.time_to_paid.observe(age.as_secs_f64());
-            }
-            OrderStatus::Cancelled => {
-                let cancelled = OrderCancelled {
-                    order_id: order.id,
-                    reason,
-                    items: order.event_items(),
-                };
-                enqueue(conn, &cancelled, order.id).await?;
-                self.metrics.cancelled(order.status);
-            }
-            OrderStatus::Refunded => {
-                self.metrics.refunded.inc();
-            }
-            OrderStatus::Pending => {}
+    fn committed<'a>(
+        &'a self,
+        event: &'a Envelope,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        if let Some(moved) = self.moved.take(event.id) {
+            self.metrics.moved(&moved);
         }
-        Ok(())
+        Box::pin(std::future::ready(()))
     }
 }

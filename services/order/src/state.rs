@@ -1,5 +1,7 @@
 //! What every handler can reach.
 
+use std::time::Duration;
+
 use axum::extract::FromRef;
 use sqlx::PgPool;
 use storekeeper_kit::auth::TokenVerifier;
@@ -17,6 +19,9 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Business metrics.
     pub metrics: OrderMetrics,
+    /// How long an order may stay open before the reaper cancels it
+    /// (`ORDER_DEADLINE_SECS`).
+    pub deadline: Duration,
 }
 
 impl AppState {

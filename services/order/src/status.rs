@@ -4,11 +4,16 @@
 //! PENDING ──stock reserved──▶ AWAITING_PAYMENT ──payment succeeded──▶ PAID ──fully refunded──▶ REFUNDED
 //!    │                              │
 //!    └──stock rejected──▶ CANCELLED ◀──payment failed──┘
+//!    └──deadline passed──▶ CANCELLED ◀──deadline passed──┘
+//!    └──shopper cancels──▶ CANCELLED ◀──shopper cancels──┘
 //! ```
 //!
-//! Anything else (a late or repeated event, an event for the wrong state) is
-//! an [`InvalidTransition`]: the saga logs it and changes nothing, so a
-//! terminal order stays terminal and reaches it exactly once.
+//! Anything else is an [`InvalidTransition`], and it is one of two kinds.
+//! An *early* step still applies to a status the order can reach (a full
+//! refund while the order awaits its payment: `payment.succeeded` is
+//! behind it), so the saga retries it. A *stale* one never will (a repeat,
+//! or anything for a terminal order): the saga logs it and changes
+//! nothing, so a terminal order stays terminal and reaches it exactly once.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -68,17 +73,36 @@ pub(crate) enum SagaStep {
     PaymentFailed,
     /// The whole captured amount was refunded.
     FullyRefunded,
+    /// The order's deadline passed before it was paid (the reaper).
+    Expired,
+    /// The shopper cancelled it before it was paid.
+    ShopperCancelled,
 }
 
-#[cfg(test)]
 impl SagaStep {
-    pub(crate) const ALL: [Self; 5] = [
+    /// Every step, to explore what an order can still reach.
+    pub(crate) const ALL: [Self; 7] = [
         Self::StockReserved,
         Self::StockRejected,
         Self::PaymentSucceeded,
         Self::PaymentFailed,
         Self::FullyRefunded,
+        Self::Expired,
+        Self::ShopperCancelled,
     ];
+
+    /// The step's name, as order history and metrics show it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::StockReserved => "stock_reserved",
+            Self::StockRejected => "stock_rejected",
+            Self::PaymentSucceeded => "payment_succeeded",
+            Self::PaymentFailed => "payment_failed",
+            Self::FullyRefunded => "fully_refunded",
+            Self::Expired => "expired",
+            Self::ShopperCancelled => "shopper_cancelled",
+        }
+    }
 }
 
 /// A step that does not apply to the order's current status.
@@ -91,16 +115,43 @@ pub(crate) struct InvalidTransition {
     pub(crate) step: SagaStep,
 }
 
+impl InvalidTransition {
+    /// Whether the step applies to a status the order can still reach: it
+    /// came before the event that makes it apply, so it is worth retrying.
+    pub(crate) fn is_early(self) -> bool {
+        let mut reachable = vec![self.from];
+        let mut next = 0;
+        while let Some(&status) = reachable.get(next) {
+            next += 1;
+            for step in SagaStep::ALL {
+                if let Ok(to) = transition(status, step)
+                    && !reachable.contains(&to)
+                {
+                    if transition(to, self.step).is_ok() {
+                        return true;
+                    }
+                    reachable.push(to);
+                }
+            }
+        }
+        false
+    }
+}
+
 /// The status after `step`, or why `step` does not apply.
 pub(crate) fn transition(
     from: OrderStatus,
     step: SagaStep,
 ) -> Result<OrderStatus, InvalidTransition> {
     use OrderStatus::{AwaitingPayment, Cancelled, Paid, Pending, Refunded};
-    use SagaStep::{FullyRefunded, PaymentFailed, PaymentSucceeded, StockRejected, StockReserved};
+    use SagaStep::{
+        Expired, FullyRefunded, PaymentFailed, PaymentSucceeded, ShopperCancelled, StockRejected,
+        StockReserved,
+    };
     match (from, step) {
         (Pending, StockReserved) => Ok(AwaitingPayment),
-        (Pending, StockRejected) | (AwaitingPayment, PaymentFailed) => Ok(Cancelled),
+        (Pending, StockRejected | Expired | ShopperCancelled)
+        | (AwaitingPayment, PaymentFailed | Expired | ShopperCancelled) => Ok(Cancelled),
         (AwaitingPayment, PaymentSucceeded) => Ok(Paid),
         (Paid, FullyRefunded) => Ok(Refunded),
         _ => Err(InvalidTransition { from, step }),
@@ -119,6 +170,10 @@ mod tests {
             (AwaitingPayment, PaymentSucceeded, Paid),
             (AwaitingPayment, PaymentFailed, Cancelled),
             (Paid, FullyRefunded, Refunded),
+            (Pending, Expired, Cancelled),
+            (AwaitingPayment, Expired, Cancelled),
+            (Pending, ShopperCancelled, Cancelled),
+            (AwaitingPayment, ShopperCancelled, Cancelled),
         ];
         for from in OrderStatus::ALL {
             for step in SagaStep::ALL {
@@ -140,6 +195,28 @@ mod tests {
         for step in SagaStep::ALL {
             assert!(transition(Cancelled, step).is_err());
             assert!(transition(Refunded, step).is_err());
+        }
+    }
+
+    #[test]
+    fn early_steps_are_those_a_reachable_status_accepts() {
+        let early = |from, step| transition(from, step).unwrap_err().is_early();
+        assert!(
+            early(AwaitingPayment, FullyRefunded),
+            "refund before payment"
+        );
+        assert!(early(Pending, PaymentSucceeded), "payment before stock");
+        assert!(early(Pending, FullyRefunded));
+        assert!(!early(AwaitingPayment, StockReserved), "a repeat");
+        assert!(!early(Paid, PaymentSucceeded));
+        assert!(!early(Paid, Expired), "a paid order never expires");
+        assert!(
+            !early(Paid, ShopperCancelled),
+            "a paid order cannot be cancelled"
+        );
+        for step in SagaStep::ALL {
+            assert!(!early(Cancelled, step), "{step:?} after CANCELLED is stale");
+            assert!(!early(Refunded, step), "{step:?} after REFUNDED is stale");
         }
     }
 

@@ -1,13 +1,16 @@
-//! SQL for carts, orders and idempotency keys.
+//! SQL for carts, orders, their history and idempotency keys.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, types::Json as SqlJson};
-use storekeeper_kit::events::envelope::EventItem;
+use storekeeper_kit::{events::envelope::EventItem, idempotency::KeyTable};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{address::ShippingAddress, status::OrderStatus};
+use crate::{
+    address::ShippingAddress,
+    status::{OrderStatus, SagaStep},
+};
 
 /// One line of a cart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
@@ -53,6 +56,9 @@ pub(crate) struct Order {
     pub(crate) currency: String,
     /// Where it ships.
     pub(crate) shipping_address: ShippingAddress,
+    /// The shopper's e-mail, when the client sent it (admins search by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
     /// The tokenized card charged.
     pub(crate) payment_method_id: Uuid,
     /// Why it was cancelled (only when `CANCELLED`).
@@ -87,6 +93,7 @@ struct OrderRow {
     total_cents: i64,
     currency: String,
     shipping_address: SqlJson<ShippingAddress>,
+    email: Option<String>,
     payment_method_id: Uuid,
     cancellation_reason: Option<String>,
     created_at: DateTime<Utc>,
@@ -106,6 +113,7 @@ impl OrderRow {
             total_cents: self.total_cents,
             currency: self.currency,
             shipping_address: self.shipping_address.0,
+            email: self.email,
             payment_method_id: self.payment_method_id,
             cancellation_reason: self.cancellation_reason,
             created_at: self.created_at,
@@ -115,7 +123,7 @@ impl OrderRow {
 }
 
 const ORDER_COLUMNS: &str = "id, user_id, status, total_cents, currency, shipping_address, \
-     payment_method_id, cancellation_reason, created_at, updated_at";
+     email, payment_method_id, cancellation_reason, created_at, updated_at";
 
 // --- carts -----------------------------------------------------------------
 
@@ -214,6 +222,36 @@ pub(crate) async fn clear_cart(
     Ok(())
 }
 
+/// Puts an order's lines back into its shopper's cart (inside the
+/// transaction that cancels it for a declined card), so they can pay with
+/// another card without rebuilding the cart. A line the shopper has added
+/// again meanwhile gets the units added, at most `max` of one product.
+pub(crate) async fn restore_cart(
+    conn: &mut PgConnection,
+    order: &Order,
+    max: i32,
+) -> Result<(), sqlx::Error> {
+    let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
+    let quantities: Vec<i32> = order
+        .items
+        .iter()
+        .map(|item| item.quantity.min(max))
+        .collect();
+    sqlx::query(
+        "INSERT INTO cart_items (user_id, product_id, quantity) \
+         SELECT $1, product_id, quantity FROM unnest($2::uuid[], $3::int[]) AS line (product_id, quantity) \
+         ON CONFLICT (user_id, product_id) DO UPDATE \
+         SET quantity = LEAST(cart_items.quantity + EXCLUDED.quantity, $4)",
+    )
+    .bind(order.user_id)
+    .bind(products)
+    .bind(quantities)
+    .bind(max)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 // --- orders ----------------------------------------------------------------
 
 /// Inserts an order and its lines.
@@ -223,7 +261,7 @@ pub(crate) async fn insert_order(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, payment_method_id, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+         created_at, updated_at, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(order.id)
     .bind(order.user_id)
@@ -232,6 +270,15 @@ pub(crate) async fn insert_order(
     .bind(&order.currency)
     .bind(SqlJson(&order.shipping_address))
     .bind(order.payment_method_id)
+    .bind(order.created_at)
+    .bind(&order.email)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_history (order_id, status, step, at) VALUES ($1, $2, 'placed', $3)",
+    )
+    .bind(order.id)
+    .bind(order.status.as_str())
     .bind(order.created_at)
     .execute(&mut *conn)
     .await?;
@@ -310,36 +357,106 @@ pub(crate) async fn lock_order(
     }
 }
 
-/// A page of orders visible to `owner`, newest first, and the total count.
+/// Up to `limit` open orders (`PENDING`, `AWAITING_PAYMENT`) placed more
+/// than `deadline` ago, oldest first, locked. Rows another transaction
+/// holds (the saga moving them, another replica's reaper) are skipped, so
+/// reapers on several replicas never wait on or cancel the same order.
+pub(crate) async fn lock_expired(
+    conn: &mut PgConnection,
+    deadline: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('PENDING', 'AWAITING_PAYMENT') \
+         AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2 \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(deadline.as_secs_f64())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    assemble(conn, rows).await
+}
+
+/// Which orders a listing shows: `None` fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderFilter {
+    /// Only this shopper's orders (a customer's own; an admin's search).
+    pub(crate) user: Option<Uuid>,
+    /// Only orders in this status.
+    pub(crate) status: Option<OrderStatus>,
+    /// Only orders placed with this e-mail (any case).
+    pub(crate) email: Option<String>,
+}
+
+const FILTER: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2) \
+     AND ($3::text IS NULL OR lower(email) = lower($3))";
+
+/// A page of orders matching `filter`, newest first, and the total count.
 pub(crate) async fn orders(
     pool: &PgPool,
-    owner: Option<Uuid>,
+    filter: OrderFilter,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Order>, i64), sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    let status = filter.status.map(OrderStatus::as_str);
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1::uuid IS NULL OR user_id = $1) \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE {FILTER} \
+         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
     ))
-    .bind(owner)
+    .bind(filter.user)
+    .bind(status)
+    .bind(&filter.email)
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
-    let total =
-        sqlx::query_scalar("SELECT count(*) FROM orders WHERE ($1::uuid IS NULL OR user_id = $1)")
-            .bind(owner)
-            .fetch_one(&mut *conn)
-            .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) FROM orders WHERE {FILTER}"))
+        .bind(filter.user)
+        .bind(status)
+        .bind(&filter.email)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok((assemble(&mut conn, rows).await?, total))
 }
 
-/// Writes a new status (and the reason, when cancelling).
+/// One entry of an order's saga history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub(crate) struct HistoryEntry {
+    /// The status the order took.
+    pub(crate) status: String,
+    /// What moved it there: `placed`, a saga step (`stock_reserved`,
+    /// `payment_failed`, `shopper_cancelled`…), or `recorded` for a status
+    /// an order reached before history was kept.
+    pub(crate) step: String,
+    /// Why, when it was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// When.
+    pub(crate) at: DateTime<Utc>,
+}
+
+/// An order's history, oldest first.
+pub(crate) async fn history(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Vec<HistoryEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status, step, reason, at FROM order_history WHERE order_id = $1 ORDER BY at, status",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Writes a new status (and the reason, when cancelling) and adds it to
+/// the order's history with the step that moved it.
 pub(crate) async fn set_status(
     conn: &mut PgConnection,
     id: Uuid,
     status: OrderStatus,
+    step: SagaStep,
     reason: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -349,6 +466,15 @@ pub(crate) async fn set_status(
     .bind(id)
     .bind(status.as_str())
     .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_history (order_id, status, step, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(step.as_str())
+    .bind(reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -356,76 +482,5 @@ pub(crate) async fn set_status(
 
 // --- idempotency keys ------------------------------------------------------
 
-/// A stored idempotency key.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct StoredKey {
-    /// Hash of the canonical request body.
-    pub(crate) request_hash: String,
-    /// The first response's status, once there is one.
-    pub(crate) response_status: Option<i32>,
-    /// The first response's body.
-    pub(crate) response_body: Option<String>,
-}
-
-/// Looks a key up.
-pub(crate) async fn find_key(
-    conn: &mut PgConnection,
-    user: Uuid,
-    key: &str,
-) -> Result<Option<StoredKey>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user)
-    .bind(key)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Claims a key; false when another request holds it. A concurrent claim
-/// of the same key waits here until the first transaction ends.
-pub(crate) async fn claim_key(
-    conn: &mut PgConnection,
-    user: Uuid,
-    key: &str,
-    hash: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(hash)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Stores the response to replay.
-pub(crate) async fn store_response(
-    conn: &mut PgConnection,
-    user: Uuid,
-    key: &str,
-    status: u16,
-    body: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE user_id = $1 AND key = $2")
-        .bind(user)
-        .bind(key)
-        .bind(i32::from(status))
-        .bind(body)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Deletes keys older than `hours`; returns how many.
-pub(crate) async fn prune_keys(pool: &PgPool, hours: i32) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
-    )
-    .bind(hours)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
+/// The shoppers' order keys (`storekeeper_kit::idempotency` has the SQL).
+pub(crate) const KEYS: KeyTable = KeyTable::new("idempotency_keys");

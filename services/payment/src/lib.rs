@@ -2,10 +2,13 @@
 //! its stock is reserved, and issues refunds.
 //!
 //! [`app`] is the public API router; [`start_events`] runs the outbox
-//! relay and the `payment.requested` consumer. Modules: `card` (validation,
+//! relay and the `payment.charges` consumer. Modules: `card` (validation,
 //! pure), `provider` (the simulated card provider), `charges` (the
-//! consumer), `refunds` (refunding captured payments), `store` (SQL),
+//! consumer: charges, and refunds of cancelled orders), `refunds`
+//! (refunding captured payments, once per idempotency key), `store` (SQL),
 //! `state` (what handlers reach), `http` (handlers, OpenAPI), `metrics`.
+//! Idempotency keys, counters held until the commit and the consumer's
+//! share of the pool come from the kit.
 
 mod card;
 pub mod charges;
@@ -35,16 +38,15 @@ pub fn charge_consumer(state: &AppState, config: &EventsConfig, events: &EventMe
     Consumer::new(
         charges::CONSUMER,
         charges::ROUTING_KEYS,
-        charges::Charger {
-            metrics: state.metrics.clone(),
-        },
+        charges::Charger::new(state.metrics.clone()),
         state.pool.clone(),
         config.clone(),
         events.clone(),
     )
 }
 
-/// Starts the outbox relay and the consumer; they stop when `shutdown` fires.
+/// Starts the outbox relay, the consumer and the refund-key pruner; they
+/// stop when `shutdown` fires.
 pub fn start_events(
     state: &AppState,
     config: &EventsConfig,
@@ -55,5 +57,6 @@ pub fn start_events(
     vec![
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(charge_consumer(state, config, events).run(shutdown.clone())),
+        tokio::spawn(store::KEYS.prune_hourly(state.pool.clone(), shutdown.clone())),
     ]
 }

@@ -1,14 +1,19 @@
-//! payment-service binary: the kit's runner serves the API and runs the
-//! outbox relay and the charge consumer.
+//! payment-service binary: `payment-service [serve]` serves the API and
+//! runs the outbox relay and the charge consumer; `payment-service migrate`
+//! applies the migrations and exits.
 
 use std::process::ExitCode;
 
 use payment_service::{AppState, MIGRATOR, app, metrics::PaymentMetrics, start_events};
 use storekeeper_contract::ShopService;
-use storekeeper_kit::Runner;
+use storekeeper_kit::{Command, Runner};
 
 fn main() -> ExitCode {
-    Runner::new(ShopService::Payment).serve(async |setup| {
+    let runner = Runner::new(ShopService::Payment);
+    if runner.command() == Command::Migrate {
+        return runner.migrate(&MIGRATOR);
+    }
+    runner.serve(async |setup| {
         let state = AppState {
             verifier: setup.config().token_verifier()?,
             pool: setup.database(&MIGRATOR).await?,

@@ -8,14 +8,21 @@
 //! | --- | --- |
 //! | `4000000000000002` | declined (`card_declined`) |
 //! | `4000000000009995` | declined (`insufficient_funds`) |
+//! | `4000000000003030` | succeeds, but the provider answers after [`SLOW_ANSWER`] (a charge still in flight, for tests) |
 //! | any other valid card (e.g. `4242424242424242`) | succeeds |
 //!
 //! A real provider would also take the order id as its idempotency key, so
 //! a retried charge call is never captured twice.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::card::ValidCard;
+
+/// How long the slow test card's charge takes: long enough for a shopper
+/// (or a browser test) to act on an order whose payment is still in flight.
+pub(crate) const SLOW_ANSWER: Duration = Duration::from_secs(10);
 
 /// Why the provider refused a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +47,16 @@ pub(crate) fn tokenize(card: &ValidCard) -> String {
     let kind = match card.digits() {
         "4000000000000002" => "decline",
         "4000000000009995" => "nsf",
+        "4000000000003030" => "slow",
         _ => "ok",
     };
     format!("sim_{kind}_{}", Uuid::new_v4().simple())
+}
+
+/// How long the provider takes to answer a charge of `token` before it
+/// starts (`None`: at once).
+pub(crate) fn answer_delay(token: &str) -> Option<Duration> {
+    (token.split('_').nth(1) == Some("slow")).then_some(SLOW_ANSWER)
 }
 
 /// Charges `amount_cents` to the card behind `token`, at most once per
@@ -56,7 +70,7 @@ pub(crate) fn charge(
         return Err(DECLINED);
     }
     match token.split('_').nth(1) {
-        Some("ok") => Ok(()),
+        Some("ok" | "slow") => Ok(()),
         Some("nsf") => Err(INSUFFICIENT_FUNDS),
         _ => Err(DECLINED),
     }
@@ -96,6 +110,10 @@ mod tests {
                 .code,
             "insufficient_funds"
         );
+        let slow = token_for("4000000000003030");
+        assert_eq!(charge(&slow, 100, order), Ok(()));
+        assert_eq!(answer_delay(&slow), Some(SLOW_ANSWER));
+        assert_eq!(answer_delay(&token_for("4242424242424242")), None);
     }
 
     #[test]

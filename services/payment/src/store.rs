@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use storekeeper_kit::idempotency::KeyTable;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -111,6 +112,42 @@ pub(crate) async fn method_of(
     )
     .bind(id)
     .bind(user)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that order-service cancelled the order (once).
+pub(crate) async fn record_cancelled(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(order)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether order-service cancelled the order.
+pub(crate) async fn is_cancelled(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
+        .bind(order)
+        .fetch_one(conn)
+        .await
+}
+
+/// The order's payment, locked, if it was charged.
+pub(crate) async fn lock_by_order(
+    conn: &mut PgConnection,
+    order: Uuid,
+) -> Result<Option<Payment>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE"
+    ))
+    .bind(order)
     .fetch_optional(conn)
     .await
 }
@@ -245,3 +282,8 @@ pub(crate) async fn insert_refund(
     .await?;
     Ok((refund, updated))
 }
+
+// --- refund idempotency keys -------------------------------------------------
+
+/// The admins' refund keys (`storekeeper_kit::idempotency` has the SQL).
+pub(crate) const KEYS: KeyTable = KeyTable::new("refund_keys");

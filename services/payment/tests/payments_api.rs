@@ -8,15 +8,13 @@
 mod support;
 
 use axum::http::StatusCode;
-use payment_service::MIGRATOR;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use support::{Ctx, card};
 use uuid::Uuid;
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn tokenizing_keeps_only_brand_and_last4(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn tokenizing_keeps_only_brand_and_last4() {
+    let ctx = Ctx::start().await;
     let (_, token) = ctx.keys.customer();
     let response = ctx
         .app
@@ -41,11 +39,12 @@ async fn tokenizing_keeps_only_brand_and_last4(pool: PgPool) {
         !everything.contains("4242424242424242") && !everything.contains("123"),
         "{everything}"
     );
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn bad_cards_are_422_naming_the_field(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn bad_cards_are_422_naming_the_field() {
+    let ctx = Ctx::start().await;
     let (_, token) = ctx.keys.customer();
     let cases = [
         (
@@ -90,11 +89,12 @@ async fn bad_cards_are_422_naming_the_field(pool: PgPool) {
         .send()
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn test_cards_decide_the_outcome(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn test_cards_decide_the_outcome() {
+    let ctx = Ctx::start().await;
     let (user, token) = ctx.keys.customer();
     let cases = [
         ("4242424242424242", "payment.succeeded", None),
@@ -131,11 +131,12 @@ async fn test_cards_decide_the_outcome(pool: PgPool) {
         text.contains("payments_failed_total{code=\"card_declined\"} 1"),
         "{text}"
     );
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn an_order_is_charged_once_however_often_it_is_requested(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn an_order_is_charged_once_however_often_it_is_requested() {
+    let ctx = Ctx::start().await;
     let (user, token) = ctx.keys.customer();
     let method = ctx.tokenize(&token, "4242424242424242").await;
     let order = Uuid::new_v4();
@@ -144,11 +145,12 @@ async fn an_order_is_charged_once_however_often_it_is_requested(pool: PgPool) {
     }
     assert_eq!(ctx.payments_of(&token, order).await.len(), 1);
     assert_eq!(ctx.outbox().await.len(), 1);
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn someone_elses_payment_method_cannot_be_charged(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn someone_elses_payment_method_cannot_be_charged() {
+    let ctx = Ctx::start().await;
     let (_, alice) = ctx.keys.customer();
     let (mallory_id, _) = ctx.keys.customer();
     let method = ctx.tokenize(&alice, "4242424242424242").await;
@@ -157,11 +159,12 @@ async fn someone_elses_payment_method_cannot_be_charged(pool: PgPool) {
         .await;
     assert_eq!(events[0]["type"], "payment.failed");
     assert_eq!(events[0]["data"]["code"], "payment_method_not_found");
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn shoppers_see_only_their_own_payments(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn shoppers_see_only_their_own_payments() {
+    let ctx = Ctx::start().await;
     let (alice_id, alice) = ctx.keys.customer();
     let (_, bob) = ctx.keys.customer();
     let (_, admin) = ctx.keys.admin();
@@ -199,11 +202,12 @@ async fn shoppers_see_only_their_own_payments(pool: PgPool) {
         .send()
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not-found");
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn refunds_are_admin_only_and_never_exceed_the_capture() {
+    let ctx = Ctx::start().await;
     let (user, token) = ctx.keys.customer();
     let (_, admin) = ctx.keys.admin();
     let method = ctx.tokenize(&token, "4242424242424242").await;
@@ -226,6 +230,7 @@ async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
         ctx.app
             .post(&url)
             .bearer(&admin)
+            .header("Idempotency-Key", "refused-first")
             .json(&json!({"amount_cents": amount}))
             .send()
             .await
@@ -235,6 +240,7 @@ async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
         .app
         .post(&url)
         .bearer(&admin)
+        .header("Idempotency-Key", "refused-first")
         .json(&json!({"amount_cents": 400}))
         .send()
         .await;
@@ -252,6 +258,7 @@ async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
     ctx.app
         .post(&url)
         .bearer(&admin)
+        .header("Idempotency-Key", "the-rest")
         .send()
         .await
         .assert_status(StatusCode::CREATED);
@@ -266,6 +273,7 @@ async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
     ctx.app
         .post(&url)
         .bearer(&admin)
+        .header("Idempotency-Key", "nothing-left")
         .send()
         .await
         .assert_problem(StatusCode::CONFLICT, "conflict");
@@ -280,14 +288,16 @@ async fn refunds_are_admin_only_and_never_exceed_the_capture(pool: PgPool) {
     ctx.app
         .post(&format!("/api/payments/{}/refunds", Uuid::new_v4()))
         .bearer(&admin)
+        .header("Idempotency-Key", "no-such-payment")
         .send()
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not-found");
+    ctx.finish().await;
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn failed_payments_cannot_be_refunded_and_openapi_is_served(pool: PgPool) {
-    let ctx = Ctx::new(pool);
+#[tokio::test]
+async fn failed_payments_cannot_be_refunded_and_openapi_is_served() {
+    let ctx = Ctx::start().await;
     let (user, token) = ctx.keys.customer();
     let (_, admin) = ctx.keys.admin();
     let method = ctx.tokenize(&token, "4000000000000002").await;
@@ -300,9 +310,143 @@ async fn failed_payments_cannot_be_refunded_and_openapi_is_served(pool: PgPool) 
     ctx.app
         .post(&format!("/api/payments/{payment_id}/refunds"))
         .bearer(&admin)
+        .header("Idempotency-Key", "declined")
         .send()
         .await
         .assert_problem(StatusCode::CONFLICT, "conflict");
     let doc: Value = ctx.app.get("/openapi.json").send().await.json();
     assert!(doc["paths"]["/api/payments/{id}/refunds"]["post"].is_object());
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_its_charge_is_never_charged() {
+    let ctx = Ctx::start().await;
+    let (user, token) = ctx.keys.customer();
+    let method = ctx.tokenize(&token, "4242424242424242").await;
+    let order = Uuid::new_v4();
+    assert_eq!(ctx.cancel_order(order).await, Vec::<Value>::new());
+    let events = ctx.request_charge(user, method, order, 2_500).await;
+    assert_eq!(events, Vec::<Value>::new(), "no charge, no event");
+    assert_eq!(ctx.payments_of(&token, order).await, Vec::<Value>::new());
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn a_charge_that_lands_before_the_cancellation_is_refunded_in_full() {
+    let ctx = Ctx::start().await;
+    let (user, token) = ctx.keys.customer();
+    let method = ctx.tokenize(&token, "4242424242424242").await;
+    let order = Uuid::new_v4();
+    let events = ctx.request_charge(user, method, order, 2_500).await;
+    assert_eq!(events[0]["type"], "payment.succeeded");
+    let events = ctx.cancel_order(order).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["type"], "payment.refunded");
+    assert_eq!(events[1]["data"]["amount_cents"], 2_500);
+    assert_eq!(events[1]["data"]["fully_refunded"], true);
+    // A second notice of the same cancellation refunds nothing more.
+    assert_eq!(ctx.cancel_order(order).await.len(), 2);
+    let payments = ctx.payments_of(&token, order).await;
+    assert_eq!(payments[0]["status"], "REFUNDED");
+    assert_eq!(payments[0]["refunded_cents"], 2_500);
+    let text = ctx.metrics.encode().unwrap();
+    assert!(text.contains("refunds_total 1"), "{text}");
+    assert!(text.contains("payments_succeeded_total 1"), "{text}");
+
+    // A declined charge has nothing to give back.
+    let declined = Uuid::new_v4();
+    let card = ctx.tokenize(&token, "4000000000000002").await;
+    ctx.request_charge(user, card, declined, 900).await;
+    assert_eq!(
+        ctx.cancel_order(declined).await.len(),
+        3,
+        "only payment.failed"
+    );
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn a_retried_refund_pays_out_once() {
+    let ctx = Ctx::start().await;
+    let (user, token) = ctx.keys.customer();
+    let (_, admin) = ctx.keys.admin();
+    let method = ctx.tokenize(&token, "4242424242424242").await;
+    let order = Uuid::new_v4();
+    ctx.request_charge(user, method, order, 1_000).await;
+    let payment_id = ctx.payments_of(&token, order).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("/api/payments/{payment_id}/refunds");
+    let refund = |key: Option<&str>, body: Value| {
+        let mut request = ctx.app.post(&url).bearer(&admin).json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send()
+    };
+
+    refund(None, json!({"amount_cents": 300}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "idempotency-key-missing");
+    refund(Some("has space"), json!({"amount_cents": 300}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
+
+    // Ten at once and one later with the same key and body: one refund.
+    let first = refund(Some("refund-7"), json!({"amount_cents": 300})).await;
+    first.assert_status(StatusCode::CREATED);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let retries = futures::future::join_all(
+        (0..10).map(|_| refund(Some("refund-7"), json!({"amount_cents": 300}))),
+    )
+    .await;
+    for again in &retries {
+        again.assert_status(StatusCode::CREATED);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.body, first.body, "byte-for-byte the first answer");
+    }
+    assert_eq!(
+        ctx.payments_of(&token, order).await[0]["refunded_cents"],
+        300
+    );
+
+    // The same key with another request is refused, whatever it asks.
+    refund(Some("refund-7"), json!({"amount_cents": 200}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused");
+    refund(Some("refund-7"), json!({}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused");
+    // Keys belong to an admin: another admin's identical key is theirs.
+    let (_, other_admin) = ctx.keys.admin();
+    ctx.app
+        .post(&url)
+        .bearer(&other_admin)
+        .header("Idempotency-Key", "refund-7")
+        .json(&json!({"amount_cents": 300}))
+        .send()
+        .await
+        .assert_status(StatusCode::CREATED);
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds")
+        .fetch_one(&ctx.pool)
+        .await
+        .unwrap();
+    assert_eq!(refunds, 2);
+    let text = ctx.metrics.encode().unwrap();
+    assert!(text.contains("refunds_total 2"), "{text}");
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn tests_run_on_the_pool_a_replica_gets() {
+    let ctx = Ctx::start().await;
+    let production =
+        storekeeper_kit::ServiceConfig::for_tests(storekeeper_contract::ShopService::Payment)
+            .database
+            .unwrap()
+            .max_connections;
+    assert_eq!(ctx.pool.options().get_max_connections(), production);
+    ctx.finish().await;
 }

@@ -4,8 +4,8 @@
 //!
 //! | key | holds |
 //! | --- | --- |
-//! | `gen` | catalog generation: bumped by every product write |
-//! | `product:{id}:ver` | the product's version: bumped by every write to it |
+//! | `ver:gen` | catalog generation: bumped by every product write |
+//! | `ver:product:{id}` | the product's version: bumped by every write to it |
 //! | `product:{id}:v{ver}` | the detail response body (JSON) |
 //! | `slug:{slug}:g{gen}` | the detail response body, looked up by slug |
 //! | `list:{sha256 of the canonical query}:g{gen}` | a list page's response body |
@@ -28,16 +28,28 @@
 //! `error`, the read goes to PostgreSQL, and kit's `Cache` logs the outage
 //! once at warn. A write whose invalidation fails is logged and counted;
 //! the TTLs bound how long such an entry can outlive it.
+//!
+//! In front of Redis sits kit's near-cache ([`NearCache`]): bodies held in
+//! process, filed under the counter key they were read with, and dropped
+//! when Redis reports that counter changed (client-side caching tracks the
+//! `ver:` keys only, so invalidations come from writes, not from fills). A
+//! write is visible at once on the replica that made it and within
+//! [`storekeeper_kit::cache::LEASE`] on every other; with the tracking
+//! connection down the near-cache is flushed and bypassed.
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
 };
 use redis::{ErrorKind, FromRedisValue, Script, ServerErrorKind};
 use sha2::{Digest, Sha256};
-use storekeeper_kit::{Metrics, cache::Cache, cache::CallError};
+use storekeeper_kit::{
+    Metrics,
+    cache::{Cache, CallError, NearCache, Ticket},
+};
 use uuid::Uuid;
 
 use crate::listing::ListQuery;
@@ -46,6 +58,13 @@ use crate::listing::ListQuery;
 pub(crate) const DETAIL_TTL: Duration = Duration::from_mins(5);
 /// How long a list page may stay cached.
 pub(crate) const LIST_TTL: Duration = Duration::from_mins(1);
+
+/// Most response bytes the near-cache holds.
+const NEAR_BUDGET_BYTES: usize = 8 << 20;
+
+/// Where the counters live (after the service prefix); the near-cache
+/// tracks exactly these keys.
+const COUNTERS: &str = "ver:";
 
 /// How long a counter lives after its last write (must exceed every data TTL).
 const COUNTER_TTL_SECS: u64 = 24 * 60 * 60;
@@ -89,6 +108,8 @@ enum Kind {
 /// How a lookup went, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
+    /// Served from the in-process near-cache.
+    Near,
     /// Served from Redis.
     Hit,
     /// Not cached; served from PostgreSQL and cached.
@@ -112,6 +133,7 @@ impl Outcome {
     /// The metric label value.
     fn as_str(self) -> &'static str {
         match self {
+            Self::Near => "near",
             Self::Hit => "hit",
             Self::Miss => "miss",
             Self::Error => "error",
@@ -128,8 +150,10 @@ struct LookupLabels {
 /// The result of a lookup.
 #[derive(Debug)]
 pub enum Lookup {
-    /// The cached response body.
-    Hit(Vec<u8>),
+    /// The response body, from the near-cache.
+    Near(Bytes),
+    /// The response body, from Redis.
+    Hit(Bytes),
     /// Not cached: read PostgreSQL, then [`CatalogCache::fill`] this key.
     Miss(FillKey),
     /// Redis is unavailable: read PostgreSQL and do not try to fill.
@@ -141,6 +165,15 @@ pub enum Lookup {
 pub struct FillKey {
     key: String,
     ttl: Duration,
+    near: Option<NearSlot>,
+}
+
+/// Where a filled body also goes in the near-cache, and the permission.
+#[derive(Debug)]
+struct NearSlot {
+    ticket: Ticket,
+    counter: String,
+    slot: String,
 }
 
 /// A Lua script and its SHA1, for EVALSHA.
@@ -163,6 +196,8 @@ impl Lua {
 #[derive(Clone, Debug)]
 pub struct CatalogCache {
     cache: Cache,
+    near: NearCache,
+    generation: String,
     lookup_script: Lua,
     bump_script: Lua,
     lookups: Family<LookupLabels, Counter>,
@@ -170,7 +205,8 @@ pub struct CatalogCache {
 }
 
 impl CatalogCache {
-    /// Wraps kit's Redis connection and registers the cache metrics
+    /// Wraps kit's Redis connection, starts the near-cache (inside Tokio)
+    /// and registers the cache metrics
     /// (`product_cache_lookups_total{kind,outcome}`,
     /// `product_cache_invalidation_failures_total`).
     pub fn new(cache: Cache, metrics: &Metrics) -> Self {
@@ -184,6 +220,8 @@ impl CatalogCache {
             "Product writes whose cache invalidation failed (Redis unavailable)",
         );
         Self {
+            near: cache.near_cache(COUNTERS, NEAR_BUDGET_BYTES),
+            generation: cache.key(&format!("{COUNTERS}gen")),
             cache,
             lookup_script: Lua::new(LOOKUP_SCRIPT),
             bump_script: Lua::new(BUMP_SCRIPT),
@@ -192,11 +230,21 @@ impl CatalogCache {
         }
     }
 
+    /// The in-process near-cache in front of Redis.
+    pub fn near(&self) -> &NearCache {
+        &self.near
+    }
+
+    /// The counter key of one product.
+    fn version_key(&self, id: Uuid) -> String {
+        self.cache.key(&format!("{COUNTERS}product:{id}"))
+    }
+
     /// Looks up a product's detail body by id.
     pub async fn product(&self, id: Uuid) -> Lookup {
         self.lookup(
             Kind::Detail,
-            &self.cache.key(&format!("product:{id}:ver")),
+            &self.version_key(id),
             &self.cache.key(&format!("product:{id}:v")),
             DETAIL_TTL,
         )
@@ -207,7 +255,7 @@ impl CatalogCache {
     pub(crate) async fn product_by_slug(&self, slug: &str) -> Lookup {
         self.lookup(
             Kind::Detail,
-            &self.cache.key("gen"),
+            &self.generation,
             &self.cache.key(&format!("slug:{slug}:g")),
             DETAIL_TTL,
         )
@@ -219,7 +267,7 @@ impl CatalogCache {
     pub(crate) async fn categories(&self) -> Lookup {
         self.lookup(
             Kind::Categories,
-            &self.cache.key("gen"),
+            &self.generation,
             &self.cache.key("categories:g"),
             DETAIL_TTL,
         )
@@ -236,70 +284,98 @@ impl CatalogCache {
         let digest = format!("{:x}", Sha256::digest(&canonical));
         self.lookup(
             Kind::List,
-            &self.cache.key("gen"),
+            &self.generation,
             &self.cache.key(&format!("list:{digest}:g")),
             LIST_TTL,
         )
         .await
     }
 
-    /// Stores a body read from PostgreSQL after a miss; failures are ignored.
-    pub async fn fill(&self, key: FillKey, body: &[u8]) {
+    /// Stores a body read from PostgreSQL after a miss, in Redis and (unless
+    /// a write was reported meanwhile) in the near-cache; failures are ignored.
+    pub async fn fill(&self, key: FillKey, body: Bytes) {
         let ttl_ms = u64::try_from(key.ttl.as_millis()).unwrap_or(u64::MAX);
         let _: Result<redis::Value, _> = self
             .cache
             .query(
                 redis::cmd("SET")
                     .arg(&key.key)
-                    .arg(body)
+                    .arg(body.as_ref())
                     .arg("PX")
                     .arg(ttl_ms),
             )
             .await;
+        if let Some(near) = key.near {
+            self.near
+                .insert(near.ticket, &near.counter, &near.slot, body, key.ttl);
+        }
     }
 
     /// Makes every cached read of these products, and every cached list,
     /// slug lookup and category list, unreachable (even when `ids` is empty). Call after each committed product write
     /// (the checkout saga's stock changes included).
     pub async fn invalidate(&self, ids: &[Uuid]) {
-        let mut keys: Vec<String> = ids
-            .iter()
-            .map(|id| self.cache.key(&format!("product:{id}:ver")))
-            .collect();
-        keys.push(self.cache.key("gen"));
+        let mut keys: Vec<String> = ids.iter().map(|id| self.version_key(*id)).collect();
+        keys.push(self.generation.clone());
         let args = [COUNTER_TTL_SECS.to_string()];
-        if let Err(err) = self.run::<i64>(&self.bump_script, &keys, &args).await {
+        let bumped = self.run::<i64>(&self.bump_script, &keys, &args).await;
+        self.near.invalidate(&keys);
+        if let Err(err) = bumped {
             self.invalidation_failures.inc();
             tracing::warn!(error = %err, products = ?ids, "cache invalidation failed; entries expire by TTL");
         }
     }
 
     async fn lookup(&self, kind: Kind, counter: &str, data_prefix: &str, ttl: Duration) -> Lookup {
+        if let Some(body) = self.near.get(counter, data_prefix) {
+            self.count(kind, Outcome::Near);
+            return Lookup::Near(body);
+        }
+        let ticket = self.near.ticket();
         let keys = [counter.to_owned()];
         let args = [data_prefix.to_owned(), COUNTER_TTL_SECS.to_string()];
         let outcome = match self
             .run::<(String, Option<Vec<u8>>)>(&self.lookup_script, &keys, &args)
             .await
         {
-            Ok((_, Some(body))) => Lookup::Hit(body),
-            Ok((key, None)) => Lookup::Miss(FillKey { key, ttl }),
+            Ok((_, Some(body))) => {
+                let body = Bytes::from(body);
+                if let Some(ticket) = ticket {
+                    self.near
+                        .insert(ticket, counter, data_prefix, body.clone(), ttl);
+                }
+                Lookup::Hit(body)
+            }
+            Ok((key, None)) => Lookup::Miss(FillKey {
+                key,
+                ttl,
+                near: ticket.map(|ticket| NearSlot {
+                    ticket,
+                    counter: counter.to_owned(),
+                    slot: data_prefix.to_owned(),
+                }),
+            }),
             Err(err) => {
                 tracing::debug!(error = %err, "cache lookup failed");
                 Lookup::Unavailable
             }
         };
         let label = match outcome {
-            Lookup::Hit(_) => Outcome::Hit,
+            Lookup::Near(_) | Lookup::Hit(_) => Outcome::Hit,
             Lookup::Miss(_) => Outcome::Miss,
             Lookup::Unavailable => Outcome::Error,
         };
+        self.count(kind, label);
+        outcome
+    }
+
+    fn count(&self, kind: Kind, outcome: Outcome) {
         self.lookups
             .get_or_create(&LookupLabels {
                 kind: kind.as_str(),
-                outcome: label.as_str(),
+                outcome: outcome.as_str(),
             })
             .inc();
-        outcome
     }
 
     /// EVALSHA, falling back to EVAL once after a Redis restart flushed the script.

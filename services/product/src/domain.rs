@@ -114,10 +114,28 @@ pub(crate) struct ProductPatch {
     pub(crate) currency: Option<String>,
     /// New image URL.
     pub(crate) image_url: Option<String>,
-    /// New absolute stock level.
+    /// New absolute stock level. It overwrites the reservations and
+    /// releases made since the caller read the product: prefer `stock_delta`.
     pub(crate) stock: Option<i32>,
+    /// Units to add (restock) or, when negative, remove (write-off),
+    /// applied to the stock as it is when the patch lands, so reservations
+    /// made meanwhile are kept. Not with `stock`.
+    pub(crate) stock_delta: Option<i32>,
     /// Slug of the new category.
     pub(crate) category: Option<String>,
+}
+
+/// A product's stock as the admin sees it (`GET /api/products/{id}/stock`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub(crate) struct StockLevels {
+    /// The product.
+    pub(crate) product_id: Uuid,
+    /// Units on hand that shoppers can still order (reserved units are
+    /// already taken off): the product's `stock`.
+    pub(crate) available: i32,
+    /// Units held by orders still in checkout (reserved, neither paid nor
+    /// cancelled yet); they come back if those orders are cancelled.
+    pub(crate) reserved: i64,
 }
 
 /// A product that passed validation and is ready to be written.
@@ -158,6 +176,8 @@ pub(crate) struct ValidPatch {
     pub(crate) image_url: Option<String>,
     /// New stock level.
     pub(crate) stock: Option<i32>,
+    /// Units to add to (or, negative, remove from) the current stock.
+    pub(crate) stock_delta: Option<i32>,
     /// New category slug.
     pub(crate) category: Option<String>,
 }
@@ -250,10 +270,17 @@ impl ProductPatch {
             stock: self
                 .stock
                 .and_then(|value| collect(&mut errors, stock(value))),
+            stock_delta: self.stock_delta.filter(|delta| *delta != 0),
             category: self
                 .category
                 .and_then(|value| collect(&mut errors, check_slug("category", &value))),
         };
+        if patch.stock.is_some() && self.stock_delta.is_some() {
+            errors.push(FieldError::new(
+                "stock_delta",
+                "send either stock (absolute) or stock_delta (a change), not both",
+            ));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -497,5 +524,25 @@ mod tests {
             ..ProductPatch::default()
         };
         assert_eq!(patch.validate().unwrap().stock, Some(0));
+    }
+
+    #[test]
+    fn a_stock_change_is_a_delta_and_never_with_an_absolute_stock() {
+        let patch = ProductPatch {
+            stock_delta: Some(-3),
+            ..ProductPatch::default()
+        };
+        assert_eq!(patch.validate().unwrap().stock_delta, Some(-3));
+        let nothing = ProductPatch {
+            stock_delta: Some(0),
+            ..ProductPatch::default()
+        };
+        assert_eq!(nothing.validate().unwrap_err()[0].field, "body");
+        let both = ProductPatch {
+            stock: Some(4),
+            stock_delta: Some(1),
+            ..ProductPatch::default()
+        };
+        assert_eq!(both.validate().unwrap_err()[0].field, "stock_delta");
     }
 }

@@ -5,21 +5,34 @@
 //! (`UPDATE products SET stock = stock - n WHERE id = $1 AND stock >= n`),
 //! all or nothing (a savepoint is rolled back when any line is short), and
 //! emits `inventory.reserved` or `inventory.rejected` naming the short items.
-//! `order.cancelled` gives a reservation's stock back. A row in
+//! `order.cancelled` gives a reservation's stock back; `order.paid` marks it
+//! sold, so what stays `RESERVED` is what orders still in checkout hold. A row in
 //! `stock_reservations` records each order's decision, so a repeated or
 //! late event never takes or returns stock twice. Everything runs in the
 //! consumer's transaction, together with the outgoing event.
+//!
+//! Both events of one order can be handled at the same time (the order
+//! reaper cancels orders product-service may still be reserving), so
+//! reserving and releasing first take the order's advisory lock
+//! (`db::lock_for_transaction`, as payment-service does) and only then look
+//! for its decision: the second waits for the first and sees what it
+//! decided. A cancellation that wins leaves a `RELEASED` tombstone, and a
+//! reservation never overrides one.
 
 use std::{collections::BTreeMap, future::Future, pin::Pin};
 
 use sqlx::{Connection, PgConnection};
-use storekeeper_kit::events::{
-    CancellationToken, Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler,
-    HandlerError, Relay,
-    consumer::HandlerFuture,
-    enqueue,
-    envelope::{
-        EventItem, InventoryRejected, InventoryReserved, OrderCancelled, OrderCreated, ShortItem,
+use storekeeper_kit::{
+    db,
+    events::{
+        CancellationToken, Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler,
+        HandlerError, Relay,
+        consumer::HandlerFuture,
+        enqueue,
+        envelope::{
+            EventItem, InventoryRejected, InventoryReserved, OrderCancelled, OrderCreated,
+            OrderPaid, ShortItem,
+        },
     },
 };
 use tokio::task::JoinHandle;
@@ -30,7 +43,8 @@ use crate::{cache::CatalogCache, store};
 /// The consumer's name: its queue and its key in `processed_events`.
 pub const CONSUMER: &str = "product.inventory";
 /// The events it handles.
-pub(crate) const ROUTING_KEYS: &[&str] = &[OrderCreated::TYPE, OrderCancelled::TYPE];
+pub(crate) const ROUTING_KEYS: &[&str] =
+    &[OrderCreated::TYPE, OrderCancelled::TYPE, OrderPaid::TYPE];
 
 /// Reserves and releases stock.
 #[derive(Clone, Debug)]
@@ -51,6 +65,11 @@ impl Handler for Inventory {
                     let cancelled: OrderCancelled =
                         event.decode().map_err(HandlerError::Permanent)?;
                     release(conn, cancelled.order_id).await
+                }
+                OrderPaid::TYPE => {
+                    let paid: OrderPaid = event.decode().map_err(HandlerError::Permanent)?;
+                    store::mark_sold(conn, paid.order_id).await?;
+                    Ok(())
                 }
                 other => Err(HandlerError::Permanent(format!(
                     "{CONSUMER} does not handle {other}"
@@ -115,12 +134,17 @@ async fn reserve(
     order: &OrderCreated,
     correlation: Uuid,
 ) -> Result<(), HandlerError> {
-    if store::lock_reservation(conn, order.order_id)
-        .await?
-        .is_some()
-    {
-        tracing::info!(order_id = %order.order_id, "stock already decided for this order");
-        return Ok(());
+    db::lock_for_transaction(conn, order.order_id).await?;
+    match store::lock_reservation(conn, order.order_id).await? {
+        None => {}
+        Some(decided) if decided.status == "RELEASED" => {
+            tracing::info!(order_id = %order.order_id, "order already cancelled; nothing reserved");
+            return Ok(());
+        }
+        Some(_) => {
+            tracing::info!(order_id = %order.order_id, "stock already decided for this order");
+            return Ok(());
+        }
     }
     let items = merge(&order.items);
     let mut savepoint = conn.begin().await?;
@@ -141,7 +165,7 @@ async fn reserve(
     }
     if short.is_empty() {
         savepoint.commit().await?;
-        store::record_reservation(conn, order.order_id, "RESERVED", &items).await?;
+        store::insert_reservation(conn, order.order_id, "RESERVED", &items).await?;
         let reserved = InventoryReserved {
             order_id: order.order_id,
             items: items.clone(),
@@ -151,7 +175,7 @@ async fn reserve(
         Ok(())
     } else {
         savepoint.rollback().await?;
-        store::record_reservation(conn, order.order_id, "REJECTED", &items).await?;
+        store::insert_reservation(conn, order.order_id, "REJECTED", &items).await?;
         let rejected = InventoryRejected {
             order_id: order.order_id,
             reason: shortage_reason(&short),
@@ -164,11 +188,12 @@ async fn reserve(
 }
 
 async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerError> {
+    db::lock_for_transaction(conn, order).await?;
     match store::lock_reservation(conn, order).await? {
         None => {
             // Cancelled before the reservation was ever tried: leave a
             // tombstone so a late `order.created` takes nothing.
-            store::record_reservation(conn, order, "RELEASED", &[]).await?;
+            store::insert_reservation(conn, order, "RELEASED", &[]).await?;
             Ok(())
         }
         Some(reservation) if reservation.status == "RESERVED" => {
@@ -176,7 +201,7 @@ async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerErro
             for item in &items {
                 store::return_stock(conn, item.product_id, item.quantity).await?;
             }
-            store::record_reservation(conn, order, "RELEASED", &items).await?;
+            store::mark_released(conn, order).await?;
             tracing::info!(order_id = %order, "reserved stock released");
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! product-service binary: `product-service [serve]` runs the API and the
-//! inventory consumer; `product-service seed` loads the sample catalog
-//! (idempotent) and exits.
+//! inventory consumer; `product-service migrate` applies the migrations and
+//! exits; `product-service seed` loads the sample catalog (idempotent) and
+//! exits.
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Serve the API and the admin endpoints (the default).
     Serve,
+    /// Apply the database migrations and exit (the operator's Job runs it).
+    Migrate,
     /// Apply migrations, upsert the sample catalog by slug, and exit.
     Seed,
 }
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
                 verifier,
             }))
         }),
+        Command::Migrate => runner.migrate(&MIGRATOR),
         Command::Seed => runner.run_once(async |setup| {
             let pool = setup.database(&MIGRATOR).await?;
             let cache = CatalogCache::new(setup.cache()?, setup.metrics());

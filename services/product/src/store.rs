@@ -28,6 +28,16 @@ pub(crate) enum StoreError {
     /// The category slug names no category.
     #[error("category `{0}` does not exist")]
     UnknownCategory(String),
+    /// A stock change would take the stock below zero.
+    #[error(
+        "removing {removing} units would take the stock below zero: {on_hand} are on hand (reserved units are already taken off)"
+    )]
+    StockBelowZero {
+        /// Units the change would remove.
+        removing: i64,
+        /// Units on hand now.
+        on_hand: i32,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -35,6 +45,8 @@ pub(crate) enum StoreError {
 
 /// The unique constraint on product slugs.
 const SLUG_CONSTRAINT: &str = "products_slug_key";
+/// The check that keeps stock at zero or more.
+const STOCK_CONSTRAINT: &str = "products_stock_non_negative";
 
 /// A write's error, with a duplicate `slug` told apart.
 fn write_error(slug: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -44,6 +56,11 @@ fn write_error(slug: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
         }
         _ => StoreError::Database(err),
     }
+}
+
+/// Whether `err` is the stock check refusing a negative stock.
+fn is_negative_stock(err: &StoreError) -> bool {
+    matches!(err, StoreError::Database(sqlx::Error::Database(db)) if db.constraint() == Some(STOCK_CONSTRAINT))
 }
 
 /// The columns of [`Product`], for `FROM products p JOIN categories c`.
@@ -141,7 +158,10 @@ pub(crate) async fn create(pool: &PgPool, product: &ValidProduct) -> Result<Prod
         .ok_or_else(|| StoreError::UnknownCategory(product.category.clone()))
 }
 
-/// Applies a patch; fields left `None` keep their value.
+/// Applies a patch; fields left `None` keep their value. A `stock_delta`
+/// is added to the stock as it is when the statement runs (a row lock, so
+/// a concurrent reservation is never overwritten); one that would take it
+/// below zero is refused.
 pub(crate) async fn update(
     pool: &PgPool,
     id: Uuid,
@@ -163,12 +183,12 @@ pub(crate) async fn update(
              slug = COALESCE($2, slug), name = COALESCE($3, name), \
              description = COALESCE($4, description), price_cents = COALESCE($5, price_cents), \
              currency = COALESCE($6, currency), image_url = COALESCE($7, image_url), \
-             stock = COALESCE($8, stock), category_id = COALESCE($9, category_id), \
+             stock = COALESCE($8, stock) + $10, category_id = COALESCE($9, category_id), \
              updated_at = now() \
            WHERE id = $1 RETURNING * \
          ) SELECT {PRODUCT_COLUMNS} FROM p JOIN categories c ON c.id = p.category_id"
     );
-    sqlx::query_as(&sql)
+    let updated = sqlx::query_as(&sql)
         .bind(id)
         .bind(patch.slug.as_deref())
         .bind(patch.name.as_deref())
@@ -178,10 +198,44 @@ pub(crate) async fn update(
         .bind(patch.image_url.as_deref())
         .bind(patch.stock)
         .bind(category_id)
+        .bind(patch.stock_delta.unwrap_or(0))
         .fetch_optional(pool)
         .await
-        .map_err(write_error(patch.slug.as_deref().unwrap_or_default()))?
-        .ok_or(StoreError::NotFound)
+        .map_err(write_error(patch.slug.as_deref().unwrap_or_default()));
+    match updated {
+        Ok(product) => product.ok_or(StoreError::NotFound),
+        Err(err) if is_negative_stock(&err) => {
+            let on_hand: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Err(StoreError::StockBelowZero {
+                removing: -i64::from(patch.stock_delta.unwrap_or(0)),
+                on_hand,
+            })
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// A product's stock for the admin: units on hand (what shoppers can still
+/// order) and units reserved by orders that are neither paid nor cancelled.
+pub(crate) async fn stock_levels(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<(i32, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.stock, COALESCE(( \
+           SELECT sum((item->>'quantity')::bigint) \
+           FROM stock_reservations r, jsonb_array_elements(r.items) item \
+           WHERE r.status = 'RESERVED' AND item->>'product_id' = p.id::text \
+         ), 0)::bigint \
+         FROM products p WHERE p.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Deletes a product.
@@ -258,7 +312,7 @@ pub(crate) async fn upsert_product(
 /// What was decided for an order's stock, and for which items.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Reservation {
-    /// `RESERVED`, `REJECTED` or `RELEASED`.
+    /// `RESERVED`, `REJECTED`, `RELEASED` or `SOLD`.
     pub(crate) status: String,
     pub(crate) items: Json<Vec<EventItem>>,
 }
@@ -274,20 +328,45 @@ pub(crate) async fn lock_reservation(
         .await
 }
 
-/// Records (or moves) the order's reservation to `status`.
-pub(crate) async fn record_reservation(
+/// Records the first decision for the order's stock. A plain insert: a
+/// decision already there (which the order's lock rules out) fails the
+/// transaction instead of being overwritten, so a tombstone can never turn
+/// into a reservation.
+pub(crate) async fn insert_reservation(
     conn: &mut PgConnection,
     order: Uuid,
     status: &str,
     items: &[EventItem],
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3)")
+        .bind(order)
+        .bind(status)
+        .bind(Json(items))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Marks the order's reservation released (its stock was given back).
+pub(crate) async fn mark_released(conn: &mut PgConnection, order: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3) \
-         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+        "UPDATE stock_reservations SET status = 'RELEASED', updated_at = now() \
+         WHERE order_id = $1 AND status = 'RESERVED'",
     )
     .bind(order)
-    .bind(status)
-    .bind(Json(items))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Marks the order's reservation sold (its order was paid); anything else
+/// (released, rejected, already sold) is left as it is.
+pub(crate) async fn mark_sold(conn: &mut PgConnection, order: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE stock_reservations SET status = 'SOLD', updated_at = now() \
+         WHERE order_id = $1 AND status = 'RESERVED'",
+    )
+    .bind(order)
     .execute(conn)
     .await
     .map(|_| ())

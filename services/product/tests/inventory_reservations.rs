@@ -173,3 +173,57 @@ async fn concurrent_reservations_never_oversell(pool: PgPool) {
         20
     );
 }
+
+/// Units of `product` held by orders still in checkout (`RESERVED` rows).
+async fn reserved(pool: &PgPool, product: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum((item->>'quantity')::bigint), 0)::bigint \
+         FROM stock_reservations r, jsonb_array_elements(r.items) item \
+         WHERE r.status = 'RESERVED' AND item->>'product_id' = $1::text",
+    )
+    .bind(product)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn an_order_created_and_cancelled_at_once_keeps_no_stock(pool: PgPool) {
+    // The reaper cancels an order while product-service may still be
+    // reserving it: both events of each order are handled at the same time.
+    const ORDERS: usize = 120;
+    const INITIAL: i32 = 10_000;
+    let a = product(&pool, "Raced", INITIAL).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..ORDERS {
+        let pool = pool.clone();
+        let order = Uuid::new_v4();
+        let (create, cancel) = (created(order, &[(a, 3)]), cancelled(order));
+        tasks.spawn(async move {
+            tokio::join!(apply(&pool, &create), apply(&pool, &cancel));
+        });
+    }
+    // Orders that are only created keep their stock, and it adds up.
+    for _ in 0..5 {
+        apply(&pool, &created(Uuid::new_v4(), &[(a, 2)])).await;
+    }
+    tasks.join_all().await;
+
+    assert_eq!(
+        reserved(&pool, a).await,
+        10,
+        "only the uncancelled orders hold stock"
+    );
+    assert_eq!(stock(&pool, a).await, INITIAL - 10);
+    let decisions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM stock_reservations GROUP BY status ORDER BY status",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let orders = i64::try_from(ORDERS).unwrap();
+    assert_eq!(
+        decisions,
+        [("RELEASED".to_owned(), orders), ("RESERVED".to_owned(), 5)]
+    );
+}

@@ -10,13 +10,14 @@ use sqlx::PgPool;
 use support::Ctx;
 
 /// Every (method, path template) the router serves, besides `/openapi.json` itself.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 8] = [
     ("get", "/api/categories"),
     ("get", "/api/products"),
     ("post", "/api/products"),
     ("get", "/api/products/{id}"),
     ("patch", "/api/products/{id}"),
     ("delete", "/api/products/{id}"),
+    ("get", "/api/products/{id}/stock"),
     ("get", "/images/{category}/{file}"),
 ];
 

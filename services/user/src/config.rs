@@ -12,7 +12,10 @@ use storekeeper_kit::{
     config::{ConfigError, Source, Vars},
 };
 
-/// Login throttling limits (per account and per client IP, fixed window).
+pub use crate::password::HashQueue;
+
+/// Login and registration throttling limits (fixed windows), so password
+/// guessing and account-creation floods stay cheap to refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleConfig {
     /// Failed logins allowed per account per window (`LOGIN_MAX_FAILURES_PER_ACCOUNT`, 5).
@@ -21,6 +24,11 @@ pub struct ThrottleConfig {
     pub max_failures_per_ip: u32,
     /// Window length (`LOGIN_THROTTLE_WINDOW_SECS`, 900 = 15 min).
     pub window: Duration,
+    /// Registrations allowed per client IP per registration window (20):
+    /// enough for many shoppers behind one NAT, too few for a scripted flood.
+    pub max_registrations_per_ip: u32,
+    /// The registration window (10 minutes).
+    pub registration_window: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -29,6 +37,8 @@ impl Default for ThrottleConfig {
             max_failures_per_account: 5,
             max_failures_per_ip: 20,
             window: Duration::from_mins(15),
+            max_registrations_per_ip: 20,
+            registration_window: Duration::from_mins(10),
         }
     }
 }
@@ -36,10 +46,16 @@ impl Default for ThrottleConfig {
 /// Settings the handlers need beyond the connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Login throttle limits.
+    /// Login and registration throttle limits.
     pub throttle: ThrottleConfig,
+    /// How many password jobs may run or wait, per purpose.
+    pub hash_queue: HashQueue,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
+    /// How long after a rotation the rotated refresh token still buys the
+    /// same successor (two tabs refreshing at once), instead of counting as
+    /// reuse (10 s).
+    pub refresh_reuse_grace: Duration,
     /// Reverse proxies trusted to set `X-Forwarded-For`.
     pub trusted_proxy_hops: TrustedProxyHops,
 }
@@ -48,7 +64,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             throttle: ThrottleConfig::default(),
+            hash_queue: HashQueue::default(),
             refresh_ttl: Duration::from_hours(24 * 30),
+            refresh_reuse_grace: Duration::from_secs(10),
             trusted_proxy_hops: TrustedProxyHops::default(),
         }
     }
@@ -74,7 +92,8 @@ impl std::fmt::Debug for AdminBootstrap {
 /// What user-service reads at start besides [`ServiceConfig`].
 #[derive(Debug, Clone)]
 pub struct UserConfig {
-    /// Signs access tokens (`TOKEN_PRIVATE_KEY`, required).
+    /// Signs access tokens (`TOKEN_PRIVATE_KEY`, required), with the
+    /// Store's issuer and audience when `TOKEN_ISSUER`/`TOKEN_AUDIENCE` are set.
     pub signer: TokenSigner,
     /// The login throttle (`LOGIN_*`), the refresh-token lifetime
     /// (`REFRESH_TOKEN_TTL_DAYS`, 30) and the shared `TRUSTED_PROXY_HOPS`.
@@ -95,8 +114,11 @@ impl UserConfig {
                 .ok_or_else(|| ConfigError::Missing {
                     name: env::TOKEN_PRIVATE_KEY.to_owned(),
                 })?;
+        // Issuer and audience are signed only when set, so a Store turns
+        // them on after every verifier knows them (docs/architecture.md, "Auth").
         let signer = TokenSigner::from_pem(&private_key)
-            .map_err(|err| ConfigError::invalid_secret(env::TOKEN_PRIVATE_KEY, err))?;
+            .map_err(|err| ConfigError::invalid_secret(env::TOKEN_PRIVATE_KEY, err))?
+            .with_scope(service.token_scope.clone());
         if let Some(public) = &service.token_public_key {
             let matches = storekeeper_kit::auth::TokenVerifier::from_pem(public)
                 .ok()
@@ -124,6 +146,7 @@ impl UserConfig {
             window: Duration::from_secs(
                 vars.or(env::LOGIN_THROTTLE_WINDOW_SECS, defaults.window.as_secs())?,
             ),
+            ..defaults
         };
         let admin = match (
             vars.optional::<String>(env::ADMIN_EMAIL)?,
@@ -149,6 +172,7 @@ impl UserConfig {
                 throttle,
                 refresh_ttl: Duration::from_hours(24 * refresh_ttl_days),
                 trusted_proxy_hops: service.trusted_proxy_hops,
+                ..Settings::default()
             },
             admin,
         })
@@ -206,6 +230,38 @@ mod tests {
         .unwrap();
         assert_eq!(config.settings.throttle.window, Duration::from_secs(2));
         assert_eq!(config.admin.unwrap().email, "root@example.com");
+    }
+
+    #[test]
+    fn tokens_carry_the_issuer_and_audience_only_when_set() {
+        let keys = KeyPair::generate().unwrap();
+        let user = uuid::Uuid::new_v4();
+        let plain = read(&[("TOKEN_PRIVATE_KEY", &keys.private_pem)]).unwrap();
+        let token = plain.signer.sign(user, storekeeper_kit::Role::Customer);
+        let claims = plain
+            .signer
+            .verifier()
+            .unwrap()
+            .verify(&token.unwrap().token)
+            .unwrap();
+        assert_eq!((claims.iss, claims.aud), (None, None));
+
+        let scoped = read(&[
+            ("TOKEN_PRIVATE_KEY", &keys.private_pem),
+            ("TOKEN_PUBLIC_KEY", &keys.public_pem),
+            ("TOKEN_ISSUER", "storekeeper:shop/main"),
+            ("TOKEN_AUDIENCE", "storekeeper:shop/main"),
+        ])
+        .unwrap();
+        let token = scoped.signer.sign(user, storekeeper_kit::Role::Customer);
+        let claims = scoped
+            .signer
+            .verifier()
+            .unwrap()
+            .verify(&token.unwrap().token)
+            .unwrap();
+        assert_eq!(claims.iss.as_deref(), Some("storekeeper:shop/main"));
+        assert_eq!(claims.aud.as_deref(), Some("storekeeper:shop/main"));
     }
 
     #[test]

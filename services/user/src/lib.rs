@@ -2,10 +2,13 @@
 //!
 //! Routes: `POST /api/users` (register), `POST /api/users/login`,
 //! `POST /api/users/refresh` (rotates), `POST /api/users/logout`,
-//! `GET /api/users/me`, and `GET /openapi.json`. Passwords are Argon2id
+//! `GET /api/users/me`, `PUT /api/users/me/password` (ends every other
+//! login), and `GET /openapi.json`. Passwords are Argon2id
 //! hashes; access tokens are 15-minute Ed25519 JWTs; refresh tokens are
 //! opaque, stored hashed, rotated on use, and a reused one revokes its
-//! login's whole family. Failed logins are throttled per account and per IP.
+//! login's whole family (after a 10 s grace window for concurrent tabs).
+//! Login attempts are throttled per account and per IP, registrations per
+//! IP, and password hashing runs behind a queue bounded per purpose.
 //!
 //! Modules: `validate` (input rules, pure), `password` (Argon2id),
 //! `users` (registration, the admin bootstrap), `tokens` (refresh-token

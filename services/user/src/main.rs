@@ -1,15 +1,20 @@
-//! user-service binary: the kit's runner serves the API; start-up reads the
-//! signing key and throttle settings and makes sure the admin account exists.
+//! user-service binary: `user-service [serve]` serves the API (start-up
+//! reads the signing key and throttle settings and makes sure the admin
+//! account exists); `user-service migrate` applies the migrations and exits.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use storekeeper_contract::ShopService;
-use storekeeper_kit::Runner;
+use storekeeper_kit::{Command, Runner};
 use user_service::{AppState, MIGRATOR, app, config::UserConfig, users};
 
 fn main() -> ExitCode {
-    Runner::new(ShopService::User).serve(async |setup| {
+    let runner = Runner::new(ShopService::User);
+    if runner.command() == Command::Migrate {
+        return runner.migrate(&MIGRATOR);
+    }
+    runner.serve(async |setup| {
         let config = UserConfig::from_source(setup.vars(), setup.config())?;
         let pool = setup.database(&MIGRATOR).await?;
         let state = AppState::new(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) throttle: Throttle,
     pub(crate) metrics: UserMetrics,
     pub(crate) refresh_ttl: Duration,
+    /// How long a rotated refresh token still buys the same successor.
+    pub(crate) refresh_reuse_grace: Duration,
     pub(crate) trusted_proxy_hops: TrustedProxyHops,
 }
 
@@ -54,14 +56,16 @@ impl AppState {
         metrics: &Metrics,
         settings: Settings,
     ) -> Result<Self, StateError> {
+        let metrics = UserMetrics::register(metrics);
         Ok(Self {
             db,
             verifier: signer.verifier()?,
             signer,
-            passwords: Passwords::new()?,
+            passwords: Passwords::new(settings.hash_queue, metrics.password_jobs.clone())?,
             throttle: Throttle::new(cache, settings.throttle),
-            metrics: UserMetrics::register(metrics),
+            metrics,
             refresh_ttl: settings.refresh_ttl,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
             trusted_proxy_hops: settings.trusted_proxy_hops,
         })
     }

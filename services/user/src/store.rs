@@ -117,6 +117,39 @@ pub(crate) async fn insert_admin(
     .await
 }
 
+/// Sets a new password hash and ends every login of the user, then starts
+/// one new family whose first token has `digest`: all in one transaction,
+/// so no session outlives the old password.
+pub(crate) async fn replace_password(
+    pool: &PgPool,
+    id: Uuid,
+    hash: &str,
+    digest: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'password-change'
+         WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let family = Uuid::now_v7();
+    sqlx::query("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
+        .bind(family)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    insert_token(&mut tx, digest, family, expires_at).await?;
+    tx.commit().await
+}
+
 // --- refresh-token families ------------------------------------------------
 
 /// A presented refresh token, its family and its owner.
@@ -129,6 +162,10 @@ pub(crate) struct Presented {
     pub(crate) user_id: Uuid,
     /// The owner's current role (read fresh, so a promotion shows up on refresh).
     pub(crate) role: Role,
+    /// Digest of the token this one was rotated into.
+    pub(crate) successor_hash: Option<Vec<u8>>,
+    /// That successor, sealed with a key derived from this token.
+    pub(crate) successor_sealed: Option<Vec<u8>>,
 }
 
 /// Starts a new family for `user_id` whose first token has `digest`.
@@ -180,13 +217,15 @@ pub(crate) async fn insert_token(
     .map(|_| ())
 }
 
-/// The token with `digest`, its family and owner, locked for rotation.
+/// The token with `digest`, its family, owner and successor, locked for
+/// rotation.
 pub(crate) async fn lock_presented(
     conn: &mut PgConnection,
     digest: &[u8],
 ) -> Result<Option<Presented>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.family_id, t.expires_at, t.rotated_at, f.revoked_at, f.user_id, u.role
+        "SELECT t.family_id, t.expires_at, t.rotated_at, f.revoked_at, f.user_id, u.role,
+                t.successor_hash, t.successor_sealed
          FROM refresh_tokens t
          JOIN refresh_families f ON f.id = t.family_id
          JOIN users u ON u.id = f.user_id
@@ -198,15 +237,49 @@ pub(crate) async fn lock_presented(
     .await
 }
 
+/// Whether the rotated token with `digest` was rotated no longer than
+/// `grace` ago (database clock) into a successor that is still the
+/// family's live token. A statement of its own, after the lock: it must
+/// see the successor a concurrent rotation just committed, which the
+/// locking statement's snapshot may predate.
+pub(crate) async fn successor_live_within(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    grace: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT t.rotated_at > now() - make_interval(secs => $2)
+                AND s.rotated_at IS NULL AND s.expires_at > now()
+         FROM refresh_tokens t
+         JOIN refresh_tokens s ON s.token_hash = t.successor_hash
+         WHERE t.token_hash = $1",
+    )
+    .bind(digest)
+    .bind(grace.as_secs_f64())
+    .fetch_optional(conn)
+    .await
+    .map(|live: Option<Option<bool>>| live.flatten().unwrap_or(false))
+}
+
+/// Marks a token rotated into the token with `successor` digest, keeping
+/// the sealed successor for the grace window.
 pub(crate) async fn mark_rotated(
     conn: &mut PgConnection,
     digest: &[u8],
+    successor: &[u8],
+    sealed: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1")
-        .bind(digest)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "UPDATE refresh_tokens
+         SET rotated_at = now(), successor_hash = $2, successor_sealed = $3
+         WHERE token_hash = $1",
+    )
+    .bind(digest)
+    .bind(successor)
+    .bind(sealed)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// The family of the token with `digest`, if there is one.

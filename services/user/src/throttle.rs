@@ -1,12 +1,24 @@
-//! Login throttling in Redis: failed logins are counted per account and per
-//! client IP in fixed windows; once a counter reaches its limit, logins for
-//! that account (or from that IP) get a 429 with `Retry-After` until the
-//! window ends.
+//! Login and registration throttling in Redis, in fixed windows that start
+//! at the first attempt.
 //!
-//! The counters are checked *before* the password is verified, so a locked
-//! account cannot be used to test passwords. If Redis is down the throttle
-//! fails open (logins keep working, the outage is logged by the cache):
-//! locking every shopper out because a cache is down would be worse.
+//! Every login attempt is counted, per account and per client IP, *before*
+//! the password is verified, with one atomic `INCR` per counter: of a burst
+//! of simultaneous guesses only the first `limit` get a number within the
+//! limit and reach Argon2, the rest get a 429 with `Retry-After` until the
+//! window ends. Counting afterwards (only the failures) let every attempt
+//! of a parallel burst pass the check before the first failure was written.
+//! A successful login clears the account's counter and takes its own
+//! attempt back from the IP's, so both count failures (and attempts in
+//! flight), and a shared address with many good logins is never blocked.
+//!
+//! Registrations are counted per client IP the same way, before the
+//! password is hashed. An attempt refused because the hashing queue was
+//! full (503) is taken back: it was never checked.
+//!
+//! If Redis is down the throttle fails open (logins keep working, the outage
+//! is logged by the cache): locking every shopper out because a cache is
+//! down would be worse. The bounded hashing queue (`password`) still caps
+//! the work a flood can cause then.
 
 use std::net::IpAddr;
 
@@ -16,12 +28,21 @@ use storekeeper_kit::cache::Cache;
 
 use crate::config::ThrottleConfig;
 
-/// Whether a login attempt may proceed.
+/// Takes one attempt back from a counter, if the counter still exists (a
+/// plain `DECR` on an expired key would create one without an expiry).
+const GIVE_BACK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('GET', KEYS[1])) > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// Whether an attempt may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Go ahead.
+    /// Go ahead (the attempt has been counted).
     Allowed,
-    /// Too many recent failures.
+    /// Too many recent attempts.
     Blocked {
         /// Seconds until the window ends.
         retry_after: u64,
@@ -30,7 +51,14 @@ pub(crate) enum Verdict {
     },
 }
 
-/// The login throttle. Cheap to clone.
+/// One counter after an increment.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    value: u64,
+    ttl_ms: i64,
+}
+
+/// The login and registration throttle. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Throttle {
     cache: Cache,
@@ -54,75 +82,133 @@ impl Throttle {
         self.cache.key(&format!("login:fail:ip:{ip}"))
     }
 
-    /// Decides whether `email` may try to log in from `ip`.
-    pub(crate) async fn check(&self, email: &str, ip: IpAddr) -> Verdict {
-        let (account_key, ip_key) = (self.account_key(email), self.ip_key(ip));
+    fn registration_key(&self, ip: IpAddr) -> String {
+        self.cache.key(&format!("register:ip:{ip}"))
+    }
+
+    /// Increments each key (setting the window's expiry on the first
+    /// attempt) in one transaction; `None` when Redis did not answer.
+    async fn count(&self, keys: &[(&str, u64)]) -> Option<Vec<Count>> {
         let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("GET")
-            .arg(&account_key)
-            .cmd("PTTL")
-            .arg(&account_key)
-            .cmd("GET")
-            .arg(&ip_key)
-            .cmd("PTTL")
-            .arg(&ip_key);
-        let Ok((account_failures, account_ttl, ip_failures, ip_ttl)) = self
-            .cache
-            .query_pipeline::<(Option<u32>, i64, Option<u32>, i64)>(&pipeline)
+        pipeline.atomic();
+        for (key, window_ms) in keys {
+            pipeline
+                .cmd("INCR")
+                .arg(*key)
+                .cmd("PEXPIRE")
+                .arg(*key)
+                .arg(*window_ms)
+                .arg("NX")
+                .ignore()
+                .cmd("PTTL")
+                .arg(*key);
+        }
+        match self.cache.query_pipeline::<Vec<i64>>(&pipeline).await {
+            Ok(values) => Some(
+                values
+                    .chunks_exact(2)
+                    .map(|pair| Count {
+                        value: u64::try_from(pair[0]).unwrap_or(0),
+                        ttl_ms: pair[1],
+                    })
+                    .collect(),
+            ),
+            Err(err) => {
+                tracing::debug!(error = %err, "could not count an attempt; letting it through");
+                None
+            }
+        }
+    }
+
+    /// Counts a login attempt for `email` from `ip` and decides whether it
+    /// may go on to the password check.
+    pub(crate) async fn login_attempt(&self, email: &str, ip: IpAddr) -> Verdict {
+        let window_ms = millis(self.config.window);
+        let (account_key, ip_key) = (self.account_key(email), self.ip_key(ip));
+        let Some(counts) = self
+            .count(&[(&account_key, window_ms), (&ip_key, window_ms)])
             .await
         else {
             return Verdict::Allowed;
         };
-        let blocked = |failures: Option<u32>, limit: u32, ttl_ms: i64, scope| {
-            (failures.unwrap_or(0) >= limit).then(|| Verdict::Blocked {
-                retry_after: retry_after_secs(ttl_ms, self.config.window.as_secs()),
+        let window_secs = self.config.window.as_secs();
+        let limits = [
+            (self.config.max_failures_per_account, "account"),
+            (self.config.max_failures_per_ip, "ip"),
+        ];
+        counts
+            .iter()
+            .zip(limits)
+            .find(|(count, (limit, _))| count.value > u64::from(*limit))
+            .map_or(Verdict::Allowed, |(count, (_, scope))| Verdict::Blocked {
+                retry_after: retry_after_secs(count.ttl_ms, window_secs),
                 scope,
             })
-        };
-        blocked(
-            account_failures,
-            self.config.max_failures_per_account,
-            account_ttl,
-            "account",
-        )
-        .or_else(|| blocked(ip_failures, self.config.max_failures_per_ip, ip_ttl, "ip"))
-        .unwrap_or(Verdict::Allowed)
     }
 
-    /// Counts a failed login against both the account and the IP; the
-    /// window starts at the first failure.
-    pub(crate) async fn record_failure(&self, email: &str, ip: IpAddr) {
-        let window_ms = u64::try_from(self.config.window.as_millis()).unwrap_or(u64::MAX);
+    /// After a successful login: clears the account's counter and takes
+    /// this attempt back from the IP's (the IP's earlier failures stay: one
+    /// good password must not launder a spraying IP).
+    pub(crate) async fn login_succeeded(&self, email: &str, ip: IpAddr) {
         let mut pipeline = redis::pipe();
-        pipeline.atomic();
-        for key in [self.account_key(email), self.ip_key(ip)] {
-            pipeline
-                .cmd("INCR")
-                .arg(&key)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(window_ms)
-                .arg("NX")
-                .ignore();
+        pipeline
+            .cmd("DEL")
+            .arg(self.account_key(email))
+            .ignore()
+            .cmd("EVAL")
+            .arg(GIVE_BACK)
+            .arg(1)
+            .arg(self.ip_key(ip))
+            .ignore();
+        if let Err(err) = self.cache.query_pipeline::<()>(&pipeline).await {
+            tracing::debug!(error = %err, "could not clear login attempts");
+        }
+    }
+
+    /// A counted login that was never checked (the hashing queue was full):
+    /// takes the attempt back from both counters, so a shopper retrying a
+    /// 503 is never locked out because the service was busy.
+    pub(crate) async fn login_unchecked(&self, email: &str, ip: IpAddr) {
+        self.give_back(&[self.account_key(email), self.ip_key(ip)])
+            .await;
+    }
+
+    /// A counted registration that was never hashed (the queue was full):
+    /// takes the attempt back.
+    pub(crate) async fn registration_unhashed(&self, ip: IpAddr) {
+        self.give_back(&[self.registration_key(ip)]).await;
+    }
+
+    async fn give_back(&self, keys: &[String]) {
+        let mut pipeline = redis::pipe();
+        for key in keys {
+            pipeline.cmd("EVAL").arg(GIVE_BACK).arg(1).arg(key).ignore();
         }
         if let Err(err) = self.cache.query_pipeline::<()>(&pipeline).await {
-            tracing::debug!(error = %err, "could not record a failed login");
+            tracing::debug!(error = %err, "could not give attempts back");
         }
     }
 
-    /// Clears the account's failures after a successful login (the IP's
-    /// stay: one good password must not launder a spraying IP).
-    pub(crate) async fn reset_account(&self, email: &str) {
-        if let Err(err) = self
-            .cache
-            .query::<i64>(redis::cmd("DEL").arg(self.account_key(email)))
-            .await
-        {
-            tracing::debug!(error = %err, "could not reset login failures");
-        }
+    /// Counts a registration from `ip` and decides whether it may go on to
+    /// hashing the password.
+    pub(crate) async fn registration_attempt(&self, ip: IpAddr) -> Verdict {
+        let window = self.config.registration_window;
+        let key = self.registration_key(ip);
+        let Some(counts) = self.count(&[(&key, millis(window))]).await else {
+            return Verdict::Allowed;
+        };
+        counts
+            .first()
+            .filter(|count| count.value > u64::from(self.config.max_registrations_per_ip))
+            .map_or(Verdict::Allowed, |count| Verdict::Blocked {
+                retry_after: retry_after_secs(count.ttl_ms, window.as_secs()),
+                scope: "ip",
+            })
     }
+}
+
+fn millis(window: std::time::Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Seconds to wait, from a `PTTL` answer (-1: no expiry, -2: gone).

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::{
     config::AdminBootstrap,
-    password::{HashError, Passwords},
+    password::{HashError, Passwords, Purpose},
     store::{self, User},
-    validate::{check_email, check_registration, normalize_email},
+    validate::{NewAccount, check_email, check_registration, normalize_email},
 };
 
 /// Why an account was not registered.
@@ -24,17 +24,21 @@ pub(crate) enum RegisterError {
     Database(#[from] sqlx::Error),
 }
 
-/// Registers a customer account, collecting every field's problem at once.
-pub(crate) async fn register(
+/// Checks a registration, collecting every field's problem at once; cheap,
+/// so it runs before the throttle and the hashing.
+pub(crate) fn check(email: &str, password: &str, name: &str) -> Result<NewAccount, RegisterError> {
+    check_registration(email, password, name).map_err(RegisterError::Invalid)
+}
+
+/// Creates a customer account from a checked registration.
+pub(crate) async fn create(
     pool: &PgPool,
     passwords: &Passwords,
-    email: &str,
+    account: &NewAccount,
     password: String,
-    name: &str,
 ) -> Result<User, RegisterError> {
-    let account = check_registration(email, &password, name).map_err(RegisterError::Invalid)?;
-    let hash = passwords.hash(password).await?;
-    store::insert_user(pool, &account, &hash, Role::Customer)
+    let hash = passwords.hash(Purpose::Account, password).await?;
+    store::insert_user(pool, account, &hash, Role::Customer)
         .await?
         .ok_or(RegisterError::EmailTaken)
 }
@@ -65,10 +69,16 @@ pub async fn ensure_admin(
     check_email(&email).map_err(BootstrapError::Email)?;
     if let Some(existing) = store::credentials(pool, &email).await? {
         let password_ok = passwords
-            .verify(admin.password.clone(), Some(existing.password_hash.clone()))
+            .verify(
+                Purpose::Account,
+                admin.password.clone(),
+                Some(existing.password_hash.clone()),
+            )
             .await?;
         if !password_ok || Passwords::needs_rehash(&existing.password_hash) {
-            let hash = passwords.hash(admin.password.clone()).await?;
+            let hash = passwords
+                .hash(Purpose::Account, admin.password.clone())
+                .await?;
             store::set_password_hash(pool, existing.id, &hash).await?;
         }
         if existing.role != Role::Admin {
@@ -77,7 +87,9 @@ pub async fn ensure_admin(
         tracing::info!(%email, "admin account ready");
         return Ok(existing.id);
     }
-    let hash = passwords.hash(admin.password.clone()).await?;
+    let hash = passwords
+        .hash(Purpose::Account, admin.password.clone())
+        .await?;
     let id = store::insert_admin(pool, &email, &hash).await?;
     tracing::info!(%email, "admin account created");
     Ok(id)

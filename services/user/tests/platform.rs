@@ -38,6 +38,7 @@ async fn openapi_lists_exactly_the_real_routes(pool: PgPool) {
         ("POST", "/api/users/login"),
         ("POST", "/api/users/logout"),
         ("POST", "/api/users/refresh"),
+        ("PUT", "/api/users/me/password"),
     ];
     let expected: Vec<_> = expected
         .iter()
@@ -103,7 +104,9 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
     ctx.register("ann@example.com").await;
     ctx.login("ann@example.com", "a-wrong-Secret-42").await;
     let tokens = ctx.tokens("ann@example.com").await;
-    ctx.refresh(&tokens.refresh_token).await;
+    let next: support::Tokens = ctx.refresh(&tokens.refresh_token).await.json();
+    ctx.refresh(&tokens.refresh_token).await; // within the grace window: logged
+    ctx.refresh(&next.refresh_token).await;
     ctx.refresh(&tokens.refresh_token).await; // reuse: logged as a warning
     ctx.app
         .post("/api/users")
@@ -117,11 +120,13 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
         "logging was not captured: {logs}"
     );
     assert!(logs.contains("refresh token reuse detected"));
+    assert!(logs.contains("within the grace window"));
     for secret in [
         PASSWORD,
         "a-wrong-Secret-42",
         "another-Secret-43",
         tokens.refresh_token.as_str(),
+        next.refresh_token.as_str(),
         tokens.access_token.as_str(),
     ] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");

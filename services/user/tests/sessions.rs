@@ -5,6 +5,7 @@
 mod support;
 
 use axum::http::StatusCode;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::json;
 use sqlx::PgPool;
 use storekeeper_kit::Role;
@@ -103,7 +104,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
     assert_ne!(second.refresh_token, first.refresh_token);
     assert!(ctx.keys.verifier.verify(&second.access_token).is_ok());
 
-    // The rotated token is replayed: the whole family is revoked...
+    // The rotated token is replayed after the 10 s grace window: the whole
+    // family is revoked...
+    age_rotations(&ctx, 11).await;
     let problem = ctx
         .refresh(&first.refresh_token)
         .await
@@ -128,6 +131,120 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
         ctx.metrics_text()
             .contains(r#"user_token_refreshes_total{outcome="reused"} 1"#)
     );
+}
+
+/// Moves every rotation `seconds` into the past (the grace window is
+/// measured on the database's clock).
+async fn age_rotations(ctx: &Ctx, seconds: i32) {
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $1)")
+        .bind(f64::from(seconds))
+        .execute(&ctx.pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn two_tabs_refreshing_at_once_get_the_same_successor(pool: PgPool) {
+    let ctx = Ctx::new(pool);
+    ctx.register("ann@example.com").await;
+    let first = ctx.tokens("ann@example.com").await;
+
+    // Two tabs present the same token at the same moment.
+    let tabs: Vec<_> = (0..2)
+        .map(|_| {
+            let app = ctx.app.clone();
+            let token = first.refresh_token.clone();
+            tokio::spawn(async move {
+                app.post("/api/users/refresh")
+                    .json(&json!({"refresh_token": token}))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    let mut successors = Vec::new();
+    for tab in tabs {
+        let response = tab.await.unwrap();
+        response.assert_status(StatusCode::OK);
+        let tokens: Tokens = response.json();
+        assert!(ctx.keys.verifier.verify(&tokens.access_token).is_ok());
+        successors.push(tokens.refresh_token);
+    }
+    assert_eq!(successors[0], successors[1], "both tabs hold one successor");
+    assert_ne!(successors[0], first.refresh_token);
+    // A third, later look within the window gets it too.
+    let again: Tokens = ctx.refresh(&first.refresh_token).await.json();
+    assert_eq!(again.refresh_token, successors[0]);
+    let metrics = ctx.metrics_text();
+    assert!(
+        metrics.contains(r#"user_token_refreshes_total{outcome="succeeded"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"user_token_refreshes_total{outcome="grace"} 2"#),
+        "{metrics}"
+    );
+    // The family lives on: the successor rotates normally.
+    let next: Tokens = ctx.refresh(&successors[0]).await.json();
+    assert_ne!(next.refresh_token, successors[0]);
+    let (revoked,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL")
+            .fetch_one(&ctx.pool)
+            .await
+            .unwrap();
+    assert_eq!(revoked, 0);
+    // The stored successor is sealed: not the token's bytes.
+    let (sealed,): (Vec<u8>,) = sqlx::query_as(
+        "SELECT successor_sealed FROM refresh_tokens WHERE successor_hash = sha256($1)",
+    )
+    .bind(successors[0].as_bytes())
+    .fetch_one(&ctx.pool)
+    .await
+    .unwrap();
+    let raw = URL_SAFE_NO_PAD.decode(&successors[0]).unwrap();
+    assert_eq!(sealed.len(), raw.len());
+    assert_ne!(sealed, raw);
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn the_grace_window_never_hands_out_a_superseded_successor(pool: PgPool) {
+    let ctx = Ctx::new(pool);
+    ctx.register("ann@example.com").await;
+    let first = ctx.tokens("ann@example.com").await;
+    let second: Tokens = ctx.refresh(&first.refresh_token).await.json();
+    let third: Tokens = ctx.refresh(&second.refresh_token).await.json();
+    // Within the window, but the family has moved on twice: that is reuse.
+    ctx.refresh(&first.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    ctx.refresh(&third.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[sqlx::test(migrator = "user_service::MIGRATOR")]
+async fn reuse_after_a_configured_window_revokes_the_family(pool: PgPool) {
+    let ctx = Ctx::with_settings(
+        pool,
+        user_service::Settings {
+            refresh_reuse_grace: std::time::Duration::from_secs(1),
+            ..user_service::Settings::default()
+        },
+    );
+    ctx.register("ann@example.com").await;
+    let first = ctx.tokens("ann@example.com").await;
+    let second: Tokens = ctx.refresh(&first.refresh_token).await.json();
+    let within: Tokens = ctx.refresh(&first.refresh_token).await.json();
+    assert_eq!(within.refresh_token, second.refresh_token);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let problem = ctx
+        .refresh(&first.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(problem.detail.unwrap().contains("already used"));
+    ctx.refresh(&second.refresh_token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
 #[sqlx::test(migrator = "user_service::MIGRATOR")]

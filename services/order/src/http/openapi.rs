@@ -22,6 +22,8 @@ use crate::state::AppState;
         orders::place_order,
         orders::list_orders,
         orders::get_order,
+        orders::cancel_order,
+        orders::order_history,
     ),
     components(schemas(storekeeper_kit::Problem, storekeeper_kit::FieldError)),
     modifiers(&BearerAuth),

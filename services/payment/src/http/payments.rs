@@ -4,19 +4,20 @@ use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::StatusCode,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use storekeeper_kit::{
     AdminUser, ApiError, ApiResult, AuthUser, FieldError,
     extract::{Json, Path, Query, parse_json},
+    idempotency::IdempotencyKey,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    refunds::{self, RefundError},
+    refunds::{self, Attempt, RefundError},
     state::AppState,
     store::{self, Payment, Refund},
 };
@@ -54,12 +55,17 @@ impl From<RefundError> for ApiError {
     fn from(err: RefundError) -> Self {
         match err {
             RefundError::NotFound(_) => ApiError::not_found(err.to_string()),
-            RefundError::NotCaptured { .. } => ApiError::conflict(err.to_string()),
+            RefundError::NotCaptured { .. } | RefundError::InProgress => {
+                ApiError::conflict(err.to_string())
+            }
             RefundError::Amount { .. } => {
                 ApiError::validation(vec![FieldError::new("amount_cents", err.to_string())])
             }
+            RefundError::KeyReused(reused) => reused.into(),
             RefundError::Database(err) => err.into(),
-            RefundError::Outbox(_) => ApiError::internal(anyhow::Error::new(err)),
+            RefundError::Outbox(_) | RefundError::Serialize(_) => {
+                ApiError::internal(anyhow::Error::new(err))
+            }
         }
     }
 }
@@ -110,18 +116,24 @@ pub(super) async fn get_payment(
 }
 
 /// Refunds all or part of a captured payment (admin). Never more than
-/// captured; the payment becomes `REFUNDED` when fully refunded.
+/// captured; the payment becomes `REFUNDED` when fully refunded. Needs an
+/// `Idempotency-Key` header: the same key and request replay the first
+/// answer (with `Idempotent-Replayed: true`); another request is a 422.
 #[utoipa::path(
     post,
     path = "/api/payments/{id}/refunds",
     tag = "admin",
-    params(("id" = Uuid, Path, description = "Payment id")),
+    params(
+        ("id" = Uuid, Path, description = "Payment id"),
+        ("Idempotency-Key" = String, Header, description = "Unique per intended refund, e.g. a UUID; kept 48 hours"),
+    ),
     request_body = NewRefund,
     responses(
-        (status = 201, description = "Refund issued", body = Refund),
+        (status = 201, description = "Refund issued, or the replay of the first answer", body = Refund),
+        (status = 400, description = "Missing or malformed Idempotency-Key", body = storekeeper_kit::Problem),
         (status = 404, description = "No such payment", body = storekeeper_kit::Problem),
-        (status = 409, description = "The payment was not captured or is fully refunded", body = storekeeper_kit::Problem),
-        (status = 422, description = "Amount not positive or above what remains", body = storekeeper_kit::Problem),
+        (status = 409, description = "The payment was not captured or is fully refunded, or a request with this key is in progress", body = storekeeper_kit::Problem),
+        (status = 422, description = "Amount not positive or above what remains, or key reused with another request", body = storekeeper_kit::Problem),
     ),
     security(("bearer" = []))
 )]
@@ -129,16 +141,20 @@ pub(super) async fn refund_payment(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Path(id): Path<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Refund>)> {
+) -> ApiResult<Response> {
     // An empty body means "refund everything left".
     let request: NewRefund = if body.iter().all(u8::is_ascii_whitespace) {
         NewRefund::default()
     } else {
         parse_json(&body)?
     };
-    let refund = refunds::refund(&state.pool, id, request.amount_cents).await?;
-    state.metrics.refunds.inc();
-    tracing::info!(payment_id = %id, amount = refund.amount_cents, admin = %admin.id, "refund issued");
-    Ok((StatusCode::CREATED, Json(refund)))
+    let attempt = Attempt::new(admin.id, &key, id, request.amount_cents);
+    let answer = refunds::refund(&state.pool, &attempt).await?;
+    if !answer.replayed {
+        state.metrics.refunds.inc();
+        tracing::info!(payment_id = %id, admin = %admin.id, "refund issued");
+    }
+    Ok(answer.into_response())
 }

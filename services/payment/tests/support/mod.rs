@@ -1,19 +1,27 @@
 //! Fixtures, used by every test file as `mod support;`. [`Ctx`] is the
-//! real router over the database `#[sqlx::test]` made for the test, with
-//! throw-away signing keys, and the charge consumer's handler to deliver
+//! real router over a fresh database of the test's own, reached through a
+//! pool of the production size (`TestDatabase`: what `DATABASE_MAX_CONNECTIONS`
+//! gives a replica, not sqlx's test default, so a test that needs more
+//! connections than production has fails here first), with throw-away
+//! signing keys, and the charge consumer's handler to deliver
 //! `payment.requested` to directly.
 
 // Fixtures fail loudly; not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::http::StatusCode;
-use payment_service::{AppState, app, charges::Charger, metrics::PaymentMetrics};
+use payment_service::{AppState, MIGRATOR, app, charges::Charger, metrics::PaymentMetrics};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use storekeeper_contract::ShopService;
 use storekeeper_kit::{
     Metrics,
-    events::{Envelope, Handler, envelope::PaymentRequested, testing::outbox_payloads},
-    testing::{TestApp, TestKeys},
+    events::{
+        Envelope, Handler,
+        envelope::{OrderCancelled, PaymentRequested},
+        testing::outbox_payloads,
+    },
+    testing::{TestApp, TestDatabase, TestKeys},
 };
 use uuid::Uuid;
 
@@ -23,11 +31,12 @@ pub struct Ctx {
     pub app: TestApp,
     /// Mints tokens the app accepts.
     pub keys: TestKeys,
-    /// The test's database.
+    /// The production-sized pool on the test's database.
     pub pool: PgPool,
     /// The app's metrics registry.
     pub metrics: Metrics,
     charger: Charger,
+    database: TestDatabase,
 }
 
 /// A card body for `POST /api/payments/methods`.
@@ -36,7 +45,11 @@ pub fn card(number: &str) -> Value {
 }
 
 impl Ctx {
-    pub fn new(pool: PgPool) -> Self {
+    /// The app over a new, migrated database; end the test with
+    /// [`Ctx::finish`] to drop it.
+    pub async fn start() -> Self {
+        let database = TestDatabase::create(ShopService::Payment, &MIGRATOR).await;
+        let pool = database.pool.clone();
         let keys = TestKeys::generate();
         let metrics = Metrics::new();
         let state = AppState {
@@ -44,16 +57,20 @@ impl Ctx {
             verifier: keys.verifier.clone(),
             metrics: PaymentMetrics::register(&metrics),
         };
-        let charger = Charger {
-            metrics: state.metrics.clone(),
-        };
+        let charger = Charger::new(state.metrics.clone());
         Self {
             app: TestApp::with_metrics(app(state), metrics.clone()),
             keys,
             pool,
             metrics,
             charger,
+            database,
         }
+    }
+
+    /// Closes the pool and drops the test's database.
+    pub async fn finish(self) {
+        self.database.drop_database().await;
     }
 
     /// Tokenizes a card for the holder of `token`; returns the method id.
@@ -93,6 +110,26 @@ impl Ctx {
         let mut tx = self.pool.begin().await.unwrap();
         self.charger.handle(&mut tx, &event).await.unwrap();
         tx.commit().await.unwrap();
+        self.charger.committed(&event).await;
+        self.outbox().await
+    }
+
+    /// Delivers `order.cancelled` to the charger as the consumer would;
+    /// returns the outbox afterwards.
+    pub async fn cancel_order(&self, order: Uuid) -> Vec<Value> {
+        let event = Envelope::new(
+            &OrderCancelled {
+                order_id: order,
+                reason: "expired: not completed within 15 min".into(),
+                items: Vec::new(),
+            },
+            order,
+        )
+        .unwrap();
+        let mut tx = self.pool.begin().await.unwrap();
+        self.charger.handle(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        self.charger.committed(&event).await;
         self.outbox().await
     }
 

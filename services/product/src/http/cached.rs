@@ -1,9 +1,11 @@
-//! Cache-aside responses: a hit is answered from Redis byte for byte; a
-//! miss is loaded, answered and filled. `x-cache` says which.
+//! Cache-aside responses: a hit is answered from the near-cache or Redis
+//! byte for byte; a miss is loaded, answered and filled. `x-cache` says
+//! which (`near`, `hit`, `miss`, `bypass`).
 
 use std::future::Future;
 
 use axum::{
+    body::Bytes,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -24,19 +26,20 @@ where
     Fut: Future<Output = ApiResult<T>>,
 {
     let (fill, status) = match lookup {
+        Lookup::Near(body) => return Ok(json_bytes(body, "near")),
         Lookup::Hit(body) => return Ok(json_bytes(body, "hit")),
         Lookup::Miss(key) => (Some(key), "miss"),
         Lookup::Unavailable => (None, "bypass"),
     };
-    let body = serde_json::to_vec(&load().await?).map_err(ApiError::internal)?;
+    let body = Bytes::from(serde_json::to_vec(&load().await?).map_err(ApiError::internal)?);
     if let Some(key) = fill {
-        cache.fill(key, &body).await;
+        cache.fill(key, body.clone()).await;
     }
     Ok(json_bytes(body, status))
 }
 
 /// A JSON response from bytes that are already serialized.
-fn json_bytes(body: Vec<u8>, cache_status: &'static str) -> Response {
+fn json_bytes(body: Bytes, cache_status: &'static str) -> Response {
     (
         [
             (

@@ -10,6 +10,12 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::not_found("no product with this id"),
             StoreError::SlugTaken(_) => ApiError::conflict(err.to_string()),
+            StoreError::StockBelowZero { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient-stock",
+                "Not enough stock",
+            )
+            .with_detail(err.to_string()),
             StoreError::UnknownCategory(slug) => ApiError::validation(vec![FieldError::new(
                 "category",
                 format!("no category has the slug `{slug}`; GET /api/categories lists them"),

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 
 use super::{categories, images, products};
 use crate::{
-    domain::{Category, NewProduct, Product, ProductPatch},
+    domain::{Category, NewProduct, Product, ProductPatch, StockLevels},
     listing::{ProductPage, Sort},
     state::AppState,
 };
@@ -32,6 +32,7 @@ use crate::{
         products::create_product,
         products::update_product,
         products::delete_product,
+        products::stock_levels,
         images::image,
     ),
     components(schemas(
@@ -40,6 +41,7 @@ use crate::{
         ProductPage,
         NewProduct,
         ProductPatch,
+        StockLevels,
         Sort,
         storekeeper_kit::Problem,
         storekeeper_kit::FieldError,

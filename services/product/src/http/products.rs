@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{cached::cached, error::invalid_query};
 use crate::{
-    domain::{NewProduct, Product, ProductPatch, is_slug},
+    domain::{NewProduct, Product, ProductPatch, StockLevels, is_slug},
     listing::{ListParams, ProductPage},
     state::AppState,
     store,
@@ -33,6 +33,7 @@ pub(super) fn router() -> Router<AppState> {
                 .patch(update_product)
                 .delete(delete_product),
         )
+        .route("/api/products/{id}/stock", get(stock_levels))
 }
 
 /// A page of products, filtered, searched and sorted.
@@ -143,8 +144,8 @@ pub(super) async fn create_product(
         (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
         (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
-        (status = 409, description = "The new slug is taken", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "A field is invalid, or the patch is empty", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The new slug is taken (`conflict`), or `stock_delta` would take the stock below zero (`insufficient-stock`)", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "A field is invalid, `stock` and `stock_delta` are both sent, or the patch is empty", content_type = "application/problem+json", body = Problem),
     )
 )]
 pub(super) async fn update_product(
@@ -156,8 +157,39 @@ pub(super) async fn update_product(
     let patch = body.validate().map_err(ApiError::validation)?;
     let updated = store::update(&state.pool, id, &patch).await?;
     state.cache.invalidate(&[id]).await;
-    tracing::info!(admin = %admin.id, product = %id, "product updated");
+    tracing::info!(admin = %admin.id, product = %id, stock_delta = ?patch.stock_delta, stock = updated.stock, "product updated");
     Ok(Json(updated))
+}
+
+/// A product's stock on hand and reserved (admin), read from the database,
+/// never the cache: the admin changes stock from it.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}/stock",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The product's UUID")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Units available and reserved", body = StockLevels),
+        (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn stock_levels(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<StockLevels>> {
+    let (available, reserved) = store::stock_levels(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no product with this id"))?;
+    tracing::debug!(admin = %admin.id, product = %id, "stock levels read");
+    Ok(Json(StockLevels {
+        product_id: id,
+        available,
+        reserved,
+    }))
 }
 
 /// Deletes a product (admin).

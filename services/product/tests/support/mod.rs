@@ -30,26 +30,49 @@ pub struct Ctx {
     pub pool: PgPool,
     /// The Redis connection and prefix.
     pub redis: Cache,
+    /// The app's read cache (what the inventory consumer shares in production).
+    pub catalog: CatalogCache,
 }
 
 impl Ctx {
-    /// App with a working Redis.
+    /// App with a working Redis (near-cache not necessarily tracking yet).
     pub fn new(pool: PgPool) -> Self {
-        Self::with_redis(pool, REDIS_URL)
+        Self::with_redis(pool, REDIS_URL, &unique_redis_prefix())
+    }
+
+    /// Another replica: same database, same Redis prefix, its own near-cache.
+    pub fn replica(&self) -> Self {
+        Self::with_redis(self.pool.clone(), REDIS_URL, self.redis.prefix())
+    }
+
+    /// Waits until the near-cache serves (its tracking connection is up).
+    pub async fn tracking(self) -> Self {
+        for _ in 0..500 {
+            if self.catalog.near().is_serving() {
+                return self;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("near-cache tracking did not start within 5 s");
     }
 
     /// App whose Redis URL points at a closed port.
     pub fn redis_down(pool: PgPool) -> Self {
-        Self::with_redis(pool, &format!("redis://127.0.0.1:{}", closed_port()))
+        Self::with_redis(
+            pool,
+            &format!("redis://127.0.0.1:{}", closed_port()),
+            &unique_redis_prefix(),
+        )
     }
 
-    fn with_redis(pool: PgPool, url: &str) -> Self {
+    fn with_redis(pool: PgPool, url: &str, prefix: &str) -> Self {
         let metrics = Metrics::new();
         let keys = TestKeys::generate();
-        let redis = Cache::connect(url, &unique_redis_prefix()).unwrap();
+        let redis = Cache::connect(url, prefix).unwrap();
+        let catalog = CatalogCache::new(redis.clone(), &metrics);
         let state = AppState {
             pool: pool.clone(),
-            cache: CatalogCache::new(redis.clone(), &metrics),
+            cache: catalog.clone(),
             verifier: keys.verifier.clone(),
         };
         let app = TestApp::with_metrics(app(state), metrics.clone());
@@ -59,7 +82,20 @@ impl Ctx {
             metrics,
             pool,
             redis,
+            catalog,
         }
+    }
+
+    /// Reads `uri` until it comes from the near-cache (a fresh counter's
+    /// first fill is refused: creating the counter is itself a change, so
+    /// it takes a miss, a Redis hit, then the near-cache).
+    pub async fn read_until_near(&self, uri: &str) {
+        for _ in 0..5 {
+            if self.app.get(uri).send().await.header("x-cache") == Some("near") {
+                return;
+            }
+        }
+        panic!("{uri} never came from the near-cache");
     }
 
     /// Loads the sample catalog.

@@ -11,7 +11,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Storekeeper user-service", description = "Accounts, login, access and refresh tokens."),
-    paths(users::register, sessions::login, sessions::refresh, sessions::logout, users::me),
+    paths(users::register, sessions::login, sessions::refresh, sessions::logout, users::me, users::change_password),
     components(schemas(storekeeper_kit::Problem, storekeeper_kit::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts and sessions"))

@@ -10,9 +10,9 @@ use storekeeper_kit::{
 };
 use uuid::Uuid;
 
-use super::secret::Secret;
+use super::{hash_error, secret::Secret};
 use crate::{
-    password::Passwords,
+    password::{HashError, Passwords, Purpose},
     state::AppState,
     store,
     throttle::Verdict,
@@ -58,7 +58,8 @@ pub(super) struct TokenResponse {
     expires_in: u64,
 }
 
-fn issue_tokens(
+/// Signs an access token for `user` and pairs it with `refresh`.
+pub(super) fn issue_tokens(
     state: &AppState,
     user: Uuid,
     role: Role,
@@ -71,6 +72,12 @@ fn issue_tokens(
         token_type: "Bearer".to_owned(),
         expires_in: access.expires_in,
     })
+}
+
+/// The address a request is throttled by. Only a request that came over no
+/// socket (a router test) has none; such requests share one bucket.
+pub(super) fn client_or_unspecified(ip: Option<IpAddr>) -> IpAddr {
+    ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 fn invalid_credentials() -> ApiError {
@@ -91,6 +98,7 @@ fn invalid_credentials() -> ApiError {
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many passwords being checked; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn login(
@@ -98,9 +106,7 @@ pub(super) async fn login(
     ClientIp(ip): ClientIp,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    // Only a request that came over no socket (a router test) has no
-    // address; such requests share one throttle bucket.
-    let ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = client_or_unspecified(ip);
     let email = normalize_email(&request.email);
     let mut missing = Vec::new();
     if email.is_empty() {
@@ -112,7 +118,10 @@ pub(super) async fn login(
     if !missing.is_empty() {
         return Err(ApiError::validation(missing));
     }
-    if let Verdict::Blocked { retry_after, scope } = state.throttle.check(&email, ip).await {
+    // Counted before the password is checked, atomically: of a burst of
+    // parallel guesses only the first `limit` reach Argon2.
+    if let Verdict::Blocked { retry_after, scope } = state.throttle.login_attempt(&email, ip).await
+    {
         state.metrics.login("throttled");
         tracing::warn!(%ip, scope, retry_after, "login throttled");
         return Err(ApiError::too_many_requests(
@@ -123,25 +132,32 @@ pub(super) async fn login(
     let credentials = store::credentials(&state.db, &email).await?;
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = request.password.into_inner();
-    let valid = state
+    let valid = match state
         .passwords
-        .verify(password.clone(), stored)
+        .verify(Purpose::Login, password.clone(), stored)
         .await
-        .map_err(ApiError::internal)?;
+    {
+        Ok(valid) => valid,
+        Err(err) => {
+            if matches!(err, HashError::Busy) {
+                state.throttle.login_unchecked(&email, ip).await;
+            }
+            return Err(hash_error(err));
+        }
+    };
     let Some(credentials) = credentials.filter(|_| valid) else {
-        state.throttle.record_failure(&email, ip).await;
         state.metrics.login("failed");
         tracing::info!(%ip, "login failed");
         return Err(invalid_credentials());
     };
-    state.throttle.reset_account(&email).await;
+    state.throttle.login_succeeded(&email, ip).await;
     if Passwords::needs_rehash(&credentials.password_hash) {
-        let hash = state
-            .passwords
-            .hash(password)
-            .await
-            .map_err(ApiError::internal)?;
-        store::set_password_hash(&state.db, credentials.id, &hash).await?;
+        match state.passwords.hash(Purpose::Login, password).await {
+            Ok(hash) => store::set_password_hash(&state.db, credentials.id, &hash).await?,
+            // The upgrade waits for a quieter login.
+            Err(HashError::Busy) => {}
+            Err(err) => return Err(ApiError::internal(err)),
+        }
     }
     let refresh = tokens::issue(&state.db, credentials.id, state.refresh_ttl).await?;
     state.metrics.login("succeeded");
@@ -162,9 +178,18 @@ pub(super) async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    match tokens::rotate(&state.db, request.refresh_token.expose(), state.refresh_ttl).await {
+    let rotation = tokens::rotate(
+        &state.db,
+        request.refresh_token.expose(),
+        state.refresh_ttl,
+        state.refresh_reuse_grace,
+    )
+    .await;
+    match rotation {
         Ok(rotated) => {
-            state.metrics.refresh("succeeded");
+            state
+                .metrics
+                .refresh(if rotated.again { "grace" } else { "succeeded" });
             issue_tokens(&state, rotated.user_id, rotated.role, rotated.token).map(Json)
         }
         Err(RotateError::Database(err)) => Err(err.into()),

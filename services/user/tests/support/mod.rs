@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_kit::{
     Metrics,
+    auth::TokenScope,
     cache::Cache,
     testing::{TestApp, TestKeys, TestResponse, closed_port, unique_redis_prefix},
 };
@@ -64,12 +65,22 @@ impl Ctx {
         )
     }
 
+    /// The app signing and checking `scope`'s issuer and audience, as
+    /// `TOKEN_ISSUER`, `TOKEN_AUDIENCE` and `TOKEN_CLAIMS_REQUIRED` set it.
+    pub fn with_scope(pool: PgPool, scope: TokenScope) -> Self {
+        Self::build_scoped(pool, Settings::default(), REDIS_URL, scope)
+    }
+
     fn build(pool: PgPool, settings: Settings, redis_url: &str) -> Self {
+        Self::build_scoped(pool, settings, redis_url, TokenScope::default())
+    }
+
+    fn build_scoped(pool: PgPool, settings: Settings, redis_url: &str, scope: TokenScope) -> Self {
         let keys = TestKeys::generate();
         let cache = Cache::connect(redis_url, &unique_redis_prefix()).unwrap();
         let metrics = Metrics::new();
-        let state =
-            AppState::new(pool.clone(), cache, keys.signer.clone(), &metrics, settings).unwrap();
+        let signer = keys.signer.clone().with_scope(scope);
+        let state = AppState::new(pool.clone(), cache, signer, &metrics, settings).unwrap();
         Self {
             app: TestApp::with_metrics(app(state.clone()), metrics),
             keys,

@@ -1,0 +1,1 @@
+../../kit/migrations/20261207000000_outbox_trace_context.sql
