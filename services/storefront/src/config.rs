@@ -26,10 +26,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the common settings and the storefront's own from `vars`: the
-    /// runner's `Setup::vars()` at start, a map in tests.
+    /// Reads the common settings and the storefront's own from `vars` (a
+    /// map in tests).
     pub fn from_source<S: Source>(vars: &Vars<S>) -> Result<Self, ConfigError> {
-        let service = ServiceConfig::from_source(vars, ShopService::Storefront)?;
+        Self::new(
+            ServiceConfig::from_source(vars, ShopService::Storefront)?,
+            vars,
+        )
+    }
+
+    /// The storefront's own settings from `vars` beside the common ones the
+    /// runner already read (`Setup::config()` at start).
+    pub fn new<S: Source>(service: ServiceConfig, vars: &Vars<S>) -> Result<Self, ConfigError> {
         let urls = ShopService::Storefront
             .calls()
             .iter()

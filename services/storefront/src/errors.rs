@@ -47,7 +47,9 @@ impl PageError {
     /// Maps a failed backend call; `next` is the page to return to after a re-login.
     pub(crate) fn from_backend(err: &BackendError, next: &str) -> Self {
         match err {
-            BackendError::Unavailable { service, reason } => {
+            BackendError::Unavailable {
+                service, reason, ..
+            } => {
                 tracing::warn!(service = service.package(), reason, "backend unavailable");
                 Self::Unavailable(*service)
             }

@@ -20,6 +20,7 @@ mod errors;
 mod headers;
 mod metrics;
 mod pages;
+mod product_cache;
 mod session;
 mod views;
 
@@ -29,7 +30,8 @@ use axum_extra::extract::cookie::Key;
 use storekeeper_kit::{Metrics, client_ip::TrustedProxyHops};
 
 use crate::{
-    backend::Backend, categories::CategoryCache, metrics::ShopMetrics, session::CookieSettings,
+    backend::Backend, categories::CategoryCache, metrics::ShopMetrics, product_cache::ProductCache,
+    session::CookieSettings,
 };
 
 /// What every handler shares.
@@ -39,6 +41,8 @@ pub struct AppState {
     pub(crate) backend: Backend,
     /// The category navigation, cached.
     pub(crate) categories: CategoryCache,
+    /// Product reads for the shopper pages, cached for a moment.
+    pub(crate) products: ProductCache,
     /// Cookie key and flags.
     pub(crate) cookies: CookieSettings,
     pub(crate) metrics: ShopMetrics,
@@ -61,6 +65,7 @@ impl AppState {
             backend: Backend::new(config.urls.clone(), shop_metrics.clone())?,
             metrics: shop_metrics,
             categories: CategoryCache::default(),
+            products: ProductCache::default(),
             cookies: CookieSettings {
                 key: config.session_key.clone(),
                 secure: config.cookie_secure,

@@ -12,7 +12,7 @@ use storekeeper_kit::Runner;
 
 fn main() -> ExitCode {
     Runner::new(ShopService::Storefront).serve(async |setup| {
-        let config = Config::from_source(setup.vars())?;
+        let config = Config::new(setup.config().clone(), setup.vars())?;
         if config.session_key_generated {
             tracing::warn!(
                 "SESSION_KEY is not set: using a random key, so sessions end when the storefront restarts"

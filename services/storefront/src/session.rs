@@ -41,6 +41,10 @@ pub(crate) struct Auth {
     pub(crate) name: String,
     /// `customer` or `admin`.
     pub(crate) role: String,
+    /// The account's e-mail: orders are placed with it, so admins can find
+    /// them by it (empty in sessions from before it was kept).
+    #[serde(default)]
+    pub(crate) email: String,
 }
 
 impl Auth {
@@ -87,6 +91,29 @@ pub(crate) struct Flash {
     pub(crate) message: String,
 }
 
+/// A checkout in progress: one per attempt to order, from its first submit
+/// until an order is known to be placed. Every retry of the attempt sends
+/// the same `Idempotency-Key` and, while the card is the same, the same
+/// payment method, so order-service replays instead of ordering twice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct CheckoutAttempt {
+    /// The `Idempotency-Key` of every `POST /api/orders` of this attempt.
+    pub(crate) key: String,
+    /// The card's payment-method id, once tokenized (it also finds the
+    /// order when an answer was lost: it is on the order).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) payment_method_id: String,
+    /// Which card that id stands for: last four digits and expiry, enough
+    /// to tell a retry with the same card from another card (never the
+    /// number).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) card: String,
+    /// Unix time the order was sent without an answer (0: not sent, or
+    /// answered); the order is looked for until a while after it.
+    #[serde(default)]
+    pub(crate) unanswered_since: i64,
+}
+
 /// Everything the cookie carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct SessionData {
@@ -104,6 +131,9 @@ pub(crate) struct SessionData {
     /// One-shot notice for the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) flash: Option<Flash>,
+    /// The checkout attempt in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checkout: Option<CheckoutAttempt>,
 }
 
 impl SessionData {
@@ -115,6 +145,7 @@ impl SessionData {
             guest_cart: Vec::new(),
             cart_count: 0,
             flash: None,
+            checkout: None,
         }
     }
 
@@ -346,6 +377,7 @@ mod tests {
             expires_at: 0,
             name: "Ann".into(),
             role: "customer".into(),
+            email: "ann@example.com".into(),
         });
         assert_ne!(data.csrf, before);
         data.cart_count = 3;
@@ -363,11 +395,18 @@ mod tests {
             expires_at: i64::MAX,
             name: "n".repeat(100),
             role: "customer".into(),
+            email: format!("{}@example.com", "e".repeat(100)),
         });
         for _ in 0..GUEST_CART_LINES {
             data.add_guest_item(&uuid::Uuid::new_v4().to_string(), 99);
         }
         data.flash(FlashKind::Info, "m".repeat(200));
+        data.checkout = Some(CheckoutAttempt {
+            key: uuid::Uuid::new_v4().to_string(),
+            payment_method_id: uuid::Uuid::new_v4().to_string(),
+            card: "4242 12/2034".into(),
+            unanswered_since: i64::MAX,
+        });
         let json = serde_json::to_string(&data).unwrap();
         // Encryption adds a 12-byte nonce and 16-byte tag, then base64 (4/3).
         let encoded = (json.len() + 28).div_ceil(3) * 4;

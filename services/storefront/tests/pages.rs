@@ -446,3 +446,40 @@ async fn html_is_not_cached_and_is_utf8() {
         Some("text/html; charset=utf-8")
     );
 }
+
+#[tokio::test]
+async fn control_characters_in_next_are_never_a_500() {
+    let shop = shop(&[]);
+    for next in [
+        "/\u{0b}",
+        "/\t/evil.example",
+        "/\u{0}",
+        "/a\r\nSet-Cookie: x=1",
+    ] {
+        let query = form(&[("next", next)]);
+        let page = shop.get(&format!("/login?{query}")).send().await;
+        page.assert_status(StatusCode::OK);
+        assert!(page.text().contains(r#"name="next" value="/""#), "{next:?}");
+        let register = shop.get(&format!("/register?{query}")).send().await;
+        register.assert_status(StatusCode::OK);
+
+        let (cookie, token) = session(&shop).await;
+        let body = form(&[
+            ("_csrf", &token),
+            ("email", "ann@example.com"),
+            ("password", "secret-password"),
+            ("next", next),
+        ]);
+        let response = shop
+            .post("/login")
+            .header("cookie", &cookie)
+            .raw_body(FORM, body)
+            .send()
+            .await;
+        response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            response.text().contains(r#"name="next" value="/""#),
+            "{next:?}"
+        );
+    }
+}

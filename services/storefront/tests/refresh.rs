@@ -1,5 +1,5 @@
-//! Transparent token refresh, and what the storefront tells user-service at
-//! login. Access tokens live 15 minutes, too long to wait for in a test, so
+//! Transparent token refresh, what the storefront tells user-service at
+//! login, and where a login sends the shopper afterwards. Access tokens live 15 minutes, too long to wait for in a test, so
 //! a small stand-in user-service hands out tokens that are already stale,
 //! counts refreshes and records the forwarded client address; a stand-in
 //! order-service accepts only the refreshed token. Everything on the
@@ -33,6 +33,7 @@ struct Fake {
     refreshes: Arc<AtomicUsize>,
     refuse_refresh: Arc<AtomicBool>,
     forwarded_for: Arc<Mutex<Vec<Option<String>>>>,
+    registered_for: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 async fn serve(router: Router) -> String {
@@ -63,6 +64,22 @@ async fn backends(fake: &Fake) -> (String, String) {
                         .map(|value| value.to_str().unwrap().to_owned());
                     fake.forwarded_for.lock().unwrap().push(forwarded);
                     Json(json!({"access_token": "stale", "refresh_token": "r1", "expires_in": 0}))
+                }
+            }),
+        )
+        .route(
+            "/api/users",
+            post({
+                let fake = fake.clone();
+                move |headers: HeaderMap| async move {
+                    let forwarded = headers
+                        .get("x-forwarded-for")
+                        .map(|value| value.to_str().unwrap().to_owned());
+                    fake.registered_for.lock().unwrap().push(forwarded);
+                    (
+                        StatusCode::CREATED,
+                        Json(json!({"id": "u1", "email": "ann@example.com", "name": "Ann", "role": "customer"})),
+                    )
                 }
             }),
         )
@@ -125,6 +142,25 @@ fn url_env(callee: ShopService) -> &'static str {
 /// Logs in through the storefront; returns the session cookie.
 async fn logged_in_shop(fake: &Fake) -> (TestApp, String) {
     logged_in_behind(fake, "0").await
+}
+
+/// Posts the login form with `next` from a fresh session.
+async fn log_in_with_next(shop: &TestApp, next: &str) -> TestResponse {
+    let page = shop.get("/login").send().await;
+    let session = cookie(&page).unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("_csrf", csrf(&page.text()).as_str()),
+            ("email", "ann@example.com"),
+            ("password", "pw"),
+            ("next", next),
+        ])
+        .finish();
+    shop.post("/login")
+        .header("cookie", &session)
+        .raw_body("application/x-www-form-urlencoded", body)
+        .send()
+        .await
 }
 
 /// Logs in through a storefront behind `hops` trusted proxies, with a
@@ -220,5 +256,88 @@ async fn login_forwards_only_the_address_the_trusted_proxy_saw() {
         *exposed.forwarded_for.lock().unwrap(),
         [Some("127.0.0.1".to_owned())],
         "without trusted proxies the header is not believed: the socket peer is the shopper"
+    );
+}
+
+/// Ways out of a site through a "local" redirect parameter (as the form
+/// field's value, before URL-encoding).
+const BYPASSES: &[&str] = &[
+    "https://evil.example",
+    "javascript:alert(1)",
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/\u{0b}/evil.example",
+    "/\u{0}/evil.example",
+    "/%09/evil.example",
+    "/%2F/evil.example",
+    "/%5Cevil.example",
+    "/\u{ff0f}evil.example",
+    " //evil.example",
+];
+
+#[tokio::test]
+async fn after_login_only_local_paths_are_followed() {
+    let fake = Fake::default();
+    let (shop, session) = logged_in_shop(&fake).await;
+    for bad in BYPASSES {
+        let response = log_in_with_next(&shop, bad).await;
+        response.assert_status(StatusCode::SEE_OTHER);
+        assert_eq!(response.header("location"), Some("/"), "{bad:?}");
+        // Already logged in, the login page sends the shopper on at once.
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", bad)
+            .finish();
+        let response = shop
+            .get(&format!("/login?{query}"))
+            .header("cookie", &session)
+            .send()
+            .await;
+        response.assert_status(StatusCode::SEE_OTHER);
+        assert_eq!(response.header("location"), Some("/"), "{bad:?}");
+    }
+    for good in ["/orders?page=2", "/products/blue-kettle#reviews"] {
+        let response = log_in_with_next(&shop, good).await;
+        assert_eq!(response.header("location"), Some(good));
+    }
+    // The raw tab of the example, exactly as a link carries it.
+    let response = shop
+        .get("/login?next=/%09/evil.example")
+        .header("cookie", &session)
+        .send()
+        .await;
+    assert_eq!(response.header("location"), Some("/"));
+}
+
+#[tokio::test]
+async fn registration_forwards_the_shoppers_address_too() {
+    let fake = Fake::default();
+    let (shop, _) = logged_in_behind(&fake, "1").await;
+    let page = shop.get("/register").send().await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("_csrf", csrf(&page.text()).as_str()),
+            ("name", "Ann"),
+            ("email", "ann@example.com"),
+            ("password", "long enough 1"),
+            ("next", "/\t/evil.example"),
+        ])
+        .finish();
+    let response = shop
+        .post("/register")
+        .header("cookie", cookie(&page).unwrap())
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+        .raw_body("application/x-www-form-urlencoded", body)
+        .send()
+        .await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(response.header("location"), Some("/"));
+    assert_eq!(
+        *fake.registered_for.lock().unwrap(),
+        [Some("203.0.113.9".to_owned())],
+        "user-service limits registrations per shopper address"
     );
 }

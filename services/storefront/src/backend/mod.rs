@@ -33,6 +33,12 @@ pub(crate) enum BackendError {
         service: ShopService,
         /// What happened, for the log only.
         reason: String,
+        /// The request may have reached the service and been carried out
+        /// (it timed out or the connection broke after sending, or the
+        /// answer was lost), as opposed to a refused connection or a
+        /// service saying it could not: checkout must not claim that
+        /// nothing was ordered.
+        outcome_unknown: bool,
     },
     /// 401: the access token was refused; the shopper must log in again.
     #[error("{} refused the credentials", service.package())]
@@ -129,6 +135,7 @@ impl Backend {
             .ok_or_else(|| BackendError::Unavailable {
                 service,
                 reason: "the storefront has no URL for it".to_owned(),
+                outcome_unknown: false,
             })?;
         Ok(format!("{}{path}", base.as_str().trim_end_matches('/')))
     }
@@ -184,6 +191,7 @@ impl Call {
             serde_json::from_slice(&bytes).map_err(|err| BackendError::Unavailable {
                 service,
                 reason: format!("unreadable answer: {err}"),
+                outcome_unknown: true,
             })
         }
         .await;
@@ -208,9 +216,12 @@ impl Call {
             return Ok(response);
         }
         if status.is_server_error() {
+            // 503 is a service saying it could not (and, for orders, that
+            // nothing was committed); other 5xx may come after the work.
             return Err(BackendError::Unavailable {
                 service,
                 reason: format!("answered {status}"),
+                outcome_unknown: status != StatusCode::SERVICE_UNAVAILABLE,
             });
         }
         Err(match status {
@@ -239,10 +250,13 @@ fn count<T>(metrics: &ShopMetrics, result: BackendResult<T>) -> BackendResult<T>
     result
 }
 
+/// A call that got no answer. Only a refused connection proves the
+/// request never arrived.
 fn unavailable(service: ShopService, err: &reqwest::Error) -> BackendError {
     BackendError::Unavailable {
         service,
         reason: err.to_string(),
+        outcome_unknown: !err.is_connect(),
     }
 }
 

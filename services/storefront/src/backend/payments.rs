@@ -1,4 +1,5 @@
-//! payment-service: tokenizing a card, reading an order's payments.
+//! payment-service: tokenizing a card, reading an order's payments, and
+//! refunds (admins).
 //!
 //! The card number passes through the storefront's memory on its way to
 //! payment-service and nowhere else: it is never logged, never put in the
@@ -26,6 +27,20 @@ pub(crate) struct Card {
     pub(crate) cvc: String,
 }
 
+impl Card {
+    /// Last four digits and expiry: tells a retry with the same card from
+    /// another card without keeping the number.
+    pub(crate) fn tag(&self) -> String {
+        let last4 = self.number.get(self.number.len().saturating_sub(4)..);
+        format!(
+            "{} {:02}/{}",
+            last4.unwrap_or_default(),
+            self.exp_month,
+            self.exp_year
+        )
+    }
+}
+
 impl fmt::Debug for Card {
     // Hand-written so a stray `{:?}` cannot leak the number or the CVC.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,11 +58,44 @@ pub(crate) struct PaymentMethod {
 /// A charge attempt for an order.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Payment {
+    /// The payment's id (refunds are made against it).
+    #[serde(default)]
+    pub(crate) id: String,
     /// `PENDING`, `SUCCEEDED`, `FAILED`, `REFUNDED`...
     pub(crate) status: String,
+    /// The amount charged, minor units.
+    #[serde(default)]
+    pub(crate) amount_cents: i64,
+    /// How much of it went back, minor units.
+    #[serde(default)]
+    pub(crate) refunded_cents: i64,
+    /// ISO 4217 code.
+    #[serde(default)]
+    pub(crate) currency: String,
+    /// Card brand, e.g. `visa`.
+    #[serde(default)]
+    pub(crate) brand: String,
+    /// The card's last four digits.
+    #[serde(default)]
+    pub(crate) last4: String,
     /// Why it failed, in words (when it did).
     #[serde(default)]
     pub(crate) failure_reason: Option<String>,
+}
+
+/// A refund payment-service made.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Refund {
+    /// Minor units given back by this refund.
+    pub(crate) amount_cents: i64,
+}
+
+/// Body of `POST /api/payments/{id}/refunds`.
+#[derive(Serialize)]
+struct NewRefund {
+    /// Absent: everything not refunded yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_cents: Option<i64>,
 }
 
 /// The answer of `GET /api/payments`.
@@ -83,5 +131,23 @@ impl Backend {
             .fetch()
             .await?;
         Ok(list.items)
+    }
+
+    /// `POST /api/payments/{id}/refunds` (admin) with an `Idempotency-Key`:
+    /// the same key replays the first refund instead of paying out again.
+    pub(crate) async fn refund(
+        &self,
+        token: &str,
+        payment_id: &str,
+        amount_cents: Option<i64>,
+        idempotency_key: &str,
+    ) -> BackendResult<Refund> {
+        let path = format!("/api/payments/{}/refunds", super::segment(payment_id));
+        self.request(ShopService::Payment, Method::POST, &path)
+            .bearer(token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&NewRefund { amount_cents })
+            .fetch()
+            .await
     }
 }

@@ -73,6 +73,22 @@ pub(crate) struct ProductQuery {
     pub(crate) per_page: u32,
 }
 
+impl ProductQuery {
+    /// One string per distinct query, to key cached answers by: the fields
+    /// joined by NUL, which only the search words may hold, and they sit
+    /// between fields that cannot, so two queries never share a key.
+    pub(crate) fn cache_key(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}\0{}",
+            self.category.as_deref().unwrap_or_default(),
+            self.q.as_deref().unwrap_or_default(),
+            self.sort.as_deref().unwrap_or_default(),
+            self.page,
+            self.per_page
+        )
+    }
+}
+
 /// The fields an admin edits; sent whole on create and on edit.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProductInput {
@@ -92,6 +108,37 @@ pub(crate) struct ProductInput {
     pub(crate) stock: i64,
     /// Category slug.
     pub(crate) category: String,
+}
+
+/// What the admin's edit form sends: every field but the stock, which
+/// travels as a change (`stock_delta`) and only when the admin changed it,
+/// so saving never undoes reservations made since the form was loaded.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct ProductChanges {
+    pub(crate) name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) slug: Option<String>,
+    pub(crate) description: String,
+    /// Price in minor units.
+    pub(crate) price_cents: i64,
+    /// ISO 4217 code.
+    pub(crate) currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image_url: Option<String>,
+    /// Category slug.
+    pub(crate) category: String,
+    /// Units to add (negative: remove); absent when the stock was not touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stock_delta: Option<i64>,
+}
+
+/// A product's stock as the admin sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StockLevels {
+    /// Units shoppers can still order.
+    pub(crate) available: i64,
+    /// Units held by orders still in checkout.
+    pub(crate) reserved: i64,
 }
 
 impl Backend {
@@ -136,12 +183,37 @@ impl Backend {
         &self,
         token: &str,
         id: &str,
-        input: &ProductInput,
+        changes: &ProductChanges,
     ) -> BackendResult<Product> {
         let path = format!("/api/products/{}", segment(id));
         self.request(ShopService::Product, Method::PATCH, &path)
             .bearer(token)
-            .json(input)
+            .json(changes)
+            .fetch()
+            .await
+    }
+
+    /// `GET /api/products/{id}/stock` (admin): available and reserved.
+    pub(crate) async fn stock_levels(&self, token: &str, id: &str) -> BackendResult<StockLevels> {
+        let path = format!("/api/products/{}/stock", segment(id));
+        self.request(ShopService::Product, Method::GET, &path)
+            .bearer(token)
+            .fetch()
+            .await
+    }
+
+    /// `PATCH /api/products/{id}` with only `stock_delta`: adds units to
+    /// the stock as it is then, keeping the reservations made meanwhile.
+    pub(crate) async fn restock(
+        &self,
+        token: &str,
+        id: &str,
+        units: i64,
+    ) -> BackendResult<Product> {
+        let path = format!("/api/products/{}", segment(id));
+        self.request(ShopService::Product, Method::PATCH, &path)
+            .bearer(token)
+            .json(&serde_json::json!({ "stock_delta": units }))
             .fetch()
             .await
     }

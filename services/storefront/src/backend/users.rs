@@ -22,6 +22,9 @@ pub(crate) struct Tokens {
 /// The logged-in account, as `GET /api/users/me` describes it.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Me {
+    /// The login e-mail (the account page shows it).
+    #[serde(default)]
+    pub(crate) email: String,
     pub(crate) name: String,
     /// `customer` or `admin`.
     pub(crate) role: String,
@@ -43,17 +46,31 @@ struct Credentials<'a> {
 }
 
 #[derive(Serialize)]
+struct PasswordChange<'a> {
+    current_password: &'a str,
+    new_password: &'a str,
+}
+
+#[derive(Serialize)]
 struct RefreshBody<'a> {
     refresh_token: &'a str,
 }
 
 impl Backend {
-    /// `POST /api/users`: creates a customer account.
-    pub(crate) async fn register(&self, account: &NewAccount<'_>) -> BackendResult<()> {
-        self.request(ShopService::User, Method::POST, "/api/users")
-            .json(account)
-            .execute()
-            .await
+    /// `POST /api/users`: creates a customer account. `shopper` is passed
+    /// on like at login, for user-service's per-IP registration limit.
+    pub(crate) async fn register(
+        &self,
+        account: &NewAccount<'_>,
+        shopper: Option<IpAddr>,
+    ) -> BackendResult<()> {
+        let mut call = self
+            .request(ShopService::User, Method::POST, "/api/users")
+            .json(account);
+        if let Some(ip) = shopper {
+            call = call.header("x-forwarded-for", &ip.to_string());
+        }
+        call.execute().await
     }
 
     /// `POST /api/users/login`; `shopper` is the shopper's address, passed
@@ -92,6 +109,24 @@ impl Backend {
             .bearer(access_token)
             .json(&RefreshBody { refresh_token })
             .execute()
+            .await
+    }
+
+    /// `PUT /api/users/me/password`: user-service ends every login of the
+    /// account and answers with a fresh one for this session.
+    pub(crate) async fn change_password(
+        &self,
+        access_token: &str,
+        current_password: &str,
+        new_password: &str,
+    ) -> BackendResult<Tokens> {
+        self.request(ShopService::User, Method::PUT, "/api/users/me/password")
+            .bearer(access_token)
+            .json(&PasswordChange {
+                current_password,
+                new_password,
+            })
+            .fetch()
             .await
     }
 

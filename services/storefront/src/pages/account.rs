@@ -1,4 +1,4 @@
-//! Register, log in, log out.
+//! Register, log in, log out, and where to go afterwards.
 
 use askama::Template;
 use axum::{
@@ -9,8 +9,8 @@ use axum::{
 };
 use serde::Deserialize;
 use storekeeper_kit::client_ip::ClientIp;
+use url::Url;
 
-use super::safe_next;
 use crate::{
     AppState,
     auth::now,
@@ -19,6 +19,77 @@ use crate::{
     session::{Auth, FlashKind, Session},
     views::{FormState, Layout, render, render_with_status},
 };
+
+/// An origin no real request has, to resolve `next` against: a value that
+/// resolves anywhere else leaves the site.
+const THIS_SITE: &str = "http://storefront.invalid/";
+
+/// Where to send a shopper after logging in or registering: `next` when it
+/// is an absolute path on this site, else `/`. An open redirect would let a
+/// link to the shop's own login page send its shoppers to a look-alike
+/// site, so the rules are strict:
+///
+/// - it starts with one `/`, not `//` or `/\` (another host);
+/// - every character is printable ASCII, no space: browsers drop tabs and
+///   newlines (`/\t/evil.example` is `//evil.example` to them), and a
+///   control character cannot go into a `Location` header at all;
+/// - no backslash anywhere (browsers read it as `/`);
+/// - decoded once more, without the whitespace and control characters
+///   browsers drop, it still starts with one `/` and has no backslash
+///   (`/%2F/evil`, `/%5Cevil`, `/%09/…` are what a second decoding proxy
+///   would make into another host);
+/// - resolved by a WHATWG URL parser (the one browsers follow) against this
+///   site, it stays on this site.
+pub(crate) fn local_next(next: &str) -> &str {
+    let printable = next.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    // What a second decoding would leave, with what browsers drop dropped.
+    let decoded: String = percent_decode(next)
+        .chars()
+        .filter(|c| !(c.is_control() || c.is_whitespace()))
+        .collect();
+    let rooted = |path: &str| {
+        path.starts_with('/') && !path[1..].starts_with(['/', '\\']) && !path.contains('\\')
+    };
+    if printable && rooted(next) && rooted(&decoded) && stays_on_this_site(next) {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// Whether `path`, resolved the way a browser resolves a `Location`, is
+/// still on this site.
+fn stays_on_this_site(path: &str) -> bool {
+    let Ok(site) = Url::parse(THIS_SITE) else {
+        return false;
+    };
+    site.join(path)
+        .is_ok_and(|url| url.origin() == site.origin())
+}
+
+/// `value` with every `%XX` decoded once (invalid UTF-8 becomes U+FFFD,
+/// which the checks refuse anyway).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let hex = |at: usize| {
+        bytes
+            .get(at)
+            .and_then(|digit| char::from(*digit).to_digit(16))
+            .and_then(|digit| u8::try_from(digit).ok())
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if let (b'%', Some(high), Some(low)) = (byte, hex(at + 1), hex(at + 2)) {
+            out.push(high << 4 | low);
+            at += 3;
+        } else {
+            out.push(byte);
+            at += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// `?next=` on the login and register pages.
 #[derive(Debug, Default, Deserialize)]
@@ -49,7 +120,7 @@ pub(crate) async fn login_form(
     session: Session,
     Query(params): Query<NextParam>,
 ) -> Response {
-    let next = safe_next(&params.next).to_owned();
+    let next = local_next(&params.next).to_owned();
     if session.auth().is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -71,7 +142,7 @@ pub(crate) async fn register_form(
     render(&RegisterPage {
         layout,
         form: FormState::default(),
-        next: safe_next(&params.next).to_owned(),
+        next: local_next(&params.next).to_owned(),
     })
 }
 
@@ -92,7 +163,7 @@ pub(crate) async fn login(
     client: ClientIp,
     Form(input): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(&input.next).to_owned();
+    let next = local_next(&input.next).to_owned();
     let mut form = FormState::default();
     form.set("email", input.email.trim());
     if input.email.trim().is_empty() {
@@ -163,6 +234,7 @@ async fn sign_in(
             expires_at: now() + tokens.expires_in,
             name: me.name.clone(),
             role: me.role,
+            email: me.email,
         });
     });
     merge_guest_cart(state, session, &tokens.access_token).await;
@@ -192,7 +264,7 @@ pub(crate) async fn register(
     client: ClientIp,
     Form(input): Form<RegisterForm>,
 ) -> Response {
-    let next = safe_next(&input.next).to_owned();
+    let next = local_next(&input.next).to_owned();
     let (name, email) = (input.name.trim(), input.email.trim());
     let mut form = FormState::default();
     form.set("name", name);
@@ -244,7 +316,7 @@ async fn create_and_sign_in(
     client: ClientIp,
     account: &NewAccount<'_>,
 ) -> Result<(), BackendError> {
-    state.backend.register(account).await?;
+    state.backend.register(account, client.0).await?;
     sign_in(state, session, client, account.email, account.password)
         .await
         .map(drop)
@@ -256,6 +328,12 @@ fn explain_registration_failure(form: &mut FormState, err: &BackendError) {
             "email",
             "An account with this email already exists. Log in instead?",
         ),
+        BackendError::Rejected { status, .. } if status.as_u16() == 429 => {
+            form.summary = Some(
+                "Many accounts were created from your network just now. Please try again later."
+                    .to_owned(),
+            );
+        }
         BackendError::Rejected { .. } => {
             form.absorb(err.field_errors(), |field| match field {
                 "name" => Some("name"),
@@ -294,4 +372,82 @@ pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> R
         data.flash(FlashKind::Info, "You are logged out. See you soon!");
     });
     Redirect::to("/").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known ways to leave a site through a "local" redirect parameter, as
+    /// the login form receives them (already URL-decoded once).
+    const BYPASSES: &[&str] = &[
+        "https://evil.example",
+        "http:evil.example",
+        "HTTPS://evil.example",
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example",
+        "///evil.example",
+        "////evil.example",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\\\evil.example",
+        "\\/evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r/evil.example",
+        "/\r\n/evil.example",
+        "\t//evil.example",
+        "/\u{0b}/evil.example",
+        "/\u{0c}/evil.example",
+        "/\u{0}/evil.example",
+        "/\u{7f}/evil.example",
+        " //evil.example",
+        "/ /evil.example",
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0D%0A/evil.example",
+        "/%2F/evil.example",
+        "/%2f%2fevil.example",
+        "/%5Cevil.example",
+        "/%5c/evil.example",
+        "%2F%2Fevil.example",
+        "/\u{3000}/evil.example",
+        "/\u{ff0f}evil.example",
+        "\u{ff0f}\u{ff0f}evil.example",
+        "/\u{200b}/evil.example",
+        "evil.example",
+        "orders",
+        "",
+    ];
+
+    #[test]
+    fn known_bypasses_fall_back_to_home() {
+        for bad in BYPASSES {
+            assert_eq!(local_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn local_paths_are_kept() {
+        for good in [
+            "/",
+            "/orders",
+            "/orders?x=1&y=%20two",
+            "/products/blue-kettle#reviews",
+            "/checkout?next=%2Forders",
+            "/@evil.example",
+        ] {
+            assert_eq!(local_next(good), good);
+        }
+    }
+
+    #[test]
+    fn percent_decoding_is_one_level_and_tolerant() {
+        assert_eq!(percent_decode("/%2F%2fx"), "///x");
+        assert_eq!(percent_decode("/%252F"), "/%2F");
+        assert_eq!(percent_decode("/%zz%4"), "/%zz%4");
+        assert_eq!(percent_decode("/%E2%82%AC"), "/\u{20ac}");
+        assert_eq!(percent_decode("/%FF"), "/\u{fffd}");
+    }
 }

@@ -1,7 +1,16 @@
-//! Admin pages: the product list with stock, create and edit a product.
+//! Admin pages: the product list with stock and a restock form per row,
+//! create and edit a product. (Orders are in `admin_orders`.)
 //!
 //! Only an account with the `admin` role gets here (checked from the session,
 //! and product-service checks the token again on every write).
+//!
+//! The edit form remembers the stock it showed (`stock_loaded`) and sends
+//! the stock only when the admin changed it, as the difference
+//! (`stock_delta`), which product-service applies to the stock as it is
+//! then: fixing a typo never undoes the reservations shoppers made while the
+//! form was open, and a restock adds to them. The form shows units available
+//! beside units reserved by orders still in checkout. Restocking from the
+//! list sends only `stock_delta` (the units entered), for the same reason.
 
 use askama::Template;
 use axum::{
@@ -18,7 +27,7 @@ use crate::{
     auth::{admin_token, on_backend_error},
     backend::{
         BackendError,
-        products::{Category, ProductInput, ProductQuery},
+        products::{Category, ProductChanges, ProductInput, ProductQuery},
     },
     errors::PageError,
     session::{FlashKind, Session},
@@ -51,6 +60,8 @@ pub(crate) struct ListParams {
 pub(crate) struct AdminRow {
     pub(crate) card: ProductCard,
     pub(crate) edit_url: String,
+    /// Where its restock form posts.
+    pub(crate) restock_url: String,
 }
 
 #[derive(Template)]
@@ -93,6 +104,10 @@ pub(crate) async fn list(
             .map(|product| AdminRow {
                 card: ProductCard::from(product),
                 edit_url: format!("/admin/products/{}", crate::backend::segment(&product.id)),
+                restock_url: format!(
+                    "/admin/products/{}/restock",
+                    crate::backend::segment(&product.id)
+                ),
             })
             .collect(),
         prev: (page > 1).then(|| link(page - 1)),
@@ -110,6 +125,8 @@ struct FormPage {
     form: FormState,
     categories: Vec<Category>,
     view_url: Option<String>,
+    /// Available vs reserved, on the edit form (absent when unknown).
+    stock_note: Option<String>,
 }
 
 /// `GET /admin/products/new`.
@@ -131,6 +148,7 @@ pub(crate) async fn new_form(
         form,
         categories,
         view_url: None,
+        stock_note: None,
     }))
 }
 
@@ -141,12 +159,13 @@ pub(crate) async fn edit_form(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, PageError> {
-    admin_token(&state, &session, &here(&uri)).await?;
+    let token = admin_token(&state, &session, &here(&uri)).await?;
     let product = state
         .backend
         .product(&id)
         .await
         .map_err(|err| PageError::from_backend(&err, &here(&uri)))?;
+    let stock_note = stock_note(&state, &token, &product.id).await;
     let mut form = FormState::default();
     form.set("name", &product.name);
     form.set("slug", &product.slug);
@@ -155,6 +174,7 @@ pub(crate) async fn edit_form(
     form.set("currency", &product.currency);
     form.set("category", &product.category);
     form.set("stock", &product.stock.to_string());
+    form.set("stock_loaded", &product.stock.to_string());
     form.set("image_url", &product.image_url);
     let layout = Layout::new(&state, &session, &format!("Edit {} · Admin", product.name)).await;
     let categories = layout.categories.clone();
@@ -168,7 +188,23 @@ pub(crate) async fn edit_form(
             "/products/{}",
             crate::backend::segment(&product.slug)
         )),
+        stock_note,
     }))
+}
+
+/// "12 available, 3 reserved by orders in checkout", read fresh from
+/// product-service; `None` when it cannot say (the form works without).
+async fn stock_note(state: &AppState, token: &str, id: &str) -> Option<String> {
+    let levels = state
+        .backend
+        .stock_levels(token, id)
+        .await
+        .inspect_err(|err| tracing::warn!(error = %err, "stock levels unavailable"))
+        .ok()?;
+    Some(format!(
+        "{} available to order now, {} reserved by orders in checkout.",
+        levels.available, levels.reserved
+    ))
 }
 
 /// What the product form posts.
@@ -188,6 +224,9 @@ pub(crate) struct ProductForm {
     category: String,
     #[serde(default)]
     stock: String,
+    /// The stock the edit form showed (absent on the new-product form).
+    #[serde(default)]
+    stock_loaded: String,
     #[serde(default)]
     image_url: String,
 }
@@ -202,7 +241,9 @@ pub(crate) async fn create(
     let token = admin_token(&state, &session, &here(&uri)).await?;
     let (mut form, product) = validate(&input);
     if let (Some(product), false) = (product, form.has_errors()) {
-        match state.backend.create_product(&token, &product).await {
+        let created = state.backend.create_product(&token, &product).await;
+        state.products.invalidate();
+        match created {
             Ok(created) => {
                 state.categories.invalidate();
                 session.update(|data| {
@@ -227,6 +268,7 @@ pub(crate) async fn create(
             form,
             categories,
             view_url: None,
+            stock_note: None,
         },
     ))
 }
@@ -240,9 +282,11 @@ pub(crate) async fn update(
     Form(input): Form<ProductForm>,
 ) -> Result<Response, PageError> {
     let token = admin_token(&state, &session, &here(&uri)).await?;
-    let (mut form, product) = validate(&input);
-    if let (Some(product), false) = (product, form.has_errors()) {
-        match state.backend.update_product(&token, &id, &product).await {
+    let (mut form, changes) = validate_edit(&input);
+    if let (Some(changes), false) = (changes, form.has_errors()) {
+        let saved = state.backend.update_product(&token, &id, &changes).await;
+        state.products.invalidate();
+        match saved {
             Ok(saved) => {
                 session.update(|data| {
                     data.flash(
@@ -268,6 +312,7 @@ pub(crate) async fn update(
             Err(err) => explain(&mut form, &err),
         }
     }
+    let stock_note = stock_note(&state, &token, &id).await;
     let layout = Layout::new(&state, &session, "Edit product · Admin").await;
     let categories = layout.categories.clone();
     Ok(render_with_status(
@@ -279,12 +324,100 @@ pub(crate) async fn update(
             form,
             categories,
             view_url: None,
+            stock_note,
         },
     ))
 }
 
+/// What a restock form on the product list posts.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RestockForm {
+    /// Units to add.
+    #[serde(default)]
+    units: String,
+    /// The product's name, to say what was restocked.
+    #[serde(default)]
+    name: String,
+}
+
+/// Most units one restock adds.
+const MAX_RESTOCK: i64 = 1_000_000;
+
+/// Adds `units` to a product's stock; the shopper pages' product reads
+/// are dropped whatever the answer (a lost answer may still have landed).
+async fn restocked(
+    state: &AppState,
+    token: &str,
+    id: &str,
+    units: i64,
+) -> crate::backend::BackendResult<crate::backend::products::Product> {
+    let saved = state.backend.restock(token, id, units).await;
+    state.products.invalidate();
+    saved
+}
+
+/// `POST /admin/products/{id}/restock`: adds the units entered to the
+/// stock as it is then (`stock_delta`), so reservations are kept; back on
+/// the list with what happened.
+pub(crate) async fn restock(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<RestockForm>,
+) -> Result<Response, PageError> {
+    let back = "/admin/products";
+    let token = admin_token(&state, &session, back).await?;
+    let name = form.name.trim();
+    let units = form
+        .units
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|units| (1..=MAX_RESTOCK).contains(units));
+    let (kind, message) = match units {
+        None => (
+            FlashKind::Error,
+            format!("{name}: enter the units to add, a whole number from 1 to {MAX_RESTOCK}."),
+        ),
+        Some(units) => match restocked(&state, &token, &id, units).await {
+            Ok(saved) => (
+                FlashKind::Success,
+                format!(
+                    "{}: {units} units added, {} in stock now.",
+                    saved.name, saved.stock
+                ),
+            ),
+            Err(err @ BackendError::Rejected { .. }) => (
+                FlashKind::Error,
+                format!(
+                    "{name} was not restocked: {}",
+                    err.detail()
+                        .unwrap_or("product-service refused the change.")
+                ),
+            ),
+            Err(BackendError::Unavailable { .. }) => (
+                FlashKind::Error,
+                format!(
+                    "The catalog is taking a short break, so we cannot tell whether {name} was \
+                     restocked. Check its stock below before trying again."
+                ),
+            ),
+            Err(err) => return Err(on_backend_error(&session, &err, back)),
+        },
+    };
+    session.update(|data| data.flash(kind, message));
+    Ok(Redirect::to(back).into_response())
+}
+
 fn explain(form: &mut FormState, err: &BackendError) {
     match err {
+        BackendError::Rejected { .. } if err.kind() == Some("insufficient-stock") => {
+            form.error_on(
+                "stock",
+                err.detail()
+                    .unwrap_or("That would take the stock below zero."),
+            );
+        }
         BackendError::Rejected { status, .. } if status.as_u16() == 409 => {
             form.error_on(
                 "slug",
@@ -306,7 +439,7 @@ fn explain(form: &mut FormState, err: &BackendError) {
                 "price_cents" => Some("price"),
                 "currency" => Some("currency"),
                 "category" => Some("category"),
-                "stock" => Some("stock"),
+                "stock" | "stock_delta" => Some("stock"),
                 "image_url" => Some("image_url"),
                 _ => None,
             });
@@ -388,6 +521,37 @@ fn validate(input: &ProductForm) -> (FormState, Option<ProductInput>) {
     (form, product)
 }
 
+/// Checks the edit form and builds the changes: the stock only when the
+/// admin changed it, as the difference from what the form showed.
+fn validate_edit(input: &ProductForm) -> (FormState, Option<ProductChanges>) {
+    let (mut form, product) = validate(input);
+    form.set("stock_loaded", input.stock_loaded.trim());
+    let loaded = input.stock_loaded.trim().parse::<i64>().ok();
+    if loaded.is_none() {
+        form.summary = Some(
+            "This form is missing the stock it was opened with; please reload the page and make your change again."
+                .to_owned(),
+        );
+    }
+    let changes = product.zip(loaded).map(|(product, loaded)| ProductChanges {
+        stock_delta: stock_delta(loaded, product.stock),
+        name: product.name,
+        slug: product.slug,
+        description: product.description,
+        price_cents: product.price_cents,
+        currency: product.currency,
+        image_url: product.image_url,
+        category: product.category,
+    });
+    (form, changes)
+}
+
+/// The change to send for a stock field that showed `loaded` and now reads
+/// `entered`: nothing when untouched.
+fn stock_delta(loaded: i64, entered: i64) -> Option<i64> {
+    (entered != loaded).then(|| entered - loaded)
+}
+
 /// "12.5" → 1250 cents; at most two decimals, above zero.
 fn parse_price(raw: &str) -> Option<i64> {
     let raw = raw
@@ -453,6 +617,7 @@ mod tests {
             currency: "dollars".into(),
             category: String::new(),
             stock: "-3".into(),
+            stock_loaded: String::new(),
             image_url: String::new(),
         });
         assert!(product.is_none());
@@ -460,5 +625,41 @@ mod tests {
             assert!(form.error(field).is_some(), "{field}");
         }
         assert_eq!(form.value("slug"), "Bad Slug");
+    }
+
+    fn edit(stock: &str, stock_loaded: &str) -> ProductForm {
+        ProductForm {
+            name: "Blue Mug".into(),
+            slug: "blue-mug".into(),
+            description: "A mug.".into(),
+            price: "12.50".into(),
+            currency: "usd".into(),
+            category: "kitchen".into(),
+            stock: stock.into(),
+            stock_loaded: stock_loaded.into(),
+            image_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_edit_sends_the_stock_only_when_it_changed_and_as_a_difference() {
+        let (form, untouched) = validate_edit(&edit("7", "7"));
+        assert!(!form.has_errors());
+        let untouched = untouched.unwrap();
+        assert_eq!(untouched.stock_delta, None);
+        let body = serde_json::to_value(&untouched).unwrap();
+        assert!(body.get("stock").is_none() && body.get("stock_delta").is_none());
+
+        let (_, restock) = validate_edit(&edit("12", "7"));
+        assert_eq!(restock.unwrap().stock_delta, Some(5));
+        let (_, write_off) = validate_edit(&edit("4", "7"));
+        assert_eq!(write_off.unwrap().stock_delta, Some(-3));
+    }
+
+    #[test]
+    fn an_edit_without_the_stock_it_was_opened_with_is_refused() {
+        let (form, changes) = validate_edit(&edit("7", ""));
+        assert!(changes.is_none());
+        assert!(form.summary.as_deref().unwrap().contains("reload"));
     }
 }

@@ -64,8 +64,8 @@ pub(crate) async fn add(
         )));
     };
     let product = state
-        .backend
-        .product(&form.product_id)
+        .products
+        .product(&state.backend, &form.product_id)
         .await
         .map_err(|err| PageError::from_backend(&err, "/"))?;
     if product.stock <= 0 {
@@ -84,7 +84,7 @@ pub(crate) async fn add(
             .add_to_cart(&token, &product.id, quantity)
             .await
         {
-            Ok(()) => recount(&state, &session, &token).await,
+            Ok(cart) => session.update(|data| data.cart_count = cart.units()),
             Err(err @ BackendError::Rejected { .. }) => {
                 session.update(|data| data.flash(FlashKind::Error, refusal(&err)));
                 return Ok(back_to_product(&product.slug));
@@ -166,15 +166,24 @@ async fn set_quantity(
     }
     let token = access_token(state, session, "/cart").await?;
     let result = if quantity == 0 {
-        state.backend.remove_from_cart(&token, product_id).await
+        state
+            .backend
+            .remove_from_cart(&token, product_id)
+            .await
+            .map(|()| None)
     } else {
         state
             .backend
             .set_cart_quantity(&token, product_id, quantity)
             .await
+            .map(Some)
     };
     match result {
-        Ok(()) | Err(BackendError::NotFound { .. }) => {
+        Ok(Some(cart)) => {
+            session.update(|data| data.cart_count = cart.units());
+            Ok(())
+        }
+        Ok(None) | Err(BackendError::NotFound { .. }) => {
             recount(state, session, &token).await;
             Ok(())
         }
@@ -215,7 +224,7 @@ pub(crate) async fn merge_guest_cart(state: &AppState, session: &Session, token:
             .add_to_cart(token, &line.product_id, line.quantity)
             .await
         {
-            Ok(()) | Err(BackendError::NotFound { .. } | BackendError::Rejected { .. }) => {}
+            Ok(_) | Err(BackendError::NotFound { .. } | BackendError::Rejected { .. }) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "guest cart line not merged yet");
                 kept.push(line);
@@ -228,8 +237,7 @@ pub(crate) async fn merge_guest_cart(state: &AppState, session: &Session, token:
 /// Re-reads the server cart to keep the header badge right.
 pub(crate) async fn recount(state: &AppState, session: &Session, token: &str) {
     if let Ok(cart) = state.backend.cart(token).await {
-        let count = cart.items.iter().map(|item| item.quantity).sum();
-        session.update(|data| data.cart_count = count);
+        session.update(|data| data.cart_count = cart.units());
     }
 }
 
@@ -287,7 +295,7 @@ pub(crate) async fn describe(state: &AppState, items: Vec<CartItem>) -> CartView
     let products = join_all(
         items
             .iter()
-            .map(|item| state.backend.product(&item.product_id)),
+            .map(|item| state.products.product(&state.backend, &item.product_id)),
     )
     .await;
     let mut totals: Vec<(String, i64)> = Vec::new();

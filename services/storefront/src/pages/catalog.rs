@@ -117,7 +117,7 @@ pub(crate) async fn home(
     };
     let (layout, listing) = tokio::join!(
         Layout::new(&state, &session, "Shop"),
-        state.backend.products(&query)
+        state.products.products(&state.backend, &query)
     );
     let current = layout
         .categories
@@ -272,7 +272,7 @@ pub(crate) async fn product(
 ) -> Result<Response, PageError> {
     let (layout, found) = tokio::join!(
         Layout::new(&state, &session, "Product"),
-        state.backend.product(&slug)
+        state.products.product(&state.backend, &slug)
     );
     let found: Product = found.map_err(|err| match err {
         // A malformed slug is just a page that does not exist.
@@ -309,7 +309,7 @@ async fn related(state: &AppState, product: &Product) -> Vec<ProductCard> {
         page: 1,
         per_page: 5,
     };
-    match state.backend.products(&query).await {
+    match state.products.products(&state.backend, &query).await {
         Ok(list) => list
             .items
             .iter()

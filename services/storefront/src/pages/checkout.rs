@@ -3,10 +3,18 @@
 //! The card goes from the form straight to payment-service
 //! (`POST /api/payments/methods`); only the returned payment-method id is used
 //! after that. The number and CVC are never logged, never stored in the
-//! session and never written back into the form. The order is placed with an
-//! `Idempotency-Key` that is minted when the form is first shown and carried
-//! in a hidden field, so a double submit or a retry after a timeout cannot
-//! place two orders.
+//! session and never written back into the form.
+//!
+//! One attempt to order is one `Idempotency-Key` (minted when the form is
+//! first shown) and, while the card stays the same, one tokenized payment
+//! method, both kept in the session ([`CheckoutAttempt`]) until an order is
+//! known to be placed: a double submit or a retry sends the very same
+//! request, which order-service replays instead of ordering twice. When
+//! order-service does not answer in time the order may still be placed, so
+//! the shopper is told it is being checked, and `/checkout/pending` looks
+//! for it by its payment method until it appears (then follows its status
+//! on the order page) or until order-service's own request timeout has long
+//! passed without it (then nothing was ordered, which is said only then).
 
 use askama::Template;
 use axum::{
@@ -21,16 +29,25 @@ use uuid::Uuid;
 use super::{cart, here};
 use crate::{
     AppState,
-    auth::{access_token, on_backend_error},
+    auth::{access_token, now, on_backend_error},
     backend::{
         BackendError,
         orders::{NewOrder, ShippingAddress},
         payments::Card,
     },
     errors::PageError,
-    session::{FlashKind, Session},
+    session::{CheckoutAttempt, FlashKind, Session},
     views::{FormState, Layout, render, render_with_status, shopper_name},
 };
+
+/// Where a checkout whose answer was lost is followed.
+const PENDING: &str = "/checkout/pending";
+
+/// How long after an unanswered order request its order is looked for.
+/// order-service abandons (and rolls back) a request after its
+/// `REQUEST_TIMEOUT_SECS` (15 s), so an order that has not appeared twice
+/// that long after was not placed.
+const CHECK_WINDOW_SECS: i64 = 30;
 
 /// Countries the shop ships to: ISO code and name.
 pub(crate) const COUNTRIES: &[(&str, &str)] = &[
@@ -95,6 +112,13 @@ pub(crate) async fn form(
     uri: Uri,
 ) -> Result<Response, PageError> {
     access_token(&state, &session, &here(&uri)).await?;
+    let attempt = session.read(|data| data.checkout.clone());
+    if attempt
+        .as_ref()
+        .is_some_and(|attempt| attempt.unanswered_since > 0)
+    {
+        return Ok(Redirect::to(PENDING).into_response());
+    }
     let cart = match cart::load(&state, &session, &uri).await? {
         Ok(cart) if cart.lines.is_empty() => return Ok(empty_cart(&session)),
         Ok(cart) => cart,
@@ -110,7 +134,7 @@ pub(crate) async fn form(
         cart,
         countries: countries("US"),
         form,
-        idempotency_key: Uuid::new_v4().to_string(),
+        idempotency_key: attempt.map_or_else(|| Uuid::new_v4().to_string(), |attempt| attempt.key),
     }))
 }
 
@@ -148,7 +172,8 @@ pub(crate) struct CheckoutForm {
     idempotency_key: String,
 }
 
-/// `POST /checkout`: validate, tokenize the card, place the order.
+/// `POST /checkout`: validate, tokenize the card (once per attempt and
+/// card), place the order.
 pub(crate) async fn submit(
     State(state): State<AppState>,
     session: Session,
@@ -156,30 +181,43 @@ pub(crate) async fn submit(
     Form(input): Form<CheckoutForm>,
 ) -> Result<Response, PageError> {
     let token = access_token(&state, &session, "/checkout").await?;
-    let key = Uuid::parse_str(&input.idempotency_key)
-        .map_or_else(|_| Uuid::new_v4().to_string(), |key| key.to_string());
+    let attempt = session.read(|data| data.checkout.clone());
+    if attempt
+        .as_ref()
+        .is_some_and(|attempt| attempt.unanswered_since > 0)
+    {
+        // The last order request of this attempt is still unaccounted for.
+        return Ok(Redirect::to(PENDING).into_response());
+    }
+    // The session's attempt wins over the form (an older tab's key).
+    let key = attempt.as_ref().map_or_else(
+        || {
+            Uuid::parse_str(&input.idempotency_key)
+                .map_or_else(|_| Uuid::new_v4().to_string(), |key| key.to_string())
+        },
+        |attempt| attempt.key.clone(),
+    );
     let mut form = FormState::default();
     let address = validate_address(&input, &mut form);
     let payment_card = validate_card(&input, &mut form, chrono::Utc::now().date_naive());
     if let (Some(payment_card), false) = (payment_card, form.has_errors()) {
-        match place(&state, &token, &key, &address, &payment_card).await {
-            Ok(order_id) => {
-                state.metrics.orders_placed.inc();
-                session.update(|data| {
-                    data.cart_count = 0;
-                    data.flash(
-                        FlashKind::Success,
-                        "Thank you! Your order is placed. We're confirming the payment now.",
-                    );
-                });
-                return Ok(Redirect::to(&format!(
-                    "/orders/{}",
-                    crate::backend::segment(&order_id)
-                ))
-                .into_response());
-            }
+        match place(&state, &session, &token, &key, &address, &payment_card).await {
+            Ok(order_id) => return Ok(placed(&state, &session, &order_id)),
             Err(err @ BackendError::Unauthorized { .. }) => {
                 return Err(on_backend_error(&session, &err, "/checkout"));
+            }
+            Err(BackendError::Unavailable {
+                service: storekeeper_contract::ShopService::Order,
+                outcome_unknown: true,
+                reason,
+            }) => {
+                tracing::warn!(reason, "no answer to an order; following it up");
+                session.update(|data| {
+                    if let Some(attempt) = data.checkout.as_mut() {
+                        attempt.unanswered_since = now();
+                    }
+                });
+                return Ok(Redirect::to(PENDING).into_response());
             }
             Err(err) => explain_failure(&mut form, &err),
         }
@@ -204,27 +242,190 @@ pub(crate) async fn submit(
     ))
 }
 
-/// Tokenizes the card, then places the order; returns the order id.
+/// The attempt is over: an order exists. Ends it and goes to the order.
+fn placed(state: &AppState, session: &Session, order_id: &str) -> Response {
+    state.metrics.orders_placed.inc();
+    session.update(|data| {
+        data.checkout = None;
+        data.cart_count = 0;
+        data.flash(
+            FlashKind::Success,
+            "Thank you! Your order is placed. We're confirming the payment now.",
+        );
+    });
+    Redirect::to(&format!("/orders/{}", crate::backend::segment(order_id))).into_response()
+}
+
+/// Tokenizes the card unless this attempt already did for this card, then
+/// places the order under the attempt's key; returns the order id.
 async fn place(
     state: &AppState,
+    session: &Session,
     token: &str,
     key: &str,
     address: &ShippingAddress,
     card: &Card,
 ) -> Result<String, BackendError> {
-    let method = state.backend.tokenize_card(token, card).await?;
+    let tag = card.tag();
+    let known = session.read(|data| {
+        data.checkout
+            .as_ref()
+            .filter(|attempt| {
+                attempt.key == key && attempt.card == tag && !attempt.payment_method_id.is_empty()
+            })
+            .map(|attempt| attempt.payment_method_id.clone())
+    });
+    let method = if let Some(method) = known {
+        method
+    } else {
+        let method = state.backend.tokenize_card(token, card).await?.id;
+        session.update(|data| {
+            data.checkout = Some(CheckoutAttempt {
+                key: key.to_owned(),
+                payment_method_id: method.clone(),
+                card: tag,
+                unanswered_since: 0,
+            });
+        });
+        method
+    };
+    let email = session.auth().map(|auth| auth.email);
     let order = state
         .backend
         .place_order(
             token,
             key,
             &NewOrder {
-                payment_method_id: &method.id,
+                payment_method_id: &method,
                 shipping_address: address,
+                email: email.as_deref().filter(|email| !email.is_empty()),
             },
         )
         .await?;
     Ok(order.id)
+}
+
+#[derive(Template)]
+#[template(path = "checkout_pending.html")]
+struct PendingPage {
+    layout: Layout,
+    /// order-service did not answer the last look either.
+    orders_down: bool,
+}
+
+/// What following an unanswered order found.
+enum Followed {
+    /// The order exists.
+    Placed(String),
+    /// No order, and none can appear any more.
+    NotPlaced,
+    /// Not known yet; `orders_down` when order-service did not answer.
+    Checking { orders_down: bool },
+}
+
+/// Looks for the order of the session's unanswered attempt.
+async fn follow(
+    state: &AppState,
+    session: &Session,
+    token: &str,
+    attempt: &CheckoutAttempt,
+) -> Result<Followed, PageError> {
+    match state.backend.orders(token).await {
+        Ok(orders) => {
+            let found = orders
+                .into_iter()
+                .find(|order| order.payment_method_id == attempt.payment_method_id)
+                .map(|order| order.id);
+            Ok(verdict(found, now() - attempt.unanswered_since))
+        }
+        Err(err @ BackendError::Unauthorized { .. }) => {
+            Err(on_backend_error(session, &err, PENDING))
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "orders unavailable while following a checkout");
+            Ok(Followed::Checking { orders_down: true })
+        }
+    }
+}
+
+/// What the orders list says, `waited` seconds after the unanswered request.
+fn verdict(found: Option<String>, waited: i64) -> Followed {
+    match found {
+        Some(order_id) => Followed::Placed(order_id),
+        None if waited > CHECK_WINDOW_SECS => Followed::NotPlaced,
+        None => Followed::Checking { orders_down: false },
+    }
+}
+
+/// The session's attempt whose order request went unanswered, if any.
+fn unanswered(session: &Session) -> Option<CheckoutAttempt> {
+    session.read(|data| {
+        data.checkout
+            .clone()
+            .filter(|attempt| attempt.unanswered_since > 0)
+    })
+}
+
+/// `GET /checkout/pending`: "your order is being checked" until the order
+/// of an unanswered checkout shows up (then its page) or surely will not
+/// (then the checkout form again, saying nothing was ordered).
+pub(crate) async fn pending(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let token = access_token(&state, &session, PENDING).await?;
+    let Some(attempt) = unanswered(&session) else {
+        return Ok(Redirect::to("/orders").into_response());
+    };
+    match follow(&state, &session, &token, &attempt).await? {
+        Followed::Placed(order_id) => Ok(placed(&state, &session, &order_id)),
+        Followed::NotPlaced => {
+            session.update(|data| {
+                if let Some(attempt) = data.checkout.as_mut() {
+                    attempt.unanswered_since = 0;
+                }
+                data.flash(
+                    FlashKind::Info,
+                    "We checked: the order did not go through, so nothing was ordered and your                      card was not charged. You can place it again.",
+                );
+            });
+            Ok(Redirect::to("/checkout").into_response())
+        }
+        Followed::Checking { orders_down } => {
+            let layout = Layout::new(&state, &session, "Checking your order").await;
+            Ok(render(&PendingPage {
+                layout,
+                orders_down,
+            }))
+        }
+    }
+}
+
+/// What the page's status script polls (the order page's format).
+#[derive(serde::Serialize)]
+struct PendingJson {
+    label: &'static str,
+    terminal: bool,
+}
+
+/// `GET /checkout/pending/status`: whether reloading the pending page would
+/// lead on (to the order or back to checkout), for the page's script.
+pub(crate) async fn pending_status(State(state): State<AppState>, session: Session) -> Response {
+    let Ok(token) = access_token(&state, &session, PENDING).await else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let terminal = match unanswered(&session) {
+        None => true,
+        Some(attempt) => !matches!(
+            follow(&state, &session, &token, &attempt).await,
+            Ok(Followed::Checking { .. })
+        ),
+    };
+    axum::Json(PendingJson {
+        label: if terminal { "Found" } else { "Checking" },
+        terminal,
+    })
+    .into_response()
 }
 
 fn explain_failure(form: &mut FormState, err: &BackendError) {
@@ -478,6 +679,46 @@ mod tests {
         assert!(form.error("country").is_some());
         assert!(form.error("name").is_none());
         assert_eq!(form.value("city"), "Springfield");
+    }
+
+    #[test]
+    fn an_unanswered_order_is_called_not_placed_only_after_the_window() {
+        assert!(matches!(
+            verdict(Some("o1".into()), 999),
+            Followed::Placed(id) if id == "o1"
+        ));
+        for waited in [0, 15, CHECK_WINDOW_SECS] {
+            assert!(
+                matches!(
+                    verdict(None, waited),
+                    Followed::Checking { orders_down: false }
+                ),
+                "{waited}"
+            );
+        }
+        assert!(matches!(
+            verdict(None, CHECK_WINDOW_SECS + 1),
+            Followed::NotPlaced
+        ));
+    }
+
+    #[test]
+    fn a_card_is_told_apart_by_its_last_digits_and_expiry() {
+        let card = |number: &str, exp_month| Card {
+            number: number.into(),
+            exp_month,
+            exp_year: 2034,
+            cvc: "123".into(),
+        };
+        assert_eq!(card("4242424242424242", 3).tag(), "4242 03/2034");
+        assert_ne!(
+            card("4242424242424242", 3).tag(),
+            card("5555555555554444", 3).tag()
+        );
+        assert_ne!(
+            card("4242424242424242", 3).tag(),
+            card("4242424242424242", 4).tag()
+        );
     }
 
     #[test]

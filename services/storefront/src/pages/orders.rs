@@ -4,14 +4,15 @@
 //! Until the order is PAID or CANCELLED the page shows a progress note; a
 //! small external script polls `/orders/{id}/status` and reloads the page
 //! when the status is final. Without JavaScript a `<noscript>` meta refresh
-//! does the same, and a "Refresh status" link is always there.
+//! does the same, and a "Refresh status" link is always there. Until it is
+//! paid the page also offers to cancel it (`POST /orders/{id}/cancel`).
 
 use askama::Template;
 use axum::{
     Json,
     extract::{Path, State},
     http::{StatusCode, Uri},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::Serialize;
 
@@ -24,7 +25,7 @@ use crate::{
         orders::{Order, ShippingAddress},
     },
     errors::PageError,
-    session::Session,
+    session::{FlashKind, Session},
     views::{Layout, money, render},
 };
 
@@ -37,6 +38,8 @@ pub(crate) struct StatusView {
     pub(crate) class: &'static str,
     /// No further change is expected.
     pub(crate) terminal: bool,
+    /// The shopper may still cancel it (not paid yet).
+    pub(crate) cancellable: bool,
 }
 
 impl StatusView {
@@ -55,12 +58,13 @@ impl StatusView {
             label,
             class,
             terminal,
+            cancellable: matches!(code, "PENDING" | "AWAITING_PAYMENT"),
         }
     }
 }
 
 /// The last 8 hex digits of an id, upper-case.
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let digits: Vec<char> = id.chars().filter(char::is_ascii_hexdigit).collect();
     digits[digits.len().saturating_sub(8)..]
         .iter()
@@ -97,7 +101,8 @@ pub(crate) struct OrderView {
 }
 
 impl OrderView {
-    fn new(order: &Order) -> Self {
+    /// The view of `order` (the shopper's pages and the admin's).
+    pub(crate) fn new(order: &Order) -> Self {
         Self {
             id: order.id.clone(),
             short_id: short_id(&order.id),
@@ -220,6 +225,9 @@ async fn outcome(state: &AppState, token: &str, order: &Order) -> (Option<String
         }
         None => (
             Some(match &order.cancellation_reason {
+                Some(reason) if reason == SHOPPER_REASON => "You cancelled this order. Nothing \
+                    is charged for it: a payment already taken is refunded in full."
+                    .to_owned(),
                 Some(reason) => {
                     format!("This order was cancelled: {reason}. You have not been charged.")
                 }
@@ -228,6 +236,47 @@ async fn outcome(state: &AppState, token: &str, order: &Order) -> (Option<String
             false,
         ),
     }
+}
+
+/// order-service's reason for an order its shopper cancelled.
+const SHOPPER_REASON: &str = "cancelled by the shopper";
+
+/// `POST /orders/{id}/cancel`: the shopper cancels an order not paid yet;
+/// back on the order's page with a notice either way.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(PageError::NotFound);
+    }
+    let back = format!("/orders/{}", crate::backend::segment(&id));
+    let token = access_token(&state, &session, &back).await?;
+    let notice = match state.backend.cancel_order(&token, &id).await {
+        Ok(order) => (
+            FlashKind::Success,
+            format!(
+                "Order #{} was cancelled. Nothing is charged for it.",
+                short_id(&order.id)
+            ),
+        ),
+        Err(BackendError::Rejected { .. }) => (
+            FlashKind::Error,
+            "This order can no longer be cancelled: it is already paid or cancelled. \
+             A paid order can be refunded by the shop."
+                .to_owned(),
+        ),
+        Err(BackendError::Unavailable { .. }) => (
+            FlashKind::Error,
+            "Orders are taking a short break, so we could not confirm the cancellation. \
+             The status below is the order's; please try again in a moment."
+                .to_owned(),
+        ),
+        Err(err) => return Err(on_backend_error(&session, &err, &back)),
+    };
+    session.update(|data| data.flash(notice.0, notice.1));
+    Ok(Redirect::to(&back).into_response())
 }
 
 /// The JSON the status script polls.
