@@ -1,4 +1,5 @@
-//! The `storekeeper` command line: `run`, `crd`, `rbac`, `render -f`, `version`.
+//! The `storekeeper` command line: `run`, `crd`, `rbac`, `render -f`,
+//! `deploy`, `wait`, `version`.
 //! Parsing lives here (testable); `main.rs` only dispatches.
 
 use std::fmt::Write as _;
@@ -33,6 +34,9 @@ pub enum Command {
         /// Print the leader-election rules instead.
         #[arg(long)]
         lease: bool,
+        /// Print the rules delegating data stores to this operator needs instead.
+        #[arg(long, value_enum, conflicts_with = "lease")]
+        delegate: Option<crate::render::Delegate>,
     },
     /// Print every object the operator would apply for a Store, offline.
     Render {
@@ -40,8 +44,28 @@ pub enum Command {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
     },
+    /// Move a Store to a version and wait until it is Ready at it; fails with the operator's reason when it rolls back.
+    Deploy(DeployArgs),
+    /// Wait until a Store is Ready at a version someone else set (a GitOps commit); fails like `deploy`.
+    Wait(DeployArgs),
     /// Print the version.
     Version,
+}
+
+/// Settings of `storekeeper deploy` and `storekeeper wait`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The Store's name.
+    pub store: String,
+    /// The Store's namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// The version (`spec.version`) the Store must be Ready at.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub target_version: String,
+    /// Give up after this many seconds; keep it above the rollout's steps times their `healthTimeoutSeconds`.
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_seconds: u64,
 }
 
 /// Settings of `storekeeper run`.
@@ -62,6 +86,15 @@ pub struct RunArgs {
     /// How long a Lease stays valid without renewal, in seconds.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// Watch Stores in these namespaces only (comma-separated); unset: every namespace. The operator then needs a Role in each of them and nothing cluster-wide.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Operators a managed data store may be delegated to, when the cluster serves their kinds (comma-separated: `cloudnative-pg`, `rabbitmq-cluster-operator`); unset: none. The operator needs `storekeeper rbac --delegate <each>` too.
+    #[arg(long, env = "DELEGATE", value_delimiter = ',', value_enum)]
+    pub delegate: Vec<crate::render::Delegate>,
+    /// The Service in the operator's namespace that serves its metrics on the admin port; a Store's own Prometheus (`observability.mode: Managed`) then scrapes that Store's series from it. Unset: it does not.
+    #[arg(long, env = "METRICS_SERVICE")]
+    pub metrics_service: Option<String>,
 }
 
 /// Why `render` could not produce output: a message naming the field.

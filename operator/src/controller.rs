@@ -4,37 +4,40 @@
 //! `Store` — with per-object exponential backoff instead of a fixed requeue,
 //! and status written only when it changed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use futures::{FutureExt as _, StreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use storekeeper_contract::labels;
 use tracing::{info, warn};
 
 use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
+use crate::cache::{Caches, Source};
 use crate::history;
 use crate::identity::{FIELD_MANAGER, REPORTER};
 use crate::memory::Memory;
 use crate::metrics::{Metrics, StoreLabel};
 use crate::pod_metrics::{self, MetricsReader};
 use crate::reconcile::events::{Transition, merge, transitions};
-use crate::reconcile::{Observed, Plan, generate, plan, status};
+use crate::reconcile::{Observed, Plan, generate, plan, status, upgrade};
+use crate::render::delegated::provider;
 use crate::render::meta::Ctx;
-use crate::render::{ChildKind, render};
+use crate::render::{ChildKind, Platform, Rendered, render_on};
 use crate::rollout::revision::{self, History};
 use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, decide, in_flight};
+use crate::scope::{Scope, scoped};
+use crate::served::{self, Served};
 use crate::validate::{Invalid, external_secrets};
 use crate::{Error, Result};
 
@@ -43,7 +46,8 @@ pub const RESYNC_READY: Duration = Duration::from_mins(5);
 /// How often a Store that is still converging is re-checked.
 pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(30);
 
-/// How many Stores are reconciled at once. A pass in flight holds the
+/// How many Stores are reconciled at once (shared out between the
+/// namespaces of a [`Scope::Namespaces`], at least one each). A pass in flight holds the
 /// Store's listed children and its rendered revisions (about 2 MB for the
 /// example Store), and kube's default is no bound: 100 Stores changing at
 /// once (every shop upgraded) peaked at 440 MiB, past the chart's 256 Mi
@@ -66,6 +70,14 @@ pub struct Context {
     pub pod_metrics: Arc<dyn MetricsReader>,
     /// What this operator last wrote and sampled, per Store.
     pub memory: Memory,
+    /// Which optional kinds (the Prometheus Operator's) the API serves.
+    pub served: Served,
+    /// Where Stores are watched.
+    pub scope: Scope,
+    /// Watch caches of the children and revisions (filled by `run`).
+    pub caches: Caches,
+    /// The operator's own installation, as far as rendering needs it.
+    pub platform: Platform,
 }
 
 impl Context {
@@ -88,9 +100,29 @@ impl Context {
             backoff: Backoff::default(),
             pod_metrics,
             memory: Memory::default(),
+            served: Served::default(),
+            scope: Scope::default(),
+            caches: Caches::default(),
+            platform: Platform::default(),
         }
     }
+
+    /// A Store's objects for this operator, without the kinds the API does
+    /// not serve.
+    pub fn render(&self, store: &Store) -> Result<Rendered> {
+        render_on(store, &self.platform).map(|r| self.served.keep(r))
+    }
 }
+
+/// What `Store::observe_resolved` found: the children, the Store resolved
+/// and its objects, the stable revision's Store resolved and its objects.
+type Resolved<'a> = (
+    Observed,
+    Cow<'a, Store>,
+    Rendered,
+    Option<Store>,
+    Option<Rendered>,
+);
 
 fn key(store: &Store) -> String {
     format!(
@@ -143,14 +175,20 @@ fn api(client: &Client, ns: &str, kind: ChildKind) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &kind.api_resource())
 }
 
-/// Lists the Store's labelled children, one request per kind. Secrets are
-/// listed as metadata only: the operator needs to know they exist, never
-/// to hold their values.
-pub async fn observe(client: &Client, ns: &str, store: &str) -> Result<Observed> {
+/// The Store's labelled children: from the watch caches where they run
+/// (`crate::cache`), else one list per kind. Secrets are listed as metadata
+/// only: the operator needs to know they exist, never to hold their values.
+pub async fn observe(ctx: &Context, ns: &str, store: &str) -> Result<Observed> {
     let lp = ListParams::default().labels(&Ctx::children_selector(store));
     let mut observed = Observed::default();
-    for kind in ChildKind::ALL {
-        let api = api(client, ns, kind);
+    for kind in ChildKind::ALL.into_iter().filter(|k| ctx.served.serves(*k)) {
+        if let Some(cached) = ctx.caches.objects(Source::Child(kind), ns, store).await {
+            for item in cached {
+                observed.insert(kind, item);
+            }
+            continue;
+        }
+        let api = api(&ctx.client, ns, kind);
         let items: Vec<serde_json::Value> = if kind == ChildKind::Secret {
             api.list_metadata(&lp)
                 .await?
@@ -179,76 +217,74 @@ pub async fn observe(client: &Client, ns: &str, store: &str) -> Result<Observed>
 
 /// Lists the Store's pods and ReplicaSets, which tell which pods run a
 /// Deployment's current template; only read while a rollout is in flight.
+/// Only what the rollout reads is kept: a pod's metadata and status (not
+/// its spec), a ReplicaSet's metadata (listed as metadata only: its pod
+/// template is as large as the Deployment's); `managedFields` of neither.
 async fn pods_and_replica_sets(
     client: &Client,
     ns: &str,
     store: &str,
 ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>)> {
     let lp = ListParams::default().labels(&Ctx::children_selector(store));
-    let pods = list_values(&Api::<Pod>::namespaced(client.clone(), ns), &lp, "Pod").await?;
-    let replica_sets = list_values(
-        &Api::<ReplicaSet>::namespaced(client.clone(), ns),
-        &lp,
-        "ReplicaSet",
-    )
-    .await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .map(|pod| json!({"metadata": without_managed_fields(pod.metadata), "status": pod.status}))
+        .collect();
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list_metadata(&lp)
+        .await?
+        .items
+        .into_iter()
+        .map(|rs| json!({"metadata": without_managed_fields(rs.metadata)}))
+        .collect();
     Ok((pods, replica_sets))
 }
 
-/// Lists `api` with `lp`, each item as JSON (what the pure rollout reads).
-async fn list_values<K>(api: &Api<K>, lp: &ListParams, what: &str) -> Result<Vec<serde_json::Value>>
-where
-    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    api.list(lp)
-        .await?
-        .items
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|source| Error::Serialize {
-            what: what.to_owned(),
-            source,
-        })
+fn without_managed_fields(mut metadata: ObjectMeta) -> ObjectMeta {
+    metadata.managed_fields = None;
+    metadata
 }
 
 impl Store {
     async fn reconcile(&self, ctx: &Context) -> Result<Action> {
         let ns = self.namespace().ok_or(Error::MissingNamespace)?;
         let uid = self.uid().unwrap_or_default();
-        // The status this operator last wrote, not the possibly older one
-        // the watch cache holds: deciding against a stale status would
-        // restart a step and repeat its Events.
+        // What this operator last wrote, not the possibly staler cached
+        // status (deciding on that would repeat a step and its Events).
         let old = ctx
             .memory
             .status(&uid)
             .unwrap_or_else(|| self.status.clone().unwrap_or_default());
-        let (rendered, settings) = match render(self).and_then(|r| {
-            let settings = Settings::from_spec(&self.spec).map_err(Error::Invalid)?;
-            Ok((r, settings))
-        }) {
+        let (rendered, settings) = match self.target(ctx, &ns, &old).await? {
             Ok(target) => target,
-            Err(Error::Invalid(problem)) => {
-                warn!(store = %key(self), %problem, "invalid spec; applying nothing");
-                let new = status::invalid(self, &old, &problem, &now());
-                self.publish(ctx, &ns, &old, new, Vec::new()).await?;
-                return Ok(Action::await_change());
-            }
-            Err(e) => return Err(e),
+            Err(action) => return Ok(action),
         };
-        if let Err(problem) = self.check_external(ctx, &ns).await? {
-            warn!(store = %key(self), %problem, "external data store not usable; applying nothing");
-            let new = status::invalid(self, &old, &problem, &now());
-            self.publish(ctx, &ns, &old, new, Vec::new()).await?;
-            // The user's Secret is not watched: look again soon.
-            return Ok(Action::requeue(RESYNC_PROGRESSING));
-        }
         let name = self.name_any();
         let target_id = revision::id(&self.spec);
         let previous = old.rollout.as_ref();
         let (history, stable_store) = self.revisions(ctx, &ns, &target_id, previous).await?;
-        let stable_rendered = stable_store.as_ref().map(render).transpose()?;
-        let observed = observe(&ctx.client, &ns, &name).await?;
+        let resolved = Box::pin(self.observe_resolved(ctx, &ns, &old, rendered, stable_store));
+        let Some((observed, this, rendered, stable_store, stable_rendered)) = resolved.await?
+        else {
+            return Ok(Action::requeue(served::REDISCOVER_EVERY));
+        };
+        // A PostgreSQL major upgrade is refused: a revision that asks for
+        // one renders with the running image, and everything else goes on.
+        let refused = upgrade::refusal(&this, &observed);
+        let rendered = match &refused {
+            Some(r) => ctx.render(&r.hold(&this))?,
+            None => rendered,
+        };
+        let stable_rendered = match stable_store
+            .as_ref()
+            .and_then(|s| Some((s, upgrade::refusal(s, &observed)?)))
+        {
+            Some((s, r)) => Some(ctx.render(&r.hold(s))?),
+            None => stable_rendered,
+        };
         let (pods, replica_sets) = if in_flight(previous, &target_id) {
             pods_and_replica_sets(&ctx.client, &ns, &name).await?
         } else {
@@ -301,18 +337,128 @@ impl Store {
             let limit = self.spec.rollout.revision_history_limit;
             history::prune(&ctx.client, &ns, &history.prune(limit, &keep)).await?;
         }
+        let mut view = decision.view();
+        if let Some(r) = &refused {
+            r.mark(&mut view);
+        }
         let new = status::compute(
-            self,
+            &this,
             &decision.desired,
             &observed,
             &old,
             &now(),
-            decision.view(),
+            view,
             apply_failures,
         );
         let resync = resync(&new);
         self.publish(ctx, &ns, &old, new, decision.events).await?;
         Ok(Action::requeue(decision.requeue_after.unwrap_or(resync)))
+    }
+
+    /// The target revision's objects (of the kinds the API serves) and
+    /// rollout settings — or, when the spec cannot be carried out (invalid,
+    /// a Gateway without the Gateway API, an unusable external data store),
+    /// the Stalled status written and when to look again.
+    async fn target(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        old: &StoreStatus,
+    ) -> Result<std::result::Result<(Rendered, Settings), Action>> {
+        let target = ctx.render(self).and_then(|r| {
+            let settings = Settings::from_spec(&self.spec).map_err(Error::Invalid)?;
+            Ok((r, settings))
+        });
+        let (problem, what, action) = match target {
+            Err(Error::Invalid(problem)) => (problem, "invalid spec", Action::await_change()),
+            Err(e) => return Err(e),
+            Ok(target) => match self.missing_gateway_api(ctx) {
+                // The served kinds are looked up again every few minutes.
+                Some(problem) => (
+                    problem,
+                    "no Gateway API",
+                    Action::requeue(served::REDISCOVER_EVERY),
+                ),
+                None => match self.check_external(ctx, ns).await? {
+                    Ok(()) => return Ok(Ok(target)),
+                    // The user's Secret is not watched: look again soon.
+                    Err(problem) => (
+                        problem,
+                        "unusable external data store",
+                        Action::requeue(RESYNC_PROGRESSING),
+                    ),
+                },
+            },
+        };
+        self.stall(ctx, ns, old, &problem, what).await?;
+        Ok(Err(action))
+    }
+
+    /// The Store's children, and the Store (its objects `rendered`) and
+    /// its stable revision with `provider: Auto` made concrete for this
+    /// cluster and the Store's data (`render::delegated::provider`), each
+    /// rendered again when that changed it — or, when a provider cannot run
+    /// here, the Stalled status written, like an invalid spec's (the served
+    /// kinds are looked up again every few minutes), and `None`.
+    async fn observe_resolved(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        old: &StoreStatus,
+        rendered: Rendered,
+        stable: Option<Store>,
+    ) -> Result<Option<Resolved<'_>>> {
+        let observed = observe(ctx, ns, &self.name_any()).await?;
+        let available = ctx.served.available();
+        match provider::resolve(self, available, &observed) {
+            Ok(resolved) => {
+                let (this, rendered) = match resolved {
+                    Some(store) => {
+                        let rendered = ctx.render(&store)?;
+                        (Cow::Owned(store), rendered)
+                    }
+                    None => (Cow::Borrowed(self), rendered),
+                };
+                let stable = stable.map(|s| match provider::resolve(&s, available, &observed) {
+                    Ok(Some(resolved)) => resolved,
+                    _ => s,
+                });
+                let stable_rendered = stable.as_ref().map(|s| ctx.render(s)).transpose()?;
+                Ok(Some((observed, this, rendered, stable, stable_rendered)))
+            }
+            Err(problem) => {
+                self.stall(ctx, ns, old, &problem, "data store provider unavailable")
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the Stalled status a spec that cannot be carried out
+    /// deserves (with its Event); nothing is applied.
+    async fn stall(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        old: &StoreStatus,
+        problem: &Invalid,
+        what: &str,
+    ) -> Result<()> {
+        warn!(store = %key(self), %problem, "{what}; applying nothing");
+        let new = status::invalid(self, old, problem, &now());
+        self.publish(ctx, ns, old, new, Vec::new()).await
+    }
+
+    /// A Store that asks for a Gateway where the API serves no HTTPRoute.
+    fn missing_gateway_api(&self, ctx: &Context) -> Option<Invalid> {
+        (self.spec.ingress.gateway.is_some() && !ctx.served.serves(ChildKind::HttpRoute)).then(|| {
+            Invalid {
+                problems: vec![(
+                    "spec.ingress.gateway".to_owned(),
+                    "this cluster does not serve gateway.networking.k8s.io/v1 HTTPRoute: install the Gateway API CRDs, or remove gateway to get an Ingress".to_owned(),
+                )],
+            }
+        })
     }
 
     /// The Store's revision history, with the current spec recorded in it
@@ -325,7 +471,11 @@ impl Store {
         target_id: &str,
         previous: Option<&RolloutStatus>,
     ) -> Result<(History, Option<Store>)> {
-        let history = history::load(&ctx.client, ns, &self.name_any()).await?;
+        let name = self.name_any();
+        let history = match ctx.caches.objects(Source::Revisions, ns, &name).await {
+            Some(cached) => history::parse(&cached),
+            None => history::load(&ctx.client, ns, &name).await?,
+        };
         if !self.spec.paused {
             history::record(&ctx.client, ns, self, &history).await?;
         }
@@ -412,6 +562,21 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+        for spec in &plan.own_secrets {
+            let owners = spec.owned.then(|| vec![rctx.owner_reference().clone()]);
+            let patch = Patch::Merge(json!({"metadata": {"ownerReferences": owners}}));
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            match secrets.patch_metadata(&spec.name, &params, &patch).await {
+                Ok(_) => {
+                    info!(store = %key(self), secret = %spec.name, owned = spec.owned, "secret ownership set");
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         for object in &plan.apply {
             match api(&ctx.client, ns, object.kind)
@@ -441,12 +606,15 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        if !plan.prune.is_empty() {
-            let names: Vec<String> = plan
-                .prune
-                .iter()
-                .map(|(k, n)| format!("{} {n}", k.kind()))
-                .collect();
+        // The finished migration Jobs of the revision before are
+        // housekeeping after every upgrade, not news.
+        let names: Vec<String> = plan
+            .prune
+            .iter()
+            .filter(|(k, _)| *k != ChildKind::Job)
+            .map(|(k, n)| format!("{} {n}", k.kind()))
+            .collect();
+        if !names.is_empty() {
             self.event(
                 ctx,
                 false,
@@ -492,6 +660,7 @@ impl Store {
         let (before, after) = (old.rollout.as_ref(), new.rollout.as_ref());
         let now = chrono::Utc::now();
         ctx.metrics.rollout(&store, before, after, &decided, now);
+        ctx.metrics.store_status(&store, &new);
         for t in merge(decided, transitions(old, &new)) {
             self.event(ctx, t.warning, &t.reason, t.note).await;
         }
@@ -527,38 +696,75 @@ impl Store {
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves: one kube Controller per
+/// namespace of `ctx.scope` (one for the whole cluster by default), sharing
+/// the context, so the per-Store backoff, memory and metrics stay one.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let children = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        labels::STOREKEEPER
-    ));
-    Controller::new(
-        Api::<Store>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
-    .owns(Api::<ServiceAccount>::all(client.clone()), children.clone())
-    .owns(Api::<NetworkPolicy>::all(client.clone()), children.clone())
-    .owns(Api::<Service>::all(client.clone()), children.clone())
-    .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
-    .owns(Api::<Deployment>::all(client.clone()), children.clone())
-    .owns(
-        Api::<PodDisruptionBudget>::all(client.clone()),
-        children.clone(),
-    )
-    .owns(Api::<Ingress>::all(client), children)
-    .with_config(ControllerConfig::default().concurrency(CONCURRENT_RECONCILES))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            warn!(error = %e, "controller error");
+    ctx.served.discover(&client).await;
+    let rediscover = tokio::spawn({
+        let (served, client) = (ctx.served.clone(), client.clone());
+        async move {
+            loop {
+                tokio::time::sleep(served::REDISCOVER_EVERY).await;
+                served.discover(&client).await;
+            }
         }
-    })
-    .await;
+    });
+    let shutdown = shutdown.shared();
+    let targets = ctx.scope.targets();
+    // The bound on passes in flight holds for the operator, not per namespace.
+    let concurrency = (std::env::var("H3_CONC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CONCURRENT_RECONCILES)
+        / u16::try_from(targets.len()).unwrap_or(u16::MAX))
+    .max(1);
+    // The caches whose kinds wake no Store (the operator writes those
+    // objects itself) are filled by streams of their own.
+    let fills: Vec<_> = targets
+        .iter()
+        .flat_map(|namespace| {
+            Source::all(&ctx.served)
+                .filter(|source| !source.triggers())
+                .map(|source| {
+                    let stream = ctx.caches.start(&client, source, *namespace);
+                    tokio::spawn(stream.for_each(|_| async {}))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let controllers = targets.into_iter().map(|namespace| {
+        controller(&ctx, namespace, concurrency)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile, error_policy, Arc::clone(&ctx))
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    warn!(error = %e, "controller error");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
+    rediscover.abort();
+    for fill in fills {
+        fill.abort();
+    }
+}
+
+/// The Store controller for one namespace (`None`: all), triggered by the
+/// Stores and by every kind of child the operator applies and caches (the
+/// watch that fills a cache also triggers the owning Store's reconcile).
+fn controller(ctx: &Context, namespace: Option<&str>, concurrency: u16) -> Controller<Store> {
+    let client = &ctx.client;
+    let mut controller = Controller::new(
+        scoped::<Store>(client, namespace),
+        watcher::Config::default(),
+    );
+    for source in Source::all(&ctx.served).filter(|s| s.triggers()) {
+        let stream = ctx.caches.start(client, source, namespace);
+        controller = controller.owns_stream_with(stream, source.api_resource());
+    }
+    controller.with_config(ControllerConfig::default().concurrency(concurrency))
 }
 
 #[cfg(test)]

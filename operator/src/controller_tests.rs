@@ -47,12 +47,19 @@ async fn first_reconcile_creates_everything() {
     // the first step's objects, one status write, two Events.
     let expected_writes = 1 + rendered.secrets.len() + first.desired.objects.len() + 3;
     assert_eq!(writes(&seen), expected_writes);
-    assert_eq!(seen.len(), 1 + ChildKind::ALL.len() + 2 + expected_writes);
+    assert_eq!(seen.len(), 1 + listed_kinds() + 2 + expected_writes);
     println!(
         "first reconcile: {} requests ({} writes)",
         seen.len(),
         expected_writes
     );
+}
+
+/// The kinds a reconcile lists in a cluster with the Prometheus Operator
+/// and the Gateway API, without the data-store operators.
+fn listed_kinds() -> usize {
+    let served = crate::served::Served::all();
+    ChildKind::ALL.iter().filter(|k| served.serves(**k)).count()
 }
 
 #[tokio::test]
@@ -70,7 +77,7 @@ async fn steady_state_makes_no_write_requests() {
     let seen = finish(mocksrv).await;
     assert_eq!(action, Action::requeue(RESYNC_READY));
     assert_eq!(writes(&seen), 0);
-    assert_eq!(seen.len(), 1 + ChildKind::ALL.len(), "history and children");
+    assert_eq!(seen.len(), 1 + listed_kinds(), "history and children");
     println!("steady state: {} requests (0 writes)", seen.len());
 }
 
@@ -103,6 +110,55 @@ async fn a_child_drifted_by_hand_is_reapplied() {
     });
     reconcile(Arc::new(s), ctx).await.expect("reconcile");
     finish(mocksrv).await;
+}
+
+/// Issue 14: under `deletionPolicy: Delete` the data stores' credentials
+/// must go with the Store; kept ones (left unowned under `Retain`, or by a
+/// deleted Store) are adopted with a metadata merge patch, and nothing else
+/// is written.
+#[tokio::test]
+async fn kept_credentials_are_adopted_under_delete() {
+    let (ctx, server) = Context::test();
+    let mut delete = store("shop");
+    delete.spec.deletion_policy = crate::api::DeletionPolicy::Delete;
+    let mut observed = converged(&delete);
+    let data = ["shop-postgres", "shop-redis", "shop-rabbitmq"];
+    for name in data {
+        observed.insert(
+            ChildKind::Secret,
+            json!({"metadata": {"name": name, "namespace": "shop"}}),
+        );
+    }
+    let s = with_status(delete, &observed);
+    let patches = data
+        .iter()
+        .map(|name| {
+            let mut e = crate::fixtures::Expect::new(
+                Method::PATCH,
+                format!("{}/{name}", collection(ChildKind::Secret)),
+            );
+            e.body = Some(Box::new(|got| {
+                let refs = &got["metadata"]["ownerReferences"];
+                assert_eq!(refs[0]["kind"], json!("Store"));
+                assert_eq!(
+                    refs[0]["uid"],
+                    json!("0b1c2d3e-0000-4000-8000-000000000001")
+                );
+                assert_eq!(refs[0]["controller"], json!(true));
+            }));
+            e.reply = Some(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "shop"}}));
+            e
+        })
+        .collect();
+    let mocksrv = server.run(Scenario::Observed {
+        store: s.clone(),
+        observed,
+        writes: patches,
+    });
+    reconcile(Arc::new(s), ctx).await.expect("reconcile");
+    let seen = finish(mocksrv).await;
+    assert_eq!(writes(&seen), 3, "three patches, nothing else");
 }
 
 #[tokio::test]
@@ -180,6 +236,37 @@ async fn an_invalid_spec_stalls_with_an_event_and_writes_no_child() {
     let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
     finish(mocksrv).await;
     assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_gateway_without_the_gateway_api_stalls_naming_the_field() {
+    let (ctx, server) = Context::test();
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    ctx.served = crate::served::Served::default();
+    let mut s = store("shop");
+    s.spec.ingress.gateway = Some(crate::api::GatewayRef {
+        name: "shop".into(),
+        namespace: None,
+        section_name: None,
+    });
+    let mocksrv = server.run(Scenario::Exactly(vec![
+        expect_status(&s, |st| {
+            let stalled = st.condition("Stalled").unwrap();
+            assert_eq!(stalled.status, "True");
+            assert!(
+                stalled
+                    .message
+                    .starts_with("spec.ingress.gateway: this cluster does not serve"),
+                "{}",
+                stalled.message
+            );
+        }),
+        expect_event("Warning", "InvalidSpec"),
+    ]));
+    reconcile(Arc::new(s), Arc::new(ctx))
+        .await
+        .expect("reconcile");
+    finish(mocksrv).await;
 }
 
 #[tokio::test]
@@ -434,4 +521,73 @@ fn reconciles_in_flight_are_bounded() {
         "{}",
         super::CONCURRENT_RECONCILES
     );
+}
+
+/// Issue 12: a Store in the `Managed` observability mode installs like any
+/// other — its first pass creates the Grafana password and applies the
+/// Foundation step with the monitoring stack (`finish` checks every
+/// request against the chart's RBAC, Roles and RoleBindings included) —
+/// and once converged, with its Prometheus, Loki and Grafana not ready, it
+/// is Ready and a pass writes nothing.
+#[tokio::test]
+async fn a_managed_monitoring_store_installs_and_then_rests() {
+    let mut s = store("shop");
+    s.spec.observability.mode = crate::api::ObservabilityMode::Managed;
+    let (ctx, server) = Context::test();
+    let mocksrv = server.run(Scenario::FirstRun(s.clone()));
+    reconcile(Arc::new(s.clone()), ctx)
+        .await
+        .expect("first reconcile");
+    let seen = finish(mocksrv).await;
+    for (method, path) in [
+        (Method::POST, "/api/v1/namespaces/shop/secrets"),
+        (
+            Method::PATCH,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles/shop-prometheus",
+        ),
+        (
+            Method::PATCH,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings/shop-prometheus",
+        ),
+        (
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/shop/statefulsets/shop-prometheus",
+        ),
+        (
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/shop/statefulsets/shop-loki",
+        ),
+        (
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/shop/deployments/shop-grafana",
+        ),
+    ] {
+        assert!(
+            seen.iter().any(|x| x.method == method && x.path == path),
+            "{method} {path}"
+        );
+    }
+
+    let (ctx, server) = Context::test();
+    let mut observed = converged(&s);
+    for (kind, name) in [
+        (ChildKind::StatefulSet, "shop-prometheus"),
+        (ChildKind::StatefulSet, "shop-loki"),
+        (ChildKind::Deployment, "shop-grafana"),
+    ] {
+        let mut live = observed.get(kind, name).unwrap().clone();
+        live["status"] = json!({"observedGeneration": 1, "replicas": 1});
+        observed.insert(kind, live);
+    }
+    let s = with_status(s, &observed);
+    assert_eq!(s.status.as_ref().unwrap().phase, Some(Phase::Ready));
+    let mocksrv = server.run(Scenario::Observed {
+        store: s.clone(),
+        observed,
+        writes: vec![],
+    });
+    let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
+    let seen = finish(mocksrv).await;
+    assert_eq!(action, Action::requeue(RESYNC_READY));
+    assert_eq!(writes(&seen), 0);
 }

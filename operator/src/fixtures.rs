@@ -140,9 +140,9 @@ pub enum Scenario {
 /// Path of a child kind's collection in namespace `shop`.
 pub fn collection(kind: ChildKind) -> String {
     let prefix = if kind.group().is_empty() {
-        "/api/v1".to_owned()
+        format!("/api/{}", kind.version())
     } else {
-        format!("/apis/{}/v1", kind.group())
+        format!("/apis/{}", kind.api_version())
     };
     format!("{prefix}/namespaces/shop/{}", kind.plural())
 }
@@ -170,13 +170,19 @@ pub fn expect_apply(kind: ChildKind, name: &str, body: Value) -> Expect {
     e
 }
 
-/// Expect a create of a generated Secret with the listed keys.
-pub fn expect_secret(name: &str, keys: Vec<String>) -> Expect {
+/// Expect a create of a generated Secret with the listed keys, owned by
+/// the Store or not.
+pub fn expect_secret(name: &str, keys: Vec<String>, owned: bool) -> Expect {
     let mut e = Expect::new(Method::POST, collection(ChildKind::Secret));
     let name = name.to_owned();
     e.body = Some(Box::new(move |got| {
         assert_eq!(got["metadata"]["name"], json!(name));
         assert_eq!(got["immutable"], json!(true));
+        assert_eq!(
+            got["metadata"]["ownerReferences"].is_array(),
+            owned,
+            "ownership of {name}"
+        );
         let data = got["data"].as_object().expect("secret data");
         let mut have: Vec<&String> = data.keys().collect();
         have.sort();
@@ -187,10 +193,16 @@ pub fn expect_secret(name: &str, keys: Vec<String>) -> Expect {
     e
 }
 
-/// The nine LISTs every reconcile of a valid Store starts with.
+/// The LISTs every reconcile of a valid Store starts with (one per kind).
 pub fn expect_lists(observed: &Observed) -> Vec<Expect> {
+    expect_lists_of(&crate::served::Served::all(), observed)
+}
+
+/// Expect one LIST per kind `served` serves, answered from `observed`.
+pub fn expect_lists_of(served: &crate::served::Served, observed: &Observed) -> Vec<Expect> {
     ChildKind::ALL
         .iter()
+        .filter(|k| served.serves(**k))
         .map(|k| expect_list(*k, observed))
         .collect()
 }
@@ -417,7 +429,7 @@ pub fn secret_creates(rendered: &Rendered) -> Vec<Expect> {
     rendered
         .secrets
         .iter()
-        .map(|s| expect_secret(&s.name, s.kind.keys()))
+        .map(|s| expect_secret(&s.name, s.kind.keys(), s.owned))
         .collect()
 }
 
@@ -484,19 +496,14 @@ impl MetricsReader for NoPodMetrics {
 }
 
 impl Context {
-    /// A context whose client talks to a mock API server.
+    /// A context whose client talks to a mock API server, for a cluster
+    /// that runs the Prometheus Operator (every optional kind served).
     pub fn test() -> (Arc<Self>, ApiServerVerifier) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "shop");
-        (
-            Arc::new(Context::new(
-                client,
-                Metrics::default(),
-                None,
-                Arc::new(NoPodMetrics),
-            )),
-            ApiServerVerifier(handle),
-        )
+        let mut ctx = Context::new(client, Metrics::default(), None, Arc::new(NoPodMetrics));
+        ctx.served = crate::served::Served::all();
+        (Arc::new(ctx), ApiServerVerifier(handle))
     }
 }
 
@@ -510,6 +517,9 @@ pub async fn finish(verifier: JoinHandle<Vec<Seen>>) -> Vec<Seen> {
         .expect("verifier failed");
     let mut rules = crate::rbac::cluster_rules();
     rules.extend(crate::rbac::lease_rules());
+    for delegate in crate::render::Delegate::ALL {
+        rules.extend(crate::rbac::delegation_rules(delegate));
+    }
     for s in &seen {
         let (group, resource, verb) = authz(s);
         let allowed = rules.iter().any(|r| {
@@ -589,7 +599,7 @@ pub fn converged(store: &Store) -> Observed {
         observed.insert(
             ChildKind::Secret,
             json!({"metadata": {"name": s.name, "namespace": "shop",
-            "ownerReferences": owner}}),
+            "ownerReferences": if s.owned { owner.clone() } else { json!(null) }}}),
         );
     }
     observed

@@ -25,20 +25,35 @@ fn api(client: &Client, ns: &str) -> Api<ControllerRevision> {
 pub async fn load(client: &Client, ns: &str, store: &str) -> Result<History> {
     let lp = ListParams::default().labels(&Ctx::children_selector(store));
     let listed = api(client, ns).list(&lp).await?;
+    let values = listed
+        .items
+        .iter()
+        .map(|item| {
+            serde_json::to_value(item).map_err(|source| Error::Serialize {
+                what: format!("ControllerRevision {}", item.name_any()),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(parse(&values))
+}
+
+/// The history in `values` (ControllerRevisions as JSON, listed or cached),
+/// skipping with a warning any this operator cannot read.
+pub fn parse(values: &[serde_json::Value]) -> History {
     let mut revisions = Vec::new();
-    for item in listed.items {
-        let value = serde_json::to_value(&item).map_err(|source| Error::Serialize {
-            what: format!("ControllerRevision {}", item.name_any()),
-            source,
-        })?;
-        match Stored::parse(&value) {
+    for value in values {
+        match Stored::parse(value) {
             Ok(stored) => revisions.push(stored),
             Err(err) => {
-                warn!(revision = %item.name_any(), error = %err, "unreadable revision skipped");
+                let name = value
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str);
+                warn!(revision = name.unwrap_or_default(), error = %err, "unreadable revision skipped");
             }
         }
     }
-    Ok(History::new(revisions))
+    History::new(revisions)
 }
 
 /// Stores the Store's current spec as the newest revision (create, or

@@ -13,9 +13,11 @@
 pub mod admin;
 pub mod api;
 pub mod backoff;
+pub mod cache;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod deploy;
 pub mod error;
 pub mod history;
 pub mod identity;
@@ -27,6 +29,8 @@ pub mod rbac;
 pub mod reconcile;
 pub mod render;
 pub mod rollout;
+pub mod scope;
+pub mod served;
 pub mod validate;
 
 #[cfg(test)]

@@ -14,12 +14,14 @@ use kube::client::{Body, ClientBuilder};
 use kube::{Api, Client, Config};
 use prometheus_client::registry::Registry;
 use storekeeper::admin::{self, AdminState};
-use storekeeper::cli::{Cli, Command, RunArgs, render_text};
+use storekeeper::cli::{Cli, Command, DeployArgs, RunArgs, render_text};
 use storekeeper::controller::{self, Context};
 use storekeeper::lease::LeaderElector;
 use storekeeper::metrics::Metrics;
 use storekeeper::pod_metrics::HttpMetricsReader;
-use storekeeper::{crd, rbac};
+use storekeeper::render::{OperatorMetrics, Platform};
+use storekeeper::scope::Scope;
+use storekeeper::{crd, deploy, rbac};
 use storekeeper_contract::env;
 use tracing::{error, info};
 
@@ -37,11 +39,11 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => emit(&crd::yaml()?)?,
-        Command::Rbac { lease } => {
-            let rules = if lease {
-                rbac::lease_rules()
-            } else {
-                rbac::cluster_rules()
+        Command::Rbac { lease, delegate } => {
+            let rules = match delegate {
+                Some(delegate) => rbac::delegation_rules(delegate),
+                None if lease => rbac::lease_rules(),
+                None => rbac::cluster_rules(),
             };
             emit(&rbac::yaml(&rules)?)?;
         }
@@ -51,6 +53,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let out = render_text(&text).with_context(|| file.display().to_string())?;
             emit(&out)?;
         }
+        Command::Deploy(args) => tokio::runtime::Runtime::new()?.block_on(deploy(args, true))?,
+        Command::Wait(args) => tokio::runtime::Runtime::new()?.block_on(deploy(args, false))?,
         Command::Version => emit(&format!("storekeeper {}\n", env!("CARGO_PKG_VERSION")))?,
         Command::Run(args) => {
             init_tracing();
@@ -78,6 +82,41 @@ fn init_tracing() {
     } else {
         builder.json().init();
     }
+}
+
+/// `deploy` (`set` the version first) and `wait`: progress on stderr, the
+/// verdict as the exit code.
+async fn deploy(args: DeployArgs, set: bool) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("loading Kubernetes config")?;
+    let namespace = args
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let api = Api::<storekeeper::api::Store>::namespaced(client, &namespace);
+    let target = deploy::Target {
+        namespace,
+        name: args.store,
+        version: args.target_version,
+    };
+    let generation = if set {
+        Some(deploy::set_version(&api, &target).await?)
+    } else {
+        None
+    };
+    let patience = deploy::Patience {
+        timeout: Duration::from_secs(args.timeout_seconds),
+        poll: deploy::POLL_INTERVAL,
+    };
+    deploy::wait(&api, &target, generation, patience, |now| {
+        eprintln!("{}/{}: {now}", target.namespace, target.name);
+    })
+    .await?;
+    println!(
+        "{}/{} is Ready at {}",
+        target.namespace, target.name, target.version
+    );
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -125,12 +164,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     elector.acquire().await;
     let pod_metrics =
         HttpMetricsReader::new().context("building the HTTP client for pod metrics")?;
-    let ctx = Arc::new(Context::new(
-        client,
-        metrics,
-        Some(identity),
-        Arc::new(pod_metrics),
-    ));
+    let mut ctx = Context::new(client, metrics, Some(identity), Arc::new(pod_metrics));
+    ctx.scope = Scope::new(args.watch_namespaces);
+    ctx.served = ctx.served.clone().delegating(args.delegate);
+    ctx.platform = Platform {
+        operator_metrics: args.metrics_service.map(|service| OperatorMetrics {
+            namespace: args.lease_namespace.clone(),
+            service,
+            port: args.admin_port,
+        }),
+    };
+    match &ctx.scope {
+        Scope::Cluster => info!("watching Stores in every namespace"),
+        Scope::Namespaces(list) => {
+            info!(namespaces = ?list, "watching Stores in these namespaces only");
+        }
+    }
+    let ctx = Arc::new(ctx);
     // The controller wants a `Sync` shutdown future; a oneshot receiver is one.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -2,15 +2,17 @@
 //! duration histogram (timed by a drop guard, as controller-rs does),
 //! Kubernetes API requests by verb (counted by a tower layer on the client),
 //! and rollouts: how they end, how long each step takes, and the step each
-//! Store is at.
+//! Store is at; and each Store's phase and conditions as gauges, which the
+//! Store's alert rules read.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::api::{RolloutState, RolloutStatus, RolloutStep};
+use crate::api::{Phase, RolloutState, RolloutStatus, RolloutStep, StoreStatus};
 use crate::reconcile::events::Transition;
+use crate::reconcile::status::types;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,7 +44,7 @@ pub struct OutcomeLabel {
 /// Label naming a rollout step.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StepLabel {
-    /// `Foundation`, `Data`, `Backends`, `Storefront` or `Edge`.
+    /// `Foundation`, `Data`, `Migrations`, `Backends`, `Storefront` or `Edge`.
     pub step: String,
 }
 
@@ -54,6 +56,46 @@ pub struct StoreLabel {
     /// The Store's name.
     pub store: String,
 }
+
+/// Labels naming one condition of one Store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabel {
+    /// The Store's namespace.
+    pub namespace: String,
+    /// The Store's name.
+    pub store: String,
+    /// `Ready`, `Reconciling`, `Stalled` or `RolledBack`.
+    pub condition: String,
+}
+
+/// Labels naming one phase of one Store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    /// The Store's namespace.
+    pub namespace: String,
+    /// The Store's name.
+    pub store: String,
+    /// One of `status.phase`'s words.
+    pub phase: String,
+}
+
+/// Every phase, for the one-hot phase gauge.
+const PHASES: [Phase; 6] = [
+    Phase::Pending,
+    Phase::Progressing,
+    Phase::Ready,
+    Phase::Degraded,
+    Phase::RollingBack,
+    Phase::Paused,
+];
+
+/// Every condition type the operator writes.
+const CONDITIONS: [&str; 4] = [
+    types::READY,
+    types::RECONCILING,
+    types::STALLED,
+    types::ROLLED_BACK,
+];
 
 /// Every metric the operator exports.
 #[derive(Clone)]
@@ -70,9 +112,13 @@ pub struct Metrics {
     pub rollouts: Family<OutcomeLabel, Counter>,
     /// Time from a step's start to the next step (or the end), by step.
     pub step_duration: Family<StepLabel, Histogram>,
-    /// The step each Store's rollout is at: 1 (Foundation) to 5 (Edge), 0
+    /// The step each Store's rollout is at: 1 (Foundation) to 6 (Edge), 0
     /// when none is in flight.
     pub current_step: Family<StoreLabel, Gauge>,
+    /// 1 when the Store's condition is True, else 0.
+    pub conditions: Family<ConditionLabel, Gauge>,
+    /// 1 for the Store's phase, 0 for the others.
+    pub phases: Family<PhaseLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -87,6 +133,8 @@ impl Default for Metrics {
                 Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0])
             }),
             current_step: Family::default(),
+            conditions: Family::default(),
+            phases: Family::default(),
         }
     }
 }
@@ -124,10 +172,46 @@ impl Metrics {
         );
         r.register(
             "rollout_step",
-            "Step a Store's rollout is at (1 Foundation .. 5 Edge; 0 none)",
+            "Step a Store's rollout is at (1 Foundation .. 6 Edge; 0 none)",
             self.current_step.clone(),
         );
+        r.register(
+            "store_condition",
+            "1 when the Store's condition (Ready, Reconciling, Stalled, RolledBack) is True",
+            self.conditions.clone(),
+        );
+        r.register(
+            "store_phase",
+            "1 for the phase the Store is in, 0 for the others",
+            self.phases.clone(),
+        );
         self
+    }
+
+    /// Records a Store's phase and conditions as written to its status.
+    pub fn store_status(&self, store: &StoreLabel, status: &StoreStatus) {
+        for condition in CONDITIONS {
+            let on = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == condition && c.status == "True");
+            self.conditions
+                .get_or_create(&ConditionLabel {
+                    namespace: store.namespace.clone(),
+                    store: store.store.clone(),
+                    condition: condition.to_owned(),
+                })
+                .set(i64::from(on));
+        }
+        for phase in PHASES {
+            self.phases
+                .get_or_create(&PhaseLabel {
+                    namespace: store.namespace.clone(),
+                    store: store.store.clone(),
+                    phase: phase.as_str().to_owned(),
+                })
+                .set(i64::from(status.phase == Some(phase)));
+        }
     }
 
     /// Records what one pass did to a Store's rollout: the outcome Events
@@ -229,14 +313,12 @@ pub fn step_ended(
     Some((step, seconds.max(0) as f64 / 1000.0))
 }
 
+/// 1 for the first step of `RolloutStep::ALL`, and so on.
 fn step_number(step: RolloutStep) -> i64 {
-    match step {
-        RolloutStep::Foundation => 1,
-        RolloutStep::Data => 2,
-        RolloutStep::Backends => 3,
-        RolloutStep::Storefront => 4,
-        RolloutStep::Edge => 5,
-    }
+    RolloutStep::ALL
+        .iter()
+        .position(|s| *s == step)
+        .map_or(0, |i| i64::try_from(i + 1).unwrap_or(0))
 }
 
 /// Observes a reconcile's duration when dropped.
@@ -298,6 +380,61 @@ mod tests {
     }
 
     #[test]
+    fn phase_and_conditions_are_gauges_per_store() {
+        let m = Metrics::default();
+        let store = StoreLabel {
+            namespace: "shop".into(),
+            store: "shop".into(),
+        };
+        let condition = |type_: &str, status: &str| crate::api::Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "Test".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: "2026-01-01T00:00:00Z".into(),
+        };
+        let status = StoreStatus {
+            phase: Some(Phase::Degraded),
+            conditions: vec![
+                condition("Ready", "False"),
+                condition("Stalled", "True"),
+                condition("RolledBack", "True"),
+            ],
+            ..StoreStatus::default()
+        };
+        m.store_status(&store, &status);
+        let get = |c: &str| {
+            m.conditions
+                .get_or_create(&ConditionLabel {
+                    namespace: "shop".into(),
+                    store: "shop".into(),
+                    condition: c.into(),
+                })
+                .get()
+        };
+        assert_eq!(
+            [
+                get("Ready"),
+                get("Reconciling"),
+                get("Stalled"),
+                get("RolledBack")
+            ],
+            [0, 0, 1, 1]
+        );
+        let phase = |p: &str| {
+            m.phases
+                .get_or_create(&PhaseLabel {
+                    namespace: "shop".into(),
+                    store: "shop".into(),
+                    phase: p.into(),
+                })
+                .get()
+        };
+        assert_eq!((phase("Degraded"), phase("Ready")), (1, 0));
+    }
+
+    #[test]
     fn a_step_ends_when_the_next_starts_or_the_rollout_ends() {
         let now: DateTime<Utc> = "2026-01-01T00:01:30Z".parse().unwrap();
         let data = at(RolloutStep::Data, "2026-01-01T00:00:00Z");
@@ -339,7 +476,7 @@ mod tests {
             &[event("RolloutStarted"), event("StepStarted")],
             now,
         );
-        assert_eq!(m.current_step.get_or_create(&store).get(), 3);
+        assert_eq!(m.current_step.get_or_create(&store).get(), 4);
         let mut done = backends.clone();
         done.state = RolloutState::Complete;
         done.step = None;

@@ -7,7 +7,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Resource;
 
 use crate::api::Store;
-use crate::render::ChildKind;
+use crate::render::{ChildKind, Delegate};
 use crate::{Error, Result};
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
@@ -26,27 +26,72 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         rule(&group, &["stores"], &["get", "list", "watch"]),
         rule(&group, &["stores/status"], &["get", "patch"]),
     ];
-    for kind in ChildKind::ALL {
+    for kind in ChildKind::ALL
+        .into_iter()
+        .filter(|k| k.delegate().is_none())
+    {
         let verbs: &[&str] = if kind.is_applied() {
             &["get", "list", "watch", "create", "patch", "delete"]
         } else {
-            // Generated Secrets are created once and listed by metadata only;
-            // `get` reads the key names of a user's `external` Secret.
-            &["get", "list", "create"]
+            // Secrets, the five verbs the controller calls and no other:
+            // `list` and `watch` (metadata only, the cache `observe` reads:
+            // which generated Secrets exist, and their owner), `get`
+            // (`check_external`: the key names of a user's `external`
+            // Secret, by name), `create` (`execute`: a generated Secret,
+            // once) and `patch` (`execute`: a generated Secret's owner
+            // reference, set or removed as `spec.deletionPolicy` says; the
+            // values are immutable). Never update or delete.
+            // RBAC cannot limit `list` and `watch` to metadata nor `get` to
+            // one name the user chooses, so the chart can grant this rule
+            // per namespace (`rbac.secretNamespaces`) instead of
+            // cluster-wide (the cluster-wide watch then fails, and each
+            // pass lists the Store's namespace instead).
+            &["get", "list", "watch", "create", "patch"]
         };
         rules.push(rule(kind.group(), &[kind.plural()], verbs));
     }
-    // Revision history: created once per revision, renumbered when a spec
-    // returns to an older revision, pruned beyond the history limit.
+    // Revision history: watched into a cache, created once per revision,
+    // renumbered when a spec returns to an older revision, pruned beyond
+    // the history limit.
     rules.push(rule(
         "apps",
         &["controllerrevisions"],
-        &["get", "list", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ));
-    // Read while a rollout is in flight, to judge the new pods' health.
-    rules.push(rule("", &["pods"], &["list"]));
+    // Listed while a rollout is in flight, to judge the new pods' health.
+    // `get` and `watch` only because the managed Prometheus' Role grants
+    // them, and the API server lets the operator grant only what it holds.
+    rules.push(rule("", &["pods"], &["get", "list", "watch"]));
     rules.push(rule("apps", &["replicasets"], &["list"]));
     rules.push(rule("events.k8s.io", &["events"], &["create"]));
+    rules
+}
+
+/// The rules delegating data stores to `delegate` needs (its kinds, every
+/// verb an applied kind gets), granted only where the operator was
+/// installed to use it (the chart's `delegation` values, `storekeeper rbac
+/// --delegate`): without them it neither looks for those kinds nor applies them.
+pub fn delegation_rules(delegate: Delegate) -> Vec<PolicyRule> {
+    let mut rules: Vec<PolicyRule> = Vec::new();
+    for kind in ChildKind::ALL
+        .into_iter()
+        .filter(|k| k.delegate() == Some(delegate))
+    {
+        match rules
+            .iter_mut()
+            .find(|r| r.api_groups.as_deref() == Some(&[kind.group().to_owned()]))
+        {
+            Some(rule) => rule
+                .resources
+                .get_or_insert_with(Vec::new)
+                .push(kind.plural().to_owned()),
+            None => rules.push(rule(
+                kind.group(),
+                &[kind.plural()],
+                &["get", "list", "watch", "create", "patch", "delete"],
+            )),
+        }
+    }
     rules
 }
 

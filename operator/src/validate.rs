@@ -12,8 +12,8 @@ use std::fmt;
 use kube::ResourceExt;
 use storekeeper_contract::ShopService;
 
-use crate::api::{DataStore, ResourceAmounts, RolloutSpec, Store, StoreSpec};
-use crate::render::secrets;
+use crate::api::{Autoscaling, DataStore, ResourceAmounts, RolloutSpec, Store, StoreSpec};
+use crate::render::{delegated, images, secrets};
 use crate::rollout::analysis::basis_points;
 
 /// Longest Store name: `<name>-rabbitmq-<revision hash>` must fit a 63-character label.
@@ -68,6 +68,9 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
         if !(1..=20).contains(&s.replicas) {
             p.add(format!("{at}.replicas"), "must be between 1 and 20");
         }
+        if let Some(a) = &s.autoscaling {
+            check_autoscaling(&mut p, &format!("{at}.autoscaling"), a);
+        }
         if let Some(v) = &s.version {
             check_tag(&mut p, &format!("{at}.version"), v);
         }
@@ -112,6 +115,9 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
     ] {
         check_data_store(&mut p, field, ds, &generated);
     }
+    for (field, problem) in delegated::provider::rules(spec) {
+        p.add(field, problem);
+    }
     if !(30..=3600).contains(&spec.rollout.health_timeout_seconds) {
         p.add(
             "spec.rollout.healthTimeoutSeconds",
@@ -125,7 +131,36 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
         );
     }
     check_rollout(&mut p, &spec.rollout);
+    check_observability(&mut p, &spec.observability);
+    for (key, value) in &spec.observability.labels {
+        let at = format!("spec.observability.labels[{key}]");
+        if !is_label_key(key) {
+            p.add(&at, "must be a label key: [prefix/]name, the name 1-63 characters of letters, digits, '-', '_', '.'");
+        } else if key.starts_with("app.kubernetes.io/") {
+            p.add(&at, "app.kubernetes.io/* labels are the operator's own");
+        }
+        if !is_label_value(value) {
+            p.add(&at, "must be a label value: at most 63 letters, digits, '-', '_', '.', starting and ending alphanumeric");
+        }
+    }
     p.finish()
+}
+
+/// A label value: empty, or up to 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
+fn is_label_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.is_empty()
+        || (b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric())
+}
+
+/// A label key: an optional DNS-name prefix and `/`, then a non-empty value.
+fn is_label_key(s: &str) -> bool {
+    let (prefix, name) = s.rsplit_once('/').map_or((None, s), |(p, n)| (Some(p), n));
+    !name.is_empty() && is_label_value(name) && prefix.is_none_or(is_dns_name)
 }
 
 /// The CRD's transition rules on managed data stores, for a Store whose
@@ -251,6 +286,42 @@ fn check_rollout(p: &mut Problems, rollout: &RolloutSpec) {
     }
 }
 
+/// The managed stack's volumes and retention, and the trace receiver.
+fn check_observability(p: &mut Problems, o: &crate::api::ObservabilitySpec) {
+    let at = "spec.observability";
+    if !(1..=365).contains(&o.managed.retention_days) {
+        p.add(
+            format!("{at}.managed.retentionDays"),
+            "must be between 1 and 365",
+        );
+    }
+    for (field, size) in [
+        ("prometheusStorage", &o.managed.prometheus_storage),
+        ("lokiStorage", &o.managed.loki_storage),
+    ] {
+        if !is_storage(size) {
+            p.add(format!("{at}.managed.{field}"), "must be a size like 10Gi");
+        }
+    }
+    let Some(traces) = &o.traces else {
+        return;
+    };
+    if crate::render::monitoring::traces::port(&traces.endpoint).is_none() {
+        p.add(
+            format!("{at}.traces.endpoint"),
+            "must be an http:// or https:// URL with a host and no user, query or fragment, like http://collector.observability:4318",
+        );
+    }
+    if let Some(ratio) = &traces.sample_ratio
+        && basis_points(ratio).is_none()
+    {
+        p.add(
+            format!("{at}.traces.sampleRatio"),
+            "must be a decimal from \"0\" to \"1\" with at most four decimals, like \"0.1\"",
+        );
+    }
+}
+
 fn check_data_store(p: &mut Problems, field: &str, ds: &DataStore, generated: &[String]) {
     match (&ds.managed, &ds.external) {
         (Some(_), Some(_)) | (None, None) => p.add(field, "set exactly one of managed or external"),
@@ -271,6 +342,7 @@ fn check_data_store(p: &mut Problems, field: &str, ds: &DataStore, generated: &[
                 &format!("{field}.managed.resources.limits"),
                 &m.resources.limits,
             );
+            check_managed_extras(p, &format!("{field}.managed"), m);
         }
         (None, Some(e)) => {
             if e.secret_name.is_empty() || generated.contains(&e.secret_name) {
@@ -280,6 +352,80 @@ fn check_data_store(p: &mut Problems, field: &str, ds: &DataStore, generated: &[
                 );
             }
         }
+    }
+}
+
+/// A managed store's image override (a tag that can be a label value,
+/// optionally pinned as `name:tag@sha256:...`) and backup (PostgreSQL's
+/// only: the schema's rule on `redis` and `rabbitmq`).
+fn check_managed_extras(p: &mut Problems, at: &str, m: &crate::api::Managed) {
+    if let Some(image) = &m.image {
+        let field = format!("{at}.image");
+        let reference = images::Reference::parse(image);
+        match reference.tag {
+            Some(tag) => check_tag(p, &field, tag),
+            None => p.add(&field, "image must carry a tag"),
+        }
+        if reference
+            .digest
+            .is_some_and(|digest| !images::is_digest(digest))
+        {
+            p.add(
+                field,
+                "a digest must be sha256: and 64 lower-case hex digits (name:tag@sha256:...)",
+            );
+        }
+    }
+    let Some(backup) = &m.backup else {
+        return;
+    };
+    if at != "spec.postgres.managed" {
+        p.add(format!("{at}.backup"), "backup is for PostgreSQL only");
+    }
+    if !is_schedule(&backup.schedule) {
+        p.add(
+            format!("{at}.backup.schedule"),
+            "must be a cron schedule of five fields, like \"17 3 * * *\", or a macro like @daily",
+        );
+    }
+    if !(1..=100).contains(&backup.retain) {
+        p.add(format!("{at}.backup.retain"), "must be between 1 and 100");
+    }
+    if !is_storage(&backup.storage) {
+        p.add(format!("{at}.backup.storage"), "must be a size like 5Gi");
+    }
+}
+
+/// A CronJob schedule as the schema's pattern has it: five fields, or one
+/// of the macros Kubernetes knows.
+fn is_schedule(s: &str) -> bool {
+    const MACROS: [&str; 7] = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    MACROS.contains(&s) || (s.trim() == s && s.split_whitespace().count() == 5)
+}
+
+/// The schema's autoscaling bounds and its `minReplicas <= maxReplicas` rule.
+fn check_autoscaling(p: &mut Problems, at: &str, a: &Autoscaling) {
+    if !(1..=100).contains(&a.min_replicas) || !(1..=100).contains(&a.max_replicas) {
+        p.add(
+            at.to_owned(),
+            "minReplicas and maxReplicas must be between 1 and 100",
+        );
+    } else if a.min_replicas > a.max_replicas {
+        p.add(at.to_owned(), "minReplicas must not exceed maxReplicas");
+    }
+    if !(10..=100).contains(&a.target_cpu_utilization_percentage) {
+        p.add(
+            format!("{at}.targetCPUUtilizationPercentage"),
+            "must be between 10 and 100",
+        );
     }
 }
 
@@ -407,6 +553,26 @@ mod tests {
     }
 
     #[test]
+    fn monitoring_labels_must_be_labels_and_not_the_operators() {
+        let mut s = store("shop");
+        let labels = &mut s.spec.observability.labels;
+        labels.insert("release".into(), "kube-prometheus-stack".into());
+        labels.insert("example.com/team".into(), String::new());
+        assert_eq!(validate(&s), Ok(()));
+        let labels = &mut s.spec.observability.labels;
+        labels.insert("app.kubernetes.io/name".into(), "x".into());
+        labels.insert("bad key".into(), "x".into());
+        labels.insert("team".into(), "-x".into());
+        let err = validate(&s).unwrap_err().to_string();
+        for field in ["[app.kubernetes.io/name]", "[bad key]", "[team]"] {
+            assert!(
+                err.contains(&format!("spec.observability.labels{field}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn latest_is_refused_naming_the_field() {
         let mut s = store("shop");
         s.spec.version = "latest".into();
@@ -518,6 +684,78 @@ mod tests {
             min_requests: 100,
         });
         assert_eq!(validate(&s), Ok(()));
+    }
+
+    #[test]
+    fn data_store_images_carry_tags_and_backups_are_postgres_only() {
+        let mut s = store("shop");
+        if let Some(m) = s.spec.postgres.managed.as_mut() {
+            m.image = Some("registry:5000/postgres".to_owned());
+            m.backup = Some(crate::api::Backup {
+                schedule: "daily".to_owned(),
+                retain: 0,
+                ..crate::api::Backup::default()
+            });
+        }
+        if let Some(m) = s.spec.redis.managed.as_mut() {
+            m.image = Some("redis:latest".to_owned());
+            m.backup = Some(crate::api::Backup::default());
+        }
+        let message = validate(&s).unwrap_err().to_string();
+        for part in [
+            "spec.postgres.managed.image: image must carry a tag",
+            "spec.postgres.managed.backup.schedule: must be a cron schedule",
+            "spec.postgres.managed.backup.retain: must be between 1 and 100",
+            "spec.redis.managed.image: must name a release",
+            "spec.redis.managed.backup: backup is for PostgreSQL only",
+        ] {
+            assert!(message.contains(part), "{part} in {message}");
+        }
+        let mut fine = store("shop");
+        if let Some(m) = fine.spec.postgres.managed.as_mut() {
+            m.image = Some("registry:5000/postgres:17.7-bookworm".to_owned());
+            m.backup = Some(crate::api::Backup {
+                schedule: "@daily".to_owned(),
+                ..crate::api::Backup::default()
+            });
+        }
+        validate(&fine).unwrap();
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn data_store_images_may_be_pinned_by_digest_after_their_tag() {
+        let mut fine = store("shop");
+        if let Some(m) = fine.spec.postgres.managed.as_mut() {
+            m.image = Some(format!("registry:5000/postgres:17.7-bookworm@{DIGEST}"));
+        }
+        if let Some(m) = fine.spec.redis.managed.as_mut() {
+            m.image = Some(format!("docker.io/library/redis:8.2.1-bookworm@{DIGEST}"));
+        }
+        assert_eq!(validate(&fine), Ok(()));
+        let mut s = store("shop");
+        if let Some(m) = s.spec.postgres.managed.as_mut() {
+            m.image = Some(format!("registry:5000/postgres@{DIGEST}"));
+        }
+        if let Some(m) = s.spec.redis.managed.as_mut() {
+            m.image = Some(format!("redis:latest@{DIGEST}"));
+        }
+        if let Some(m) = s.spec.rabbitmq.managed.as_mut() {
+            m.image = Some(format!("rabbitmq:4.1.4@{}", DIGEST.to_uppercase()));
+        }
+        let message = validate(&s).unwrap_err().to_string();
+        for part in [
+            "spec.postgres.managed.image: image must carry a tag",
+            "spec.redis.managed.image: must name a release",
+            "spec.rabbitmq.managed.image: a digest must be sha256: and 64 lower-case hex digits",
+        ] {
+            assert!(message.contains(part), "{part} in {message}");
+        }
+        assert!(
+            !message.contains("spec.postgres.managed.image: a digest"),
+            "{message}"
+        );
     }
 
     #[test]

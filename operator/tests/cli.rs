@@ -37,7 +37,7 @@ fn render_prints_every_object() {
     let example = format!("{}/../examples/store.yaml", env!("CARGO_MANIFEST_DIR"));
     let (ok, out, _) = storekeeper(&["render", "-f", &example]);
     assert!(ok);
-    assert_eq!(out.lines().filter(|l| *l == "---").count(), 42, "{out}");
+    assert_eq!(out.lines().filter(|l| *l == "---").count(), 50, "{out}");
     assert!(out.contains("kind: Deployment"));
 }
 
@@ -115,4 +115,38 @@ fn crd_and_version_print() {
     assert!(ok && out.contains("name: stores.storekeeper.dev"));
     let (ok, out, _) = storekeeper(&["version"]);
     assert!(ok && out.starts_with("storekeeper "));
+}
+
+#[test]
+fn deploy_without_a_cluster_says_so_in_one_line() {
+    let home = temp("home-marker", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_storekeeper"))
+        .args(["deploy", "shop", "--version", "1.3.0"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", std::path::Path::new(&home).parent().unwrap())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    one_line_error(
+        &String::from_utf8(out.stderr).unwrap(),
+        "loading Kubernetes config",
+    );
+}
+
+#[test]
+fn deploy_needs_a_version_and_a_positive_timeout() {
+    let (ok, _, err) = storekeeper(&["deploy", "shop"]);
+    assert!(!ok);
+    assert!(err.contains("--version <VERSION>"), "{err}");
+    let (ok, _, err) = storekeeper(&[
+        "wait",
+        "shop",
+        "--version",
+        "1.3.0",
+        "--timeout-seconds",
+        "0",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--timeout-seconds"), "{err}");
 }

@@ -1,10 +1,12 @@
 //! Checked-in files generated from the code must match it: the CRD (also the
-//! chart's copy) and the chart's RBAC rules. `cargo xtask generate` rewrites
+//! chart's copy) and the chart's RBAC rules. The chart must never again ship
+//! the CRD in `crds/`, which Helm installs once and never upgrades. `cargo xtask generate` rewrites
 //! them all.
 
 // Helpers outside `#[test]` functions may panic too: this whole file is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use storekeeper::render::Delegate;
 use storekeeper::{crd, rbac};
 
 /// What every failure here tells the reader to do.
@@ -18,9 +20,20 @@ fn read(rel: &str) -> String {
 #[test]
 fn crd_yaml_matches_the_code() {
     let code = crd::yaml().unwrap();
-    for path in ["crds/store.yaml", "charts/storekeeper/crds/store.yaml"] {
+    // The chart's copy is a file its templates/crd.yaml renders (so the CRD
+    // upgrades with the chart), not a crds/ file Helm installs only once.
+    for path in ["crds/store.yaml", "charts/storekeeper/files/crd-store.yaml"] {
         assert!(read(path) == code, "{path} is stale: {REGENERATE}");
     }
+}
+
+#[test]
+fn chart_has_no_crds_directory() {
+    let dir = format!("{}/../charts/storekeeper/crds", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "{dir} exists: Helm never upgrades a CRD there; the chart renders files/crd-store.yaml from templates/crd.yaml"
+    );
 }
 
 #[test]
@@ -33,6 +46,14 @@ fn chart_rbac_matches_the_code() {
         (
             "charts/storekeeper/files/lease-rules.yaml",
             rbac::lease_rules(),
+        ),
+        (
+            "charts/storekeeper/files/cloudnative-pg-rules.yaml",
+            rbac::delegation_rules(Delegate::CloudNativePg),
+        ),
+        (
+            "charts/storekeeper/files/rabbitmq-cluster-operator-rules.yaml",
+            rbac::delegation_rules(Delegate::RabbitmqClusterOperator),
         ),
     ];
     for (path, rules) in rules {

@@ -26,8 +26,24 @@ fn example(name: &str) -> Store {
 
 #[test]
 fn examples_render_as_snapshotted() {
-    for name in ["store", "full"] {
-        let rendered = render(&example(name)).unwrap();
+    for name in ["store", "full", "delegated"] {
+        let mut rendered = render(&example(name)).unwrap();
+        // The alert rules and the dashboard are files of their own, with
+        // tests of their own (observability_assets.rs): here only where
+        // they go, not what they say.
+        for o in &mut rendered.objects {
+            let content = match o.kind {
+                ChildKind::PrometheusRule => o.value.pointer_mut("/spec/groups"),
+                ChildKind::ConfigMap if o.name.ends_with("-dashboard") => {
+                    o.value.pointer_mut("/data")
+                }
+                _ => None,
+            };
+            if let Some(content) = content {
+                *content = json!("<operator/assets/observability>");
+                o.value["metadata"]["annotations"][APPLIED_HASH] = json!("<hash of the assets>");
+            }
+        }
         insta::assert_snapshot!(name, to_yaml(&rendered).unwrap());
     }
 }
@@ -47,6 +63,45 @@ fn env_names(deployment: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The Secret and key a `*_FILE` variable's file is projected from, checking
+/// the file is in a read-only mount of the pod's credentials volume.
+fn credential(deployment: &Value, file_var: &str) -> (String, String) {
+    let path = env_value(deployment, file_var);
+    let path = path.as_str().unwrap();
+    let (dir, file) = path.rsplit_once('/').unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == json!(dir))
+        .unwrap_or_else(|| panic!("{path} is in no mount"));
+    assert_eq!(mount["readOnly"], json!(true), "{path}");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(volume["projected"]["defaultMode"], json!(0o440));
+    volume["projected"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|source| {
+            let secret = &source["secret"];
+            secret["items"].as_array()?.iter().find_map(|item| {
+                (item["path"] == json!(file)).then(|| {
+                    (
+                        secret["name"].as_str().unwrap().to_owned(),
+                        item["key"].as_str().unwrap().to_owned(),
+                    )
+                })
+            })
+        })
+        .unwrap_or_else(|| panic!("{path} is projected from no Secret"))
 }
 
 /// The `value` of a plain env var, or the whole entry for a `valueFrom` one.
@@ -73,14 +128,16 @@ fn service_environment_follows_the_contract() {
             &[
                 "PORT",
                 "ADMIN_PORT",
-                "DATABASE_PASSWORD",
                 "DATABASE_URL",
-                "REDIS_PASSWORD",
+                "DATABASE_MIGRATE_ON_START",
                 "REDIS_URL",
-                "TOKEN_PUBLIC_KEY",
-                "TOKEN_PRIVATE_KEY",
                 "ADMIN_EMAIL",
-                "ADMIN_PASSWORD",
+                "DATABASE_PASSWORD_FILE",
+                "REDIS_PASSWORD_FILE",
+                "TOKEN_PUBLIC_KEY_FILE",
+                "TOKEN_PRIVATE_KEY_FILE",
+                "ADMIN_PASSWORD_FILE",
+                "OTEL_RESOURCE_ATTRIBUTES",
             ],
         ),
         (
@@ -88,13 +145,15 @@ fn service_environment_follows_the_contract() {
             &[
                 "PORT",
                 "ADMIN_PORT",
-                "DATABASE_PASSWORD",
                 "DATABASE_URL",
-                "REDIS_PASSWORD",
+                "DATABASE_MIGRATE_ON_START",
                 "REDIS_URL",
-                "AMQP_PASSWORD",
                 "AMQP_URL",
-                "TOKEN_PUBLIC_KEY",
+                "DATABASE_PASSWORD_FILE",
+                "REDIS_PASSWORD_FILE",
+                "AMQP_PASSWORD_FILE",
+                "TOKEN_PUBLIC_KEY_FILE",
+                "OTEL_RESOURCE_ATTRIBUTES",
             ],
         ),
         (
@@ -102,11 +161,13 @@ fn service_environment_follows_the_contract() {
             &[
                 "PORT",
                 "ADMIN_PORT",
-                "DATABASE_PASSWORD",
                 "DATABASE_URL",
-                "AMQP_PASSWORD",
+                "DATABASE_MIGRATE_ON_START",
                 "AMQP_URL",
-                "TOKEN_PUBLIC_KEY",
+                "DATABASE_PASSWORD_FILE",
+                "AMQP_PASSWORD_FILE",
+                "TOKEN_PUBLIC_KEY_FILE",
+                "OTEL_RESOURCE_ATTRIBUTES",
             ],
         ),
         (
@@ -114,11 +175,13 @@ fn service_environment_follows_the_contract() {
             &[
                 "PORT",
                 "ADMIN_PORT",
-                "DATABASE_PASSWORD",
                 "DATABASE_URL",
-                "AMQP_PASSWORD",
+                "DATABASE_MIGRATE_ON_START",
                 "AMQP_URL",
-                "TOKEN_PUBLIC_KEY",
+                "DATABASE_PASSWORD_FILE",
+                "AMQP_PASSWORD_FILE",
+                "TOKEN_PUBLIC_KEY_FILE",
+                "OTEL_RESOURCE_ATTRIBUTES",
                 "PRODUCT_URL",
             ],
         ),
@@ -127,9 +190,10 @@ fn service_environment_follows_the_contract() {
             &[
                 "PORT",
                 "ADMIN_PORT",
-                "TOKEN_PUBLIC_KEY",
-                "SESSION_KEY",
                 "COOKIE_SECURE",
+                "TOKEN_PUBLIC_KEY_FILE",
+                "SESSION_KEY_FILE",
+                "OTEL_RESOURCE_ATTRIBUTES",
                 "USER_URL",
                 "PRODUCT_URL",
                 "PAYMENT_URL",
@@ -154,11 +218,16 @@ fn service_environment_values() {
     assert_eq!(env_value(user, "ADMIN_PORT"), json!("9000"));
     assert_eq!(
         env_value(user, "DATABASE_URL"),
-        json!("postgres://users:$(DATABASE_PASSWORD)@shop-postgres:5432/users")
+        json!("postgres://users@shop-postgres:5432/users")
+    );
+    assert_eq!(
+        credential(user, "DATABASE_PASSWORD_FILE"),
+        ("shop-postgres".to_owned(), "users".to_owned()),
+        "the kit puts the password into the URL"
     );
     assert_eq!(
         env_value(user, "REDIS_URL"),
-        json!("redis://:$(REDIS_PASSWORD)@shop-redis:6379")
+        json!("redis://shop-redis:6379")
     );
     assert_eq!(
         env_value(user, "ADMIN_EMAIL"),
@@ -171,13 +240,17 @@ fn service_environment_values() {
     );
     assert_eq!(
         env_value(order, "AMQP_URL"),
-        json!("amqp://storekeeper:$(AMQP_PASSWORD)@shop-rabbitmq:5672/%2f")
+        json!("amqp://storekeeper@shop-rabbitmq:5672/%2f")
     );
     let front = workload(&r, ChildKind::Deployment, "shop-storefront");
     assert_eq!(
-        env_value(front, "SESSION_KEY")["valueFrom"]["secretKeyRef"],
-        json!({"name": "shop-session", "key": "session-key", "optional": false}),
+        credential(front, "SESSION_KEY_FILE"),
+        ("shop-session".to_owned(), "session-key".to_owned()),
         "every replica reads one generated cookie key"
+    );
+    assert_eq!(
+        env_value(front, "OTEL_RESOURCE_ATTRIBUTES"),
+        json!("k8s.namespace.name=shop,service.namespace=shop")
     );
     assert_eq!(env_value(front, "COOKIE_SECURE"), json!("false"), "no TLS");
     let tls = render(&example("full")).unwrap();
@@ -194,6 +267,32 @@ fn service_environment_values() {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], json!("/healthz"));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], json!("/readyz"));
     assert_eq!(c["ports"][1]["containerPort"], json!(9000));
+}
+
+/// Keys, passwords and URLs with passwords reach the shop's pods as files
+/// only: no service or migration container has a `secretKeyRef`.
+#[test]
+fn no_credential_is_in_a_shop_pods_environment() {
+    for name in ["store", "full", "delegated"] {
+        let r = render(&example(name)).unwrap();
+        let shop = r.objects.iter().filter(|o| {
+            let component = o.value["metadata"]["labels"][labels::NAME]
+                .as_str()
+                .unwrap_or("");
+            ShopService::ALL.iter().any(|s| s.name() == component)
+                || component.ends_with("-migrations")
+        });
+        let mut pods = 0;
+        for o in shop {
+            let Some(pod) = o.value.pointer("/spec/template/spec") else {
+                continue;
+            };
+            pods += 1;
+            let env = pod["containers"][0]["env"].to_string();
+            assert!(!env.contains("secretKeyRef"), "{name}: {}: {env}", o.name);
+        }
+        assert_eq!(pods, 9, "{name}: five services and four migration Jobs");
+    }
 }
 
 /// The components a list of NetworkPolicy peers selects by pod label.
@@ -271,12 +370,11 @@ fn network_policies_follow_the_contract() {
 fn external_stores_read_urls_from_the_users_secret() {
     let r = render(&example("full")).unwrap();
     let user = workload(&r, ChildKind::Deployment, "acme-user");
-    let db = &user["spec"]["template"]["spec"]["containers"][0]["env"][2];
-    assert_eq!(db["name"], json!("DATABASE_URL"));
     assert_eq!(
-        db["valueFrom"]["secretKeyRef"],
-        json!({"name": "acme-postgres-urls", "key": "users", "optional": false})
+        credential(user, "DATABASE_URL_FILE"),
+        ("acme-postgres-urls".to_owned(), "users".to_owned())
     );
+    assert!(!env_names(user).contains(&"DATABASE_URL".to_owned()));
     assert!(
         !r.objects
             .iter()
@@ -473,8 +571,10 @@ fn check_pod(what: &str, pod: &Value, keys: &BTreeSet<(String, String)>) {
             !tag.contains('/') && tag != "latest",
             "{what}: image {image}"
         );
+        // A Job's pod runs to an end: no probes to answer.
+        let runs_once = pod["restartPolicy"] == json!("Never");
         assert!(
-            c["readinessProbe"].is_object() && c["livenessProbe"].is_object(),
+            runs_once || (c["readinessProbe"].is_object() && c["livenessProbe"].is_object()),
             "{what}: probes"
         );
         for e in c["env"].as_array().unwrap() {
@@ -486,18 +586,42 @@ fn check_pod(what: &str, pod: &Value, keys: &BTreeSet<(String, String)>) {
                 );
             }
             if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
-                let pair = (
-                    r["name"].as_str().unwrap().to_owned(),
-                    r["key"].as_str().unwrap().to_owned(),
-                );
-                let external = pair.0.starts_with("ext-");
-                assert!(
-                    external || keys.contains(&pair),
-                    "{what}: {pair:?} is never generated"
+                check_generated(
+                    what,
+                    r["name"].as_str().unwrap(),
+                    r["key"].as_str().unwrap(),
+                    keys,
                 );
             }
         }
     }
+    let projected = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["projected"]["sources"].as_array())
+        .flatten();
+    for source in projected {
+        let secret = &source["secret"];
+        for item in secret["items"].as_array().unwrap() {
+            check_generated(
+                what,
+                secret["name"].as_str().unwrap(),
+                item["key"].as_str().unwrap(),
+                keys,
+            );
+        }
+    }
+}
+
+/// A Secret key a pod reads is one the operator generates, or in a user's
+/// (`ext-`) Secret.
+fn check_generated(what: &str, secret: &str, key: &str, keys: &BTreeSet<(String, String)>) {
+    let pair = (secret.to_owned(), key.to_owned());
+    assert!(
+        secret.starts_with("ext-") || keys.contains(&pair),
+        "{what}: {pair:?} is never generated"
+    );
 }
 
 fn check_invariants(store: &Store, r: &Rendered) {
@@ -547,7 +671,7 @@ fn invariants_hold_for_many_generated_stores() {
             .objects
             .iter()
             .filter(|o| o.kind == ChildKind::Deployment)
-            .filter(|o| env_names(&o.value).contains(&"TOKEN_PRIVATE_KEY".to_owned()));
+            .filter(|o| env_names(&o.value).contains(&"TOKEN_PRIVATE_KEY_FILE".to_owned()));
         assert_eq!(
             user.count(),
             1,
@@ -565,4 +689,128 @@ fn invalid_stores_render_nothing() {
         err,
         "spec.services.order.replicas: must be between 1 and 20"
     );
+}
+
+/// Issue 14: the data stores' volumes and their generated credentials
+/// follow one `deletionPolicy`: kept by default (claims retained, Secrets
+/// not owned by the Store), deleted with the Store on `Delete`.
+#[test]
+fn volumes_and_credentials_follow_the_deletion_policy() {
+    use storekeeper::api::DeletionPolicy;
+    for (policy, when_deleted, owned) in [
+        (DeletionPolicy::Retain, "Retain", false),
+        (DeletionPolicy::Delete, "Delete", true),
+    ] {
+        let mut store = example("store");
+        store.spec.deletion_policy = policy;
+        let r = render(&store).unwrap();
+        for sts in ["shop-postgres", "shop-redis", "shop-rabbitmq"] {
+            let s = workload(&r, ChildKind::StatefulSet, sts);
+            assert_eq!(
+                s["spec"]["persistentVolumeClaimRetentionPolicy"],
+                json!({"whenDeleted": when_deleted, "whenScaled": "Retain"}),
+                "{policy:?} {sts}"
+            );
+        }
+        let data: Vec<_> = r
+            .secrets
+            .iter()
+            .filter(|s| ["postgres", "redis", "rabbitmq"].contains(&s.component))
+            .collect();
+        assert_eq!(data.len(), 3);
+        assert!(
+            data.iter().all(|s| s.owned == owned),
+            "{policy:?}: {data:?}"
+        );
+        assert!(
+            r.secrets
+                .iter()
+                .filter(|s| !data.contains(s))
+                .all(|s| s.owned),
+            "the other Secrets always go with the Store"
+        );
+    }
+}
+
+/// Issue 14: an autoscaled service gets a HorizontalPodAutoscaler and its
+/// Deployment no replica count (the autoscaler's, never the operator's).
+#[test]
+fn an_autoscaled_service_leaves_its_replicas_to_the_autoscaler() {
+    let r = render(&example("full")).unwrap();
+    let product = workload(&r, ChildKind::Deployment, "acme-product");
+    assert!(product["spec"].get("replicas").is_none(), "{product:#}");
+    let hpa = workload(&r, ChildKind::HorizontalPodAutoscaler, "acme-product");
+    assert_eq!(hpa["apiVersion"], json!("autoscaling/v2"));
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "acme-product"})
+    );
+    assert_eq!(hpa["spec"]["minReplicas"], json!(3));
+    assert_eq!(hpa["spec"]["maxReplicas"], json!(10));
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"],
+        json!({"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}})
+    );
+    let user = workload(&r, ChildKind::Deployment, "acme-user");
+    assert_eq!(user["spec"]["replicas"], json!(2), "fixed replicas stay");
+    let hpas = r
+        .objects
+        .iter()
+        .filter(|o| o.kind == ChildKind::HorizontalPodAutoscaler)
+        .count();
+    assert_eq!(hpas, 1, "only the autoscaled service has one");
+
+    let mut bad = example("full");
+    bad.spec
+        .services
+        .product
+        .autoscaling
+        .as_mut()
+        .unwrap()
+        .min_replicas = 11;
+    let err = render(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("minReplicas must not exceed maxReplicas"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_scope_binds_every_services_tokens_to_the_store() {
+    use storekeeper::api::TokenScopeMode;
+    let deployments = |mode: TokenScopeMode| {
+        let mut store = example("store");
+        store.spec.token_scope = mode;
+        let namespace = store.metadata.namespace.clone().unwrap_or_default();
+        let r = render(&store).unwrap();
+        let scope = format!(
+            "storekeeper:{namespace}/{}",
+            store.metadata.name.clone().unwrap()
+        );
+        let values: Vec<Value> = r
+            .objects
+            .iter()
+            .filter(|o| o.kind == ChildKind::Deployment)
+            .map(|o| o.value.clone())
+            .collect();
+        (scope, values)
+    };
+    let (_, off) = deployments(TokenScopeMode::Off);
+    for d in &off {
+        assert!(
+            !env_names(d).iter().any(|n| n.starts_with("TOKEN_ISSUER")),
+            "{d}"
+        );
+    }
+    let (scope, sign) = deployments(TokenScopeMode::Sign);
+    assert_eq!(sign.len(), ShopService::ALL.len());
+    for d in &sign {
+        assert_eq!(env_value(d, "TOKEN_ISSUER"), json!(scope));
+        assert_eq!(env_value(d, "TOKEN_AUDIENCE"), json!(scope));
+        assert!(!env_names(d).contains(&"TOKEN_CLAIMS_REQUIRED".to_owned()));
+    }
+    let (_, require) = deployments(TokenScopeMode::Require);
+    for d in &require {
+        assert_eq!(env_value(d, "TOKEN_CLAIMS_REQUIRED"), json!("true"));
+    }
 }

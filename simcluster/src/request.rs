@@ -16,6 +16,14 @@ use crate::resources::ResourceType;
 pub(crate) enum Target {
     /// `/version`.
     Version,
+    /// Discovery of one group version (`/api/v1`, `/apis/<group>/<version>`):
+    /// the types served there.
+    Discovery {
+        /// `<group>/<version>`, or `v1` for the core group.
+        group_version: String,
+        /// The types served there (never empty: an unknown one is a 404).
+        types: Vec<ResourceType>,
+    },
     /// A collection or an object of a served type.
     Resource {
         t: ResourceType,
@@ -125,6 +133,21 @@ impl Call {
             ["apis", group, version, rest @ ..] => (*group, *version, rest),
             _ => return Err(ApiError::unknown_resource()),
         };
+        if rest.is_empty() {
+            let types = objects.types_in(group, version);
+            if types.is_empty() {
+                return Err(ApiError::unknown_resource());
+            }
+            let group_version = if group.is_empty() {
+                (*version).to_owned()
+            } else {
+                format!("{group}/{version}")
+            };
+            return Ok(Target::Discovery {
+                group_version,
+                types,
+            });
+        }
         let (namespace, plural, tail) = match rest {
             ["namespaces", ns, plural, tail @ ..] if !matches!(*plural, "status" | "finalize") => {
                 (Some((*ns).to_owned()), *plural, tail)

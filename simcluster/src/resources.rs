@@ -81,11 +81,19 @@ pub(crate) fn builtin() -> Vec<ResourceType> {
             false,
         ),
         n("batch", "v1", "Job", "jobs", true),
+        n("batch", "v1", "CronJob", "cronjobs", true),
         n(
             "policy",
             "v1",
             "PodDisruptionBudget",
             "poddisruptionbudgets",
+            true,
+        ),
+        n(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
             true,
         ),
         n(
@@ -96,6 +104,14 @@ pub(crate) fn builtin() -> Vec<ResourceType> {
             false,
         ),
         n("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+        n("rbac.authorization.k8s.io", "v1", "Role", "roles", false),
+        n(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            false,
+        ),
         n("coordination.k8s.io", "v1", "Lease", "leases", false),
     ];
     all.push(ResourceType {
@@ -130,6 +146,15 @@ impl Registry {
         self.types
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
+    }
+
+    /// Every type served at `group`/`version`, for discovery.
+    pub(crate) fn in_group_version(&self, group: &str, version: &str) -> Vec<ResourceType> {
+        self.types
+            .iter()
+            .filter(|t| t.group == group && t.version == version)
+            .cloned()
+            .collect()
     }
 
     /// The type stored under `group` and `plural`.
@@ -173,5 +198,20 @@ mod tests {
         assert_eq!(r.by_name("deployments"), Some(d));
         assert_eq!(r.by_kind("v1", "Secret").unwrap().qualified(), "secrets");
         assert!(r.by_url("apps", "v2", "deployments").is_none());
+        let apps: Vec<String> = r
+            .in_group_version("apps", "v1")
+            .into_iter()
+            .map(|t| t.kind)
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                "Deployment",
+                "StatefulSet",
+                "ReplicaSet",
+                "ControllerRevision"
+            ]
+        );
+        assert!(r.in_group_version("postgresql.cnpg.io", "v1").is_empty());
     }
 }

@@ -130,6 +130,48 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response<ResponseBody> {
     response
 }
 
+/// What a path that addresses no object answers: `/version`'s version,
+/// a group version's discovery.
+fn about(target: &Target) -> Value {
+    match target {
+        Target::Discovery {
+            group_version,
+            types,
+        } => discovery(group_version, types),
+        _ => version(),
+    }
+}
+
+/// An `APIResourceList`: what `kube::Client::list_api_group_resources`
+/// reads to tell whether a kind is served.
+fn discovery(group_version: &str, types: &[ResourceType]) -> Value {
+    let resources: Vec<Value> = types
+        .iter()
+        .flat_map(|t| {
+            let verbs = [
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ];
+            let main = serde_json::json!({
+                "name": t.plural, "singularName": "", "namespaced": t.namespaced,
+                "kind": t.kind, "verbs": verbs,
+            });
+            let status = t.status_subresource.then(|| {
+                serde_json::json!({
+                    "name": format!("{}/status", t.plural), "singularName": "",
+                    "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"],
+                })
+            });
+            std::iter::once(main).chain(status)
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    })
+}
+
 fn json_response(code: StatusCode, value: &Value) -> http::Result<Response<ResponseBody>> {
     Response::builder()
         .status(code)
@@ -154,7 +196,7 @@ fn dispatch(shared: &Shared, call: &Call, verb: Verb, target: Target, body: &[u8
         status,
     } = target
     else {
-        return Ok(Reply::Json(StatusCode::OK, version()));
+        return Ok(Reply::Json(StatusCode::OK, about(&target)));
     };
     let objects = &shared.objects;
     let ns = namespace.clone().unwrap_or_default();

@@ -123,7 +123,7 @@ pub struct RolloutStatus {
     /// Last revision that finished rolling out, and what a rollback returns to. Absent until the first rollout completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
-    /// Step in flight: Foundation, Data, Backends, Storefront or Edge (in that order; backwards while rolling back). Absent when nothing is in flight.
+    /// Step in flight: Foundation, Data, Migrations, Backends, Storefront or Edge (in that order; backwards while rolling back). Absent when nothing is in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<RolloutStep>,
     /// When the step in flight started (RFC 3339). It fails when it is not healthy `spec.rollout.healthTimeoutSeconds` later.
@@ -190,6 +190,8 @@ pub enum RolloutStep {
     Foundation,
     /// PostgreSQL, Redis, RabbitMQ.
     Data,
+    /// The services' schema migrations: a Job each, run to completion.
+    Migrations,
     /// user, product, payment and order services.
     Backends,
     /// The storefront.
@@ -204,6 +206,7 @@ impl RolloutStep {
         match self {
             RolloutStep::Foundation => "Foundation",
             RolloutStep::Data => "Data",
+            RolloutStep::Migrations => "Migrations",
             RolloutStep::Backends => "Backends",
             RolloutStep::Storefront => "Storefront",
             RolloutStep::Edge => "Edge",

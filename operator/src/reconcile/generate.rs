@@ -19,7 +19,10 @@ use rand::{Rng, RngCore};
 use storekeeper_contract::labels;
 
 use crate::render::meta::Ctx;
-use crate::render::secrets::{PRIVATE_KEY, PUBLIC_KEY, SESSION_KEY, SecretKind, SecretSpec};
+use crate::render::secrets::{
+    DEFAULT_USER_CONF, PASSWORD, PRIVATE_KEY, PUBLIC_KEY, SESSION_KEY, SecretKind, SecretSpec,
+    USERNAME,
+};
 use crate::{Error, Result};
 
 /// Length of generated passwords (~190 bits).
@@ -69,12 +72,40 @@ pub fn values(spec: &SecretSpec) -> Result<BTreeMap<String, String>> {
             ])
         }
         SecretKind::SessionKey => BTreeMap::from([(SESSION_KEY.to_owned(), session_key())]),
+        SecretKind::Login { username } => BTreeMap::from([
+            (USERNAME.to_owned(), username.clone()),
+            (PASSWORD.to_owned(), password()),
+        ]),
+        SecretKind::RabbitmqDefaultUser { username } => {
+            let password = password();
+            BTreeMap::from([
+                (
+                    DEFAULT_USER_CONF.to_owned(),
+                    format!("default_user = {username}\ndefault_pass = {password}\n"),
+                ),
+                (USERNAME.to_owned(), username.clone()),
+                (PASSWORD.to_owned(), password),
+            ])
+        }
     })
 }
 
-/// The Secret object for `spec` with fresh values, owned by the Store.
+/// A login is `kubernetes.io/basic-auth`, the format CloudNativePG documents
+/// for a role's password; everything else is `Opaque`.
+fn secret_type(kind: &SecretKind) -> &'static str {
+    match kind {
+        SecretKind::Login { .. } => "kubernetes.io/basic-auth",
+        _ => "Opaque",
+    }
+}
+
+/// The Secret object for `spec` with fresh values, owned by the Store when
+/// `spec.owned` (otherwise it outlives the Store; see `SecretSpec::owned`).
 pub fn secret(ctx: &Ctx<'_>, spec: &SecretSpec) -> Result<Secret> {
     let mut meta = ctx.meta(spec.name.clone(), spec.component, &ctx.spec.version);
+    if !spec.owned {
+        meta.owner_references = None;
+    }
     if let Some(l) = meta.labels.as_mut() {
         l.insert(labels::GENERATED.to_owned(), "true".to_owned());
     }
@@ -85,7 +116,7 @@ pub fn secret(ctx: &Ctx<'_>, spec: &SecretSpec) -> Result<Secret> {
     Ok(Secret {
         metadata: meta,
         data: Some(data),
-        type_: Some("Opaque".to_owned()),
+        type_: Some(secret_type(&spec.kind).to_owned()),
         immutable: Some(true),
         ..Secret::default()
     })
@@ -108,6 +139,37 @@ mod tests {
         let (a, b) = (session_key(), session_key());
         assert_ne!(a, b);
         assert_eq!(STANDARD.decode(&a).unwrap().len(), SESSION_KEY_BYTES);
+    }
+
+    #[test]
+    fn logins_and_rabbitmq_default_users_carry_the_name_and_one_password() {
+        let spec = |kind| SecretSpec {
+            name: "s".to_owned(),
+            component: "postgres",
+            kind,
+            owned: false,
+        };
+        let login = values(&spec(SecretKind::Login {
+            username: "orders".to_owned(),
+        }))
+        .unwrap();
+        assert_eq!(login[USERNAME], "orders");
+        assert_eq!(login[PASSWORD].len(), PASSWORD_LEN);
+        let user = values(&spec(SecretKind::RabbitmqDefaultUser {
+            username: "storekeeper".to_owned(),
+        }))
+        .unwrap();
+        assert_eq!(
+            user[DEFAULT_USER_CONF],
+            format!(
+                "default_user = storekeeper\ndefault_pass = {}\n",
+                user[PASSWORD]
+            )
+        );
+        assert_eq!(
+            user.keys().collect::<Vec<_>>(),
+            [DEFAULT_USER_CONF, PASSWORD, USERNAME]
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod observed;
 pub mod plan;
 pub mod status;
+pub mod upgrade;
 
 pub use observed::Observed;
 pub use plan::{Plan, plan};

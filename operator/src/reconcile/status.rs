@@ -10,6 +10,7 @@ use storekeeper_contract::ShopService;
 
 use super::observed::{Observed, applied_hash};
 use crate::api::{ComponentStatus, Condition, Phase, RolloutStatus, Store, StoreStatus};
+use crate::render::delegated::{self, readiness};
 use crate::render::{ChildKind, Rendered, ingress, meta::Ctx};
 use crate::validate::Invalid;
 
@@ -230,7 +231,9 @@ pub fn components(ctx: &Ctx<'_>, rendered: &Rendered, observed: &Observed) -> Ve
     let mut out: Vec<Readiness> = stores
         .iter()
         .map(|(component, managed)| {
-            if *managed {
+            if let Some(kind) = delegated_kind(ctx, component) {
+                delegated_store(ctx, rendered, observed, kind, component)
+            } else if *managed {
                 workload(
                     ctx,
                     rendered,
@@ -253,7 +256,21 @@ pub fn components(ctx: &Ctx<'_>, rendered: &Rendered, observed: &Observed) -> Ve
         })
         .collect();
     for service in ShopService::ALL {
-        let desired = ctx.spec.services.get(service).replicas;
+        let spec = ctx.spec.services.get(service);
+        // An autoscaled service wants what its autoscaler last set on the
+        // live Deployment (the operator does not set it; the API server's
+        // default is 1); its minimum until the Deployment exists.
+        let desired = match &spec.autoscaling {
+            Some(a) => observed
+                .get(ChildKind::Deployment, &ctx.name(service.name()))
+                .map_or(i64::from(a.min_replicas), |v| {
+                    v.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                }),
+            None => i64::from(spec.replicas),
+        };
+        let desired = i32::try_from(desired).unwrap_or(i32::MAX);
         out.push(workload(
             ctx,
             rendered,
@@ -268,6 +285,46 @@ pub fn components(ctx: &Ctx<'_>, rendered: &Rendered, observed: &Observed) -> Ve
 
 fn int(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The kind a delegated data store runs as (`None`: built-in or external).
+fn delegated_kind(ctx: &Ctx<'_>, component: &str) -> Option<ChildKind> {
+    delegated::pod_selector(ctx, component)?;
+    Some(if component == "postgres" {
+        ChildKind::CnpgCluster
+    } else {
+        ChildKind::RabbitmqCluster
+    })
+}
+
+/// A delegated data store is ready when its object carries the current
+/// applied hash and its operator reports it ready (`delegated::readiness`).
+fn delegated_store(
+    ctx: &Ctx<'_>,
+    rendered: &Rendered,
+    observed: &Observed,
+    kind: ChildKind,
+    component: &str,
+) -> Readiness {
+    let name = ctx.name(component);
+    let want_hash = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .map(|o| o.hash.as_str());
+    let live = observed.get(kind, &name);
+    let (desired, ready_replicas) = live.map_or((1, 0), |v| readiness::replicas(kind, v));
+    let ready = live
+        .is_some_and(|v| applied_hash(v) == want_hash && readiness::waiting_for(kind, v).is_none());
+    Readiness {
+        status: ComponentStatus {
+            name: component.to_owned(),
+            ready_replicas: i32::try_from(ready_replicas).unwrap_or(i32::MAX),
+            desired_replicas: i32::try_from(desired).unwrap_or(i32::MAX),
+            ready,
+        },
+        failed: None,
+    }
 }
 
 fn workload(

@@ -2,20 +2,20 @@
 //! with a PersistentVolumeClaim, a headless Service and a ServiceAccount.
 //! Each store's module fills in image, port, environment and probes.
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+    Probe, Service, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::Ctx;
 use super::{ChildKind, Object, Step, config, images, pod};
 use crate::Result;
-use crate::api::Managed;
+use crate::api::{DeletionPolicy, Managed};
 
 /// Name of the persistent volume (claim template) of every data store.
 pub const DATA_VOLUME: &str = "data";
@@ -24,8 +24,8 @@ pub const DATA_VOLUME: &str = "data";
 pub struct Parts {
     /// Component name (`postgres`, `redis`, `rabbitmq`).
     pub component: &'static str,
-    /// Pinned image.
-    pub image: &'static str,
+    /// Image: the Store's override or the pinned one (see [`image`]).
+    pub image: String,
     /// The port clients use, and its name.
     pub port: (i32, &'static str),
     /// Container arguments (empty: the image's default command).
@@ -44,28 +44,46 @@ pub struct Parts {
     pub liveness: Probe,
 }
 
-/// Tag part of a pinned image, used as the version label.
+/// Tag part of a pinned image (also of `name:tag@sha256:...`), used as the
+/// version label.
 pub fn image_tag(image: &str) -> &str {
-    image.rsplit_once(':').map_or(image, |(_, tag)| tag)
+    images::tag(image).unwrap_or(image)
+}
+
+/// The image a managed store runs: the Store's `image` when set (a mirror,
+/// a newer minor release), else the one this operator release pins.
+pub fn image<'a>(managed: &'a Managed, pinned: &'static str) -> &'a str {
+    managed.image.as_deref().unwrap_or(pinned)
+}
+
+/// What happens to a data store's volume: kept when the StatefulSet goes
+/// (with the Store) unless the Store's `deletionPolicy` is `Delete`, and
+/// always kept on a scale-down. Set explicitly, not left to the API
+/// server's default, because the generated credentials follow the same
+/// policy (`secrets::SecretSpec::owned`) and the two must agree.
+pub fn claim_retention(policy: DeletionPolicy) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
+    let when_deleted = match policy {
+        DeletionPolicy::Retain => "Retain",
+        DeletionPolicy::Delete => "Delete",
+    };
+    StatefulSetPersistentVolumeClaimRetentionPolicy {
+        when_deleted: Some(when_deleted.to_owned()),
+        when_scaled: Some("Retain".to_owned()),
+    }
 }
 
 /// StatefulSet, headless Service and ServiceAccount for one managed store.
 pub fn render(ctx: &Ctx<'_>, managed: &Managed, parts: Parts) -> Result<Vec<Object>> {
     let name = ctx.name(parts.component);
-    let version = image_tag(parts.image);
+    let version = image_tag(&parts.image);
     let mut mounts = vec![pod::mount(DATA_VOLUME, parts.data_path)];
     mounts.extend(parts.mounts);
     let container = Container {
         name: parts.component.to_owned(),
-        image: Some(parts.image.to_owned()),
+        image: Some(parts.image.clone()),
         args: (!parts.args.is_empty()).then_some(parts.args),
         env: Some(parts.env),
-        ports: Some(vec![ContainerPort {
-            name: Some(parts.port.1.to_owned()),
-            container_port: parts.port.0,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![pod::named_container_port(parts.port)]),
         readiness_probe: Some(parts.readiness),
         liveness_probe: Some(parts.liveness),
         resources: Some(pod::resources(&managed.resources)),
@@ -113,6 +131,9 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed, parts: Parts) -> Result<Vec<Obje
             selector: ctx.selector(parts.component),
             template,
             volume_claim_templates: Some(vec![claim]),
+            persistent_volume_claim_retention_policy: Some(claim_retention(
+                ctx.spec.deletion_policy,
+            )),
             revision_history_limit: Some(5),
             ..StatefulSetSpec::default()
         },
@@ -123,13 +144,7 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed, parts: Parts) -> Result<Vec<Obje
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(ctx.selector_labels(parts.component)),
-            ports: Some(vec![ServicePort {
-                name: Some(parts.port.1.to_owned()),
-                port: parts.port.0,
-                target_port: Some(IntOrString::String(parts.port.1.to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![pod::named_service_port(parts.port)]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -143,4 +158,67 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed, parts: Parts) -> Result<Vec<Obje
         &sts,
     )?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::store;
+    use crate::render::{postgres, rabbitmq, redis, render};
+
+    /// A one-replica store gets no PodDisruptionBudget (docs/operator.md,
+    /// "PodDisruptionBudgets"): `minAvailable: 1` would block every drain,
+    /// `maxUnavailable: 1` would protect nothing.
+    #[test]
+    fn no_disruption_budget_selects_a_data_store() {
+        let mut s = store("shop");
+        if let Some(m) = s.spec.postgres.managed.as_mut() {
+            m.backup = Some(crate::api::Backup::default());
+        }
+        let rendered = render(&s).unwrap();
+        let budgets: Vec<&Object> = rendered
+            .objects
+            .iter()
+            .filter(|o| o.kind == ChildKind::PodDisruptionBudget)
+            .collect();
+        assert!(!budgets.is_empty(), "the services have theirs");
+        for pdb in budgets {
+            let name = &pdb.value["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"];
+            for component in [postgres::COMPONENT, redis::COMPONENT, rabbitmq::COMPONENT] {
+                assert_ne!(name, component, "{}", pdb.name);
+            }
+        }
+    }
+
+    #[test]
+    fn an_image_override_replaces_the_pinned_image_and_its_version_label() {
+        let mut s = store("shop");
+        if let Some(m) = s.spec.redis.managed.as_mut() {
+            m.image = Some("mirror.example/redis:8.2.2-bookworm".to_owned());
+        }
+        let rendered = render(&s).unwrap();
+        let sts = rendered
+            .objects
+            .iter()
+            .find(|o| o.kind == ChildKind::StatefulSet && o.name == "shop-redis")
+            .unwrap();
+        let spec = &sts.value["spec"]["template"];
+        assert_eq!(
+            spec["spec"]["containers"][0]["image"],
+            "mirror.example/redis:8.2.2-bookworm"
+        );
+        assert_eq!(
+            spec["metadata"]["labels"]["app.kubernetes.io/version"],
+            "8.2.2-bookworm"
+        );
+        let pg = rendered
+            .objects
+            .iter()
+            .find(|o| o.kind == ChildKind::StatefulSet && o.name == "shop-postgres")
+            .unwrap();
+        assert_eq!(
+            pg.value["spec"]["template"]["spec"]["containers"][0]["image"],
+            images::POSTGRES
+        );
+    }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use kube::{Resource, ResourceExt};
 use storekeeper_contract::{ShopService, labels};
 
+use super::Platform;
 use crate::api::{Store, StoreSpec};
 use crate::{Error, Result};
 
@@ -20,8 +21,15 @@ pub struct Ctx<'a> {
     pub namespace: String,
     /// The Store's spec.
     pub spec: &'a StoreSpec,
+    /// The operator's installation (empty unless `on` says otherwise).
+    pub platform: &'a Platform,
     owner: OwnerReference,
 }
+
+/// The platform a `Ctx` knows nothing about.
+static NO_PLATFORM: Platform = Platform {
+    operator_metrics: None,
+};
 
 impl<'a> Ctx<'a> {
     /// Captures the Store's identity; fails when it has no namespace.
@@ -39,8 +47,20 @@ impl<'a> Ctx<'a> {
             store: store.name_any(),
             namespace,
             spec: &store.spec,
+            platform: &NO_PLATFORM,
             owner,
         })
+    }
+
+    /// The same Store, rendered for the operator installed as `platform`.
+    #[must_use]
+    pub fn on(self, platform: &'a Platform) -> Self {
+        Self { platform, ..self }
+    }
+
+    /// The controller owner reference every owned child carries.
+    pub fn owner_reference(&self) -> &OwnerReference {
+        &self.owner
     }
 
     /// `<store>-<component>`.

@@ -3,7 +3,8 @@
 //! services, callers to callees (from `ShopService::calls`, the same table
 //! that sets the `*_URL` variables), services to the data stores they use
 //! (the same `ShopService` predicates that set `DATABASE_URL`, `REDIS_URL`
-//! and `AMQP_URL`), and metrics scrapes on the admin port.
+//! and `AMQP_URL`), the migration Jobs to PostgreSQL, and metrics scrapes
+//! on the admin port.
 
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -14,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use storekeeper_contract::{ShopService, admin};
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, postgres, rabbitmq, redis};
+use super::{ChildKind, Object, Step, delegated, migrations, postgres, rabbitmq, redis};
 use crate::Result;
 use crate::api::DataStore;
 
@@ -22,7 +23,7 @@ use crate::api::DataStore;
 pub const COMPONENT: &str = "network-policy";
 const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
 
-fn port(number: i32, protocol: &str) -> NetworkPolicyPort {
+pub(super) fn port(number: i32, protocol: &str) -> NetworkPolicyPort {
     NetworkPolicyPort {
         port: Some(IntOrString::Int(number)),
         protocol: Some(protocol.to_owned()),
@@ -30,7 +31,7 @@ fn port(number: i32, protocol: &str) -> NetworkPolicyPort {
     }
 }
 
-fn namespace(name: &str) -> NetworkPolicyPeer {
+pub(super) fn namespace(name: &str) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector {
             match_labels: Some([(NAMESPACE_LABEL.to_owned(), name.to_owned())].into()),
@@ -40,14 +41,26 @@ fn namespace(name: &str) -> NetworkPolicyPeer {
     }
 }
 
-fn pods(ctx: &Ctx<'_>, component: &str) -> NetworkPolicyPeer {
+pub(super) fn pods(ctx: &Ctx<'_>, component: &str) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         pod_selector: Some(ctx.selector(component)),
         ..NetworkPolicyPeer::default()
     }
 }
 
-fn anywhere() -> NetworkPolicyPeer {
+/// A managed data store's pods: the built-in StatefulSet's, or those its
+/// operator labels when it is delegated.
+fn data_store_pods(ctx: &Ctx<'_>, component: &str) -> NetworkPolicyPeer {
+    match delegated::pod_selector(ctx, component) {
+        Some(selector) => NetworkPolicyPeer {
+            pod_selector: Some(selector),
+            ..NetworkPolicyPeer::default()
+        },
+        None => pods(ctx, component),
+    }
+}
+
+pub(super) fn anywhere() -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         ip_block: Some(IPBlock {
             cidr: "0.0.0.0/0".to_owned(),
@@ -57,14 +70,14 @@ fn anywhere() -> NetworkPolicyPeer {
     }
 }
 
-fn any_namespace() -> NetworkPolicyPeer {
+pub(super) fn any_namespace() -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector::default()),
         ..NetworkPolicyPeer::default()
     }
 }
 
-fn policy(
+pub(super) fn policy(
     ctx: &Ctx<'_>,
     name: &str,
     selector: LabelSelector,
@@ -114,13 +127,22 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     for service in ShopService::ALL {
         out.push(service_policy(ctx, service)?);
     }
+    out.push(migrations_policy(ctx)?);
     for (component, store, number, uses) in data_stores(ctx) {
-        if store.managed.is_some() {
-            let clients: Vec<NetworkPolicyPeer> = ShopService::ALL
+        // A delegated store's operator runs its pods and their traffic
+        // (replication, its own health checks): no policy of ours selects them.
+        if store.managed.is_some() && delegated::pod_selector(ctx, component).is_none() {
+            let mut clients: Vec<NetworkPolicyPeer> = ShopService::ALL
                 .into_iter()
                 .filter(|s| uses(*s))
                 .map(|s| pods(ctx, s.name()))
                 .collect();
+            if component == postgres::COMPONENT {
+                clients.push(NetworkPolicyPeer {
+                    pod_selector: Some(migrations::selector(ctx)),
+                    ..NetworkPolicyPeer::default()
+                });
+            }
             out.push(policy(
                 ctx,
                 component,
@@ -167,6 +189,29 @@ fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32, Uses
     ]
 }
 
+/// The migration Jobs' pods talk to PostgreSQL only, and nothing talks
+/// to them.
+fn migrations_policy(ctx: &Ctx<'_>) -> Result<Object> {
+    let to = if ctx.spec.postgres.managed.is_some() {
+        data_store_pods(ctx, postgres::COMPONENT)
+    } else {
+        anywhere()
+    };
+    policy(
+        ctx,
+        migrations::COMPONENT,
+        migrations::selector(ctx),
+        NetworkPolicySpec {
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(vec![to]),
+                ports: Some(vec![port(postgres::PORT, "TCP")]),
+            }]),
+            ..NetworkPolicySpec::default()
+        },
+    )
+}
+
 fn service_policy(ctx: &Ctx<'_>, service: ShopService) -> Result<Object> {
     let callers: Vec<NetworkPolicyPeer> = service
         .callers()
@@ -196,7 +241,7 @@ fn service_policy(ctx: &Ctx<'_>, service: ShopService) -> Result<Object> {
     for (component, store, number, uses) in data_stores(ctx) {
         if uses(service) {
             let to = if store.managed.is_some() {
-                pods(ctx, component)
+                data_store_pods(ctx, component)
             } else {
                 anywhere()
             };

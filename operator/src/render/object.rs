@@ -22,6 +22,8 @@ pub enum Step {
     Foundation,
     /// PostgreSQL, Redis, RabbitMQ.
     Data,
+    /// The services' schema migrations (one Job each).
+    Migrations,
     /// user, product, order, payment.
     Backend,
     /// The storefront.
@@ -59,6 +61,16 @@ impl Object {
             map.insert("apiVersion".into(), Value::String(K::API_VERSION.into()));
             map.insert("kind".into(), Value::String(K::KIND.into()));
         }
+        Ok(Self::from_json(kind, step, name, value))
+    }
+
+    /// Builds an object of a kind k8s-openapi has no type for (a CRD's),
+    /// from its JSON body; `apiVersion` and `kind` come from `kind`.
+    pub fn from_json(kind: ChildKind, step: Step, name: &str, mut value: Value) -> Self {
+        if let Value::Object(map) = &mut value {
+            map.insert("apiVersion".into(), Value::String(kind.api_version()));
+            map.insert("kind".into(), Value::String(kind.kind().to_owned()));
+        }
         let hash = hash_value(&value);
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             let annotations = meta
@@ -68,13 +80,13 @@ impl Object {
                 a.insert(APPLIED_HASH.into(), Value::String(hash.clone()));
             }
         }
-        Ok(Self {
+        Self {
             kind,
             name: name.to_owned(),
             step,
             value,
             hash,
-        })
+        }
     }
 }
 

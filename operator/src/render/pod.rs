@@ -4,15 +4,38 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
-    PodSecurityContext, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+    Capabilities, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    HTTPGetAction, PodSecurityContext, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, ServicePort, TCPSocketAction, TopologySpreadConstraint,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::Ctx;
 use crate::api::Resources;
+
+/// A named TCP container port: Services and probes address it by name.
+pub fn named_container_port((number, name): (i32, &str)) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: number,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+/// A Service port that targets the container port of the same name, so a
+/// Service follows its pods when the number changes: `(number, name)`.
+pub fn named_service_port((number, name): (i32, &str)) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_owned()),
+        port: number,
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    }
+}
 
 /// Pod security for the Kubernetes "restricted" profile.
 pub fn pod_security(uid: i64) -> PodSecurityContext {

@@ -1,5 +1,7 @@
 //! Managed PostgreSQL: one server, one database and one role per service,
-//! created by an init script on first start with the generated passwords.
+//! created by an init script on first start with the generated passwords —
+//! or, with `provider: CloudNativePG`, a CloudNativePG `Cluster`
+//! (`delegated::cnpg`).
 
 use std::fmt::Write;
 
@@ -8,8 +10,9 @@ use storekeeper_contract::ShopService;
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, images, pod, secrets};
+use super::{ChildKind, Object, Step, delegated, images, pod, secrets};
 use crate::Result;
+use crate::api::Managed;
 
 /// Component name.
 pub const COMPONENT: &str = "postgres";
@@ -38,18 +41,27 @@ pub fn init_script() -> String {
     s
 }
 
+/// The image PostgreSQL runs (the backup runs it too, so `pg_dump` is
+/// always of the server's major).
+pub fn image(managed: &Managed) -> &str {
+    datastore::image(managed, images::POSTGRES)
+}
+
 /// PostgreSQL's objects, or nothing when it is external.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let Some(managed) = &ctx.spec.postgres.managed else {
         return Ok(Vec::new());
     };
+    if delegated::postgres(ctx.spec) {
+        return delegated::cnpg::render(ctx, managed);
+    }
     let secret = secrets::postgres(&ctx.store);
     let init_name = ctx.name("postgres-init");
     let init = ConfigMap {
         metadata: ctx.meta(
             init_name.clone(),
             COMPONENT,
-            datastore::image_tag(images::POSTGRES),
+            datastore::image_tag(image(managed)),
         ),
         data: Some([("init.sh".to_owned(), init_script())].into()),
         ..ConfigMap::default()
@@ -64,7 +76,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     }
     let parts = Parts {
         component: COMPONENT,
-        image: images::POSTGRES,
+        image: image(managed).to_owned(),
         port: (PORT, "postgres"),
         args: Vec::new(),
         env,

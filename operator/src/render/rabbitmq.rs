@@ -1,8 +1,10 @@
-//! Managed RabbitMQ: one broker with a generated user for the shop.
+//! Managed RabbitMQ: one broker with a generated user for the shop — or,
+//! with `provider: RabbitmqClusterOperator`, a `RabbitmqCluster`
+//! (`delegated::rabbitmq_cluster`).
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{Object, images, pod, secrets};
+use super::{Object, delegated, images, pod, secrets};
 use crate::Result;
 
 /// Component name.
@@ -15,9 +17,12 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let Some(managed) = &ctx.spec.rabbitmq.managed else {
         return Ok(Vec::new());
     };
+    if delegated::rabbitmq(ctx.spec) {
+        return delegated::rabbitmq_cluster::render(ctx, managed);
+    }
     let parts = Parts {
         component: COMPONENT,
-        image: images::RABBITMQ,
+        image: datastore::image(managed, images::RABBITMQ).to_owned(),
         port: (PORT, "amqp"),
         args: Vec::new(),
         env: vec![

@@ -17,7 +17,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     };
     let parts = Parts {
         component: COMPONENT,
-        image: images::REDIS,
+        image: datastore::image(managed, images::REDIS).to_owned(),
         port: (PORT, "redis"),
         // `$(VAR)` is expanded by the kubelet, so the password never sits in the spec.
         args: [

@@ -16,7 +16,7 @@ use crate::api::{RolloutState, RolloutStatus, RolloutStep};
 use crate::fixtures::store;
 use crate::render::{ChildKind, Object};
 
-use RolloutStep::{Backends, Data, Edge, Foundation, Storefront};
+use RolloutStep::{Backends, Data, Edge, Foundation, Migrations, Storefront};
 
 /// `(stable, target)` where the target changes every step.
 fn revisions() -> (Rev, Rev) {
@@ -35,9 +35,10 @@ fn fixed(s: &mut crate::api::Store) {
 }
 
 /// Objects a fault can be pinned to, by step: `(step, kind, component, what people read)`.
-const FAILING: [(RolloutStep, ChildKind, &str, &str); 8] = [
+const FAILING: [(RolloutStep, ChildKind, &str, &str); 9] = [
     (Foundation, ChildKind::NetworkPolicy, "", ""),
     (Data, ChildKind::StatefulSet, "postgres", "postgres"),
+    (Migrations, ChildKind::Job, "", ""),
     (Backends, ChildKind::Deployment, "user", "user-service"),
     (
         Backends,
@@ -77,6 +78,15 @@ fn faults(kind: ChildKind) -> Vec<(Fault, &'static str)> {
         (Fault::Slow, "HealthTimeout"),
     ];
     match kind {
+        ChildKind::Job => {
+            // A Job's pod never restarts; a failed attempt is a new pod,
+            // and the Job says when it gave up.
+            out.retain(|(f, _)| {
+                !matches!(f, Fault::Restarting | Fault::Waiting("CrashLoopBackOff"))
+            });
+            out.push((Fault::Deadline, "DeadlineExceeded"));
+            out.push((Fault::ReplicaFailure, "BackoffLimitExceeded"));
+        }
         ChildKind::Deployment => {
             out.push((Fault::Deadline, "ProgressDeadlineExceeded"));
             out.push((Fault::ReplicaFailure, "ReplicaFailure"));
@@ -91,12 +101,16 @@ fn faults(kind: ChildKind) -> Vec<(Fault, &'static str)> {
 /// upgrade changes, when the row names none).
 fn failing_object(rev: &Rev, kind: ChildKind, component: &str) -> Object {
     let (stable, target) = revisions();
+    let other = if rev.id == target.id {
+        &stable
+    } else {
+        &target
+    };
     let name = if component.is_empty() {
-        target
-            .rendered
+        rev.rendered
             .objects
             .iter()
-            .find(|o| o.kind == kind && !stable.rendered.objects.contains(o))
+            .find(|o| o.kind == kind && !other.rendered.objects.contains(o))
             .map(|o| o.name.clone())
             .unwrap()
     } else {
@@ -161,6 +175,7 @@ fn a_good_upgrade_goes_step_by_step() {
         d.reasons(),
         [
             "RolloutStarted",
+            "StepStarted",
             "StepStarted",
             "StepStarted",
             "StepStarted",
@@ -356,11 +371,9 @@ impl FailureCase<'_> {
             }
         }
         for ((k, n), h) in d.world.hashes() {
-            let step = self
-                .stable
-                .rendered
-                .objects
+            let step = [self.stable, self.target]
                 .iter()
+                .flat_map(|rev| &rev.rendered.objects)
                 .find(|o| o.kind == k && o.name == n)
                 .map(RolloutStep::of)
                 .unwrap();
@@ -610,9 +623,11 @@ fn a_new_revision_wins_mid_rollout_and_mid_rollback() {
     let fixed = Rev::of(fixed);
     for step in RolloutStep::ALL {
         for state in [RolloutState::Progressing, RolloutState::RollingBack] {
-            if state == RolloutState::RollingBack && step == Edge {
+            if state == RolloutState::RollingBack && matches!(step, Edge | Migrations) {
                 // A failed Edge never landed (an Ingress only fails by not
-                // applying), so its way back is immediate: nothing waits there.
+                // applying), and the stable revision's migration Jobs are
+                // still there, complete: the way back through either is
+                // immediate, nothing waits there.
                 continue;
             }
             let case = format!("{state:?} at {step}");

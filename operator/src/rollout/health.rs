@@ -6,8 +6,12 @@
 //! waiting in `CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull`,
 //! `CreateContainerConfigError` or `InvalidImageName`, a container of a pod
 //! created since the step started that restarted, a Deployment past its
-//! progress deadline or unable to create pods. Every answer names the
-//! component and says what to look at.
+//! progress deadline or unable to create pods. A migration Job is healthy
+//! once complete, and fails the step when it failed for good or its pod
+//! cannot start. A data store delegated to CloudNativePG or the RabbitMQ
+//! Cluster Operator is healthy once its operator reports it ready
+//! (`render::delegated::readiness`). Every answer names the component and
+//! says what to look at.
 
 use std::fmt;
 
@@ -18,7 +22,8 @@ use storekeeper_contract::{ShopService, labels};
 use super::template::current_pods;
 use crate::reconcile::Observed;
 use crate::reconcile::observed::applied_hash;
-use crate::render::{ChildKind, Object};
+use crate::render::delegated::readiness;
+use crate::render::{ChildKind, Object, migrations};
 
 /// Container waiting reasons that do not heal by waiting.
 pub const FAILING_WAIT_REASONS: [&str; 5] = [
@@ -85,6 +90,9 @@ pub fn assess<'a>(
 ) -> Assessment {
     let mut out = Assessment::default();
     for object in objects {
+        if !crate::render::monitoring::gates_rollout(object) {
+            continue;
+        }
         let component = component(object);
         let cause = |reason: &str, message: String| Cause {
             component: component.clone(),
@@ -110,6 +118,24 @@ pub fn assess<'a>(
             });
             continue;
         }
+        if readiness::gates(object.kind) {
+            if let Some(message) = readiness::waiting_for(object.kind, live) {
+                out.waiting
+                    .get_or_insert_with(|| cause("NotReady", message));
+            }
+            continue;
+        }
+        if object.kind == ChildKind::Job {
+            let (failure, waiting) = job_state(live, &object.name, cluster.pods, since);
+            if out.failure.is_none() {
+                out.failure = failure.map(|(reason, message)| cause(&reason, message));
+            }
+            if let Some(message) = waiting {
+                out.waiting
+                    .get_or_insert_with(|| cause("NotComplete", message));
+            }
+            continue;
+        }
         if !matches!(object.kind, ChildKind::Deployment | ChildKind::StatefulSet) {
             continue;
         }
@@ -129,9 +155,12 @@ pub fn assess<'a>(
                 .or_else(|| pods.iter().find_map(|p| pod_failure(p, since)))
                 .map(|(reason, message)| cause(&reason, message));
         }
+        // An autoscaled Deployment's desired object has no replica count
+        // (the autoscaler's is live), so the live one is what must be ready.
         let want = object
             .value
             .pointer("/spec/replicas")
+            .or_else(|| live.pointer("/spec/replicas"))
             .and_then(Value::as_i64)
             .unwrap_or(1);
         if let Some(message) = not_ready(object.kind, live, want, &pods) {
@@ -143,7 +172,8 @@ pub fn assess<'a>(
 }
 
 /// The component an object belongs to, as people know it: the service's
-/// package name (`order-service`), else its `app.kubernetes.io/name`.
+/// package name (`order-service`, or `order-service migrations` for its
+/// migration Job), else its `app.kubernetes.io/name`.
 pub fn component(object: &Object) -> String {
     let name = object
         .value
@@ -151,6 +181,12 @@ pub fn component(object: &Object) -> String {
         .and_then(|l| l.get(labels::NAME))
         .and_then(Value::as_str)
         .unwrap_or(&object.name);
+    if let Some(service) = ShopService::ALL.into_iter().find(|s| {
+        s.database()
+            .is_some_and(|db| migrations::component(db) == name)
+    }) {
+        return format!("{} {}", service.package(), migrations::COMPONENT);
+    }
     ShopService::from_name(name).map_or_else(|| name.to_owned(), |s| s.package().to_owned())
 }
 
@@ -232,6 +268,51 @@ fn pod_failure(pod: &Value, since: DateTime<Utc>) -> Option<(String, String)> {
         }
     }
     restarted
+}
+
+/// A Job as it stands: failed for good (its `Failed` condition, or a pod
+/// stuck on its image), and what it still waits for. A Job that completed
+/// once stays complete: a rollout reusing it runs nothing again.
+fn job_state(
+    live: &Value,
+    name: &str,
+    pods: &[Value],
+    since: DateTime<Utc>,
+) -> (Option<(String, String)>, Option<String>) {
+    let condition = |wanted: &str| {
+        live.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| str_at(c, "/type") == wanted && str_at(c, "/status") == "True")
+            })
+    };
+    if condition("Complete").is_some() {
+        return (None, None);
+    }
+    if let Some(failed) = condition("Failed") {
+        let reason = match str_at(failed, "/reason") {
+            "" => "JobFailed",
+            reason => reason,
+        };
+        let message = format!(
+            "Job {name} failed ({reason}: {}); `kubectl logs job/{name}` says why",
+            str_at(failed, "/message")
+        );
+        return (Some((reason.to_owned(), message)), None);
+    }
+    let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
+    let stuck = pods
+        .iter()
+        .filter(|p| uid.is_some() && crate::reconcile::observed::controller_uid(p) == uid)
+        .find_map(|p| pod_failure(p, since))
+        .filter(|(reason, _)| reason != "Restarting");
+    let waiting = format!(
+        "Job {name} has not completed yet ({} running, {} failed attempt(s))",
+        int(live, "/status/active"),
+        int(live, "/status/failed")
+    );
+    (stuck, Some(waiting))
 }
 
 /// What a workload still waits for, if anything.

@@ -47,11 +47,13 @@ fn a_running_revision_is_healthy_in_every_step() {
         let a = assess(objects(&stable.rendered, step), &world.cluster(), t0());
         assert!(a.healthy(), "{step}: {a:?}");
         let b = assess(objects(&target.rendered, step), &world.cluster(), t0());
-        assert_eq!(
-            b.waiting.map(|c| c.reason),
-            Some("NotApplied".to_owned()),
-            "{step}"
-        );
+        // A new migration Job is a new object (its name carries its hash).
+        let want = if step == RolloutStep::Migrations {
+            "NotCreated"
+        } else {
+            "NotApplied"
+        };
+        assert_eq!(b.waiting.map(|c| c.reason), Some(want.to_owned()), "{step}");
     }
     let empty = World::empty();
     let a = assess(
@@ -276,5 +278,38 @@ fn waiting_says_how_far_it_got_and_why() {
     assert_eq!(
         a.waiting.unwrap().message.split(';').next(),
         Some("0/1 pods ready, 1/1 updated")
+    );
+}
+
+/// Issue 14: an autoscaled Deployment is healthy at the autoscaler's live
+/// count, not the spec's `replicas` (which the operator does not apply).
+#[test]
+fn an_autoscaled_deployment_is_judged_by_its_live_replicas() {
+    let rev = Rev::of(|s| {
+        s.spec.services.order.autoscaling = Some(crate::api::Autoscaling {
+            min_replicas: 2,
+            max_replicas: 8,
+            target_cpu_utilization_percentage: 70,
+        });
+    });
+    let object = order(&rev);
+    assert!(object.value.pointer("/spec/replicas").is_none());
+    let mut world = World::running(&rev.rendered);
+    assert!(assess_one(&world, object).healthy());
+    // The autoscaler raised it to 5; 2 pods are available so far.
+    let mut live = world
+        .children
+        .get(ChildKind::Deployment, &object.name)
+        .unwrap()
+        .clone();
+    live["spec"]["replicas"] = json!(5);
+    live["status"]["availableReplicas"] = json!(2);
+    world.children.insert(ChildKind::Deployment, live);
+    let a = assess_one(&world, object);
+    let waiting = a.waiting.expect("waits for the autoscaler's count");
+    assert_eq!(waiting.reason, "NotReady");
+    assert!(
+        waiting.message.contains("2/5 pods available"),
+        "{waiting:?}"
     );
 }

@@ -6,11 +6,11 @@ use crate::api::RolloutStep;
 use crate::render::{Object, Rendered, Step};
 
 impl RolloutStep {
-    /// Every step, in rollout order. A new step (schema migrations between
-    /// `Data` and `Backends`) is one more variant here and in `of`.
-    pub const ALL: [RolloutStep; 5] = [
+    /// Every step, in rollout order.
+    pub const ALL: [RolloutStep; 6] = [
         RolloutStep::Foundation,
         RolloutStep::Data,
+        RolloutStep::Migrations,
         RolloutStep::Backends,
         RolloutStep::Storefront,
         RolloutStep::Edge,
@@ -23,6 +23,7 @@ impl RolloutStep {
         match object.step {
             Step::Foundation => RolloutStep::Foundation,
             Step::Data => RolloutStep::Data,
+            Step::Migrations => RolloutStep::Migrations,
             Step::Backend => RolloutStep::Backends,
             Step::Storefront => RolloutStep::Storefront,
             Step::Edge => RolloutStep::Edge,

@@ -256,6 +256,7 @@ impl World {
         match o.kind {
             ChildKind::Deployment => self.run_deployment(&mut live, &o.hash, fault),
             ChildKind::StatefulSet => self.run_statefulset(&mut live, &o.hash, fault),
+            ChildKind::Job => self.run_job(&mut live, fault),
             _ => {}
         }
         self.children.insert(o.kind, live);
@@ -406,6 +407,40 @@ impl World {
             "readyReplicas": i32::from(healthy), "updatedReplicas": 1,
             "currentRevision": if healthy { json!(update) } else { current },
             "updateRevision": update});
+    }
+
+    /// A migration Job: complete at once, or failed, or with a pod that
+    /// cannot start (its own `Fault`s: `Deadline` is the Job's active
+    /// deadline, `ReplicaFailure` its backoff limit).
+    fn run_job(&mut self, live: &mut Value, fault: Option<Fault>) {
+        let name = live["metadata"]["name"].as_str().unwrap().to_owned();
+        let failed = |reason: &str, message: &str| {
+            json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True",
+                "reason": reason, "message": message}]})
+        };
+        live["status"] = match fault {
+            Some(Fault::Waiting(_) | Fault::Slow) => {
+                let image = live["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let labels = live["spec"]["template"]["metadata"]["labels"].clone();
+                let mut pod = self.new_pod(&format!("{name}-x7k2p"), &labels, &image, fault);
+                pod["metadata"]["ownerReferences"] =
+                    json!([{"uid": format!("uid-{name}"), "controller": true}]);
+                self.pods.push(pod);
+                json!({"active": 1})
+            }
+            Some(Fault::Deadline) => failed(
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ),
+            Some(Fault::ReplicaFailure | Fault::Restarting) => failed(
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ),
+            _ => json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}),
+        };
     }
 
     /// What the pods of a metrics request would answer now.

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use storekeeper::controller::{self, Context};
 use storekeeper::metrics::Metrics;
 use storekeeper::pod_metrics::MetricsReader;
+use storekeeper::render::Delegate;
+use storekeeper::scope::Scope;
 use storekeeper_simcluster::{Scraper, Script, SimCluster, Verb, Workloads};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -54,6 +56,8 @@ pub struct Harness {
     pub sim: SimCluster,
     /// The Deployment/StatefulSet controllers and the kubelet.
     pub workloads: Workloads,
+    /// The running (or last) operator's metrics: how many passes it made.
+    pub metrics: Metrics,
     operator: Option<Operator>,
 }
 
@@ -65,6 +69,7 @@ impl Harness {
         Self {
             sim,
             workloads,
+            metrics: Metrics::default(),
             operator: None,
         }
     }
@@ -72,13 +77,25 @@ impl Harness {
     /// Starts an operator process: a fresh client, context, caches and
     /// memory, as after a restart or a fail-over.
     pub fn start_operator(&mut self) {
+        self.start_operator_watching(Scope::Cluster);
+    }
+
+    /// Starts an operator process that watches only `scope`
+    /// (`--watch-namespaces`).
+    pub fn start_operator_watching(&mut self, scope: Scope) {
         assert!(self.operator.is_none(), "an operator is already running");
-        let ctx = Arc::new(Context::new(
+        self.metrics = Metrics::default();
+        let mut ctx = Context::new(
             self.sim.client(),
-            Metrics::default(),
+            self.metrics.clone(),
             None,
             Arc::new(SimMetrics(self.workloads.scraper())),
-        ));
+        );
+        ctx.scope = scope;
+        // Installed to delegate to every data-store operator: their kinds
+        // are served only where a scenario registers them.
+        ctx.served = ctx.served.clone().delegating(Delegate::ALL);
+        let ctx = Arc::new(ctx);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(ctx, async move {
             let _ = stopped.await;

@@ -186,6 +186,11 @@ impl Objects {
         self.lock().registry.by_url(group, version, plural).cloned()
     }
 
+    /// Every type served at `group`/`version` (discovery).
+    pub(crate) fn types_in(&self, group: &str, version: &str) -> Vec<ResourceType> {
+        self.lock().registry.in_group_version(group, version)
+    }
+
     /// The type named `plural` or `plural.group`.
     pub(crate) fn type_by_name(&self, name: &str) -> Result<ResourceType, ApiError> {
         self.lock()

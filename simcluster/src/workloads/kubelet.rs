@@ -19,7 +19,13 @@ impl Sim {
             (self.next_ip / 250) % 250,
             self.next_ip % 250 + 1
         );
-        let plan = PodPlan::of(pod, ip, |image| self.script.behaviour(image));
+        let plan = PodPlan::of(pod, ip, |image, once| {
+            if once {
+                self.script.run_once_behaviour(image)
+            } else {
+                self.script.behaviour(image)
+            }
+        });
         self.pods.insert(
             (ns.clone(), name.clone()),
             Tracked {

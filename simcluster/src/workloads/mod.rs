@@ -1,5 +1,5 @@
-//! The workload simulator: one task that plays the Deployment and
-//! StatefulSet controllers and the kubelet against the simulated cluster,
+//! The workload simulator: one task that plays the Deployment, StatefulSet
+//! and Job controllers and the kubelet against the simulated cluster,
 //! following a [`Script`]. It reads and writes the object store directly
 //! (its requests are not in the request log, like the real controllers'
 //! are not the operator's), reacting to every change and to its own
@@ -7,6 +7,7 @@
 
 mod access;
 mod deployment;
+mod job;
 mod json;
 mod kubelet;
 mod pods;
@@ -44,7 +45,7 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    /// Starts simulating every Deployment, StatefulSet and Pod in `cluster`
+    /// Starts simulating every Deployment, StatefulSet, Job and Pod in `cluster`
     /// (those already there and those to come). Needs a tokio runtime.
     pub fn start(cluster: &SimCluster, script: Script) -> Self {
         let metrics = PodMetrics::default();
@@ -105,6 +106,8 @@ enum Wake {
     Pod(String, String),
     /// Re-check a Deployment's progress deadline.
     Deployment(String, String),
+    /// Re-check a Job's active deadline.
+    Job(String, String),
 }
 
 /// A pod the kubelet runs.
@@ -122,6 +125,8 @@ struct Types {
     statefulsets: ResourceType,
     replicasets: ResourceType,
     revisions: ResourceType,
+    jobs: ResourceType,
+    claims: ResourceType,
 }
 
 /// A Deployment's last observed progress, for its deadline.
@@ -140,6 +145,8 @@ struct Sim {
     timers: BTreeMap<(Instant, u64), Wake>,
     seq: u64,
     progress: HashMap<(String, String), Progress>,
+    /// When each unfinished Job was first seen (its active deadline's start).
+    job_started: HashMap<(String, String), Instant>,
     /// Pods started so far (for unique pod IPs).
     next_ip: u64,
 }
@@ -159,6 +166,8 @@ impl Sim {
             statefulsets: builtin(&shared, "statefulsets"),
             replicasets: builtin(&shared, "replicasets"),
             revisions: builtin(&shared, "controllerrevisions"),
+            jobs: builtin(&shared, "jobs"),
+            claims: builtin(&shared, "persistentvolumeclaims"),
         };
         Self {
             shared,
@@ -169,6 +178,7 @@ impl Sim {
             timers: BTreeMap::new(),
             seq: 0,
             progress: HashMap::new(),
+            job_started: HashMap::new(),
             next_ip: 0,
         }
     }
@@ -204,6 +214,7 @@ impl Sim {
         for t in [
             self.types.deployments.clone(),
             self.types.statefulsets.clone(),
+            self.types.jobs.clone(),
         ] {
             let (items, _) = self.shared.objects.list(&t, None, &everything, &everything);
             for item in items {
@@ -234,15 +245,22 @@ impl Sim {
                     self.reconcile(plural, ns, &name);
                 }
             }
+            ("batch", "jobs") => {
+                if change.kind == ChangeType::Deleted {
+                    self.job_started.remove(&(ns.to_owned(), name));
+                } else {
+                    self.reconcile_job(ns, &name);
+                }
+            }
             _ => {}
         }
     }
 
     fn reconcile(&mut self, plural: &str, ns: &str, name: &str) {
-        if plural == "deployments" {
-            self.reconcile_deployment(ns, name);
-        } else {
-            self.reconcile_statefulset(ns, name);
+        match plural {
+            "deployments" => self.reconcile_deployment(ns, name),
+            "jobs" => self.reconcile_job(ns, name),
+            _ => self.reconcile_statefulset(ns, name),
         }
     }
 
@@ -251,6 +269,7 @@ impl Sim {
         let ns = namespace_of(pod);
         match controller_of(pod) {
             Some(("StatefulSet", name, _)) => self.reconcile_statefulset(&ns, name),
+            Some(("Job", name, _)) => self.reconcile_job(&ns, name),
             Some(("ReplicaSet", rs, _)) => {
                 let Some(set) = self.get(&self.types.replicasets.clone(), &ns, rs) else {
                     return;
@@ -272,6 +291,7 @@ impl Sim {
             match entry.remove() {
                 Wake::Pod(ns, name) => self.tick_pod(&ns, &name),
                 Wake::Deployment(ns, name) => self.reconcile_deployment(&ns, &name),
+                Wake::Job(ns, name) => self.reconcile_job(&ns, &name),
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Pods as the workload controllers create them and the kubelet reports
 //! them: the object built from a pod template, and its `status` as a pure
-//! function of each container's scripted behaviour and the pod's age.
+//! function of each container's scripted behaviour and the pod's age. A
+//! pod that is never restarted (`restartPolicy: Never`, a Job's) runs to
+//! an end: a healthy container exits 0 when it would have become Ready
+//! (`Succeeded`), a crashing one exits 1 once (`Failed`).
 
 use std::time::Duration;
 
@@ -68,6 +71,8 @@ pub(crate) struct PodPlan {
     pub(crate) created: String,
     /// `status.podIP`, unique per pod (scrapers address pods by it).
     pub(crate) ip: String,
+    /// `restartPolicy: Never`: the containers run once, to an exit.
+    pub(crate) runs_once: bool,
 }
 
 /// The pod's status at `age`, whether it is Ready, whether any container
@@ -85,7 +90,9 @@ fn condition(type_: &str, ok: bool, at: &str) -> Value {
 
 impl PodPlan {
     /// Reads the containers of a pod object.
-    pub(crate) fn of(pod: &Value, ip: String, behaviour: impl Fn(&str) -> Behaviour) -> Self {
+    /// `behaviour(image, runs_once)` says what each container does.
+    pub(crate) fn of(pod: &Value, ip: String, behaviour: impl Fn(&str, bool) -> Behaviour) -> Self {
+        let runs_once = pod.pointer("/spec/restartPolicy").and_then(Value::as_str) == Some("Never");
         let containers = pod
             .pointer("/spec/containers")
             .and_then(Value::as_array)
@@ -94,7 +101,11 @@ impl PodPlan {
                     .map(|c| {
                         let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
                         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                        (name.to_owned(), image.to_owned(), behaviour(image))
+                        (
+                            name.to_owned(),
+                            image.to_owned(),
+                            behaviour(image, runs_once),
+                        )
                     })
                     .collect()
             })
@@ -108,6 +119,7 @@ impl PodPlan {
             containers,
             created,
             ip,
+            runs_once,
         }
     }
 
@@ -118,6 +130,11 @@ impl PodPlan {
 
     /// The status the kubelet reports `age` after creation; `period` paces failing containers.
     pub(crate) fn status_at(&self, age: Duration, period: Duration) -> PodStatus {
+        if self.runs_once
+            && let Some(exit) = self.exit_at(age, period)
+        {
+            return self.ended(exit);
+        }
         let at = self.created.as_str();
         let mut statuses = Vec::new();
         let (mut ready, mut running, mut started_any) = (true, false, false);
@@ -176,6 +193,68 @@ impl PodPlan {
             ready,
             running,
             next,
+        }
+    }
+}
+
+impl PodPlan {
+    /// The exit code of a run-once pod that has ended by `age`: 0 once every
+    /// container would be Ready, 1 as soon as one crashes.
+    fn exit_at(&self, age: Duration, period: Duration) -> Option<i32> {
+        let states: Vec<State> = self
+            .containers
+            .iter()
+            .map(|(_, _, b)| container_state(b, age, period).0)
+            .collect();
+        if states.iter().any(|s| matches!(s, State::CrashLoop { .. }))
+            || self.containers.iter().zip(&states).any(|((_, _, b), s)| {
+                *b == Behaviour::CrashLoop && matches!(s, State::Running { .. })
+            })
+        {
+            return Some(1);
+        }
+        let all_done = !states.is_empty()
+            && states
+                .iter()
+                .all(|s| matches!(s, State::Running { ready: true }));
+        all_done.then_some(0)
+    }
+
+    /// The final status of a run-once pod whose containers exited `exit`.
+    fn ended(&self, exit: i32) -> PodStatus {
+        let at = self.created.as_str();
+        let (phase, reason) = if exit == 0 {
+            ("Succeeded", "Completed")
+        } else {
+            ("Failed", "Error")
+        };
+        let statuses: Vec<Value> = self
+            .containers
+            .iter()
+            .map(|(name, image, _)| {
+                json!({"name": name, "image": image, "imageID": "", "restartCount": 0,
+                    "ready": false, "started": false,
+                    "state": {"terminated": {"exitCode": exit, "reason": reason,
+                        "startedAt": at, "finishedAt": at}}})
+            })
+            .collect();
+        PodStatus {
+            status: json!({
+                "phase": phase,
+                "conditions": [
+                    condition("PodScheduled", true, at),
+                    condition("Initialized", true, at),
+                    condition("ContainersReady", false, at),
+                    condition("Ready", false, at),
+                ],
+                "containerStatuses": statuses,
+                "hostIP": "10.0.0.1",
+                "podIP": self.ip,
+                "startTime": at,
+            }),
+            ready: false,
+            running: false,
+            next: None,
         }
     }
 }
@@ -255,7 +334,34 @@ mod tests {
             containers: vec![("c".into(), "img".into(), b)],
             created: "t".into(),
             ip: "10.244.0.1".into(),
+            runs_once: false,
         }
+    }
+
+    #[test]
+    fn run_once_pods_end_succeeded_or_failed() {
+        let once = |b| PodPlan {
+            runs_once: true,
+            ..plan(b)
+        };
+        let ok = once(Behaviour::Healthy { after: P });
+        assert_eq!(
+            ok.status_at(Duration::ZERO, P).status["phase"],
+            json!("Pending")
+        );
+        let done = ok.status_at(P, P);
+        assert_eq!(done.status["phase"], json!("Succeeded"));
+        assert!(done.next.is_none() && !done.running);
+        let crash = once(Behaviour::CrashLoop).status_at(P, P);
+        assert_eq!(crash.status["phase"], json!("Failed"));
+        assert_eq!(
+            crash.status["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            json!(1)
+        );
+        let pull = once(Behaviour::ImagePullBackOff).status_at(P * 5, P);
+        assert_eq!(waiting(&pull), "ImagePullBackOff");
+        let hang = once(Behaviour::NeverReady).status_at(P * 5, P);
+        assert_eq!(hang.status["phase"], json!("Running"));
     }
 
     fn waiting(s: &PodStatus) -> String {

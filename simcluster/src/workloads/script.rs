@@ -1,5 +1,7 @@
 //! The script the workload simulator follows: what a container running a
-//! given image does (by a predicate on the image string, first match wins),
+//! given image does (by a predicate on the image string, first match wins;
+//! run-once containers — a Job's — have rules of their own, since a binary
+//! that crashes serving may well run its one-off command fine),
 //! how much traffic its pod serves, and how fast simulated time runs for
 //! the deadlines that come from the objects themselves.
 
@@ -63,6 +65,7 @@ struct Rule {
 /// (`progressDeadlineSeconds`), which a test cannot choose per image.
 pub struct Script {
     rules: Vec<Rule>,
+    run_once: Vec<(ImagePredicate, Behaviour)>,
     default: Behaviour,
     default_traffic: Traffic,
     pub(crate) time_scale: f64,
@@ -74,6 +77,7 @@ impl Default for Script {
     fn default() -> Self {
         Self {
             rules: Vec::new(),
+            run_once: Vec::new(),
             default: Behaviour::Healthy {
                 after: Duration::from_millis(100),
             },
@@ -97,6 +101,19 @@ impl Script {
             behaviour: Some(behaviour),
             traffic: None,
         });
+        self
+    }
+
+    /// Run-once containers (`restartPolicy: Never`) whose image matches
+    /// behave as `behaviour`: `Healthy` exits 0 when it would be Ready,
+    /// `CrashLoop` exits 1, `NeverReady` runs forever.
+    #[must_use]
+    pub fn run_once(
+        mut self,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
+        behaviour: Behaviour,
+    ) -> Self {
+        self.run_once.push((Arc::new(matches), behaviour));
         self
     }
 
@@ -147,6 +164,20 @@ impl Script {
             .unwrap_or_else(|| self.default.clone())
     }
 
+    /// What a run-once container running `image` does: its own rule, else
+    /// it cannot start when the image cannot be pulled, else it succeeds.
+    pub(crate) fn run_once_behaviour(&self, image: &str) -> Behaviour {
+        if let Some((_, b)) = self.run_once.iter().find(|(m, _)| m(image)) {
+            return b.clone();
+        }
+        match self.behaviour(image) {
+            Behaviour::ImagePullBackOff => Behaviour::ImagePullBackOff,
+            _ => Behaviour::Healthy {
+                after: Duration::from_millis(100),
+            },
+        }
+    }
+
     /// The traffic a pod whose first image is `image` serves.
     pub(crate) fn traffic_for(&self, image: &str) -> Traffic {
         self.rules
@@ -177,5 +208,15 @@ mod tests {
         assert!(matches!(s.behaviour("x/user:1"), Behaviour::Healthy { .. }));
         assert_eq!(s.scaled(600.0), Duration::from_secs(6));
         assert_eq!(s.traffic_for("any"), Traffic::default());
+        let s = s.run_once(|i| i.contains("user"), Behaviour::CrashLoop);
+        assert_eq!(s.run_once_behaviour("x/user:1"), Behaviour::CrashLoop);
+        assert!(matches!(
+            s.run_once_behaviour("x/order:1"),
+            Behaviour::Healthy { .. }
+        ));
+        assert_eq!(
+            s.run_once_behaviour("x/order:1-bad"),
+            Behaviour::ImagePullBackOff
+        );
     }
 }

@@ -4,7 +4,10 @@
 //! update from the highest ordinal down, one pod at a time and only while
 //! every pod is Ready (so a bad image stalls it, as in Kubernetes), and
 //! `currentRevision` catching up with `updateRevision` once every pod runs
-//! the update and is Ready.
+//! the update and is Ready. Each pod gets its PersistentVolumeClaims
+//! (`<template>-<name>-<i>`) before it starts, owned by the StatefulSet
+//! (so garbage-collected with it) only under
+//! `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete`.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +119,7 @@ impl Sim {
                     if let Some(service) = sts.pointer("/spec/serviceName") {
                         spec_extra.push(("subdomain", service.clone()));
                     }
+                    self.ensure_claims(sts, i);
                     let object = pod(
                         template,
                         &pod_name,
@@ -148,6 +152,40 @@ impl Sim {
             .find(|(_, p)| revision_of(p) != Some(update))
         {
             self.delete(&pod_type, &ns, name_of(outdated));
+        }
+    }
+
+    /// Creates pod `i`'s claims from the volume claim templates, unless they
+    /// exist (a claim kept from before is reused, as in Kubernetes).
+    fn ensure_claims(&mut self, sts: &Value, i: i64) {
+        let ns = namespace_of(sts);
+        let name = name_of(sts);
+        let claim_type = self.types.claims.clone();
+        let owned = sts.pointer("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted")
+            == Some(&json!("Delete"));
+        let templates = sts
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for t in templates {
+            let claim_name = format!("{}-{name}-{i}", name_of(&t));
+            if self.get(&claim_type, &ns, &claim_name).is_some() {
+                continue;
+            }
+            let mut metadata = json!({
+                "name": claim_name,
+                "labels": t.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
+            });
+            if owned {
+                metadata["ownerReferences"] = json!([owner_ref(sts)]);
+            }
+            let spec = t.get("spec").cloned().unwrap_or_else(|| json!({}));
+            self.create(
+                &claim_type,
+                &ns,
+                json!({"metadata": metadata, "spec": spec}),
+            );
         }
     }
 

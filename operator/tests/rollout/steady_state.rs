@@ -1,0 +1,89 @@
+//! Issue 15: a Store at rest costs the API server nothing. With the watch
+//! caches, a resync pass reads every child (Secrets as metadata), the
+//! revision history and the Store from the caches: no LIST, no write. And
+//! what the caches hold is enough to repair drift and deletions.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use storekeeper_simcluster::{Script, Verb};
+
+use super::support::{Harness, NS, store, text};
+
+#[tokio::test(start_paused = true)]
+async fn a_store_at_rest_is_reconciled_from_the_caches() {
+    let mut h = Harness::new(Script::default());
+    h.apply(&store("0.1.0"));
+    h.start_operator();
+    h.until_complete("0.1.0").await;
+    // Let the last Deployment and Job events settle, then watch 30 minutes
+    // of resyncs (one pass every five).
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    h.sim.clear_requests();
+    let before = h.metrics.reconciles.get();
+    tokio::time::sleep(Duration::from_mins(30)).await;
+    let counts = h.sim.request_counts();
+    let passes = h.metrics.reconciles.get() - before;
+    println!("30 minutes at rest, {passes} passes:\n{counts}");
+    assert!(passes >= 5, "about six resync passes expected:\n{counts}");
+    for verb in [
+        Verb::List,
+        Verb::Get,
+        Verb::Apply,
+        Verb::Create,
+        Verb::Patch,
+        Verb::Update,
+        Verb::Delete,
+    ] {
+        assert_eq!(counts.verb(verb), 0, "no {verb:?}:\n{counts}");
+    }
+    println!(
+        "{passes} passes: no LIST, no GET, no write; the {} requests renew watches \
+         and rediscover kinds, whatever the number of Stores",
+        counts.total()
+    );
+}
+
+/// The caches keep the operator repairing what it owns: a hand edit and a
+/// deleted child wake the Store through their watches and are undone well
+/// before the next resync; a deleted generated Secret (a kind that wakes
+/// nothing) is created again by the next resync, from the Secrets' cache.
+#[tokio::test(start_paused = true)]
+async fn drift_and_deletions_are_repaired_from_the_caches() {
+    let mut h = Harness::new(Script::default());
+    h.apply(&store("0.1.0"));
+    h.start_operator();
+    h.until_complete("0.1.0").await;
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    let config = |h: &Harness| h.sim.get("configmaps", NS, "shop-config").unwrap();
+    let format = text(&config(&h), "/data/LOG_FORMAT").to_owned();
+
+    let mut edited = config(&h);
+    edited["data"]["LOG_FORMAT"] = json!("by-hand");
+    edited["metadata"]["managedFields"] = Value::Null;
+    h.sim.apply_as("kubectl", &edited).unwrap();
+    h.sim.delete("services", NS, "shop-user").unwrap();
+    h.until(
+        Duration::from_mins(1),
+        "the edit undone, the Service back",
+        |h| {
+            let restored = text(&config(h), "/data/LOG_FORMAT") == format;
+            (restored && h.sim.get("services", NS, "shop-user").is_some()).then_some(())
+        },
+    )
+    .await;
+
+    let secret = h
+        .sim
+        .list("secrets", Some(NS), "")
+        .unwrap()
+        .into_iter()
+        .find(|s| text(s, "/metadata/labels/app.kubernetes.io~1managed-by") == "storekeeper")
+        .expect("a generated Secret");
+    let name = text(&secret, "/metadata/name").to_owned();
+    h.sim.delete("secrets", NS, &name).unwrap();
+    h.until(Duration::from_mins(6), "the Secret created again", |h| {
+        h.sim.get("secrets", NS, &name)
+    })
+    .await;
+}
