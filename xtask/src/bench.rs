@@ -1,12 +1,27 @@
 //! `cargo xtask bench`: product-service against a bare axum server in the
 //! same process tree, driven by wrk on this machine. The bare server is the
 //! yardstick: figures are printed as requests/s, p50/p99 and a ratio to it,
-//! plus each process's resident memory idle and after load.
+//! plus each process's resident memory idle and after load and the load
+//! average around each run (the machine is shared). The same "hello"
+//! behind kit's full middleware stack shows what the stack alone costs.
+//!
+//! `cargo xtask bench logins` floods user-service with parallel logins
+//! ([`logins`]); `cargo xtask bench memory` reports every service's idle
+//! memory ([`memory`]).
 
-use std::time::Duration;
+mod logins;
+mod memory;
+
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use storekeeper_contract::{ShopService, admin, env};
+use storekeeper_kit::{
+    Metrics,
+    server::{self, HttpSettings},
+    telemetry::{self, LogFormat, Settings},
+};
 use tokio::process::Command;
 
 use crate::check::deps;
@@ -16,17 +31,40 @@ use crate::process::{self, Logs, Running};
 use crate::stack;
 
 const HELLO_PORT: u16 = 7999;
+const KIT_HELLO_PORT: u16 = 7998;
 const PRODUCT_PORT: u16 = 7902;
 const PRODUCT_ADMIN_PORT: u16 = 7903;
 const DATABASE: &str = "bench_products";
 
+fn hello_router() -> axum::Router {
+    axum::Router::new().route("/", axum::routing::get(|| async { "hello" }))
+}
+
+async fn listen(port: u16) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))
+}
+
 /// Serves a bare axum "hello": the baseline every figure is divided by.
 pub async fn hello(port: u16) -> Result<()> {
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    axum::serve(listen(port).await?, hello_router())
         .await
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
-    axum::serve(listener, app).await.context("serving hello")
+        .context("serving hello")
+}
+
+/// Serves the same "hello" the way a service serves its API: kit's
+/// middleware stack and logging (`RUST_LOG` from the environment). Its
+/// ratio to [`hello`] is what the stack costs.
+pub async fn kit_hello(port: u16) -> Result<()> {
+    let _tracing = telemetry::init(&Settings::new("bench-hello", LogFormat::Json))?;
+    let app = server::layers(hello_router(), HttpSettings::default(), &Metrics::new());
+    axum::serve(
+        listen(port).await?,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .context("serving hello through kit")
 }
 
 /// One measured endpoint.
@@ -35,10 +73,33 @@ struct Figures {
     requests_per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The 1-minute load average when the run started and ended.
+    load_before: String,
+    load_after: String,
+}
+
+/// What `cargo xtask bench` measures besides product-service.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Target {
+    /// user-service under a flood of parallel logins: peak memory,
+    /// logins/s, p50/p99 and every login's outcome.
+    Logins(logins::LoginOptions),
+    /// Every service's resident memory, idle after start-up and after a
+    /// short load.
+    Memory,
+}
+
+/// Runs the product-service bench, or `target`.
+pub async fn run(target: Option<Target>) -> Result<()> {
+    match target {
+        None => products().await,
+        Some(Target::Logins(options)) => logins::run(&options).await,
+        Some(Target::Memory) => memory::run().await,
+    }
 }
 
 /// Builds release binaries, starts both servers, measures, prints.
-pub async fn run() -> Result<()> {
+async fn products() -> Result<()> {
     deps(&["--wrk"]).await?;
     process::run(
         "cargo",
@@ -88,19 +149,26 @@ pub async fn run() -> Result<()> {
     let mut hello_cmd = Command::new(bin.join("xtask"));
     hello_cmd.args(["hello", &HELLO_PORT.to_string()]);
     let hello = Running::spawn("hello", hello_cmd, Logs::Folder(&logs))?;
+    let mut kit_cmd = Command::new(bin.join("xtask"));
+    kit_cmd
+        .args(["hello", "--kit", &KIT_HELLO_PORT.to_string()])
+        .env(env::RUST_LOG, "warn");
+    let kit = Running::spawn("kit-hello", kit_cmd, Logs::Folder(&logs))?;
     let mut product_cmd = Command::new(bin.join(ShopService::Product.package()));
     product_cmd
         .env_remove(env::DATABASE_URL)
         .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
     let product = Running::spawn("product", product_cmd, Logs::Folder(&logs))?;
-    let outcome = measure(&hello, &product).await;
+    let outcome = measure(&hello, &kit, &product).await;
     product.stop().await?;
+    kit.stop().await?;
     hello.stop().await?;
     outcome
 }
 
-async fn measure(hello: &Running, product: &Running) -> Result<()> {
+async fn measure(hello: &Running, kit: &Running, product: &Running) -> Result<()> {
     wait_ok(&format!("http://127.0.0.1:{HELLO_PORT}/")).await?;
+    wait_ok(&format!("http://127.0.0.1:{KIT_HELLO_PORT}/")).await?;
     wait_ok(&format!(
         "http://127.0.0.1:{PRODUCT_ADMIN_PORT}{}",
         admin::READYZ_PATH
@@ -123,12 +191,17 @@ async fn measure(hello: &Running, product: &Running) -> Result<()> {
 
     let idle = [
         (hello.name, rss_kib(hello)?),
+        (kit.name, rss_kib(kit)?),
         (product.name, rss_kib(product)?),
     ];
     let targets = [
         (
             "bare axum GET /".to_owned(),
             format!("http://127.0.0.1:{HELLO_PORT}/"),
+        ),
+        (
+            "kit stack GET / (same handler)".to_owned(),
+            format!("http://127.0.0.1:{KIT_HELLO_PORT}/"),
         ),
         (
             "GET /api/products/{id} (cached)".to_owned(),
@@ -149,23 +222,26 @@ async fn measure(hello: &Running, product: &Running) -> Result<()> {
     }
     let loaded = [
         (hello.name, peak_rss_kib(hello)?),
+        (kit.name, peak_rss_kib(kit)?),
         (product.name, peak_rss_kib(product)?),
     ];
 
     let baseline = figures[0].requests_per_second;
     println!();
     println!(
-        "{:<40} {:>12} {:>9} {:>9} {:>9}",
+        "{:<40} {:>12} {:>9} {:>9} {:>9}  load average before → after",
         "endpoint", "requests/s", "p50 ms", "p99 ms", "vs bare"
     );
     for f in &figures {
         println!(
-            "{:<40} {:>12.0} {:>9.2} {:>9.2} {:>9.2}",
+            "{:<40} {:>12.0} {:>9.2} {:>9.2} {:>9.2}  {} → {}",
             f.name,
             f.requests_per_second,
             f.p50_ms,
             f.p99_ms,
-            f.requests_per_second / baseline
+            f.requests_per_second / baseline,
+            f.load_before,
+            f.load_after,
         );
     }
     println!();
@@ -205,11 +281,13 @@ async fn wrk(name: &str, url: &str) -> Result<Figures> {
         .output()
         .await
         .context("warming up with wrk")?;
+    let load_before = load_average()?;
     let output = Command::new("wrk")
         .args(["-t2", "-c32", "-d10s", "--latency", url])
         .output()
         .await
         .context("running wrk")?;
+    let load_after = load_average()?;
     let text = String::from_utf8_lossy(&output.stdout);
     if text.contains("Non-2xx") {
         bail!("{name}: some responses were not 2xx:\n{text}");
@@ -225,7 +303,18 @@ async fn wrk(name: &str, url: &str) -> Result<Figures> {
         p99_ms: field(&text, "99%")
             .and_then(parse_duration_ms)
             .context("wrk printed no p99")?,
+        load_before,
+        load_after,
     })
+}
+
+/// The 1-minute load average, as /proc/loadavg prints it.
+fn load_average() -> Result<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    text.split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .context("empty /proc/loadavg")
 }
 
 fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {

@@ -1,5 +1,6 @@
 //! What CI runs (`cargo xtask test`) and the real-browser journey against a
-//! throw-away stack (`cargo xtask e2e`).
+//! throw-away stack (`cargo xtask e2e`); the local Prometheus check
+//! (`cargo xtask prometheus-check`) is in `prometheus`.
 
 use anyhow::{Context, Result};
 use storekeeper_contract::ShopService;
@@ -8,10 +9,13 @@ use crate::layout;
 use crate::process::{self, Logs};
 use crate::stack::{self, Options, Stack};
 
-/// The README's test command: local servers (and Chromium) present, then
-/// formatting, lints, every test, and the browser journey.
+/// The README's test command: local servers (and Chromium, promtool,
+/// Prometheus and the offline linters) present, then the linters of
+/// everything that is not Rust, formatting, lints, every test, the browser
+/// journey and the local Prometheus check.
 pub async fn test() -> Result<()> {
-    deps(&["--browser"]).await?;
+    deps(&["--browser", "--promtool", "--prometheus", "--lint"]).await?;
+    process::run("bash", &["bootstrap/local/lint.sh"]).await?;
     process::run("cargo", &["fmt", "--all", "--", "--check"]).await?;
     process::run(
         "cargo",
@@ -26,7 +30,8 @@ pub async fn test() -> Result<()> {
     )
     .await?;
     process::run("cargo", &["test", "--workspace"]).await?;
-    e2e().await
+    e2e().await?;
+    crate::prometheus::check().await
 }
 
 /// Starts a fresh stack with its own `e2e_` databases and runs the browser

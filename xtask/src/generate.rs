@@ -1,9 +1,13 @@
 //! `cargo xtask generate`: rewrites every checked-in file that is derived
 //! from code, so none of them is ever edited by hand or left behind:
 //!
-//! - the Store CRD (`crds/store.yaml` and the chart's copy), from
-//!   `storekeeper crd`;
-//! - the chart's RBAC rules, from `storekeeper rbac` and `storekeeper rbac --lease`;
+//! - the Store CRD (`crds/store.yaml` and the chart's copy,
+//!   `charts/storekeeper/files/crd-store.yaml`, which `templates/crd.yaml`
+//!   renders with `helm.sh/resource-policy: keep` so it upgrades with the
+//!   chart), from `storekeeper crd`;
+//! - the chart's RBAC rules, from `storekeeper rbac`, `storekeeper rbac --lease`
+//!   and, for the data-store operators the chart may delegate to,
+//!   `storekeeper rbac --delegate <operator>`;
 //! - the generated tables in `docs/architecture.md`, from
 //!   `storekeeper_contract::docs::refresh`.
 //!
@@ -38,7 +42,7 @@ pub fn run() -> Result<()> {
             contents: crd.clone(),
         },
         Generated {
-            path: "charts/storekeeper/crds/store.yaml",
+            path: "charts/storekeeper/files/crd-store.yaml",
             contents: crd,
         },
         Generated {
@@ -48,6 +52,14 @@ pub fn run() -> Result<()> {
         Generated {
             path: "charts/storekeeper/files/lease-rules.yaml",
             contents: operator_output(&root, &["rbac", "--lease"])?,
+        },
+        Generated {
+            path: "charts/storekeeper/files/cloudnative-pg-rules.yaml",
+            contents: operator_output(&root, &["rbac", "--delegate", "cloudnative-pg"])?,
+        },
+        Generated {
+            path: "charts/storekeeper/files/rabbitmq-cluster-operator-rules.yaml",
+            contents: operator_output(&root, &["rbac", "--delegate", "rabbitmq-cluster-operator"])?,
         },
         Generated {
             path: ARCHITECTURE,

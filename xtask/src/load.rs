@@ -9,6 +9,12 @@
 //! browser would: cookies kept, the form's CSRF token sent back, redirects
 //! not followed (each request is timed on its own). Online Boutique's "set
 //! currency" is left out: this shop sells in one currency per product.
+//!
+//! Before the mix starts, every product on the home page is topped up to
+//! [`restock::STOCK_AT_START`] units, so no run finds what earlier runs
+//! bought missing.
+
+mod restock;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,6 +39,10 @@ pub struct LoadOptions {
     /// How long to drive the mix, in seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
+    /// Leave the stock as it is (for a shop that is not the local one:
+    /// restocking logs in as the local admin).
+    #[arg(long)]
+    pub no_restock: bool,
 }
 
 /// The pages of the mix, with Online Boutique's weights.
@@ -90,6 +100,14 @@ struct Samples {
 /// Runs the mix and prints the figures.
 pub async fn run(options: &LoadOptions) -> Result<()> {
     let slugs = product_slugs(&options.url).await?;
+    if !options.no_restock {
+        let topped_up = restock::restock(&slugs).await?;
+        println!(
+            "restocked {topped_up} of {} products to {} units",
+            slugs.len(),
+            restock::STOCK_AT_START
+        );
+    }
     let metrics_client = Client::new();
     let idle = sample_all(&metrics_client).await;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
@@ -400,8 +418,8 @@ fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration) {
     if skipped > 0 {
         println!(
             "warning: {skipped} add-to-cart steps skipped: the products visited were sold out, \
-             so checkouts had empty carts. Earlier load runs bought the stock; restock in the \
-             admin pages (or recreate the local products database) before comparing figures."
+             so checkouts had empty carts. Run without --no-restock (or restock in the admin \
+             pages) before comparing figures."
         );
     }
 }

@@ -37,8 +37,9 @@ pub struct Stack {
     pub state: LocalState,
 }
 
-/// `cargo xtask up`: start everything, print where to shop, stop on Ctrl-C.
-pub async fn up(release: bool) -> Result<()> {
+/// `cargo xtask up`: start everything (with `prometheus`, a local
+/// Prometheus too), print where to shop, stop on Ctrl-C.
+pub async fn up(release: bool, prometheus: bool) -> Result<()> {
     let options = Options {
         release,
         database_prefix: "",
@@ -46,6 +47,17 @@ pub async fn up(release: bool) -> Result<()> {
         logs: Logs::Terminal,
     };
     let stack = Stack::start(&options).await?;
+    let prometheus = if prometheus {
+        match crate::prometheus::start_for_up().await {
+            Ok(prometheus) => Some(prometheus),
+            Err(err) => {
+                stack.stop().await?;
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
     println!();
     println!("  Storekeeper is running.");
     println!("  Storefront:  {}", ShopService::Storefront.local_url());
@@ -53,13 +65,18 @@ pub async fn up(release: bool) -> Result<()> {
         "  Admin login: {} / {}",
         stack.state.admin_email, stack.state.admin_password
     );
+    if let Some(prometheus) = &prometheus {
+        println!("  Alerts:      {}", prometheus.alerts_page().await);
+    }
     println!("  Press Ctrl-C to stop.");
     println!();
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    let waited = tokio::signal::ctrl_c().await.context("waiting for Ctrl-C");
     println!("stopping...");
-    stack.stop().await
+    if let Some(prometheus) = prometheus {
+        prometheus.stop().await?;
+    }
+    stack.stop().await?;
+    waited
 }
 
 impl Stack {
@@ -67,6 +84,9 @@ impl Stack {
     /// it calls are ready.
     pub async fn start(options: &Options<'_>) -> Result<Self> {
         check_dependencies().await?;
+        for svc in ShopService::ALL {
+            check_ports_free(svc)?;
+        }
         build(options.release).await?;
         let databases: Vec<String> = ShopService::ALL
             .iter()
@@ -102,6 +122,12 @@ impl Stack {
                 &stack.state,
                 options.database_prefix,
             ));
+            // Again right before it starts: another stack may have started
+            // while this one was building.
+            if let Err(err) = check_ports_free(svc) {
+                stack.stop().await?;
+                return Err(err);
+            }
             let started = Running::spawn(svc.name(), command, options.logs)?;
             stack.running.push(started);
             if let Err(err) = stack.wait_ready(svc).await {
@@ -138,6 +164,16 @@ impl Stack {
         bail!("{} was not ready within 60 s ({url})", svc.name())
     }
 
+    /// Stops one service with SIGTERM and leaves the others running.
+    pub async fn stop_service(&mut self, svc: ShopService) -> Result<()> {
+        let index = self
+            .running
+            .iter()
+            .position(|running| running.name == svc.name())
+            .with_context(|| format!("{svc} is not running"))?;
+        self.running.remove(index).stop().await
+    }
+
     /// Stops the services in reverse start order, each with SIGTERM.
     pub async fn stop(mut self) -> Result<()> {
         while let Some(running) = self.running.pop() {
@@ -163,7 +199,22 @@ async fn check_dependencies() -> Result<()> {
     Ok(())
 }
 
-async fn build(release: bool) -> Result<()> {
+/// Fails when one of the service's ports is taken: another local stack
+/// (`cargo xtask up`, `e2e`, `prometheus-check`) runs, and its services
+/// would answer the readiness checks and the tests in place of this stack's.
+fn check_ports_free(svc: ShopService) -> Result<()> {
+    for port in [svc.port(), svc.local_admin_port()] {
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_err() {
+            bail!(
+                "port {port} ({svc}) is in use: another local stack (cargo xtask up, e2e or prometheus-check) is running; stop it first"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Builds the five services (debug, or release).
+pub async fn build(release: bool) -> Result<()> {
     let mut args = vec!["build", "--quiet"];
     if release {
         args.push("--release");
@@ -174,7 +225,8 @@ async fn build(release: bool) -> Result<()> {
     process::run("cargo", &args).await
 }
 
-fn binary_dir(release: bool) -> PathBuf {
+/// Where [`build`] puts the binaries.
+pub fn binary_dir(release: bool) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| layout::root().join("target"), PathBuf::from);
     target.join(if release { "release" } else { "debug" })
@@ -230,7 +282,7 @@ pub async fn prepare_databases(state: &LocalState, databases: &[&str], fresh: bo
 /// the contract says it reads, with local values. A service is given the
 /// `*_URL` of the services it calls and nothing else, so a call the contract
 /// does not know about fails here first, not in a cluster.
-fn env_for(
+pub fn env_for(
     svc: ShopService,
     state: &LocalState,
     database_prefix: &str,
@@ -264,6 +316,13 @@ fn env_for(
     }
     if svc.uses_redis() {
         vars.push((env::REDIS_URL, "redis://127.0.0.1:6379".to_owned()));
+        if !database_prefix.is_empty() {
+            // A throw-away stack's keys (login and registration throttle
+            // counters, cache) are its own: this run's process id in them.
+            let namespace = svc.database().unwrap_or(svc.name());
+            let prefix = format!("{database_prefix}{}:{namespace}:", std::process::id());
+            vars.push((env::REDIS_PREFIX, prefix));
+        }
     }
     if svc.uses_broker() {
         vars.push((
@@ -353,6 +412,29 @@ mod tests {
         ] {
             assert!(service_urls(callee).is_empty(), "{callee}");
         }
+    }
+
+    #[test]
+    fn a_throw_away_stack_has_redis_keys_of_its_own() {
+        let state = LocalState {
+            token_private_key: String::new(),
+            token_public_key: String::new(),
+            admin_email: String::new(),
+            admin_password: String::new(),
+            database_passwords: BTreeMap::new(),
+            session_key: String::new(),
+        };
+        let prefix = |database_prefix| {
+            env_for(ShopService::User, &state, database_prefix)
+                .into_iter()
+                .find(|(name, _)| *name == env::REDIS_PREFIX)
+                .map(|(_, value)| value)
+        };
+        assert_eq!(prefix(""), None, "`cargo xtask up` keeps the default");
+        assert_eq!(
+            prefix("e2e_"),
+            Some(format!("e2e_{}:users:", std::process::id()))
+        );
     }
 
     #[test]
