@@ -13,7 +13,7 @@
 # instance role. User data carries only their names and the public CA
 # certificate, so nothing secret is visible through DescribeInstanceAttribute
 # or the instance metadata service. Terraform state still holds them: keep
-# state in an encrypted backend (see versions.tf).
+# state in an encrypted backend (backend.tf.example, docs/cluster.md).
 
 resource "random_password" "token_id" {
   length  = 6
@@ -71,18 +71,29 @@ resource "aws_ssm_parameter" "join_token" {
   value       = local.join_token
 }
 
+# Short-lived: once kubeadm init has finished, the control plane deletes
+# this parameter (and with it every version SSM kept) and puts it back
+# holding only a "retired" marker. Terraform ignores the value and the
+# description, so a later apply neither restores the key nor reports drift.
 resource "aws_ssm_parameter" "ca_private_key" {
   name        = local.ssm_ca_private_key
-  description = "Cluster CA private key of ${var.name} (read by the control plane at boot)"
+  description = "Cluster CA private key of ${var.name} (read by the control plane at boot, then retired)"
   type        = "SecureString"
   key_id      = aws_kms_key.cluster.arn
   value       = tls_private_key.cluster_ca.private_key_pem
+
+  lifecycle {
+    ignore_changes = [value, description]
+  }
 }
 
-# The control plane publishes the cluster-admin kubeconfig here once kubeadm
+# The control plane publishes a cluster-admin kubeconfig here once kubeadm
 # init has run, so an operator fetches it with one `aws ssm get-parameter`
-# (see the kubeconfig_command output). Terraform creates the parameter with a
-# placeholder and ignores later values, so `terraform destroy` removes it.
+# (see the kubeconfig_command output). Its certificate lives
+# admin_kubeconfig_ttl_hours, and an Expiration policy makes SSM delete the
+# parameter at the same moment (the next apply puts the placeholder back).
+# Terraform creates the parameter with a placeholder and ignores later
+# values, so `terraform destroy` removes it.
 # (A refresh does copy the current value into state; that adds no exposure,
 # the state already holds the CA key that can mint any credential.)
 # Advanced tier: a kubeconfig with embedded client certificates exceeds the

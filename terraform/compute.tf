@@ -126,7 +126,8 @@ data "aws_iam_policy_document" "node_secrets" {
     }
   }
 
-  # The control plane alone publishes the admin kubeconfig.
+  # The control plane alone publishes the admin kubeconfig, and retires the
+  # CA key after kubeadm init (delete, then a marker in its place).
   dynamic "statement" {
     for_each = each.key == "control-plane" ? [1] : []
 
@@ -134,6 +135,16 @@ data "aws_iam_policy_document" "node_secrets" {
       sid       = "PublishAdminKubeconfig"
       actions   = ["ssm:PutParameter"]
       resources = [aws_ssm_parameter.admin_kubeconfig.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "control-plane" ? [1] : []
+
+    content {
+      sid       = "RetireCaKey"
+      actions   = ["ssm:DeleteParameter", "ssm:PutParameter"]
+      resources = [aws_ssm_parameter.ca_private_key.arn]
     }
   }
 
@@ -154,7 +165,7 @@ data "aws_iam_policy_document" "node_secrets" {
       condition {
         test     = "StringEquals"
         variable = "kms:EncryptionContext:PARAMETER_ARN"
-        values   = [aws_ssm_parameter.admin_kubeconfig.arn]
+        values   = [aws_ssm_parameter.admin_kubeconfig.arn, aws_ssm_parameter.ca_private_key.arn]
       }
     }
   }
@@ -182,10 +193,43 @@ resource "aws_iam_instance_profile" "node" {
 locals {
   bootstrap_dir = "${path.module}/../bootstrap/node"
 
+  # HTTPS for the example shop: a host name and an ACME account. Without
+  # both, no Store is exposed (the default picks none; an explicit path
+  # fails the control plane's precondition).
+  tls_enabled = var.shop_host != "" && var.acme_email != ""
+
   example_store_candidates = [for p in ["store.yaml", "minimal.yaml"] : "${path.module}/../examples/${p}"]
   example_store_found      = [for p in local.example_store_candidates : p if fileexists(p)]
-  example_store_path       = var.example_store_path != null ? var.example_store_path : try(local.example_store_found[0], "")
-  example_store            = local.example_store_path == "" ? "" : try(file(local.example_store_path), "")
+  example_store_default    = local.tls_enabled ? try(local.example_store_found[0], "") : ""
+  example_store_path       = var.example_store_path != null ? var.example_store_path : local.example_store_default
+  example_store_source     = local.example_store_path == "" ? "" : try(file(local.example_store_path), "")
+  example_store_doc        = local.example_store_source == "" ? null : yamldecode(local.example_store_source)
+  example_store_name       = try(local.example_store_doc.metadata.name, "shop")
+  # The Gateway the bootstrap creates (edge.sh: EDGE_NAMESPACE, HTTPS
+  # listener) and the example Store attaches to: one value for both, so
+  # they cannot disagree.
+  edge_gateway = {
+    name        = "shop"
+    namespace   = "storekeeper-edge"
+    sectionName = "https"
+  }
+  # The certificate's Secret, in the Store's namespace: the Store names it
+  # (its URL then says https and its session cookies are Secure) and the
+  # Gateway's HTTPS listener serves it.
+  shop_tls_secret = "${local.example_store_name}-tls"
+  # The Store as applied: its host is shop_host, its TLS is that Secret, the
+  # operator renders its HTTPRoute on the Gateway above (no Ingress), and
+  # its NetworkPolicies admit the edge's Envoy (in envoy-gateway-system).
+  example_store = local.example_store_doc == null ? "" : yamlencode(merge(local.example_store_doc, {
+    spec = merge(local.example_store_doc.spec, {
+      ingress = merge(try(local.example_store_doc.spec.ingress, {}), {
+        host                = var.shop_host
+        controllerNamespace = "envoy-gateway-system"
+        tls                 = { secretName = local.shop_tls_secret }
+        gateway             = local.edge_gateway
+      })
+    })
+  }))
 
   common_env = {
     CLUSTER_NAME           = var.name
@@ -201,15 +245,23 @@ locals {
     CA_KEY_PARAMETER               = local.ssm_ca_private_key
     KUBECONFIG_PARAMETER           = aws_ssm_parameter.admin_kubeconfig.name
     KUBECONFIG_KMS_KEY             = aws_kms_key.cluster.arn
+    ADMIN_KUBECONFIG_TTL_HOURS     = tostring(var.admin_kubeconfig_ttl_hours)
     JOIN_TOKEN_TTL                 = var.join_token_ttl
     POD_CIDR                       = var.pod_cidr
     SERVICE_CIDR                   = var.service_cidr
     CALICO_VERSION                 = var.calico_version
+    CALICO_CRDS_SHA256             = var.calico_manifest_sha256.operator_crds
+    CALICO_OPERATOR_SHA256         = var.calico_manifest_sha256.tigera_operator
     CALICO_ENCAPSULATION           = var.calico_encapsulation
     HELM_VERSION                   = var.helm_version
-    INGRESS_NGINX_CHART_VERSION    = var.ingress_nginx_chart_version
-    INGRESS_PUBLISH_ADDRESS        = var.enable_ingress_nlb ? aws_lb.ingress[0].dns_name : ""
+    SHOP_HOST                      = local.tls_enabled ? var.shop_host : ""
+    ACME_EMAIL                     = local.tls_enabled ? var.acme_email : ""
+    ACME_SERVER                    = var.acme_server
+    SHOP_TLS_SECRET                = local.tls_enabled ? local.shop_tls_secret : ""
     LOCAL_PATH_PROVISIONER_VERSION = var.local_path_provisioner_version
+    LOCAL_PATH_PROVISIONER_SHA256  = var.local_path_provisioner_sha256
+    EDGE_GATEWAY_NAME              = local.edge_gateway.name
+    EDGE_NAMESPACE                 = local.edge_gateway.namespace
     EXPECTED_WORKERS               = tostring(var.worker_count)
     OPERATOR_CHART                 = var.operator_chart
     OPERATOR_CHART_VERSION         = var.operator_chart_version
@@ -226,7 +278,7 @@ locals {
   }
 
   bootstrap_files = {
-    control-plane = ["common.sh", "control-plane.sh"]
+    control-plane = ["common.sh", "edge.sh", "manifest.sh", "control-plane.sh"]
     worker        = ["common.sh", "worker.sh"]
   }
 
@@ -334,7 +386,13 @@ resource "aws_instance" "control_plane" {
     }
 
     precondition {
-      # EC2 accepts 16 KB of user data before base64 (gzip keeps ours near 9).
+      # Behind a public load balancer a shop serves logins over HTTPS only.
+      condition     = local.example_store == "" || local.tls_enabled
+      error_message = "An example Store is exposed only with TLS: set shop_host and acme_email (a certificate from acme_server), or example_store_path = \"\"."
+    }
+
+    precondition {
+      # EC2 accepts 16 KB of user data before base64 (gzip keeps ours near 12).
       condition     = length(data.cloudinit_config.node["control-plane"].rendered) <= 21844
       error_message = "The control plane's user data exceeds EC2's 16 KB limit: is the example Store manifest (example_store_path) very large?"
     }

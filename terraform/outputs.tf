@@ -34,7 +34,7 @@ output "worker_private_ips" {
 }
 
 output "ingress_dns_name" {
-  description = "DNS name of the public load balancer in front of ingress-nginx (null without enable_ingress_nlb). Point a Store's ingress.host at it (CNAME), or test with curl -H 'Host: <host>'."
+  description = "DNS name of the public load balancer in front of the shop's edge (Envoy Gateway; null without enable_ingress_nlb). Point shop_host at it (CNAME) before the certificate can be issued."
   value       = var.enable_ingress_nlb ? aws_lb.ingress[0].dns_name : null
 }
 
@@ -72,4 +72,9 @@ output "join_token" {
   description = "kubeadm bootstrap token generated for this cluster (expires after join_token_ttl)."
   value       = local.join_token
   sensitive   = true
+}
+
+output "shop_url" {
+  description = "The example shop, served over HTTPS only (null without shop_host and acme_email)."
+  value       = local.tls_enabled ? "https://${var.shop_host}" : null
 }

@@ -55,7 +55,7 @@ resource "aws_kms_alias" "cluster" {
 #
 #   nodes          every node: kubelet, Calico and Typha between nodes only
 #   control_plane  the API server (VPC + admin_cidrs) and etcd (control plane only)
-#   workers        ingress-nginx hostPorts 80/443 (VPC + the load balancer)
+#   workers        Envoy's NodePorts 30080/30443 (VPC + the load balancer)
 #   ingress_lb     the public NLB: 80/443 from ingress_cidrs, to the workers only
 # ---------------------------------------------------------------------------
 
@@ -85,7 +85,7 @@ resource "aws_security_group" "control_plane" {
 
 resource "aws_security_group" "workers" {
   name_prefix = "${var.name}-workers-"
-  description = "Storekeeper workers: ingress-nginx on 80/443"
+  description = "Storekeeper workers: the shop edge (Envoy Gateway NodePorts)"
   vpc_id      = aws_vpc.this.id
 
   tags = { Name = "${var.name}-workers" }
@@ -178,25 +178,25 @@ resource "aws_vpc_security_group_ingress_rule" "etcd" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ingress_from_vpc" {
-  for_each = toset(["80", "443"])
+  for_each = local.edge_node_ports
 
   security_group_id = aws_security_group.workers.id
   cidr_ipv4         = var.vpc_cidr
   ip_protocol       = "tcp"
-  from_port         = tonumber(each.value)
-  to_port           = tonumber(each.value)
-  description       = "ingress-nginx hostPort ${each.value} from inside the VPC"
+  from_port         = each.value
+  to_port           = each.value
+  description       = "Envoy NodePort ${each.value} (shop port ${each.key}) from inside the VPC"
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ingress_from_lb" {
-  for_each = var.enable_ingress_nlb ? toset(["80", "443"]) : toset([])
+  for_each = var.enable_ingress_nlb ? local.edge_node_ports : {}
 
   security_group_id            = aws_security_group.workers.id
   referenced_security_group_id = aws_security_group.ingress_lb[0].id
   ip_protocol                  = "tcp"
-  from_port                    = tonumber(each.value)
-  to_port                      = tonumber(each.value)
-  description                  = "ingress-nginx hostPort ${each.value} from the load balancer (traffic and health checks)"
+  from_port                    = each.value
+  to_port                      = each.value
+  description                  = "Envoy NodePort ${each.value} (shop port ${each.key}) from the load balancer (traffic and health checks)"
 }
 
 resource "aws_security_group" "ingress_lb" {
@@ -220,7 +220,7 @@ locals {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "lb_public" {
-  #checkov:skip=CKV_AWS_260:The shop is a public website: its load balancer must accept port 80 from anyone (ingress_cidrs can narrow it).
+  #checkov:skip=CKV_AWS_260:The shop is a public website: its load balancer must accept port 80 from anyone (ingress_cidrs can narrow it); port 80 only redirects to HTTPS and answers ACME challenges.
   for_each = local.lb_ingress_rules
 
   security_group_id = aws_security_group.ingress_lb[0].id
@@ -232,12 +232,12 @@ resource "aws_vpc_security_group_ingress_rule" "lb_public" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "lb_to_workers" {
-  for_each = var.enable_ingress_nlb ? toset(["80", "443"]) : toset([])
+  for_each = var.enable_ingress_nlb ? local.edge_node_ports : {}
 
   security_group_id            = aws_security_group.ingress_lb[0].id
   referenced_security_group_id = aws_security_group.workers.id
   ip_protocol                  = "tcp"
-  from_port                    = tonumber(each.value)
-  to_port                      = tonumber(each.value)
-  description                  = "To ingress-nginx on the workers, port ${each.value}"
+  from_port                    = each.value
+  to_port                      = each.value
+  description                  = "To Envoy on the workers, NodePort ${each.value} (shop port ${each.key})"
 }

@@ -73,7 +73,7 @@ variable "admin_cidrs" {
 }
 
 variable "enable_ingress_nlb" {
-  description = "Create a public Network Load Balancer that forwards TCP 80/443 to ingress-nginx on the workers. Without it the shop is reachable only from inside the VPC."
+  description = "Create a public Network Load Balancer that forwards TCP 80/443 to the shop's edge (Envoy Gateway) on the workers. Without it the shop is reachable only from inside the VPC."
   type        = bool
   default     = true
 }
@@ -230,6 +230,23 @@ variable "calico_version" {
   }
 }
 
+variable "calico_manifest_sha256" {
+  description = "SHA-256 of calico_version's manifests/operator-crds.yaml and manifests/tigera-operator.yaml; the control plane refuses a download that differs. Change them together with calico_version (sha256sum of the files at that Git tag)."
+  type = object({
+    operator_crds   = string
+    tigera_operator = string
+  })
+  default = {
+    operator_crds   = "d6193da8ce442328c1a14d3a3bb7ad89fcaceceac5fb293254095fbf736c2499"
+    tigera_operator = "23d4b023fd862741b8c0fe068d27cecd18f27edda93ecc6b4433c7faeb2b940e"
+  }
+
+  validation {
+    condition     = alltrue([for h in values(var.calico_manifest_sha256) : can(regex("^[0-9a-f]{64}$", h))])
+    error_message = "calico_manifest_sha256 values must be 64 lowercase hex digits."
+  }
+}
+
 variable "calico_encapsulation" {
   description = "Pod-to-pod encapsulation between nodes: VXLAN (UDP 4789, no BGP) or IPIP (IP protocol 4, with BGP on TCP 179). The security groups open only what the choice needs."
   type        = string
@@ -252,17 +269,6 @@ variable "helm_version" {
   }
 }
 
-variable "ingress_nginx_chart_version" {
-  description = "Version of the ingress-nginx Helm chart. The project was retired upstream in March 2026; 4.14.x is its last maintained line."
-  type        = string
-  default     = "4.14.3"
-
-  validation {
-    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.ingress_nginx_chart_version))
-    error_message = "ingress_nginx_chart_version must look like 4.14.3."
-  }
-}
-
 variable "local_path_provisioner_version" {
   description = "Release of rancher/local-path-provisioner installed as the default StorageClass (for the managed data layer's PersistentVolumeClaims)."
   type        = string
@@ -271,6 +277,28 @@ variable "local_path_provisioner_version" {
   validation {
     condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+$", var.local_path_provisioner_version))
     error_message = "local_path_provisioner_version must look like v0.0.34."
+  }
+}
+
+variable "local_path_provisioner_sha256" {
+  description = "SHA-256 of local_path_provisioner_version's deploy/local-path-storage.yaml; the control plane refuses a download that differs. Change it together with the version."
+  type        = string
+  default     = "fab8d6e8933e44f8af7398603fb63122e4ea6490f0af83549108d68647edd9e9"
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.local_path_provisioner_sha256))
+    error_message = "local_path_provisioner_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "admin_kubeconfig_ttl_hours" {
+  description = "Lifetime of the cluster-admin kubeconfig the control plane publishes to SSM: its client certificate expires and SSM deletes the parameter after this many hours. Publish a fresh one with `sudo /opt/storekeeper/bootstrap/control-plane.sh publish-kubeconfig` on the control plane."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.admin_kubeconfig_ttl_hours >= 1 && var.admin_kubeconfig_ttl_hours <= 168 && floor(var.admin_kubeconfig_ttl_hours) == var.admin_kubeconfig_ttl_hours
+    error_message = "admin_kubeconfig_ttl_hours must be a whole number of hours from 1 to 168."
   }
 }
 
@@ -333,8 +361,41 @@ variable "operator_image_tag" {
   }
 }
 
+variable "shop_host" {
+  description = "Public host name of the example shop (a DNS name you control, CNAME to the load balancer: output ingress_dns_name). With acme_email it turns on HTTPS: cert-manager obtains a certificate from acme_server through the shop's Gateway, and plain HTTP only redirects. Empty: no shop is exposed."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.shop_host == "" || (length(var.shop_host) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", var.shop_host)))
+    error_message = "shop_host must be a fully qualified DNS name such as shop.example.com (lower case, no scheme, no port), or empty."
+  }
+}
+
+variable "acme_email" {
+  description = "E-mail of the ACME account that requests the shop's certificate (expiry notices go there). Empty: no certificate, no shop exposed."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.acme_email == "" || can(regex("^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$", var.acme_email))
+    error_message = "acme_email must be an e-mail address, or empty."
+  }
+}
+
+variable "acme_server" {
+  description = "ACME directory the certificate comes from. Let's Encrypt's production directory by default; its staging directory (https://acme-staging-v02.api.letsencrypt.org/directory) for rehearsals, which browsers do not trust."
+  type        = string
+  default     = "https://acme-v02.api.letsencrypt.org/directory"
+
+  validation {
+    condition     = can(regex("^https://[^[:space:]]+$", var.acme_server))
+    error_message = "acme_server must be an https:// URL."
+  }
+}
+
 variable "example_store_path" {
-  description = "Store manifest (path relative to this directory) the control plane applies once the operator is up. null picks ../examples/store.yaml, else ../examples/minimal.yaml, whichever exists first; \"\" applies none."
+  description = "Store manifest (path relative to this directory) the control plane applies once the operator is up, exposed at https://<shop_host> (its spec.ingress host, TLS and controller namespace are set from shop_host). null picks ../examples/store.yaml, else ../examples/minimal.yaml, when shop_host and acme_email are set, and none otherwise; \"\" applies none. A Store is never exposed without TLS: a path without shop_host and acme_email fails the plan."
   type        = string
   default     = null
 

@@ -22,16 +22,9 @@ terraform {
   }
 
   # The state holds the cluster CA private key and the join token (as it holds
-  # every secret Terraform generates). Keep it in an encrypted remote backend
-  # with restricted access, never in Git, for example:
-  #
-  # backend "s3" {
-  #   bucket       = "my-terraform-state"
-  #   key          = "storekeeper/terraform.tfstate"
-  #   region       = "eu-west-1"
-  #   encrypt      = true
-  #   use_lockfile = true
-  # }
+  # every secret Terraform generates): keep it in an encrypted remote
+  # backend with restricted access, never in Git. backend.tf.example and
+  # state.s3.tfbackend.example switch on S3 (docs/cluster.md, step 1).
 }
 
 provider "aws" {

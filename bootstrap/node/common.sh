@@ -24,6 +24,9 @@ export DEBIAN_FRONTEND=noninteractive
 STOREKEEPER_ENV_FILE=${STOREKEEPER_ENV_FILE:-/etc/storekeeper/bootstrap.env}
 STOREKEEPER_LOG_FILE=${STOREKEEPER_LOG_FILE:-/var/log/storekeeper-bootstrap.log}
 STOREKEEPER_STATE_DIR=${STOREKEEPER_STATE_DIR:-/var/lib/storekeeper}
+# The key pkgs.k8s.io signs its repositories with ("isv:kubernetes OBS
+# Project"); apt then verifies every package against it.
+KUBERNETES_RELEASE_KEY_FINGERPRINT=${KUBERNETES_RELEASE_KEY_FINGERPRINT:-DE15B14486CD377B9E876E1A234654DA9A296436}
 CURRENT_STEP="start"
 BOOTSTRAP_ROLE="node"
 
@@ -168,6 +171,23 @@ install_if_changed() {
   return 0
 }
 
+# fetch_verified URL SHA256 DEST: downloads URL to DEST only if its SHA-256
+# is SHA256 (a pin set next to the version it belongs to); an empty or
+# malformed pin is an error, never a skipped check.
+fetch_verified() {
+  local url=$1 expected=$2 dest=$3 tmp actual
+  [[ $expected =~ ^[0-9a-f]{64}$ ]] || die "no SHA-256 pin for ${url} (got '${expected}')"
+  tmp=$(mktemp)
+  retry 5 15 curl -fsSL -o "$tmp" "$url" || { rm -f "$tmp"; die "cannot download ${url}"; }
+  actual=$(sha256sum "$tmp" | cut -d' ' -f1)
+  if [[ $actual != "$expected" ]]; then
+    rm -f "$tmp"
+    die "checksum mismatch for ${url}: expected ${expected}, got ${actual} (a new version needs its new pin)"
+  fi
+  install -D -m 0644 "$tmp" "$dest"
+  rm -f "$tmp"
+}
+
 # ---------------------------------------------------------------------------
 # AWS: the CLI and SSM Parameter Store (bootstrap secrets)
 # ---------------------------------------------------------------------------
@@ -251,7 +271,7 @@ setup_time_sync() {
 install_base_packages() {
   step "base packages"
   apt_update
-  apt_install ca-certificates curl gpg openssl conntrack socat iptables tar gzip
+  apt_install ca-certificates curl gpg openssl conntrack socat iptables tar gzip jq
 }
 
 install_kubernetes_packages() {
@@ -264,6 +284,12 @@ install_kubernetes_packages() {
   if [[ ! -s $keyring ]] || ! grep -qsF "$line" "$list"; then
     install -d -m 0755 /etc/apt/keyrings
     retry 5 10 curl -fsSL -o /tmp/kubernetes-release.key "${repo}Release.key"
+    # The key is renewed (new expiry, new bytes) under the same fingerprint:
+    # pin that, not the file's checksum.
+    local fingerprint
+    fingerprint=$(gpg --show-keys --with-colons /tmp/kubernetes-release.key | awk -F: '$1 == "fpr" { print $10; exit }')
+    [[ $fingerprint == "$KUBERNETES_RELEASE_KEY_FINGERPRINT" ]] ||
+      die "the pkgs.k8s.io signing key has fingerprint '${fingerprint}', not ${KUBERNETES_RELEASE_KEY_FINGERPRINT}"
     gpg --dearmor --yes -o "$keyring" /tmp/kubernetes-release.key
     chmod 0644 "$keyring"
     rm -f /tmp/kubernetes-release.key

@@ -8,30 +8,56 @@
 #   3. kubeadm init from a config file: pod CIDR for Calico, the Terraform
 #      generated bootstrap token, API certificate valid for 127.0.0.1 (SSM
 #      port forwarding)
-#   4. the admin kubeconfig published to SSM Parameter Store
-#   5. Calico through the tigera operator (pinned), VXLAN or IP-in-IP
-#   6. waits for the workers, then: local-path StorageClass (default),
-#      ingress-nginx (pinned chart, DaemonSet with hostPorts 80/443 on the
-#      workers, behind the NLB), the Storekeeper operator from its OCI chart,
-#      and optionally an example Store
+#   4. the CA key retired from SSM (it now lives on this machine only), and
+#      a short-lived cluster-admin kubeconfig published to SSM Parameter
+#      Store (the certificate and the parameter expire together)
+#   5. Calico through the tigera operator (pinned, checksum-verified),
+#      VXLAN or IP-in-IP
+#   6. waits for the workers, then: local-path StorageClass (default,
+#      checksum-verified),
+#      the edge (edge.sh: Gateway API CRDs and Envoy Gateway pinned by
+#      digest, Envoy on every node behind NodePorts 30080/30443 that the NLB
+#      targets, a Gateway for the shop's host), cert-manager with an ACME
+#      issuer when the shop has a host and an ACME e-mail, the Storekeeper
+#      operator from its OCI chart, and optionally an example Store, which
+#      is applied only with TLS (HTTPS listener, HTTP redirected) and only
+#      when it names the bootstrap's Gateway (the operator then renders its
+#      HTTPRoute, which this script waits to see Accepted)
 #
 # Idempotent: run it again (sudo /opt/storekeeper/bootstrap/control-plane.sh)
-# after fixing whatever a failed step reported.
+# after fixing whatever a failed step reported. `control-plane.sh
+# publish-kubeconfig` only publishes a fresh kubeconfig (the last one expired).
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=./common.sh
 . "${here}/common.sh"
+# shellcheck source=./edge.sh
+. "${here}/edge.sh"
+# shellcheck source=./manifest.sh
+. "${here}/manifest.sh"
 
 bootstrap_init control-plane
 
 require_env CLUSTER_NAME AWS_REGION KUBERNETES_MINOR CONTROL_PLANE_IP CONTROL_PLANE_ENDPOINT \
   JOIN_TOKEN_PARAMETER CA_CERT_FILE CA_KEY_PARAMETER JOIN_TOKEN_TTL POD_CIDR SERVICE_CIDR \
-  CALICO_VERSION CALICO_ENCAPSULATION HELM_VERSION INGRESS_NGINX_CHART_VERSION \
-  LOCAL_PATH_PROVISIONER_VERSION EXPECTED_WORKERS
+  CALICO_VERSION CALICO_CRDS_SHA256 CALICO_OPERATOR_SHA256 CALICO_ENCAPSULATION HELM_VERSION \
+  LOCAL_PATH_PROVISIONER_VERSION LOCAL_PATH_PROVISIONER_SHA256 EXPECTED_WORKERS
 KUBECONFIG_PARAMETER=${KUBECONFIG_PARAMETER:-}
 KUBECONFIG_KMS_KEY=${KUBECONFIG_KMS_KEY:-}
-INGRESS_PUBLISH_ADDRESS=${INGRESS_PUBLISH_ADDRESS:-}
+# How long the published kubeconfig's certificate, and the parameter holding
+# it, live.
+ADMIN_KUBECONFIG_TTL_HOURS=${ADMIN_KUBECONFIG_TTL_HOURS:-24}
+# The shop's public host name and the ACME account e-mail: both set means
+# HTTPS with a certificate from ACME_SERVER; either missing means no shop
+# is exposed (the example Store is refused).
+SHOP_HOST=${SHOP_HOST:-}
+ACME_EMAIL=${ACME_EMAIL:-}
+ACME_SERVER=${ACME_SERVER:-https://acme-v02.api.letsencrypt.org/directory}
+SHOP_TLS_SECRET=${SHOP_TLS_SECRET:-}
+# The Gateway (in EDGE_NAMESPACE, listener https) the example Store must
+# name in spec.ingress.gateway; Terraform sets both from one local.
+EDGE_GATEWAY_NAME=${EDGE_GATEWAY_NAME:-shop}
 OPERATOR_CHART=${OPERATOR_CHART:-}
 OPERATOR_CHART_VERSION=${OPERATOR_CHART_VERSION:-}
 OPERATOR_IMAGE_REPOSITORY=${OPERATOR_IMAGE_REPOSITORY:-}
@@ -44,6 +70,9 @@ WORKER_WAIT_SECONDS=${WORKER_WAIT_SECONDS:-2400}
 export KUBECONFIG=/etc/kubernetes/admin.conf
 KUBEADM_CONFIG=/etc/storekeeper/kubeadm-init.yaml
 INIT_MARKER="${STOREKEEPER_STATE_DIR}/kubeadm-init.done"
+MANIFEST_DIR=/etc/storekeeper/manifests
+# What the CA key parameter holds once the key lives on this machine only.
+CA_KEY_RETIRED="retired: the cluster CA key lives only in /etc/kubernetes/pki on the control plane"
 CRI_SOCKET=unix:///run/containerd/containerd.sock
 
 # ---------------------------------------------------------------------------
@@ -58,6 +87,8 @@ install_cluster_ca() {
   if [[ ! -s /etc/kubernetes/pki/ca.key ]]; then
     local key
     key=$(read_secret_parameter "$CA_KEY_PARAMETER")
+    [[ $key != "$CA_KEY_RETIRED" ]] ||
+      die "the CA key was retired from ${CA_KEY_PARAMETER} after an earlier kubeadm init: a new control plane means a new cluster (terraform destroy, then terraform apply)"
     (umask 077 && printf '%s\n' "$key" >/etc/kubernetes/pki/ca.key)
   fi
   chmod 0600 /etc/kubernetes/pki/ca.key
@@ -140,17 +171,55 @@ setup_kubeconfig() {
   wait_for 300 5 "the API server" kubectl get --raw /readyz
 }
 
+# The CA key is needed by kubeadm init only (an unfinished init is reset and
+# redone with it; a finished one never is), and a lost control plane means
+# a new cluster anyway (etcd lives on it). So once init has finished, the
+# parameter is deleted, which also drops its version history, and put back
+# holding a marker, so Terraform (which ignores the value) sees no drift and
+# a later apply does not restore the key.
+retire_ca_key() {
+  step "retire the CA key from SSM (${CA_KEY_PARAMETER})"
+  require_env KUBECONFIG_KMS_KEY
+  ensure_aws_cli
+  if [[ $(read_secret_parameter "$CA_KEY_PARAMETER") == "$CA_KEY_RETIRED" ]]; then
+    log "already retired"
+    return 0
+  fi
+  retry 5 10 aws ssm delete-parameter --region "$AWS_REGION" --name "$CA_KEY_PARAMETER"
+  retry 5 10 aws ssm put-parameter --region "$AWS_REGION" --name "$CA_KEY_PARAMETER" \
+    --type SecureString --key-id "$KUBECONFIG_KMS_KEY" --value "$CA_KEY_RETIRED" >/dev/null
+}
+
+# A kubeconfig for a new cluster-admin user (group kubeadm:cluster-admins)
+# whose certificate expires after ADMIN_KUBECONFIG_TTL_HOURS, in a parameter
+# that SSM deletes at the same moment (an Expiration policy): neither the
+# credential nor its copy in SSM outlives the day. Run
+# `control-plane.sh publish-kubeconfig` for a fresh one.
 publish_kubeconfig() {
   if [[ -z $KUBECONFIG_PARAMETER ]]; then
     log "KUBECONFIG_PARAMETER is empty: not publishing the admin kubeconfig"
     return 0
   fi
-  step "publish the admin kubeconfig to SSM (${KUBECONFIG_PARAMETER})"
+  step "publish a ${ADMIN_KUBECONFIG_TTL_HOURS}h admin kubeconfig to SSM (${KUBECONFIG_PARAMETER})"
   require_env KUBECONFIG_KMS_KEY
+  [[ $ADMIN_KUBECONFIG_TTL_HOURS =~ ^[1-9][0-9]*$ ]] ||
+    die "ADMIN_KUBECONFIG_TTL_HOURS must be a whole number of hours, not '${ADMIN_KUBECONFIG_TTL_HOURS}'"
   ensure_aws_cli
+  local file cluster_config expires policy
+  file=$(umask 077 && mktemp)
+  # The ClusterConfiguration kubeadm init stored (name, endpoint; no token).
+  cluster_config=$(mktemp)
+  kubectl get configmap -n kube-system kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' >"$cluster_config"
+  kubeadm kubeconfig user --config "$cluster_config" --client-name storekeeper-admin \
+    --org kubeadm:cluster-admins --validity-period "${ADMIN_KUBECONFIG_TTL_HOURS}h" >"$file"
+  rm -f "$cluster_config"
+  expires=$(date -u -d "+${ADMIN_KUBECONFIG_TTL_HOURS} hours" +%Y-%m-%dT%H:%M:%S.000Z)
+  policy="[{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":{\"Timestamp\":\"${expires}\"}}]"
   retry 5 10 aws ssm put-parameter --region "$AWS_REGION" --name "$KUBECONFIG_PARAMETER" \
     --type SecureString --key-id "$KUBECONFIG_KMS_KEY" --tier Advanced --overwrite \
-    --value "file:///etc/kubernetes/admin.conf" >/dev/null
+    --policies "$policy" --value "file://${file}" >/dev/null || { rm -f "$file"; return 1; }
+  rm -f "$file"
+  log "the kubeconfig expires at ${expires}"
 }
 
 # ---------------------------------------------------------------------------
@@ -169,8 +238,12 @@ install_calico() {
   # Since Calico 3.30 the CRDs ship apart from the operator. Server-side
   # apply: they are too large for a client-side apply's annotation.
   local manifests="https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests"
-  retry 5 15 kubectl apply --server-side --force-conflicts -f "${manifests}/operator-crds.yaml"
-  retry 5 15 kubectl apply --server-side --force-conflicts -f "${manifests}/tigera-operator.yaml"
+  local crds="${MANIFEST_DIR}/calico-${CALICO_VERSION}-operator-crds.yaml"
+  local operator="${MANIFEST_DIR}/calico-${CALICO_VERSION}-tigera-operator.yaml"
+  fetch_verified "${manifests}/operator-crds.yaml" "$CALICO_CRDS_SHA256" "$crds"
+  fetch_verified "${manifests}/tigera-operator.yaml" "$CALICO_OPERATOR_SHA256" "$operator"
+  retry 5 15 kubectl apply --server-side --force-conflicts -f "$crds"
+  retry 5 15 kubectl apply --server-side --force-conflicts -f "$operator"
   kubectl wait --for condition=established --timeout=180s crd/installations.operator.tigera.io
 
   cat >/etc/storekeeper/calico-installation.yaml <<EOF
@@ -196,7 +269,7 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
-# Workers, storage, Helm, ingress, operator
+# Workers, storage, Helm, edge, TLS, operator
 # ---------------------------------------------------------------------------
 
 ready_workers() {
@@ -227,8 +300,11 @@ wait_for_workers() {
 
 install_storage() {
   step "local-path provisioner ${LOCAL_PATH_PROVISIONER_VERSION} (default StorageClass)"
-  retry 5 15 kubectl apply \
-    -f "https://raw.githubusercontent.com/rancher/local-path-provisioner/${LOCAL_PATH_PROVISIONER_VERSION}/deploy/local-path-storage.yaml"
+  local manifest="${MANIFEST_DIR}/local-path-storage-${LOCAL_PATH_PROVISIONER_VERSION}.yaml"
+  fetch_verified \
+    "https://raw.githubusercontent.com/rancher/local-path-provisioner/${LOCAL_PATH_PROVISIONER_VERSION}/deploy/local-path-storage.yaml" \
+    "$LOCAL_PATH_PROVISIONER_SHA256" "$manifest"
+  retry 5 15 kubectl apply -f "$manifest"
   kubectl patch storageclass local-path --type merge \
     -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}'
   kubectl -n local-path-storage rollout status deployment/local-path-provisioner --timeout=600s
@@ -256,33 +332,30 @@ install_helm() {
   helm version
 }
 
-install_ingress_nginx() {
-  step "ingress-nginx chart ${INGRESS_NGINX_CHART_VERSION} (DaemonSet, hostPorts 80/443 on the workers)"
-  # No cloud controller runs in this cluster, so the controller's Service is
-  # a ClusterIP; shoppers arrive through the workers' hostPorts (the NLB
-  # targets them). The Ingress status shows the NLB's name when there is one,
-  # the workers' addresses otherwise.
-  local args=(
-    upgrade --install ingress-nginx ingress-nginx
-    --repo https://kubernetes.github.io/ingress-nginx
-    --version "$INGRESS_NGINX_CHART_VERSION"
-    --namespace ingress-nginx --create-namespace
-    --set controller.kind=DaemonSet
-    --set controller.hostPort.enabled=true
-    --set controller.service.type=ClusterIP
-    --set controller.publishService.enabled=false
-    --set controller.ingressClassResource.default=true
-    --set controller.watchIngressWithoutClass=true
-    --atomic --wait --timeout 15m
-  )
-  if [[ -n $INGRESS_PUBLISH_ADDRESS ]]; then
-    args+=(--set-string "controller.extraArgs.publish-status-address=${INGRESS_PUBLISH_ADDRESS}")
+tls_configured() {
+  [[ -n $SHOP_HOST && -n $ACME_EMAIL && -n $SHOP_TLS_SECRET ]]
+}
+
+install_edge() {
+  step "edge: Gateway API CRDs and Envoy Gateway ${EDGE_ENVOY_GATEWAY_VERSION} (pinned by digest)"
+  retry 3 30 edge_crds
+  retry 3 30 edge_controller
+  step "edge: GatewayClass ${EDGE_GATEWAY_CLASS}, Envoy on every node (NodePorts ${EDGE_HTTP_NODE_PORT}/${EDGE_HTTPS_NODE_PORT})"
+  if tls_configured; then
+    retry 5 15 edge_class tls
   else
-    # The nodes have no external address: report their private ones.
-    args+=(--set controller.reportNodeInternalIp=true)
+    retry 5 15 edge_class http
   fi
-  # --atomic: a failed attempt is rolled back, so the next one starts clean.
-  retry 3 30 helm "${args[@]}"
+}
+
+install_tls() {
+  if ! tls_configured; then
+    log "SHOP_HOST, ACME_EMAIL or SHOP_TLS_SECRET is empty: no certificate, no shop exposed"
+    return 0
+  fi
+  step "cert-manager ${EDGE_CERT_MANAGER_VERSION} and ACME issuer ${EDGE_ISSUER} (${ACME_SERVER})"
+  retry 3 30 edge_cert_manager
+  retry 5 15 edge_issuer "$ACME_EMAIL" "$ACME_SERVER" "$EDGE_GATEWAY_NAME"
 }
 
 install_operator() {
@@ -310,15 +383,22 @@ install_operator() {
   kubectl wait --for condition=established --timeout=120s crd/stores.storekeeper.dev
 }
 
-ensure_namespace() {
-  kubectl create namespace "$1" --dry-run=client -o yaml | kubectl apply -f -
+# route_accepted NAMESPACE ROUTE: the Gateway accepted the HTTPRoute.
+route_accepted() {
+  [[ $(kubectl get httproute -n "$1" "$2" -o jsonpath='{.status.parents[*].conditions[?(@.type=="Accepted")].status}') == *True* ]]
 }
 
-# manifest_namespace FILE: metadata.namespace of the first object in FILE, if any.
-manifest_namespace() {
-  awk '/^metadata:/ { in_meta = 1; next }
-       in_meta && /^[^[:space:]#]/ { in_meta = 0 }
-       in_meta && /^  namespace:/ { gsub(/["\047]/, "", $2); print $2; exit }' "$1"
+# check_example_store FILE: the Store serves over TLS with the certificate
+# the bootstrap requests and attaches to the bootstrap's Gateway.
+check_example_store() {
+  local file=$1 want
+  [[ $(manifest_value "$file" spec.ingress.tls.secretName) == "$SHOP_TLS_SECRET" ]] ||
+    die "the example Store must set spec.ingress.tls.secretName: ${SHOP_TLS_SECRET}"
+  want="spec.ingress.gateway: {name: ${EDGE_GATEWAY_NAME}, namespace: ${EDGE_NAMESPACE}, sectionName: https}"
+  [[ $(manifest_value "$file" spec.ingress.gateway.name) == "$EDGE_GATEWAY_NAME" &&
+    $(manifest_value "$file" spec.ingress.gateway.namespace) == "$EDGE_NAMESPACE" &&
+    $(manifest_value "$file" spec.ingress.gateway.sectionName) == https ]] ||
+    die "refusing an example Store that does not name the bootstrap's Gateway: it must set ${want} (in block style)"
 }
 
 apply_example_store() {
@@ -330,12 +410,23 @@ apply_example_store() {
     log "no operator installed: not applying the example Store"
     return 0
   fi
+  step "example Store ${EXAMPLE_STORE_FILE}: TLS and Gateway"
   [[ -r $EXAMPLE_STORE_FILE ]] || die "example Store file ${EXAMPLE_STORE_FILE} is missing"
-  local namespace
-  namespace=$(manifest_namespace "$EXAMPLE_STORE_FILE")
+  # Behind a public load balancer a shop serves logins over HTTPS only.
+  tls_configured ||
+    die "refusing to expose the example Store without TLS: set shop_host and acme_email (Terraform) or EXAMPLE_STORE_FILE=''"
+  check_example_store "$EXAMPLE_STORE_FILE"
+  local namespace name
+  namespace=$(manifest_value "$EXAMPLE_STORE_FILE" metadata.namespace)
   namespace=${namespace:-$EXAMPLE_STORE_NAMESPACE}
-  step "example Store ${EXAMPLE_STORE_FILE} in namespace ${namespace}"
-  retry 5 5 ensure_namespace "$namespace"
+  name=$(manifest_value "$EXAMPLE_STORE_FILE" metadata.name)
+  [[ -n $name ]] || die "the example Store ${EXAMPLE_STORE_FILE} has no metadata.name"
+
+  step "edge: Gateway ${EDGE_GATEWAY_NAME} for https://${SHOP_HOST} (HTTP redirects), certificate ${namespace}/${SHOP_TLS_SECRET}"
+  retry 5 15 edge_certificate "$namespace" "$SHOP_TLS_SECRET" "$SHOP_HOST" "$EDGE_GATEWAY_NAME"
+  retry 5 15 edge_gateway "$EDGE_GATEWAY_NAME" "$SHOP_HOST" "$namespace" "$SHOP_TLS_SECRET"
+
+  step "example Store in namespace ${namespace}"
   retry 5 10 kubectl apply -n "$namespace" -f "$EXAMPLE_STORE_FILE"
   # The shop's own readiness is the operator's business, not the
   # infrastructure's: report it, but do not fail the bootstrap over it.
@@ -344,20 +435,37 @@ apply_example_store() {
   else
     log "WARNING: the example Store is not Ready after 20 minutes; see 'kubectl describe stores -n ${namespace}' and the operator's logs"
   fi
+  # The operator renders the HTTPRoute (spec.ingress.gateway); the Gateway
+  # accepts it when the namespace is allowed and the listener exists.
+  if wait_for 600 10 "the Gateway to accept HTTPRoute ${namespace}/${name}-edge" route_accepted "$namespace" "${name}-edge"; then
+    log "HTTPRoute ${namespace}/${name}-edge is Accepted by Gateway ${EDGE_NAMESPACE}/${EDGE_GATEWAY_NAME}"
+  else
+    log "WARNING: HTTPRoute ${namespace}/${name}-edge is not Accepted; see 'kubectl describe httproute -n ${namespace} ${name}-edge'"
+  fi
   kubectl get stores -n "$namespace" || true
+  kubectl get gateway -n "$EDGE_NAMESPACE" "$EDGE_GATEWAY_NAME" || true
+  kubectl get certificate -n "$namespace" "$SHOP_TLS_SECRET" || true
 }
 
 # ---------------------------------------------------------------------------
 
+if [[ ${1:-} == publish-kubeconfig ]]; then
+  setup_kubeconfig
+  publish_kubeconfig
+  exit 0
+fi
+
 prepare_node
 kubeadm_init
 setup_kubeconfig
+retire_ca_key
 publish_kubeconfig
 install_calico
 wait_for_workers
 install_storage
 install_helm
-install_ingress_nginx
+install_edge
+install_tls
 install_operator
 apply_example_store
 

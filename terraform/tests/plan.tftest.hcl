@@ -105,17 +105,85 @@ run "defaults" {
     error_message = "the control plane must wait for both workers"
   }
   assert {
-    condition     = strcontains(local.env_file["control-plane"], "INGRESS_PUBLISH_ADDRESS='skin-x-0123456789abcdef.elb.eu-west-1.amazonaws.com'")
-    error_message = "ingress-nginx must publish the load balancer's name"
+    condition     = aws_lb_target_group.ingress["443"].port == 30443 && aws_lb_target_group.ingress["80"].port == 30080
+    error_message = "the load balancer must target Envoy's NodePorts"
   }
   assert {
     condition     = !strcontains(local.env_file["worker"], "CA_KEY_PARAMETER")
     error_message = "workers must not be told where the CA key is"
   }
   assert {
-    condition     = length([for f in local.write_files["control-plane"] : f if f.path == "/etc/storekeeper/example-store.yaml"]) == 1
-    error_message = "the example Store must be shipped to the control plane"
+    condition     = length([for f in local.write_files["control-plane"] : f if f.path == "/etc/storekeeper/example-store.yaml"]) == 0
+    error_message = "without shop_host and acme_email no Store may be exposed"
   }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "SHOP_HOST=''")
+    error_message = "no TLS settings by default"
+  }
+  assert {
+    condition     = length([for f in local.write_files["control-plane"] : f if f.path == "/opt/storekeeper/bootstrap/edge.sh"]) == 1
+    error_message = "the control plane needs edge.sh"
+  }
+  assert {
+    condition     = length([for f in local.write_files["control-plane"] : f if f.path == "/opt/storekeeper/bootstrap/manifest.sh"]) == 1
+    error_message = "the control plane needs manifest.sh"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "CALICO_CRDS_SHA256='${var.calico_manifest_sha256.operator_crds}'") && strcontains(local.env_file["control-plane"], "LOCAL_PATH_PROVISIONER_SHA256='${var.local_path_provisioner_sha256}'")
+    error_message = "every manifest the control plane downloads must come with its pin"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "ADMIN_KUBECONFIG_TTL_HOURS='24'")
+    error_message = "the published kubeconfig is short-lived by default"
+  }
+}
+
+run "tls" {
+  command = apply
+  variables {
+    shop_host  = "shop.example.org"
+    acme_email = "ops@example.org"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "SHOP_HOST='shop.example.org'") && strcontains(local.env_file["control-plane"], "ACME_EMAIL='ops@example.org'")
+    error_message = "the bootstrap must get the host and the ACME account"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "SHOP_TLS_SECRET='shop-tls'")
+    error_message = "the certificate's Secret is <store>-tls"
+  }
+  assert {
+    condition     = yamldecode(local.example_store).spec.ingress.tls.secretName == "shop-tls" && yamldecode(local.example_store).spec.ingress.host == "shop.example.org"
+    error_message = "the example Store must be served over TLS on shop_host"
+  }
+  assert {
+    condition     = yamldecode(local.example_store).spec.ingress.controllerNamespace == "envoy-gateway-system"
+    error_message = "the example Store's NetworkPolicies must admit Envoy"
+  }
+  assert {
+    condition     = yamldecode(local.example_store).spec.ingress.gateway == { name = "shop", namespace = "storekeeper-edge", sectionName = "https" }
+    error_message = "the example Store must attach to the bootstrap's Gateway (its HTTPS listener)"
+  }
+  assert {
+    condition     = strcontains(local.env_file["control-plane"], "EDGE_GATEWAY_NAME='shop'") && strcontains(local.env_file["control-plane"], "EDGE_NAMESPACE='storekeeper-edge'")
+    error_message = "the bootstrap must create the Gateway the Store names"
+  }
+}
+
+run "example_store_without_tls" {
+  command = plan
+  variables {
+    example_store_path = "../examples/store.yaml"
+  }
+  expect_failures = [aws_instance.control_plane]
+}
+
+run "bad_shop_host" {
+  command = plan
+  variables {
+    shop_host = "https://shop.example.org"
+  }
+  expect_failures = [var.shop_host]
 }
 
 run "ipip_no_lb" {
