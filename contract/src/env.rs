@@ -233,7 +233,7 @@ pub const VARIABLES: &[Variable] = &[
         DATABASE_MAX_CONNECTIONS,
         ReadBy::WithDatabase,
         "`10`",
-        "upper bound of the connection pool",
+        "upper bound of the connection pool; services that publish events (product, payment, order) open two more outside it: the relay's LISTEN connection and the one holding the relay lock",
     ),
     secret(
         REDIS_URL,
