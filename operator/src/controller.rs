@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
 use crate::cache::{Caches, Source};
+use crate::error::Invalid;
 use crate::history;
 use crate::identity::{FIELD_MANAGER, REPORTER};
 use crate::memory::Memory;
@@ -38,7 +39,7 @@ use crate::rollout::revision::{self, History};
 use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, decide, in_flight};
 use crate::scope::{Scope, scoped};
 use crate::served::{self, Served};
-use crate::validate::{Invalid, external_secrets};
+use crate::validate::external_secrets;
 use crate::{Error, Result};
 
 /// How often a Ready Store is re-checked for drift without any watch event.

@@ -1,7 +1,7 @@
 //! The crate's one error type. Every variant has a short, stable label that
 //! the failure metric uses (`Error::metric_label`).
 
-use crate::validate::Invalid;
+use std::fmt;
 
 /// Everything that can make a reconcile or a CLI command fail.
 #[derive(Debug, thiserror::Error)]
@@ -47,3 +47,21 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One or more broken rules, each naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Invalid {
+    /// `(field path, what is wrong)` pairs, in spec order.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .problems
+            .iter()
+            .map(|(field, msg)| format!("{field}: {msg}"))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}

@@ -7,35 +7,16 @@
 //! all caught before anything is applied. The reconciler turns a failure into
 //! `Stalled=True` and applies nothing.
 
-use std::fmt;
-
 use kube::ResourceExt;
 use storekeeper_contract::ShopService;
 
 use crate::api::{Autoscaling, DataStore, ResourceAmounts, RolloutSpec, Store, StoreSpec};
+use crate::error::Invalid;
 use crate::render::{delegated, images, secrets};
 use crate::rollout::analysis::basis_points;
 
 /// Longest Store name: `<name>-rabbitmq-<revision hash>` must fit a 63-character label.
 pub const MAX_NAME_LEN: usize = 40;
-
-/// One or more broken rules, each naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct Invalid {
-    /// `(field path, what is wrong)` pairs, in spec order.
-    pub problems: Vec<(String, String)>,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .problems
-            .iter()
-            .map(|(field, msg)| format!("{field}: {msg}"))
-            .collect();
-        f.write_str(&parts.join("; "))
-    }
-}
 
 /// Checks every rule; `Err` lists all that are broken.
 pub fn validate(store: &Store) -> Result<(), Invalid> {

@@ -24,8 +24,8 @@ use storekeeper_kit::{
 };
 use tokio::process::Command;
 
-use crate::check::deps;
 use crate::layout;
+use crate::local_deps::deps;
 use crate::local_state::LocalState;
 use crate::process::{self, Logs, Running};
 use crate::stack;

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use storekeeper_contract::ShopService;
 
 use crate::layout;
+use crate::local_deps;
 use crate::process::{self, Logs};
 use crate::stack::{self, Options, Stack};
 
@@ -14,7 +15,7 @@ use crate::stack::{self, Options, Stack};
 /// everything that is not Rust, formatting, lints, every test, the browser
 /// journey and the local Prometheus check.
 pub async fn test() -> Result<()> {
-    deps(&["--browser", "--promtool", "--prometheus", "--lint"]).await?;
+    local_deps::deps(&["--browser", "--promtool", "--prometheus", "--lint"]).await?;
     process::run("bash", &["bootstrap/local/lint.sh"]).await?;
     process::run("cargo", &["fmt", "--all", "--", "--check"]).await?;
     process::run(
@@ -38,7 +39,7 @@ pub async fn test() -> Result<()> {
 /// test (which is `#[ignore]`d in plain `cargo test` because it needs this
 /// stack) against it; prints the service logs when it fails.
 pub async fn e2e() -> Result<()> {
-    deps(&["--browser"]).await?;
+    local_deps::deps(&["--browser"]).await?;
     let logs = stack::log_dir("e2e-logs")?;
     let options = Options {
         release: false,
@@ -80,12 +81,4 @@ pub async fn e2e() -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Starts or waits for PostgreSQL, Redis and RabbitMQ (and installs what
-/// the flags ask for) with the bootstrap script.
-pub async fn deps(flags: &[&str]) -> Result<()> {
-    let script = layout::root().join("bootstrap/local/deps.sh");
-    let script = script.to_str().context("repository path is not UTF-8")?;
-    process::run("bash", &[&[script], flags].concat()).await
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tokio::sync::{Semaphore, watch};
 
-use crate::check;
+use crate::local_deps;
 use faults::Fault;
 use report::{Figures, Journey, Snapshot};
 use shop::Shop;
@@ -59,7 +59,7 @@ pub async fn run(options: &DrillOptions) -> Result<()> {
     if options.orders == 0 || options.shoppers == 0 {
         bail!("--orders and --shoppers must be at least 1");
     }
-    check::deps(&[]).await?;
+    local_deps::deps(&[]).await?;
     let (cancel, cancelled) = watch::channel(false);
     let interrupt = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

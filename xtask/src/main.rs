@@ -8,10 +8,12 @@ mod drill;
 mod generate;
 mod layout;
 mod load;
+mod local_deps;
 mod local_state;
 mod process;
 mod prometheus;
 mod stack;
+mod up;
 
 use std::process::ExitCode;
 
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
             Command::Up {
                 release,
                 prometheus,
-            } => stack::up(release, prometheus).await,
+            } => up::up(release, prometheus).await,
             Command::Test => check::test().await,
             Command::E2e => check::e2e().await,
             Command::PrometheusCheck => prometheus::check().await,

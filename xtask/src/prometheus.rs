@@ -359,7 +359,7 @@ pub async fn start_for_up() -> Result<Prometheus> {
     let binary = if let Some(binary) = binary() {
         binary
     } else {
-        crate::check::deps(&["--prometheus"]).await?;
+        crate::local_deps::deps(&["--prometheus"]).await?;
         binary().context(
             "`prometheus` is still not on PATH after bootstrap/local/deps.sh --prometheus",
         )?

@@ -10,9 +10,9 @@ use storekeeper_contract::ShopService;
 
 use super::observed::{Observed, applied_hash};
 use crate::api::{ComponentStatus, Condition, Phase, RolloutStatus, Store, StoreStatus};
+use crate::error::Invalid;
 use crate::render::delegated::{self, readiness};
 use crate::render::{ChildKind, Rendered, ingress, meta::Ctx};
-use crate::validate::Invalid;
 
 /// Condition types.
 pub mod types {

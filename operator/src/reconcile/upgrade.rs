@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::observed::Observed;
 use super::status::{RolloutView, types};
 use crate::api::{Condition, Phase, Store};
-use crate::render::{ChildKind, images, postgres};
+use crate::render::{ChildKind, components, images, postgres};
 
 /// Reason of the conditions (and so of the Warning Event) a refused major
 /// upgrade sets.
@@ -77,7 +77,7 @@ fn container_image(sts: &Value) -> Option<&str> {
     sts.pointer("/spec/template/spec/containers")?
         .as_array()?
         .iter()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(postgres::COMPONENT))?
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(components::POSTGRES))?
         .get("image")?
         .as_str()
 }
@@ -88,7 +88,7 @@ pub fn refusal(store: &Store, observed: &Observed) -> Option<Refusal> {
     let name = format!(
         "{}-{}",
         store.metadata.name.as_deref()?,
-        postgres::COMPONENT
+        components::POSTGRES
     );
     let running = container_image(observed.get(ChildKind::StatefulSet, &name)?)?;
     let desired = postgres::image(managed);

@@ -21,7 +21,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use storekeeper_contract::ShopService;
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, datastore, images, netpol, pod, postgres, secrets};
+use super::{
+    ChildKind, Object, Step, components, datastore, images, netpol, pod, postgres, secrets,
+};
 use crate::Result;
 use crate::api::{Backup, DeletionPolicy, Managed};
 
@@ -120,8 +122,8 @@ fn volume(ctx: &Ctx<'_>, backup: &Backup, version: &str) -> PersistentVolumeClai
 fn cron_spec(ctx: &Ctx<'_>, managed: &Managed, backup: &Backup, script: &str) -> CronJobSpec {
     let image = postgres::image(managed);
     let env = vec![
-        pod::env_value("PGHOST", ctx.name(postgres::COMPONENT)),
-        pod::env_value("PGPORT", postgres::PORT.to_string()),
+        pod::env_value("PGHOST", ctx.name(components::POSTGRES)),
+        pod::env_value("PGPORT", components::POSTGRES_PORT.to_string()),
         pod::env_value("PGUSER", secrets::POSTGRES_SUPERUSER),
         pod::env_secret(
             "PGPASSWORD",
@@ -219,7 +221,7 @@ fn policy_out(ctx: &Ctx<'_>) -> Result<Object> {
             pod_selector: Some(ctx.selector(COMPONENT)),
             policy_types: Some(vec!["Egress".to_owned()]),
             egress: Some(vec![NetworkPolicyEgressRule {
-                to: Some(vec![peer(ctx, postgres::COMPONENT)]),
+                to: Some(vec![peer(ctx, components::POSTGRES)]),
                 ports: Some(vec![postgres_port()]),
             }]),
             ..NetworkPolicySpec::default()
@@ -234,7 +236,7 @@ fn policy_in(ctx: &Ctx<'_>) -> Result<Object> {
         ctx,
         "postgres-from-backup",
         NetworkPolicySpec {
-            pod_selector: Some(ctx.selector(postgres::COMPONENT)),
+            pod_selector: Some(ctx.selector(components::POSTGRES)),
             policy_types: Some(vec!["Ingress".to_owned()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![peer(ctx, COMPONENT)]),
@@ -265,7 +267,7 @@ fn peer(ctx: &Ctx<'_>, component: &str) -> NetworkPolicyPeer {
 
 fn postgres_port() -> NetworkPolicyPort {
     NetworkPolicyPort {
-        port: Some(IntOrString::Int(postgres::PORT)),
+        port: Some(IntOrString::Int(components::POSTGRES_PORT)),
         protocol: Some("TCP".to_owned()),
         ..NetworkPolicyPort::default()
     }

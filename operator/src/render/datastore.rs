@@ -164,7 +164,7 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed, parts: Parts) -> Result<Vec<Obje
 mod tests {
     use super::*;
     use crate::fixtures::store;
-    use crate::render::{postgres, rabbitmq, redis, render};
+    use crate::render::{components, render};
 
     /// A one-replica store gets no PodDisruptionBudget (docs/operator.md,
     /// "PodDisruptionBudgets"): `minAvailable: 1` would block every drain,
@@ -184,7 +184,11 @@ mod tests {
         assert!(!budgets.is_empty(), "the services have theirs");
         for pdb in budgets {
             let name = &pdb.value["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"];
-            for component in [postgres::COMPONENT, redis::COMPONENT, rabbitmq::COMPONENT] {
+            for component in [
+                components::POSTGRES,
+                components::REDIS,
+                components::RABBITMQ,
+            ] {
                 assert_ne!(name, component, "{}", pdb.name);
             }
         }

@@ -8,6 +8,7 @@
 //! reconciler creates missing Secrets with random values.
 
 pub mod backup;
+pub mod components;
 pub mod config;
 pub mod datastore;
 pub mod delegated;

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use storekeeper_contract::{ShopService, admin};
 
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, delegated, migrations, postgres, rabbitmq, redis};
+use super::{ChildKind, Object, Step, components, delegated, migrations};
 use crate::Result;
 use crate::api::DataStore;
 
@@ -137,7 +137,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
                 .filter(|s| uses(*s))
                 .map(|s| pods(ctx, s.name()))
                 .collect();
-            if component == postgres::COMPONENT {
+            if component == components::POSTGRES {
                 clients.push(NetworkPolicyPeer {
                     pod_selector: Some(migrations::selector(ctx)),
                     ..NetworkPolicyPeer::default()
@@ -169,21 +169,21 @@ type Uses = fn(ShopService) -> bool;
 fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32, Uses); 3] {
     [
         (
-            postgres::COMPONENT,
+            components::POSTGRES,
             &ctx.spec.postgres,
-            postgres::PORT,
+            components::POSTGRES_PORT,
             |s| s.database().is_some(),
         ),
         (
-            redis::COMPONENT,
+            components::REDIS,
             &ctx.spec.redis,
-            redis::PORT,
+            components::REDIS_PORT,
             ShopService::uses_redis,
         ),
         (
-            rabbitmq::COMPONENT,
+            components::RABBITMQ,
             &ctx.spec.rabbitmq,
-            rabbitmq::PORT,
+            components::RABBITMQ_PORT,
             ShopService::uses_broker,
         ),
     ]
@@ -193,7 +193,7 @@ fn data_stores<'a>(ctx: &'a Ctx<'_>) -> [(&'static str, &'a DataStore, i32, Uses
 /// to them.
 fn migrations_policy(ctx: &Ctx<'_>) -> Result<Object> {
     let to = if ctx.spec.postgres.managed.is_some() {
-        data_store_pods(ctx, postgres::COMPONENT)
+        data_store_pods(ctx, components::POSTGRES)
     } else {
         anywhere()
     };
@@ -205,7 +205,7 @@ fn migrations_policy(ctx: &Ctx<'_>) -> Result<Object> {
             policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
             egress: Some(vec![NetworkPolicyEgressRule {
                 to: Some(vec![to]),
-                ports: Some(vec![port(postgres::PORT, "TCP")]),
+                ports: Some(vec![port(components::POSTGRES_PORT, "TCP")]),
             }]),
             ..NetworkPolicySpec::default()
         },

@@ -10,14 +10,10 @@ use storekeeper_contract::ShopService;
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{ChildKind, Object, Step, delegated, images, pod, secrets};
+use super::{ChildKind, Object, Step, components, delegated, images, pod, secrets};
 use crate::Result;
 use crate::api::Managed;
 
-/// Component name.
-pub const COMPONENT: &str = "postgres";
-/// The port clients connect to (the image's default).
-pub const PORT: i32 = 5432;
 const INIT_VOLUME: &str = "init";
 
 /// Environment variable the init script reads a database's password from.
@@ -60,7 +56,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let init = ConfigMap {
         metadata: ctx.meta(
             init_name.clone(),
-            COMPONENT,
+            components::POSTGRES,
             datastore::image_tag(image(managed)),
         ),
         data: Some([("init.sh".to_owned(), init_script())].into()),
@@ -75,9 +71,9 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         env.push(pod::env_secret(&password_env(db), &secret, db));
     }
     let parts = Parts {
-        component: COMPONENT,
+        component: components::POSTGRES,
         image: image(managed).to_owned(),
-        port: (PORT, "postgres"),
+        port: (components::POSTGRES_PORT, "postgres"),
         args: Vec::new(),
         env,
         data_path: "/var/lib/postgresql/data",
@@ -100,7 +96,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
             pod::mount(INIT_VOLUME, "/docker-entrypoint-initdb.d"),
         ],
         readiness: pod::exec_probe(&["pg_isready", "-U", "postgres", "-h", "127.0.0.1"], 5, 3),
-        liveness: pod::tcp_probe(PORT, 10, 6),
+        liveness: pod::tcp_probe(components::POSTGRES_PORT, 10, 6),
     };
     let mut out = vec![Object::new(
         ChildKind::ConfigMap,

@@ -4,13 +4,8 @@
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{Object, delegated, images, pod, secrets};
+use super::{Object, components, delegated, images, pod, secrets};
 use crate::Result;
-
-/// Component name.
-pub const COMPONENT: &str = "rabbitmq";
-/// The AMQP port clients connect to (the image's default).
-pub const PORT: i32 = 5672;
 
 /// RabbitMQ's objects, or nothing when it is external.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
@@ -21,9 +16,9 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         return delegated::rabbitmq_cluster::render(ctx, managed);
     }
     let parts = Parts {
-        component: COMPONENT,
+        component: components::RABBITMQ,
         image: datastore::image(managed, images::RABBITMQ).to_owned(),
-        port: (PORT, "amqp"),
+        port: (components::RABBITMQ_PORT, "amqp"),
         args: Vec::new(),
         env: vec![
             pod::env_value("RABBITMQ_DEFAULT_USER", secrets::RABBITMQ_USER),
@@ -44,7 +39,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
             10,
             3,
         ),
-        liveness: pod::tcp_probe(PORT, 15, 6),
+        liveness: pod::tcp_probe(components::RABBITMQ_PORT, 15, 6),
     };
     datastore::render(ctx, managed, parts)
 }

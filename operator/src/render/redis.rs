@@ -2,13 +2,8 @@
 
 use super::datastore::{self, Parts};
 use super::meta::Ctx;
-use super::{Object, images, pod, secrets};
+use super::{Object, components, images, pod, secrets};
 use crate::Result;
-
-/// Component name.
-pub const COMPONENT: &str = "redis";
-/// The port clients connect to (the image's default).
-pub const PORT: i32 = 6379;
 
 /// Redis' objects, or nothing when it is external.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
@@ -16,9 +11,9 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         return Ok(Vec::new());
     };
     let parts = Parts {
-        component: COMPONENT,
+        component: components::REDIS,
         image: datastore::image(managed, images::REDIS).to_owned(),
-        port: (PORT, "redis"),
+        port: (components::REDIS_PORT, "redis"),
         // `$(VAR)` is expanded by the kubelet, so the password never sits in the spec.
         args: [
             "--requirepass",
@@ -38,8 +33,8 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         data_path: "/data",
         volumes: vec![pod::scratch("tmp")],
         mounts: vec![pod::mount("tmp", "/tmp")],
-        readiness: pod::tcp_probe(PORT, 5, 3),
-        liveness: pod::tcp_probe(PORT, 10, 6),
+        readiness: pod::tcp_probe(components::REDIS_PORT, 5, 3),
+        liveness: pod::tcp_probe(components::REDIS_PORT, 10, 6),
     };
     datastore::render(ctx, managed, parts)
 }

@@ -234,7 +234,7 @@ pub fn required(ctx: &Ctx<'_>) -> Vec<SecretSpec> {
     }
     // Grafana's database is scratch space: a new password after
     // re-creation is simply the one it starts with.
-    if super::monitoring::managed(ctx) {
+    if super::monitoring::telemetry::managed(ctx) {
         out.push(SecretSpec {
             owned: true,
             ..password(grafana(&ctx.store), "grafana", vec![PASSWORD.to_owned()])

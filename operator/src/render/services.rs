@@ -29,9 +29,7 @@ use storekeeper_contract::{ShopService, admin, env};
 
 use super::meta::Ctx;
 use super::secret_files::{self, SecretFile};
-use super::{
-    ChildKind, Object, Step, config, delegated, images, pod, postgres, rabbitmq, redis, secrets,
-};
+use super::{ChildKind, Object, Step, components, config, delegated, images, pod, secrets};
 use crate::Result;
 use crate::api::{DataStore, TokenScopeMode};
 
@@ -123,7 +121,7 @@ pub fn env_vars(ctx: &Ctx<'_>, service: ShopService) -> Vec<EnvVar> {
         e.extend(rabbitmq_connection(ctx).env());
     }
     e.extend(token_scope(ctx));
-    e.extend(super::monitoring::service_env(ctx));
+    e.extend(super::monitoring::telemetry::service_env(ctx));
     if service == ShopService::User {
         e.push(pod::env_value(env::ADMIN_EMAIL, admin_email(ctx)));
     }
@@ -260,7 +258,7 @@ fn database_connection<'a>(ctx: &'a Ctx<'_>, database: &'a str) -> Connection<'a
     } else {
         (
             (secrets::postgres(&ctx.store), database),
-            ctx.name(postgres::COMPONENT),
+            ctx.name(components::POSTGRES),
         )
     };
     Connection {
@@ -269,7 +267,10 @@ fn database_connection<'a>(ctx: &'a Ctx<'_>, database: &'a str) -> Connection<'a
         password_var: env::DATABASE_PASSWORD,
         password,
         external_key: database,
-        managed_url: format!("postgres://{database}@{host}:{}/{database}", postgres::PORT),
+        managed_url: format!(
+            "postgres://{database}@{host}:{}/{database}",
+            components::POSTGRES_PORT
+        ),
     }
 }
 
@@ -280,7 +281,11 @@ fn redis_connection<'a>(ctx: &'a Ctx<'_>) -> Connection<'a> {
         password_var: env::REDIS_PASSWORD,
         password: (secrets::redis(&ctx.store), secrets::PASSWORD),
         external_key: secrets::EXTERNAL_URL,
-        managed_url: format!("redis://{}:{}", ctx.name(redis::COMPONENT), redis::PORT),
+        managed_url: format!(
+            "redis://{}:{}",
+            ctx.name(components::REDIS),
+            components::REDIS_PORT
+        ),
     }
 }
 
@@ -301,8 +306,8 @@ fn rabbitmq_connection<'a>(ctx: &'a Ctx<'_>) -> Connection<'a> {
         managed_url: format!(
             "amqp://{}@{}:{}/%2f",
             secrets::RABBITMQ_USER,
-            ctx.name(rabbitmq::COMPONENT),
-            rabbitmq::PORT
+            ctx.name(components::RABBITMQ),
+            components::RABBITMQ_PORT
         ),
     }
 }

@@ -5,7 +5,7 @@ use chrono::TimeDelta;
 
 use super::analysis::Limits;
 use crate::api::StoreSpec;
-use crate::validate::Invalid;
+use crate::error::Invalid;
 
 /// How this Store wants to be rolled out.
 #[derive(Clone, Debug, PartialEq, Eq)]

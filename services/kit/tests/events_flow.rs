@@ -40,11 +40,14 @@ impl Event for Pinged {
 }
 
 /// Records each event it applies; fails the first `fail_first` attempts,
-/// and always fails (permanently) for `n < 0`.
+/// and always fails (permanently) for `n < 0`. With `pause_on_first`, the
+/// first attempt holds back everything the service sends the broker from
+/// then on (its ack included) before its effect commits.
 #[derive(Clone)]
 struct Recorder {
     attempts: Arc<AtomicU32>,
     fail_first: u32,
+    pause_on_first: Option<ChaosProxy>,
 }
 
 impl Handler for Recorder {
@@ -60,6 +63,9 @@ impl Handler for Recorder {
             }
             if attempt <= self.fail_first {
                 return Err(HandlerError::Transient(format!("flaky attempt {attempt}")));
+            }
+            if let (1, Some(proxy)) = (attempt, &self.pause_on_first) {
+                proxy.pause();
             }
             sqlx::query("INSERT INTO effects (event_id, n) VALUES ($1, $2)")
                 .bind(event.id)
@@ -86,6 +92,15 @@ impl Harness {
     }
 
     async fn with_config(pool: PgPool, fail_first: u32, config: EventsConfig) -> Self {
+        Self::with_recorder(pool, fail_first, config, None).await
+    }
+
+    async fn with_recorder(
+        pool: PgPool,
+        fail_first: u32,
+        config: EventsConfig,
+        pause_on_first: Option<ChaosProxy>,
+    ) -> Self {
         sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
             .execute(&pool)
             .await
@@ -99,6 +114,7 @@ impl Harness {
             Recorder {
                 attempts: attempts.clone(),
                 fail_first,
+                pause_on_first,
             },
             pool.clone(),
             config.clone(),
@@ -325,6 +341,41 @@ async fn a_broker_outage_delays_events_but_loses_none(pool: PgPool) {
     assert_eq!(ns.len(), 10);
 }
 
+/// A service that dies after its effect commits and before its ack reaches
+/// the broker: the broker hands the event out again, and the redelivery
+/// finds it applied.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_consumer_lost_between_commit_and_ack_applies_the_redelivery_once(pool: PgPool) {
+    let proxy = ChaosProxy::start().await;
+    let config = EventsConfig::ephemeral().via(&proxy.url());
+    let harness = Harness::with_recorder(pool, 0, config, Some(proxy.clone())).await;
+    harness.emit(1).await;
+    harness.wait_for_effects(1).await;
+    // The ack was held back; losing the connection now loses it for good.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.restore();
+
+    let duplicates = || {
+        let text = harness.metrics.encode().unwrap();
+        text.lines()
+            .any(|line| line.contains("outcome=\"duplicate\"") && line.ends_with(" 1"))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !duplicates() && harness.effects().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event was never delivered again: {}",
+            harness.metrics.encode().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.effects().await, 1, "the redelivery applied again");
+    assert!(duplicates(), "{}", harness.metrics.encode().unwrap());
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn an_unreachable_database_requeues_without_using_up_attempts(pool: PgPool) {
     let harness = Harness::new(pool, 0).await;
@@ -386,6 +437,7 @@ async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists(pool: Pg
         Recorder {
             attempts: Arc::new(AtomicU32::new(0)),
             fail_first: 0,
+            pause_on_first: None,
         },
         pool.clone(),
         config,
@@ -421,6 +473,7 @@ async fn one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(pool
         Recorder {
             attempts: Arc::new(AtomicU32::new(0)),
             fail_first: 0,
+            pause_on_first: None,
         },
         pool.clone(),
         config.clone(),

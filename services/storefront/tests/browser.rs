@@ -16,10 +16,14 @@
 //! filled and sent with the keyboard alone. Other journeys: a declined card
 //! keeps the cart and another card pays, a shopper cancels an unpaid order
 //! (the slow test card), the admin restocks from the list and refunds an
-//! order found by the shopper's e-mail.
+//! order found by the shopper's e-mail. One journey runs the storefront in
+//! the test against stand-in backends instead, for the page only a slow
+//! order-service leads to.
 
 // A browser test fails loudly: a panic naming the step is the right outcome.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
 
 use std::{
     path::{Path, PathBuf},
@@ -32,6 +36,7 @@ use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use storekeeper_contract::ShopService;
+use support::checkout::{Answer, Backends};
 
 /// axe-core 4.14.1 (MPL-2.0), see `tests/axe/README.md`.
 const AXE: &str = include_str!("axe/axe.min.js");
@@ -86,6 +91,11 @@ struct Browser {
 
 impl Browser {
     async fn start(name: &'static str) -> Self {
+        Self::start_at(name, base_url()).await
+    }
+
+    /// A browser for the storefront at `base`.
+    async fn start_at(name: &'static str, base: String) -> Self {
         let port = free_port();
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
@@ -130,7 +140,7 @@ impl Browser {
             client,
             driver,
             profile,
-            base: base_url(),
+            base,
             name,
         }
     }
@@ -980,6 +990,45 @@ async fn admin_refunds_an_order() {
             ensure!(forms.is_empty(), "nothing left to refund");
             browser.audit().await?;
             Ok(())
+        })
+        .await;
+}
+
+/// An order request order-service answers after the storefront's 5 s: the
+/// shopper lands on the page that follows it, which passes the
+/// accessibility check and takes them to the order once it shows up. The
+/// real order-service is never that slow, so this journey's storefront runs
+/// in the test against stand-in backends.
+#[tokio::test]
+#[ignore = "needs Chromium: run via `cargo xtask e2e`"]
+async fn a_slow_checkout_is_followed_on_the_pending_page() {
+    let (_backends, urls) = Backends::start(&[Answer::Slow]).await;
+    let urls: Vec<_> = urls
+        .iter()
+        .map(|(service, url)| (*service, url.as_str()))
+        .collect();
+    let base = support::serve(support::storefront(&urls)).await;
+    Browser::start_at("pending-checkout", base)
+        .await
+        .run(async |browser| {
+            browser.visit("/login?next=/checkout").await?;
+            browser.fill("email", "ann@example.com").await?;
+            browser
+                .fill("password", "correct horse battery staple")
+                .await?;
+            browser
+                .click("form[action='/login'] button[type=submit]")
+                .await?;
+            browser.wait_for_path("/checkout").await?;
+            place_order(browser, PAYING_CARD).await?;
+            browser
+                .click("form.checkout-form button[type=submit]")
+                .await?;
+            browser.wait_for_path("/checkout/pending").await?;
+            let shown = browser.text("[data-checkout-pending]").await?;
+            ensure!(shown.contains("Please don't order again"), "{shown}");
+            browser.audit().await?;
+            browser.wait_for_path("/orders/").await.map(drop)
         })
         .await;
 }

@@ -23,7 +23,7 @@ use axum::{
 use serde_json::{Value, json};
 use storekeeper_contract::ShopService;
 use storekeeper_kit::testing::TestApp;
-use support::{Shopper, serve, shop};
+use support::{Shopper, serve, shop, users_as};
 
 /// Requests each stand-in route answered, by route.
 #[derive(Clone, Default)]
@@ -83,19 +83,7 @@ async fn start() -> (TestApp, Calls) {
                 }
             }),
         );
-    let users = Router::new()
-        .route(
-            "/api/users/login",
-            post(|| async {
-                Json(json!({"access_token": "a", "refresh_token": "r", "expires_in": 900}))
-            }),
-        )
-        .route(
-            "/api/users/me",
-            get(|| async {
-                Json(json!({"email": "ann@example.com", "name": "Ann", "role": "customer"}))
-            }),
-        );
+    let users = users_as("customer");
     let orders = Router::new()
         .route(
             "/api/cart",

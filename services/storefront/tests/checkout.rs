@@ -8,150 +8,24 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
-use axum::{
-    Json, Router,
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::{get, post},
-};
-use serde_json::{Value, json};
-use storekeeper_contract::ShopService;
+use axum::http::StatusCode;
+use serde_json::Value;
 use storekeeper_kit::testing::{TestApp, TestResponse};
-use support::{Shopper, field, field_problem, serve, shop};
+use support::checkout::{Answer, Backends};
+use support::{Shopper, field, shop};
 
 const PAYING_CARD: &str = "4242 4242 4242 4242";
 const OTHER_CARD: &str = "5555 5555 5555 4444";
 
-/// How the stand-in order-service answers the next `POST /api/orders`.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    /// 422 on the street address (nothing committed).
-    Refuse,
-    /// 201 with the order.
-    Place,
-    /// Commits after 6 s, past the storefront's 5 s, and answers later.
-    Slow,
-}
-
-#[derive(Clone, Default)]
-struct Backends {
-    answers: Arc<Mutex<Vec<Answer>>>,
-    /// (Idempotency-Key, payment_method_id) of every order request.
-    requests: Arc<Mutex<Vec<(String, String)>>>,
-    /// Orders committed so far.
-    orders: Arc<Mutex<Vec<Value>>>,
-    tokenized: Arc<Mutex<usize>>,
-}
-
-fn order_json(id: &str, method: &str) -> Value {
-    json!({
-        "id": id, "status": "PENDING", "items": [],
-        "total_cents": 4900, "currency": "USD",
-        "shipping_address": {"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield",
-                              "postal_code": "12345", "country": "US"},
-        "payment_method_id": method,
-        "created_at": "2026-01-02T03:04:05Z",
-    })
-}
-
-async fn place(backends: Backends, headers: HeaderMap, body: Value) -> Response {
-    let key = headers
-        .get("idempotency-key")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let method = body["payment_method_id"].as_str().unwrap().to_owned();
-    backends
-        .requests
-        .lock()
-        .unwrap()
-        .push((key, method.clone()));
-    let answer = backends.answers.lock().unwrap().remove(0);
-    let order = order_json(&uuid::Uuid::new_v4().to_string(), &method);
-    match answer {
-        Answer::Refuse => field_problem("shipping_address.line1", "is too vague").into_response(),
-        Answer::Place => {
-            backends.orders.lock().unwrap().push(order.clone());
-            (StatusCode::CREATED, Json(order)).into_response()
-        }
-        Answer::Slow => {
-            // Committed whether or not the caller is still waiting (the
-            // server drops this handler when the storefront hangs up).
-            let committed = order.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(6)).await;
-                backends.orders.lock().unwrap().push(committed);
-            });
-            tokio::time::sleep(Duration::from_secs(11)).await;
-            (StatusCode::CREATED, Json(order)).into_response()
-        }
-    }
-}
-
 async fn start(answers: &[Answer]) -> (TestApp, Shopper, Backends) {
-    let backends = Backends::default();
-    backends.answers.lock().unwrap().extend_from_slice(answers);
-    let users = Router::new()
-        .route(
-            "/api/users/login",
-            post(|| async {
-                Json(json!({"access_token": "a", "refresh_token": "r", "expires_in": 900}))
-            }),
-        )
-        .route(
-            "/api/users/me",
-            get(|| async {
-                Json(json!({"email": "ann@example.com", "name": "Ann", "role": "customer"}))
-            }),
-        );
-    let payments = Router::new().route(
-        "/api/payments/methods",
-        post({
-            let backends = backends.clone();
-            move || async move {
-                let mut count = backends.tokenized.lock().unwrap();
-                *count += 1;
-                (
-                    StatusCode::CREATED,
-                    Json(json!({"id": format!("pm-{count}")})),
-                )
-            }
-        }),
-    );
-    let orders = Router::new()
-        .route(
-            "/api/cart",
-            get(|| async { Json(json!({"items": [{"product_id": "p1", "quantity": 1}]})) }),
-        )
-        .route(
-            "/api/orders",
-            post({
-                let backends = backends.clone();
-                move |headers: HeaderMap, Json(body): Json<Value>| place(backends, headers, body)
-            })
-            .get({
-                let backends = backends.clone();
-                move || async move {
-                    let mut items = backends.orders.lock().unwrap().clone();
-                    items.reverse();
-                    Json(json!({"items": items, "page": 1, "per_page": 50, "total": items.len()}))
-                }
-            }),
-        );
-    let (users, payments, orders) = (
-        serve(users).await,
-        serve(payments).await,
-        serve(orders).await,
-    );
-    let shop = shop(&[
-        (ShopService::User, users.as_str()),
-        (ShopService::Payment, payments.as_str()),
-        (ShopService::Order, orders.as_str()),
-    ]);
+    let (backends, urls) = Backends::start(answers).await;
+    let urls: Vec<_> = urls
+        .iter()
+        .map(|(service, url)| (*service, url.as_str()))
+        .collect();
+    let shop = shop(&urls);
     let shopper = Shopper::log_in(&shop).await;
     (shop, shopper, backends)
 }
@@ -281,4 +155,25 @@ async fn an_unanswered_order_is_followed_not_called_a_failure() {
         Some("/orders"),
         "nothing left to follow"
     );
+}
+
+#[tokio::test]
+async fn the_pending_page_says_when_orders_cannot_be_reached_and_keeps_checking() {
+    let (shop, mut shopper, backends) = start(&[Answer::Slow]).await;
+    let (sent, _) = check_out(&shop, &mut shopper, PAYING_CARD).await;
+    assert_eq!(sent.header("location"), Some("/checkout/pending"));
+    backends.listing_down.store(true, Ordering::SeqCst);
+
+    let checking = shopper.get(&shop, "/checkout/pending").await;
+    checking.assert_status(StatusCode::OK);
+    let html = checking.text();
+    assert!(html.contains("can't reach our order system"), "{html}");
+    assert!(html.contains("Nothing is lost"), "{html}");
+    let status = shopper.get(&shop, "/checkout/pending/status").await;
+    assert_eq!(status.json::<Value>()["terminal"], false);
+
+    backends.listing_down.store(false, Ordering::SeqCst);
+    let html = shopper.get(&shop, "/checkout/pending").await.text();
+    assert!(!html.contains("can't reach our order system"), "{html}");
+    assert!(html.contains("Your order is being checked"), "{html}");
 }

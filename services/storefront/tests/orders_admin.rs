@@ -21,7 +21,7 @@ use axum::{
 use serde_json::{Value, json};
 use storekeeper_contract::ShopService;
 use storekeeper_kit::testing::TestApp;
-use support::{Shopper, field, serve, shop};
+use support::{Shopper, field, serve, shop, users_as};
 
 const ORDER: &str = "0192c4f5-8a10-7000-8000-00000000a001";
 const PAID: &str = "0192c4f5-8a10-7000-8000-00000000a002";
@@ -152,41 +152,37 @@ fn payment_service(calls: &Calls) -> Router {
         )
 }
 
+fn teapot(id: &str) -> Value {
+    json!({"id": id, "slug": "teapot", "name": "Teapot", "description": "",
+    "price_cents": 2500, "currency": "USD", "image_url": "/images/x.svg",
+    "stock": 12, "category": "kitchen", "category_name": "Kitchen"})
+}
+
 fn product_service(calls: &Calls) -> Router {
     let c = calls.clone();
     Router::new()
         .route("/api/categories", get(|| async { Json(json!([])) }))
         .route(
             "/api/products/{id}",
-            patch(move |Path(id): Path<String>, Json(body): Json<Value>| {
-                let c = c.clone();
-                async move {
-                    c.push(format!("patch {id} {body}"));
-                    Json(
-                        json!({"id": id, "slug": "teapot", "name": "Teapot", "description": "",
-                        "price_cents": 2500, "currency": "USD", "image_url": "/images/x.svg",
-                        "stock": 12, "category": "kitchen", "category_name": "Kitchen"}),
-                    )
-                }
-            }),
+            get(|Path(id): Path<String>| async move { Json(teapot(&id)) }).patch(
+                move |Path(id): Path<String>, Json(body): Json<Value>| {
+                    let c = c.clone();
+                    async move {
+                        c.push(format!("patch {id} {body}"));
+                        Json(teapot(&id))
+                    }
+                },
+            ),
+        )
+        .route(
+            "/api/products/{id}/stock",
+            get(|| async { Json(json!({"available": 9, "reserved": 3})) }),
         )
 }
 
 async fn start(role: &'static str) -> (TestApp, Shopper, Calls) {
     let calls = Calls::default();
-    let users = Router::new()
-        .route(
-            "/api/users/login",
-            post(|| async {
-                Json(json!({"access_token": "a", "refresh_token": "r", "expires_in": 900}))
-            }),
-        )
-        .route(
-            "/api/users/me",
-            get(move || async move {
-                Json(json!({"email": "ann@example.com", "name": "Ann", "role": role}))
-            }),
-        );
+    let users = users_as(role);
     let (orders, payments, products) = (
         order_service(&calls),
         payment_service(&calls),
@@ -429,4 +425,18 @@ async fn restocking_from_the_list_sends_only_the_units_added() {
             .assert_status(StatusCode::SEE_OTHER);
     }
     assert_eq!(patches().len(), 1, "nothing sent for a bad number");
+}
+
+#[tokio::test]
+async fn the_product_form_shows_stock_available_and_reserved_by_checkouts() {
+    let (shop, mut admin, _) = start("admin").await;
+    let form = admin
+        .get(&shop, &format!("/admin/products/{PRODUCT}"))
+        .await;
+    form.assert_status(StatusCode::OK);
+    let html = form.text();
+    assert!(
+        html.contains("9 available to order now, 3 reserved by orders in checkout."),
+        "{html}"
+    );
 }

@@ -18,8 +18,8 @@ use storekeeper_contract::{ShopService, admin, env};
 use tokio::process::Command;
 
 use super::{kib_to_mib, load_average, peak_rss_kib, rss_kib, wait_ok};
-use crate::check::deps;
 use crate::layout;
+use crate::local_deps::deps;
 use crate::local_state::LocalState;
 use crate::process::{self, Logs, Running};
 use crate::stack;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use storekeeper_contract::ShopService;
 
 use super::load_average;
-use crate::check::deps;
+use crate::local_deps::deps;
 use crate::process::Logs;
 use crate::stack::{self, Options, Stack};
 

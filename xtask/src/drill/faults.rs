@@ -19,8 +19,8 @@ use tokio::process::Command;
 use storekeeper_contract::ShopService;
 
 use super::shop::{self, Shop};
-use crate::check;
 use crate::layout::DEPENDENCIES;
+use crate::local_deps;
 
 /// PostgreSQL's and RabbitMQ's ports on 127.0.0.1.
 const POSTGRES_PORT: u16 = 5432;
@@ -146,7 +146,7 @@ pub async fn restore_servers() -> Result<()> {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
-        check::deps(&[]).await?;
+        local_deps::deps(&[]).await?;
     }
     for dep in &DEPENDENCIES {
         if !port_open(dep.port).await {

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use storekeeper_contract::ShopService;
 
-use super::{data_meta, to_json};
+use super::body::{data_meta, to_json};
 use crate::Result;
 use crate::api::{Backup, Managed, ObjectStore};
 use crate::render::meta::Ctx;
-use crate::render::{ChildKind, Object, Step, datastore, pod, postgres};
+use crate::render::{ChildKind, Object, Step, components, datastore, pod};
 
 /// The Barman Cloud plugin's name in `Cluster.spec.plugins` and in a
 /// `ScheduledBackup`'s `pluginConfiguration`.
@@ -33,7 +33,7 @@ const DEFAULT_VERSION: &str = "cloudnative-pg";
 
 /// The `Cluster`'s name (also the prefix of the Services CloudNativePG makes).
 pub fn cluster_name(ctx: &Ctx<'_>) -> String {
-    ctx.name(postgres::COMPONENT)
+    ctx.name(components::POSTGRES)
 }
 
 /// The host the services reach the primary at: CloudNativePG's read-write Service.
@@ -43,12 +43,12 @@ pub fn host(ctx: &Ctx<'_>) -> String {
 
 /// The generated Secret holding one role's login (`username`, `password`).
 pub fn role_secret(store: &str, database: &str) -> String {
-    format!("{store}-{}-{database}", postgres::COMPONENT)
+    format!("{store}-{}-{database}", components::POSTGRES)
 }
 
 /// Name of the `Database` object of one shop database.
 pub fn database_object(ctx: &Ctx<'_>, database: &str) -> String {
-    ctx.name(&format!("{}-{database}", postgres::COMPONENT))
+    ctx.name(&format!("{}-{database}", components::POSTGRES))
 }
 
 /// Name of the `ObjectStore` the plugin archives to.
@@ -125,7 +125,7 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed) -> Result<Vec<Object>> {
         }]);
     }
     let cluster = json!({
-        "metadata": to_json(&name, &data_meta(ctx, name.clone(), postgres::COMPONENT, version))?,
+        "metadata": to_json(&name, &data_meta(ctx, name.clone(), components::POSTGRES, version))?,
         "spec": spec,
     });
     let mut out = vec![Object::from_json(
@@ -137,7 +137,7 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed) -> Result<Vec<Object>> {
     for db in databases() {
         let object_name = database_object(ctx, db);
         let database = json!({
-            "metadata": to_json(&object_name, &ctx.meta(object_name.clone(), postgres::COMPONENT, version))?,
+            "metadata": to_json(&object_name, &ctx.meta(object_name.clone(), components::POSTGRES, version))?,
             "spec": {"name": db, "owner": db, "cluster": {"name": name}},
         });
         out.push(Object::from_json(
@@ -174,12 +174,12 @@ fn backups(
     }
     let store_name = object_store_name(ctx);
     let object_store = json!({
-        "metadata": to_json(&store_name, &ctx.meta(store_name.clone(), postgres::COMPONENT, version))?,
+        "metadata": to_json(&store_name, &ctx.meta(store_name.clone(), components::POSTGRES, version))?,
         "spec": {"configuration": configuration, "retentionPolicy": store.retention_policy},
     });
     let schedule_name = ctx.name("postgres-backup");
     let scheduled = json!({
-        "metadata": to_json(&schedule_name, &ctx.meta(schedule_name.clone(), postgres::COMPONENT, version))?,
+        "metadata": to_json(&schedule_name, &ctx.meta(schedule_name.clone(), components::POSTGRES, version))?,
         "spec": {
             "schedule": schedule(&backup.schedule),
             "cluster": {"name": cluster_name(ctx)},

@@ -22,9 +22,9 @@ use storekeeper_contract::ShopService;
 
 use super::{cnpg, rabbitmq_cluster};
 use crate::api::{Managed, Provider, Store, StoreSpec};
+use crate::error::Invalid;
 use crate::reconcile::Observed;
-use crate::render::{ChildKind, postgres, rabbitmq, secrets};
-use crate::validate::Invalid;
+use crate::render::{ChildKind, components, secrets};
 
 /// Which delegates the operator may use in this cluster: their kinds are
 /// served and it was installed to use them.
@@ -54,8 +54,8 @@ pub fn resolve(
         let first_db = ShopService::ALL
             .into_iter()
             .find_map(ShopService::database)
-            .unwrap_or(postgres::COMPONENT);
-        let workload = format!("{name}-{}", postgres::COMPONENT);
+            .unwrap_or(components::POSTGRES);
+        let workload = format!("{name}-{}", components::POSTGRES);
         let found = Found::in_cluster(
             observed,
             [
@@ -70,7 +70,7 @@ pub fn resolve(
         problems.extend(settle(m, Provider::CloudNativePg, found, available));
     }
     if let Some(m) = resolved.spec.rabbitmq.managed.as_mut() {
-        let workload = format!("{name}-{}", rabbitmq::COMPONENT);
+        let workload = format!("{name}-{}", components::RABBITMQ);
         let found = Found::in_cluster(
             observed,
             [

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use storekeeper_contract::labels;
 
-use super::{data_meta, to_json};
+use super::body::{data_meta, to_json};
 use crate::Result;
 use crate::api::Managed;
 use crate::render::meta::Ctx;
-use crate::render::{ChildKind, Object, Step, datastore, pod, rabbitmq};
+use crate::render::{ChildKind, Object, Step, components, datastore, pod};
 
 /// The `app.kubernetes.io/version` of a `RabbitmqCluster` that runs the
 /// image its operator release picks (no `image` set).
@@ -23,18 +23,18 @@ const DEFAULT_VERSION: &str = "rabbitmq-cluster-operator";
 
 /// The generated default-user Secret the `RabbitmqCluster` reads.
 pub fn default_user_secret(store: &str) -> String {
-    format!("{store}-{}-default-user", rabbitmq::COMPONENT)
+    format!("{store}-{}-default-user", components::RABBITMQ)
 }
 
 /// Labels of the `RabbitmqCluster`'s pods (the Cluster Operator's own:
 /// `app.kubernetes.io/name` is the `RabbitmqCluster`'s name).
 pub fn pod_labels(ctx: &Ctx<'_>) -> BTreeMap<String, String> {
-    BTreeMap::from([(labels::NAME.to_owned(), ctx.name(rabbitmq::COMPONENT))])
+    BTreeMap::from([(labels::NAME.to_owned(), ctx.name(components::RABBITMQ))])
 }
 
 /// The `RabbitmqCluster`, in the Data step.
 pub fn render(ctx: &Ctx<'_>, managed: &Managed) -> Result<Vec<Object>> {
-    let name = ctx.name(rabbitmq::COMPONENT);
+    let name = ctx.name(components::RABBITMQ);
     let version = managed
         .image
         .as_deref()
@@ -53,7 +53,7 @@ pub fn render(ctx: &Ctx<'_>, managed: &Managed) -> Result<Vec<Object>> {
         spec["image"] = json!(image);
     }
     let cluster = json!({
-        "metadata": to_json(&name, &data_meta(ctx, name.clone(), rabbitmq::COMPONENT, version))?,
+        "metadata": to_json(&name, &data_meta(ctx, name.clone(), components::RABBITMQ, version))?,
         "spec": spec,
     });
     Ok(vec![Object::from_json(

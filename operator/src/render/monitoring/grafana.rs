@@ -14,8 +14,9 @@ use super::super::datastore::image_tag;
 use super::super::meta::Ctx;
 use super::super::observability::dashboard_name;
 use super::super::{ChildKind, Object, Step, config, images, pod, secrets};
+use super::config_file::yaml;
 use super::workload::{self, Parts};
-use super::{loki, prometheus, yaml};
+use super::{loki, prometheus};
 use crate::Result;
 
 /// Component name.

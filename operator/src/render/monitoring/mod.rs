@@ -5,7 +5,7 @@
 //! Loki the services ship their logs to over OTLP, and a Grafana with both
 //! as data sources and the Store's dashboard. Every pod runs under the
 //! restricted Pod Security profile behind NetworkPolicies. Also the
-//! services' telemetry settings (`service_env`), whatever the mode, since
+//! services' telemetry settings (`telemetry::service_env`), whatever the mode, since
 //! `spec.observability.traces` needs no stack of the operator's.
 //!
 //! The stack goes out in the `Foundation` step, so it watches the rollout
@@ -13,27 +13,27 @@
 //! monitoring pod that is not ready is no reason to hold or roll back the
 //! shop.
 
+mod config_file;
 pub mod grafana;
 pub mod loki;
 pub mod policies;
 pub mod prometheus;
+pub mod telemetry;
 pub mod traces;
 mod workload;
 
-use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::Value;
-use storekeeper_contract::{env, labels};
+use storekeeper_contract::labels;
 
+use super::Object;
 use super::meta::Ctx;
-use super::{Object, pod};
-use crate::api::ObservabilityMode;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Every object of the managed stack, and the services' telemetry
 /// NetworkPolicy; nothing for a Store that needs neither.
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     let mut out = Vec::new();
-    if managed(ctx) {
+    if telemetry::managed(ctx) {
         out.extend(prometheus::render(ctx)?);
         out.extend(loki::render(ctx)?);
         out.extend(grafana::render(ctx)?);
@@ -41,34 +41,6 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
     }
     out.extend(policies::telemetry(ctx)?);
     Ok(out)
-}
-
-/// Whether the Store runs its own monitoring stack.
-pub fn managed(ctx: &Ctx<'_>) -> bool {
-    ctx.spec.observability.mode == ObservabilityMode::Managed
-}
-
-/// What every shop service is told about telemetry: where its logs go (the
-/// Store's Loki, in the `Managed` mode) and where its spans go, with which
-/// sampling ratio (`spec.observability.traces`).
-pub fn service_env(ctx: &Ctx<'_>) -> Vec<EnvVar> {
-    let mut e = Vec::new();
-    if managed(ctx) {
-        e.push(pod::env_value(
-            env::OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
-            loki::otlp_logs_url(ctx),
-        ));
-    }
-    if let Some(traces) = &ctx.spec.observability.traces {
-        e.push(pod::env_value(
-            env::OTEL_EXPORTER_OTLP_ENDPOINT,
-            traces.endpoint.clone(),
-        ));
-        if let Some(ratio) = &traces.sample_ratio {
-            e.push(pod::env_value(env::OTEL_TRACES_SAMPLER_ARG, ratio.clone()));
-        }
-    }
-    e
 }
 
 /// Whether a rollout step waits for this object: every object but the
@@ -87,14 +59,6 @@ pub fn gates_rollout(object: &Object) -> bool {
         component,
         Some(prometheus::COMPONENT | loki::COMPONENT | grafana::COMPONENT)
     )
-}
-
-/// A configuration file as YAML; `what` names it in the error.
-fn yaml(value: &Value, what: &str) -> Result<String> {
-    serde_yaml::to_string(value).map_err(|e| Error::Serialize {
-        what: what.to_owned(),
-        source: serde_json::Error::io(std::io::Error::other(e.to_string())),
-    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use storekeeper_contract::{ShopService, admin, labels};
 use super::super::Object;
 use super::super::meta::Ctx;
 use super::super::netpol::{any_namespace, anywhere, namespace, pods, policy, port};
-use super::{grafana, loki, managed, prometheus, traces};
+use super::telemetry::managed;
+use super::{grafana, loki, prometheus, traces};
 use crate::Result;
 
 /// Ports the API server may listen on behind its Service: 443 on the

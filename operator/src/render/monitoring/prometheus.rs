@@ -21,8 +21,8 @@ use super::super::observability::{
     SCRAPE_INTERVAL, SERVICE_LABEL, STORE_LABEL, meta_label, rules_file,
 };
 use super::super::{ChildKind, Object, OperatorMetrics, Step, config, images, pod};
+use super::config_file::yaml;
 use super::workload::{self, Parts};
-use super::yaml;
 use crate::Result;
 use crate::admin::{NAMESPACE_PARAM, STORE_PARAM};
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use storekeeper_contract::env;
 
 use super::*;
-use crate::api::{Phase, RolloutStep, Store, TracesSpec};
+use crate::api::{ObservabilityMode, Phase, RolloutStep, Store, TracesSpec};
 use crate::fixtures::{converged, store, with_status};
 use crate::reconcile::{Observed, plan};
 use crate::render::{

@@ -21,7 +21,7 @@ use lapin::{
 };
 use sqlx::PgPool;
 use tokio::{
-    io::copy_bidirectional,
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -141,6 +141,7 @@ pub struct ChaosProxy {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    paused: watch::Sender<bool>,
 }
 
 impl ChaosProxy {
@@ -150,7 +151,13 @@ impl ChaosProxy {
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0_u64);
-        let proxy = Self { addr, up, cut };
+        let (paused, _) = watch::channel(false);
+        let proxy = Self {
+            addr,
+            up,
+            cut,
+            paused,
+        };
         let accept = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -159,13 +166,16 @@ impl ChaosProxy {
                     continue;
                 }
                 let mut cut = accept.cut.subscribe();
+                let paused = accept.paused.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else {
+                    let Ok(upstream) = TcpStream::connect("127.0.0.1:5672").await else {
                         return;
                     };
-                    let mut client = client;
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_broker, mut to_broker) = upstream.into_split();
                     tokio::select! {
-                        _ = copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = forward_unless_paused(&mut from_client, &mut to_broker, paused) => {}
+                        _ = tokio::io::copy(&mut from_broker, &mut to_client) => {}
                         _ = cut.changed() => {}
                     }
                 });
@@ -185,8 +195,37 @@ impl ChaosProxy {
         self.cut.send_modify(|generation| *generation += 1);
     }
 
-    /// Accepts connections again.
+    /// Accepts connections again (and forwards what clients send, if
+    /// paused).
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+        self.paused.send_replace(false);
+    }
+
+    /// Holds back everything clients send from now on while still passing
+    /// the broker's traffic to them: a client's acks and publishes seem
+    /// sent to it but never arrive, as when a process dies right after
+    /// writing them. A later [`Self::cut`] drops what was held.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+}
+
+/// Copies client bytes to the broker, holding each read while `paused`.
+async fn forward_unless_paused(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    mut paused: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0_u8; 16 * 1024];
+    loop {
+        let read = from.read(&mut buf).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        if paused.wait_for(|paused| !paused).await.is_err() {
+            return Ok(());
+        }
+        to.write_all(&buf[..read]).await?;
     }
 }

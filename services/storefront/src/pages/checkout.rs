@@ -386,7 +386,8 @@ pub(crate) async fn pending(
                 }
                 data.flash(
                     FlashKind::Info,
-                    "We checked: the order did not go through, so nothing was ordered and your                      card was not charged. You can place it again.",
+                    "We checked: the order did not go through, so nothing was ordered and your \
+                     card was not charged. You can place it again.",
                 );
             });
             Ok(Redirect::to("/checkout").into_response())

@@ -6,7 +6,12 @@
 
 use std::collections::HashMap;
 
-use axum::{Router, http::HeaderMap, http::StatusCode};
+use axum::{
+    Router,
+    http::HeaderMap,
+    http::StatusCode,
+    routing::{get, post},
+};
 use serde_json::{Value, json};
 use storefront::{AppState, app, config::Config};
 use storekeeper_contract::ShopService;
@@ -14,6 +19,8 @@ use storekeeper_kit::{
     config::Vars,
     testing::{TestApp, TestResponse},
 };
+
+pub mod checkout;
 
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -28,6 +35,11 @@ pub async fn serve(router: Router) -> String {
 /// The real storefront with `backends` at these URLs and every other
 /// backend on a port nothing listens on.
 pub fn shop(backends: &[(ShopService, &str)]) -> TestApp {
+    TestApp::new(storefront(backends))
+}
+
+/// The storefront's router, as `shop` builds it, for serving on a port.
+pub fn storefront(backends: &[(ShopService, &str)]) -> Router {
     let down = format!(
         "http://127.0.0.1:{}",
         storekeeper_kit::testing::closed_port()
@@ -41,11 +53,24 @@ pub fn shop(backends: &[(ShopService, &str)]) -> TestApp {
         vars.insert(service.url_env().unwrap().to_owned(), (*url).to_owned());
     }
     let config = Config::from_source(&Vars(vars)).unwrap();
-    TestApp::new(app(AppState::new(
-        &config,
-        &storekeeper_kit::Metrics::new(),
-    )
-    .unwrap()))
+    app(AppState::new(&config, &storekeeper_kit::Metrics::new()).unwrap())
+}
+
+/// A user-service that logs anyone in as Ann, with `role`.
+pub fn users_as(role: &'static str) -> Router {
+    Router::new()
+        .route(
+            "/api/users/login",
+            post(|| async {
+                axum::Json(json!({"access_token": "a", "refresh_token": "r", "expires_in": 900}))
+            }),
+        )
+        .route(
+            "/api/users/me",
+            get(move || async move {
+                axum::Json(json!({"email": "ann@example.com", "name": "Ann", "role": role}))
+            }),
+        )
 }
 
 /// The session cookie (`name=value`) a response set, if it set one.
