@@ -16,7 +16,7 @@ use axum::{
     extract::{Path, RawQuery},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, patch, post},
+    routing::{get, post},
 };
 use serde_json::{Value, json};
 use storekeeper_contract::ShopService;
