@@ -38,6 +38,14 @@ pub(crate) enum StoreError {
         /// Units on hand now.
         on_hand: i32,
     },
+    /// The product changed since the caller read the version it sent.
+    #[error(
+        "the product changed since you read it ({on_hand} on hand now); read GET /api/products/{{id}}/stock again for its ETag, or send `stock_delta`"
+    )]
+    Changed {
+        /// Units on hand now.
+        on_hand: i32,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -161,11 +169,14 @@ pub(crate) async fn create(pool: &PgPool, product: &ValidProduct) -> Result<Prod
 /// Applies a patch; fields left `None` keep their value. A `stock_delta`
 /// is added to the stock as it is when the statement runs (a row lock, so
 /// a concurrent reservation is never overwritten); one that would take it
-/// below zero is refused.
+/// below zero is refused. With `version` (from [`stock_levels`]) the patch
+/// applies only to the row as it was then, so an absolute `stock` read
+/// before a reservation cannot undo it.
 pub(crate) async fn update(
     pool: &PgPool,
     id: Uuid,
     patch: &ValidPatch,
+    version: Option<&str>,
 ) -> Result<Product, StoreError> {
     let category_id = match &patch.category {
         Some(slug) => Some(
@@ -185,7 +196,7 @@ pub(crate) async fn update(
              currency = COALESCE($6, currency), image_url = COALESCE($7, image_url), \
              stock = COALESCE($8, stock) + $10, category_id = COALESCE($9, category_id), \
              updated_at = now() \
-           WHERE id = $1 RETURNING * \
+           WHERE id = $1 AND ($11::text IS NULL OR xmin::text = $11) RETURNING * \
          ) SELECT {PRODUCT_COLUMNS} FROM p JOIN categories c ON c.id = p.category_id"
     );
     let updated = sqlx::query_as(&sql)
@@ -199,11 +210,23 @@ pub(crate) async fn update(
         .bind(patch.stock)
         .bind(category_id)
         .bind(patch.stock_delta.unwrap_or(0))
+        .bind(version)
         .fetch_optional(pool)
         .await
         .map_err(write_error(patch.slug.as_deref().unwrap_or_default()));
     match updated {
-        Ok(product) => product.ok_or(StoreError::NotFound),
+        Ok(Some(product)) => Ok(product),
+        Ok(None) => {
+            let on_hand: Option<i32> =
+                sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            match (on_hand, version) {
+                (Some(on_hand), Some(_)) => Err(StoreError::Changed { on_hand }),
+                _ => Err(StoreError::NotFound),
+            }
+        }
         Err(err) if is_negative_stock(&err) => {
             let on_hand: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
                 .bind(id)
@@ -220,17 +243,20 @@ pub(crate) async fn update(
 }
 
 /// A product's stock for the admin: units on hand (what shoppers can still
-/// order) and units reserved by orders that are neither paid nor cancelled.
+/// order), units reserved by orders that are neither paid nor cancelled,
+/// and the row's version (PostgreSQL's `xmin`, new with every change of the
+/// row — a reservation, a release, an edit), which an absolute stock change
+/// must name.
 pub(crate) async fn stock_levels(
     pool: &PgPool,
     id: Uuid,
-) -> Result<Option<(i32, i64)>, sqlx::Error> {
+) -> Result<Option<(i32, i64, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT p.stock, COALESCE(( \
            SELECT sum((item->>'quantity')::bigint) \
            FROM stock_reservations r, jsonb_array_elements(r.items) item \
            WHERE r.status = 'RESERVED' AND item->>'product_id' = p.id::text \
-         ), 0)::bigint \
+         ), 0)::bigint, p.xmin::text \
          FROM products p WHERE p.id = $1",
     )
     .bind(id)

@@ -1,6 +1,7 @@
 //! Admin stock changes are deltas: an edit racing reservations never undoes
 //! them, a removal below zero is refused, and the admin sees what is on
-//! hand beside what orders in checkout hold.
+//! hand beside what orders in checkout hold. An absolute stock applies only
+//! to the version of the product it was read at (`If-Match`).
 
 // Test fixtures fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -71,6 +72,28 @@ async fn levels(ctx: &Ctx, id: &str) -> Value {
         .await;
     response.assert_status(StatusCode::OK);
     response.json()
+}
+
+/// The product's version, as the stock levels' `ETag` gives it.
+async fn etag(ctx: &Ctx, id: &str) -> String {
+    let response = ctx
+        .app
+        .get(&format!("/api/products/{id}/stock"))
+        .bearer(&ctx.admin_token())
+        .send()
+        .await;
+    response.assert_status(StatusCode::OK);
+    response.header("etag").unwrap().to_owned()
+}
+
+async fn patch_if_match(ctx: &Ctx, id: &str, body: &Value, tag: &str) -> TestResponse {
+    ctx.app
+        .patch(&format!("/api/products/{id}"))
+        .bearer(&ctx.admin_token())
+        .header("if-match", tag)
+        .json(body)
+        .send()
+        .await
 }
 
 async fn patch(ctx: &Ctx, id: &str, body: &Value) -> TestResponse {
@@ -187,5 +210,66 @@ async fn a_removal_below_zero_is_refused_with_what_is_on_hand(pool: PgPool) {
         .send()
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    ctx.cleanup().await;
+}
+
+#[sqlx::test(migrator = "product_service::MIGRATOR")]
+async fn an_absolute_stock_applies_only_to_the_version_it_was_read_at(pool: PgPool) {
+    let ctx = Ctx::new(pool.clone()).seeded().await;
+    let mut body = new_product("counted-jug");
+    body["stock"] = json!(10);
+    let id = ctx.create(&body).await["id"].as_str().unwrap().to_owned();
+    let product_id: Uuid = id.parse().unwrap();
+
+    let unguarded = patch(&ctx, &id, &json!({ "stock": 40 })).await;
+    let problem =
+        unguarded.assert_problem(StatusCode::PRECONDITION_REQUIRED, "precondition-required");
+    assert!(
+        problem.detail.as_deref().unwrap().contains("stock_delta"),
+        "{problem:?}"
+    );
+    for not_one_version in ["*", "W/\"1\"", "\"\"", "\"abc\"", "\"1\", \"2\""] {
+        patch_if_match(&ctx, &id, &json!({ "stock": 40 }), not_one_version)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
+    }
+    assert_eq!(levels(&ctx, &id).await["available"], 10);
+
+    // Read, then an order reserves 3, then the set based on the read.
+    let read = etag(&ctx, &id).await;
+    apply(&pool, &created(Uuid::new_v4(), product_id, 3)).await;
+    let stale = patch_if_match(&ctx, &id, &json!({ "stock": 40 }), &read).await;
+    let problem = stale.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition-failed");
+    assert!(
+        problem.detail.as_deref().unwrap().contains("7 on hand now"),
+        "{problem:?}"
+    );
+    assert_eq!(
+        levels(&ctx, &id).await,
+        json!({"product_id": id, "available": 7, "reserved": 3}),
+        "the reservation stands"
+    );
+
+    let fresh = etag(&ctx, &id).await;
+    patch_if_match(&ctx, &id, &json!({ "stock": 40 }), &fresh)
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(levels(&ctx, &id).await["available"], 40);
+    assert_ne!(
+        etag(&ctx, &id).await,
+        fresh,
+        "every change is a new version"
+    );
+    patch_if_match(&ctx, &id, &json!({ "stock": 41 }), &fresh)
+        .await
+        .assert_problem(StatusCode::PRECONDITION_FAILED, "precondition-failed");
+    patch_if_match(
+        &ctx,
+        &Uuid::new_v4().to_string(),
+        &json!({ "stock": 1 }),
+        &fresh,
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not-found");
     ctx.cleanup().await;
 }

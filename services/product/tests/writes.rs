@@ -43,10 +43,20 @@ async fn admin_creates_updates_and_deletes(pool: PgPool) {
         "/images/coffee-tea/espresso-tamper-58-mm.svg"
     );
 
+    let version = ctx
+        .app
+        .get(&format!("/api/products/{id}/stock"))
+        .bearer(&token)
+        .send()
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
     let response = ctx
         .app
         .patch(&format!("/api/products/{id}"))
         .bearer(&token)
+        .header("if-match", &version)
         .json(&json!({ "price_cents": 3900, "stock": 0, "category": "kitchen" }))
         .send()
         .await;
@@ -253,7 +263,7 @@ async fn malformed_bodies_are_4xx_problems(pool: PgPool) {
     ctx.app
         .patch(&format!("/api/products/{}", Uuid::new_v4()))
         .bearer(&token)
-        .json(&json!({ "stock": 1 }))
+        .json(&json!({ "stock_delta": 1 }))
         .send()
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not-found");

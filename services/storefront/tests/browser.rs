@@ -530,13 +530,16 @@ async fn wait_for_notice(browser: &Browser, words: &str) -> Result<()> {
     }
 }
 
-/// home → search → product → cart → register → checkout (4242…) → PAID → history.
+/// empty cart → home → search → product → cart → register → checkout (4242…) → PAID → history.
 #[tokio::test]
 #[ignore = "needs the full local stack: run via `cargo xtask e2e`"]
 async fn golden_journey() {
     Browser::start("golden-journey")
         .await
         .run(async |browser| {
+            browser.visit("/cart").await?;
+            let empty = browser.text("main").await?;
+            ensure!(empty.contains("empty"), "the new shopper's cart: {empty}");
             browser.visit("/").await?;
             ensure!(browser.client.title().await?.contains("Storekeeper"));
             let first = browser.text(".product-card .product-name").await?;

@@ -25,10 +25,10 @@
 //! Events are published `mandatory`: when no queue is bound to an event's
 //! type yet (a fresh broker, a consumer that has not declared its queue),
 //! the broker returns it instead of confirming and dropping it, and its row
-//! stays unpublished until a later round finds it a queue. The only events
-//! published without `mandatory` are those the contract gives no consumer
-//! (`order.paid`, for observers): nobody is waiting for them, so keeping
-//! them would only grow the backlog.
+//! stays unpublished until a later round finds it a queue. An event type
+//! the contract gives no consumer would go out without `mandatory` (nobody
+//! waits for it, so keeping it would only grow the backlog); today every
+//! type the services publish has one.
 
 use std::{
     collections::{BTreeMap, VecDeque},

@@ -16,6 +16,12 @@ impl From<StoreError> for ApiError {
                 "Not enough stock",
             )
             .with_detail(err.to_string()),
+            StoreError::Changed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "The product changed",
+            )
+            .with_detail(err.to_string()),
             StoreError::UnknownCategory(slug) => ApiError::validation(vec![FieldError::new(
                 "category",
                 format!("no category has the slug `{slug}`; GET /api/categories lists them"),

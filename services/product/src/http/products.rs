@@ -6,7 +6,7 @@
 use axum::{
     Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -135,7 +135,10 @@ pub(super) async fn create_product(
     patch,
     path = "/api/products/{id}",
     tag = "admin",
-    params(("id" = Uuid, Path, description = "The product's UUID")),
+    params(
+        ("id" = Uuid, Path, description = "The product's UUID"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of `GET /api/products/{id}/stock`: the patch applies only if the product has not changed since. Required with an absolute `stock`, which would otherwise undo the reservations and releases made meanwhile"),
+    ),
     request_body = ProductPatch,
     security(("bearer" = [])),
     responses(
@@ -145,17 +148,32 @@ pub(super) async fn create_product(
         (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "The new slug is taken (`conflict`), or `stock_delta` would take the stock below zero (`insufficient-stock`)", content_type = "application/problem+json", body = Problem),
+        (status = 412, description = "`If-Match` names a version the product no longer has: it changed since it was read (`precondition-failed`)", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "A field is invalid, `stock` and `stock_delta` are both sent, or the patch is empty", content_type = "application/problem+json", body = Problem),
+        (status = 428, description = "An absolute `stock` without `If-Match` (`precondition-required`)", content_type = "application/problem+json", body = Problem),
     )
 )]
 pub(super) async fn update_product(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
     Json(body): Json<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     let patch = body.validate().map_err(ApiError::validation)?;
-    let updated = store::update(&state.pool, id, &patch).await?;
+    let version = if_match(&headers)?;
+    if patch.stock.is_some() && version.is_none() {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            "If-Match required",
+        )
+        .with_detail(
+            "an absolute `stock` needs `If-Match` with the ETag of GET /api/products/{id}/stock, \
+             so it cannot undo reservations made since; or send `stock_delta`",
+        ));
+    }
+    let updated = store::update(&state.pool, id, &patch, version.as_deref()).await?;
     state.cache.invalidate(&[id]).await;
     tracing::info!(admin = %admin.id, product = %id, stock_delta = ?patch.stock_delta, stock = updated.stock, "product updated");
     Ok(Json(updated))
@@ -170,7 +188,7 @@ pub(super) async fn update_product(
     params(("id" = Uuid, Path, description = "The product's UUID")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Units available and reserved", body = StockLevels),
+        (status = 200, description = "Units available and reserved; the `ETag` header is the product's version, for `If-Match` on a patch", body = StockLevels),
         (status = 401, description = "Missing, expired or invalid access token", content_type = "application/problem+json", body = Problem),
         (status = 403, description = "Not an admin", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "No such product", content_type = "application/problem+json", body = Problem),
@@ -180,16 +198,37 @@ pub(super) async fn stock_levels(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Path(id): Path<Uuid>,
-) -> ApiResult<Json<StockLevels>> {
-    let (available, reserved) = store::stock_levels(&state.pool, id)
+) -> ApiResult<Response> {
+    let (available, reserved, version) = store::stock_levels(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no product with this id"))?;
     tracing::debug!(admin = %admin.id, product = %id, "stock levels read");
-    Ok(Json(StockLevels {
+    let levels = StockLevels {
         product_id: id,
         available,
         reserved,
-    }))
+    };
+    Ok(([(header::ETAG, format!("\"{version}\""))], Json(levels)).into_response())
+}
+
+/// The version `If-Match` names: `None` without the header; a list, a weak
+/// tag or `*` are refused, since only one exact version makes the patch
+/// safe.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|tag| tag.trim().strip_prefix('"')?.strip_suffix('"'))
+        .filter(|version| !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()))
+        .map(|version| Some(version.to_owned()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "If-Match must be one ETag exactly as GET /api/products/{id}/stock gave it",
+            )
+        })
 }
 
 /// Deletes a product (admin).
