@@ -10,7 +10,9 @@
 use kube::ResourceExt;
 use storekeeper_contract::ShopService;
 
-use crate::api::{Autoscaling, DataStore, ResourceAmounts, RolloutSpec, Store, StoreSpec};
+use crate::api::{
+    Autoscaling, DataStore, IngressSpec, ResourceAmounts, RolloutSpec, Store, StoreSpec,
+};
 use crate::error::Invalid;
 use crate::render::{delegated, images, secrets};
 use crate::rollout::analysis::basis_points;
@@ -74,21 +76,8 @@ pub fn validate(store: &Store) -> Result<(), Invalid> {
             &s.resources.limits,
         );
     }
-    if !is_dns_name(&spec.ingress.host) {
-        p.add(
-            "spec.ingress.host",
-            "must be a lower-case DNS name without scheme or port",
-        );
-    }
     let generated = secrets::generated_names(&name);
-    if let Some(tls) = &spec.ingress.tls
-        && generated.contains(&tls.secret_name)
-    {
-        p.add(
-            "spec.ingress.tls.secretName",
-            "collides with a Secret the operator generates",
-        );
-    }
+    check_ingress(&mut p, &spec.ingress, &generated);
     for (field, ds) in [
         ("spec.postgres", &spec.postgres),
         ("spec.redis", &spec.redis),
@@ -410,6 +399,32 @@ fn check_autoscaling(p: &mut Problems, at: &str, a: &Autoscaling) {
     }
 }
 
+/// The host, the TLS Secret's name (not one the operator generates) and a
+/// cert-manager issuer only where it can work (an Ingress, not a Gateway).
+fn check_ingress(p: &mut Problems, ingress: &IngressSpec, generated: &[String]) {
+    if !is_dns_name(&ingress.host) {
+        p.add(
+            "spec.ingress.host",
+            "must be a lower-case DNS name without scheme or port",
+        );
+    }
+    let Some(tls) = &ingress.tls else {
+        return;
+    };
+    if generated.contains(&tls.secret_name) {
+        p.add(
+            "spec.ingress.tls.secretName",
+            "collides with a Secret the operator generates",
+        );
+    }
+    if ingress.gateway.is_some() && tls.issuer.is_some() {
+        p.add(
+            "spec.ingress.tls.issuer",
+            "asks cert-manager for the Ingress's certificate; with a gateway the certificate is the Gateway listener's: annotate the Gateway for cert-manager instead",
+        );
+    }
+}
+
 fn check_tag(p: &mut Problems, field: &str, tag: &str) {
     if tag == "latest" {
         p.add(field, "must name a release, not 'latest'");
@@ -590,8 +605,30 @@ mod tests {
         let mut s = store("shop");
         s.spec.ingress.tls = Some(crate::api::TlsSpec {
             secret_name: "shop-admin".into(),
+            issuer: None,
         });
         assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn a_cert_manager_issuer_is_for_the_ingress_not_a_gateway() {
+        let mut s = store("shop");
+        s.spec.ingress.tls = Some(crate::api::TlsSpec {
+            secret_name: "shop-tls".into(),
+            issuer: Some(crate::api::IssuerRef {
+                name: "letsencrypt".into(),
+                kind: crate::api::IssuerKind::ClusterIssuer,
+            }),
+        });
+        assert!(validate(&s).is_ok());
+        s.spec.ingress.gateway = Some(crate::api::GatewayRef {
+            name: "edge".into(),
+            namespace: None,
+            section_name: None,
+        });
+        let err = validate(&s).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].0, "spec.ingress.tls.issuer");
     }
 
     #[test]

@@ -447,6 +447,7 @@ fn generated(seed: u64) -> Store {
     if rng.gen_bool(0.5) {
         spec.ingress.tls = Some(TlsSpec {
             secret_name: format!("{}-tls", label(&mut rng, 10)),
+            issuer: None,
         });
     }
     for service in ShopService::ALL {

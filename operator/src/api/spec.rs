@@ -383,6 +383,7 @@ pub struct ResourceAmounts {
 /// How shoppers reach the shop: one host, the contract's routes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.gateway) || !has(self.tls) || !has(self.tls.issuer)").message("tls.issuer asks cert-manager for the Ingress's certificate; with a gateway the certificate is the Gateway listener's: annotate the Gateway for cert-manager instead"))]
 pub struct IngressSpec {
     /// Host name of the shop, e.g. `shop.example.com` (a DNS name, no scheme, no port).
     #[schemars(
@@ -438,6 +439,31 @@ pub struct TlsSpec {
     /// Secret (type `kubernetes.io/tls`) holding the certificate, e.g. one cert-manager fills.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
+    /// cert-manager issuer that obtains and renews the certificate into `secretName` (the Ingress gets cert-manager's issuer annotation; cert-manager must run in the cluster). The way to serve a public shop: with an ACME issuer the certificate is issued and renewed without anyone handling keys. Omit to provide the Secret yourself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<IssuerRef>,
+}
+
+/// A cert-manager issuer, by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// The issuer's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `ClusterIssuer` (cluster-wide, the usual for ACME) or `Issuer` (in the Store's namespace).
+    #[serde(default)]
+    pub kind: IssuerKind,
+}
+
+/// Which kind of cert-manager issuer.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IssuerKind {
+    /// A `ClusterIssuer`.
+    #[default]
+    ClusterIssuer,
+    /// An `Issuer` in the Store's namespace.
+    Issuer,
 }
 
 /// A data store the operator either runs itself or connects to.

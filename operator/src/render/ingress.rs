@@ -3,6 +3,8 @@
 //! `spec.ingress.gateway` names a Gateway API Gateway, as an HTTPRoute
 //! attached to it (TLS is then the Gateway listener's).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
@@ -14,11 +16,21 @@ use serde_json::{Value, json};
 
 use super::meta::Ctx;
 use super::{ChildKind, Object, Step};
-use crate::api::GatewayRef;
+use crate::api::{GatewayRef, IssuerKind};
 use crate::{Error, Result};
 
 /// Component name.
 pub const COMPONENT: &str = "ingress";
+
+/// The annotation cert-manager's ingress-shim reads: it creates a
+/// Certificate for the Ingress's TLS hosts into its TLS Secret from this
+/// issuer, and renews it.
+fn issuer_annotation(kind: IssuerKind) -> &'static str {
+    match kind {
+        IssuerKind::ClusterIssuer => "cert-manager.io/cluster-issuer",
+        IssuerKind::Issuer => "cert-manager.io/issuer",
+    }
+}
 
 /// The storefront URL shoppers use.
 pub fn url(ctx: &Ctx<'_>) -> String {
@@ -114,8 +126,18 @@ fn ingress(ctx: &Ctx<'_>) -> Result<Vec<Object>> {
         .collect();
     let spec = &ctx.spec.ingress;
     let name = ctx.name(COMPONENT);
+    let mut metadata = ctx.meta(name.clone(), COMPONENT, &ctx.spec.version);
+    if let Some(issuer) = spec.tls.as_ref().and_then(|tls| tls.issuer.as_ref()) {
+        metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                issuer_annotation(issuer.kind).to_owned(),
+                issuer.name.clone(),
+            );
+    }
     let ingress = Ingress {
-        metadata: ctx.meta(name.clone(), COMPONENT, &ctx.spec.version),
+        metadata,
         spec: Some(IngressSpec {
             ingress_class_name: Some(spec.class_name.clone()),
             rules: Some(vec![IngressRule {
@@ -145,6 +167,52 @@ mod tests {
     use super::*;
     use crate::fixtures::store;
     use crate::render::render as render_store;
+
+    #[test]
+    fn a_cert_manager_issuer_annotates_the_ingress_for_its_certificate() {
+        let ingress_of = |s: &crate::api::Store| {
+            render_store(s)
+                .unwrap()
+                .objects
+                .into_iter()
+                .find(|o| o.kind == ChildKind::Ingress)
+                .unwrap()
+                .value
+        };
+        let mut s = store("shop");
+        s.spec.ingress.tls = Some(crate::api::TlsSpec {
+            secret_name: "shop-tls".into(),
+            issuer: None,
+        });
+        let own_secret = ingress_of(&s);
+        assert!(
+            own_secret["metadata"]["annotations"]
+                .as_object()
+                .is_none_or(|a| a.keys().all(|k| !k.starts_with("cert-manager.io/")))
+        );
+        for (kind, annotation) in [
+            (IssuerKind::ClusterIssuer, "cert-manager.io/cluster-issuer"),
+            (IssuerKind::Issuer, "cert-manager.io/issuer"),
+        ] {
+            s.spec.ingress.tls = Some(crate::api::TlsSpec {
+                secret_name: "shop-tls".into(),
+                issuer: Some(crate::api::IssuerRef {
+                    name: "letsencrypt".into(),
+                    kind,
+                }),
+            });
+            let ingress = ingress_of(&s);
+            assert_eq!(
+                ingress["metadata"]["annotations"][annotation],
+                "letsencrypt"
+            );
+            assert_eq!(
+                ingress["spec"]["tls"],
+                json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])
+            );
+        }
+        assert_eq!(url(&Ctx::new(&s).unwrap()), "https://shop.example.com");
+    }
 
     #[test]
     fn a_gateway_gets_an_http_route_instead_of_the_ingress() {
