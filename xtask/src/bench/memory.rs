@@ -115,12 +115,28 @@ async fn short_load(client: &Client) -> Result<()> {
             ok(client.get(format!("{product}/api/products/{slug}"))).await?;
         }
     }
-    let first = items[0]["id"].clone();
+    // One unit of a different product per order: the sample catalog holds
+    // a few units of each, fewer than the orders, so buying one product
+    // every time ran it out and the last orders were cancelled.
+    let in_stock: Vec<&Value> = items
+        .iter()
+        .filter(|item| item["stock"].as_i64().is_some_and(|stock| stock > 0))
+        .map(|item| &item["id"])
+        .collect();
+    if in_stock.len() < SHOPPERS * ORDERS_EACH {
+        bail!(
+            "the bench catalog has {} products in stock on its first page; {} orders need one each",
+            in_stock.len(),
+            SHOPPERS * ORDERS_EACH
+        );
+    }
+    let mut products = in_stock.into_iter();
     let mut orders = Vec::new();
     for shopper in 0..SHOPPERS {
         let token = register_and_login(client, shopper).await?;
         for _ in 0..ORDERS_EACH {
-            orders.push((token.clone(), checkout(client, &token, &first).await?));
+            let product = products.next().context("counted above")?;
+            orders.push((token.clone(), checkout(client, &token, product).await?));
         }
     }
     for (token, id) in &orders {
