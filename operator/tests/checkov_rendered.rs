@@ -13,8 +13,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use storekeeper::api::Store;
+use example_stores::example;
 use storekeeper::render::{render, to_yaml};
+
+mod example_stores;
 
 /// Checks the rendered objects fail by design, and why.
 const SKIPPED: &[(&str, &str)] = &[
@@ -53,13 +55,6 @@ fn checkov() -> Option<PathBuf> {
     dirs.into_iter()
         .map(|dir| dir.join("checkov"))
         .find(|path| path.is_file())
-}
-
-fn example(name: &str) -> Store {
-    let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let mut store: Store = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    store.metadata.uid = Some("11111111-2222-4333-8444-555555555555".into());
-    store
 }
 
 #[test]

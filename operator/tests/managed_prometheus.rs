@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use example_stores::example;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use storekeeper::admin::{self, AdminState};
@@ -27,6 +28,8 @@ use storekeeper::api::{Condition, ObservabilityMode, Phase, Store, StoreStatus};
 use storekeeper::metrics::{Metrics, StoreLabel};
 use storekeeper::render::monitoring::prometheus::{CONFIG_FILE, OPERATOR_JOB, RULES_FILE};
 use storekeeper::render::{ChildKind, OperatorMetrics, Platform, render_on};
+
+mod example_stores;
 
 /// Kills Prometheus and removes its folder however the test ends.
 struct Running {
@@ -49,9 +52,7 @@ fn prometheus_binary() -> Option<PathBuf> {
 }
 
 fn managed_store() -> Store {
-    let path = format!("{}/../examples/store.yaml", env!("CARGO_MANIFEST_DIR"));
-    let mut store: Store = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    store.metadata.uid = Some("11111111-2222-4333-8444-555555555555".into());
+    let mut store = example("store");
     store.spec.observability.mode = ObservabilityMode::Managed;
     store
 }

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use example_stores::example;
+
 use kube::ResourceExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,12 +19,7 @@ use storekeeper::render::object::{APPLIED_HASH, hash_value};
 use storekeeper::render::{ChildKind, Rendered, render, to_yaml};
 use storekeeper_contract::{ShopService, labels};
 
-fn example(name: &str) -> Store {
-    let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let mut store: Store = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    store.metadata.uid = Some("11111111-2222-4333-8444-555555555555".into());
-    store
-}
+mod example_stores;
 
 #[test]
 fn examples_render_as_snapshotted() {

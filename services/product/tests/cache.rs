@@ -194,15 +194,7 @@ async fn redis_down_reads_come_from_postgres(pool: PgPool) {
 
     // Writes still work; reads after them are fresh (they come from PostgreSQL).
     let id = product.json::<Value>()["id"].as_str().unwrap().to_owned();
-    let version = ctx
-        .app
-        .get(&format!("/api/products/{id}/stock"))
-        .bearer(&token)
-        .send()
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let version = ctx.stock_etag(&id).await;
     ctx.app
         .patch(&format!("/api/products/{id}"))
         .bearer(&token)

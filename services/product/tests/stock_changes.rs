@@ -74,18 +74,6 @@ async fn levels(ctx: &Ctx, id: &str) -> Value {
     response.json()
 }
 
-/// The product's version, as the stock levels' `ETag` gives it.
-async fn etag(ctx: &Ctx, id: &str) -> String {
-    let response = ctx
-        .app
-        .get(&format!("/api/products/{id}/stock"))
-        .bearer(&ctx.admin_token())
-        .send()
-        .await;
-    response.assert_status(StatusCode::OK);
-    response.header("etag").unwrap().to_owned()
-}
-
 async fn patch_if_match(ctx: &Ctx, id: &str, body: &Value, tag: &str) -> TestResponse {
     ctx.app
         .patch(&format!("/api/products/{id}"))
@@ -236,7 +224,7 @@ async fn an_absolute_stock_applies_only_to_the_version_it_was_read_at(pool: PgPo
     assert_eq!(levels(&ctx, &id).await["available"], 10);
 
     // Read, then an order reserves 3, then the set based on the read.
-    let read = etag(&ctx, &id).await;
+    let read = ctx.stock_etag(&id).await;
     apply(&pool, &created(Uuid::new_v4(), product_id, 3)).await;
     let stale = patch_if_match(&ctx, &id, &json!({ "stock": 40 }), &read).await;
     let problem = stale.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition-failed");
@@ -250,13 +238,13 @@ async fn an_absolute_stock_applies_only_to_the_version_it_was_read_at(pool: PgPo
         "the reservation stands"
     );
 
-    let fresh = etag(&ctx, &id).await;
+    let fresh = ctx.stock_etag(&id).await;
     patch_if_match(&ctx, &id, &json!({ "stock": 40 }), &fresh)
         .await
         .assert_status(StatusCode::OK);
     assert_eq!(levels(&ctx, &id).await["available"], 40);
     assert_ne!(
-        etag(&ctx, &id).await,
+        ctx.stock_etag(&id).await,
         fresh,
         "every change is a new version"
     );

@@ -43,15 +43,7 @@ async fn admin_creates_updates_and_deletes(pool: PgPool) {
         "/images/coffee-tea/espresso-tamper-58-mm.svg"
     );
 
-    let version = ctx
-        .app
-        .get(&format!("/api/products/{id}/stock"))
-        .bearer(&token)
-        .send()
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let version = ctx.stock_etag(&id).await;
     let response = ctx
         .app
         .patch(&format!("/api/products/{id}"))

@@ -114,6 +114,19 @@ impl Ctx {
         self.keys.customer().1
     }
 
+    /// The product's version, as `GET /api/products/{id}/stock` gives it
+    /// (`ETag`), for `If-Match` on an absolute stock.
+    pub async fn stock_etag(&self, id: &str) -> String {
+        let response = self
+            .app
+            .get(&format!("/api/products/{id}/stock"))
+            .bearer(&self.admin_token())
+            .send()
+            .await;
+        response.assert_status(http::StatusCode::OK);
+        response.header("etag").unwrap().to_owned()
+    }
+
     /// `product_cache_lookups_total` for this kind and outcome.
     pub fn cache_count(&self, kind: &str, outcome: &str) -> u64 {
         let text = self.metrics.encode().unwrap();
