@@ -287,6 +287,20 @@ pub fn env_for(
             env::AMQP_URL,
             "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
         ));
+        if !database_prefix.is_empty() {
+            // A throw-away stack's exchange and queues are its own too: an
+            // event one stack left in a queue when it stopped (a slow
+            // card's charge, say) must not reach another stack, whose
+            // databases do not know its order and would dead-letter it.
+            vars.push((
+                env::EVENTS_EXCHANGE,
+                format!(
+                    "{database_prefix}{}",
+                    storekeeper_contract::events::EXCHANGE
+                ),
+            ));
+            vars.push((env::EVENTS_QUEUE_PREFIX, database_prefix.to_owned()));
+        }
     }
     match svc {
         ShopService::Storefront => vars.push((env::SESSION_KEY, state.session_key.clone())),
@@ -354,6 +368,38 @@ mod tests {
             .into_iter()
             .filter(|name| ShopService::ALL.iter().any(|s| s.url_env() == Some(*name)))
             .collect()
+    }
+
+    #[test]
+    fn a_throw_away_stack_has_an_exchange_and_queues_of_its_own() {
+        let state = LocalState {
+            token_private_key: "private".to_owned(),
+            token_public_key: "public".to_owned(),
+            admin_email: "admin@example.test".to_owned(),
+            admin_password: "fake password".to_owned(),
+            database_passwords: BTreeMap::new(),
+            session_key: "key".to_owned(),
+        };
+        let events = |prefix: &str| -> Vec<(&'static str, String)> {
+            env_for(ShopService::Order, &state, prefix)
+                .into_iter()
+                .filter(|(name, _)| name.starts_with("EVENTS_"))
+                .collect()
+        };
+        assert!(events("").is_empty(), "the local shop keeps the defaults");
+        assert_eq!(
+            events("e2e_"),
+            [
+                (env::EVENTS_EXCHANGE, "e2e_store.events".to_owned()),
+                (env::EVENTS_QUEUE_PREFIX, "e2e_".to_owned()),
+            ]
+        );
+        assert!(
+            env_for(ShopService::User, &state, "e2e_")
+                .iter()
+                .all(|(name, _)| !name.starts_with("EVENTS_")),
+            "user-service is not on the broker"
+        );
     }
 
     #[test]
