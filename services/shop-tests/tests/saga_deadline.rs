@@ -1,15 +1,18 @@
 //! The saga's deadline and events out of order, over the real PostgreSQL
-//! and RabbitMQ: a stuck order is reaped and its stock comes back, a
-//! payment that lands after the order was cancelled is refunded, and a
-//! refund that overtakes its payment is applied once the payment is.
+//! and RabbitMQ: a stuck order is reaped and its stock comes back, two
+//! reapers (two replicas) cancel each expired order once, a payment that
+//! lands after the order was cancelled is refunded, and a refund that
+//! overtakes its payment is applied once the payment is.
 
 // Test fixtures fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
+use order_service::{metrics::OrderMetrics, reaper::Reaper};
 use serde_json::Value;
 use shop_tests::{Service, Shop};
+use storekeeper_kit::Metrics;
 use storekeeper_kit::events::{
     Envelope, EventsConfig,
     envelope::PaymentRefunded,
@@ -103,6 +106,61 @@ async fn stuck_orders_are_reaped_and_their_stock_comes_back() {
         text.contains(r#"orders_cancelled_total{stage="deadline"} 2"#),
         "{text}"
     );
+    shop.finish().await;
+}
+
+/// Every replica of order-service runs a reaper. Two at once over more
+/// expired orders than one batch share them: each order is cancelled, and
+/// announced, exactly once.
+#[tokio::test]
+async fn two_reapers_at_once_cancel_each_expired_order_once() {
+    const ORDERS: usize = 130;
+    let events = EventsConfig::ephemeral();
+    let mut shop = Shop::start_with_deadline(events.clone(), events, SHORT).await;
+    let mug = shop.product("Mug", 1_250, 1_000).await;
+    // Only this test's reapers: the shop's own stop, and with
+    // product-service's workers stopped no order leaves PENDING.
+    shop.stop_workers(Service::Order).await;
+    shop.stop_workers(Service::Product).await;
+    for _ in 0..ORDERS {
+        let shopper = shop.shopper();
+        shop.buy(&shopper, mug, 1, "4242424242424242").await;
+    }
+    tokio::time::sleep(SHORT + Duration::from_millis(500)).await;
+
+    let replica = || {
+        let reaper = Reaper::new(
+            shop.orders_db.pool.clone(),
+            SHORT,
+            OrderMetrics::register(&Metrics::new()),
+        );
+        async move {
+            let mut cancelled = 0;
+            loop {
+                match reaper.reap_once().await.unwrap() {
+                    0 => return cancelled,
+                    n => cancelled += n,
+                }
+            }
+        }
+    };
+    let (first, second) = tokio::join!(replica(), replica());
+    assert_eq!(first + second, ORDERS, "{first} + {second}");
+    let orders = i64::try_from(ORDERS).unwrap();
+    assert_eq!(shop.statuses().await, [("CANCELLED".to_owned(), orders)]);
+    let announced: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT payload::jsonb->'data'->>'order_id') FROM outbox \
+         WHERE event_type = 'order.cancelled'",
+    )
+    .fetch_one(&shop.orders_db.pool)
+    .await
+    .unwrap();
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'order.cancelled'")
+            .fetch_one(&shop.orders_db.pool)
+            .await
+            .unwrap();
+    assert_eq!((announced, events), (orders, orders));
     shop.finish().await;
 }
 
