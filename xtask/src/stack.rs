@@ -346,16 +346,20 @@ mod tests {
 
     use super::*;
 
-    fn names(svc: ShopService) -> Vec<&'static str> {
-        let state = LocalState {
+    /// Obviously fake credentials, for the variables' names and shapes.
+    fn fake_state() -> LocalState {
+        LocalState {
             token_private_key: "private".to_owned(),
             token_public_key: "public".to_owned(),
             admin_email: "admin@example.test".to_owned(),
             admin_password: "fake password".to_owned(),
             database_passwords: BTreeMap::new(),
             session_key: "key".to_owned(),
-        };
-        let mut names: Vec<_> = env_for(svc, &state, "")
+        }
+    }
+
+    fn names(svc: ShopService) -> Vec<&'static str> {
+        let mut names: Vec<_> = env_for(svc, &fake_state(), "")
             .into_iter()
             .map(|(name, _)| name)
             .collect();
@@ -372,14 +376,7 @@ mod tests {
 
     #[test]
     fn a_throw_away_stack_has_an_exchange_and_queues_of_its_own() {
-        let state = LocalState {
-            token_private_key: "private".to_owned(),
-            token_public_key: "public".to_owned(),
-            admin_email: "admin@example.test".to_owned(),
-            admin_password: "fake password".to_owned(),
-            database_passwords: BTreeMap::new(),
-            session_key: "key".to_owned(),
-        };
+        let state = fake_state();
         let events = |prefix: &str| -> Vec<(&'static str, String)> {
             env_for(ShopService::Order, &state, prefix)
                 .into_iter()
@@ -420,14 +417,7 @@ mod tests {
 
     #[test]
     fn a_throw_away_stack_has_redis_keys_of_its_own() {
-        let state = LocalState {
-            token_private_key: String::new(),
-            token_public_key: String::new(),
-            admin_email: String::new(),
-            admin_password: String::new(),
-            database_passwords: BTreeMap::new(),
-            session_key: String::new(),
-        };
+        let state = fake_state();
         let prefix = |database_prefix| {
             env_for(ShopService::User, &state, database_prefix)
                 .into_iter()
