@@ -317,6 +317,20 @@ pub fn closed_port() -> u16 {
     port
 }
 
+/// A port free to listen on, below Linux's default range for outgoing
+/// connections (32768–60999): a port picked there and released can be
+/// taken by a connection the test opens (to PostgreSQL, say) before the
+/// server it was meant for binds it.
+pub fn listen_port() -> u16 {
+    for _ in 0..1000 {
+        let port = 20_000 + (Uuid::new_v4().as_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
+}
+
 /// The PostgreSQL server test databases are created on.
 const TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 

@@ -34,7 +34,7 @@ use storekeeper_kit::{
     auth::KeyPair,
     events::{CancellationToken, EventsConfig, broker::Link, testing::publish_raw, topology},
     server,
-    testing::{TestDatabase, closed_port, unique_redis_prefix},
+    testing::{TestDatabase, listen_port, unique_redis_prefix},
 };
 use uuid::Uuid;
 
@@ -531,7 +531,7 @@ fn every_metric_and_label_the_rules_and_dashboard_read_is_on_the_services_metric
             .collect(),
         ports: ShopService::ALL
             .iter()
-            .map(|service| (*service, (closed_port(), closed_port())))
+            .map(|service| (*service, (listen_port(), listen_port())))
             .collect(),
     };
     // Callees first, so the storefront and order-service find them.
