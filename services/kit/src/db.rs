@@ -1,5 +1,6 @@
-//! PostgreSQL: the connection pool, migrations, the readiness check, and
-//! the per-entity lock event handlers take ([`lock_for_transaction`]).
+//! PostgreSQL: the connection pool, migrations, the readiness check, the
+//! per-entity lock event handlers take ([`lock_for_transaction`]), and a
+//! transaction start that survives cancellation ([`begin`]).
 //!
 //! Each service embeds its migrations (`sqlx::migrate!()`). Run locally, it
 //! applies them before serving (sqlx takes an advisory lock, so replicas
@@ -15,7 +16,7 @@
 use std::time::Duration;
 
 use sqlx::{
-    PgConnection, PgPool,
+    PgConnection, PgPool, Postgres, Transaction,
     migrate::{MigrateError, Migrator},
     postgres::PgPoolOptions,
 };
@@ -101,6 +102,28 @@ pub(crate) async fn connect(config: &DatabaseConfig) -> Result<PgPool, DbError> 
         }
     };
     Ok(pool)
+}
+
+/// Begins a transaction on `pool`; use it instead of `pool.begin()`.
+///
+/// sqlx 0.8's `Pool::begin` is not cancel-safe on PostgreSQL: it counts the
+/// transaction only once `BEGIN` has answered, so a caller dropped while
+/// `BEGIN` is in flight (a client that went away, a request timeout, a
+/// consumer whose broker channel closed) hands the connection back to the
+/// pool inside a transaction nothing will end. Whoever borrows it next then
+/// writes into that transaction, and the writes are lost when the
+/// connection closes (sqlx issue #4393). Here `BEGIN` runs to completion in
+/// a task of its own; if the caller is gone by then, the transaction is
+/// dropped and rolled back as usual.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one caller of Pool::begin, in a task of its own"
+)]
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|_| sqlx::Error::WorkerCrashed)?
 }
 
 /// Applies `migrator`. When the database already carries a migration this

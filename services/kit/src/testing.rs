@@ -334,11 +334,13 @@ pub fn listen_port() -> u16 {
 /// The PostgreSQL server test databases are created on.
 const TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
-/// A throw-away database of one service for one test (a UUID in its name,
-/// so suites running side by side never meet), migrated, and reached
-/// through the production pool: [`db`]'s options with `service`'s default
+/// A throw-away database for one test (a UUID in its name, so suites
+/// running side by side never meet), migrated, and reached through the
+/// production pool: [`db`]'s options with the default
 /// `DATABASE_MAX_CONNECTIONS`. A test that would starve the pool in
-/// production starves it here too.
+/// production starves it here too — unlike `#[sqlx::test]`'s pool of 5.
+/// Dropping it drops the database (`WITH (FORCE)`, so connections still
+/// open do not keep it), on success and on panic alike.
 pub struct TestDatabase {
     /// The database's name.
     pub name: String,
@@ -347,41 +349,78 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates and migrates a database for `service` (which must own one).
+    /// Creates and migrates a database for `service` (which must own one),
+    /// with the pool a replica of it gets.
     pub async fn create(service: ShopService, migrator: &Migrator) -> Self {
         let database = service.database().expect("the service owns a database");
-        let name = format!("test_{}_{database}", Uuid::new_v4().simple());
+        let production = ServiceConfig::for_tests(service)
+            .database
+            .expect("the service owns a database");
+        Self::with_config(database, production, Some(migrator)).await
+    }
+
+    /// A database for the kit's own tests, which no service owns: `migrator`
+    /// applied if given, and the pool every service gets by default.
+    pub async fn for_kit(migrator: Option<&Migrator>) -> Self {
+        let production = ServiceConfig::for_tests(ShopService::Order)
+            .database
+            .expect("order-service owns a database");
+        Self::with_config("kit", production, migrator).await
+    }
+
+    async fn with_config(
+        label: &str,
+        production: DatabaseConfig,
+        migrator: Option<&Migrator>,
+    ) -> Self {
+        let name = format!("test_{}_{label}", Uuid::new_v4().simple());
         let admin = admin_pool().await;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&admin)
             .await
             .expect("creating a test database");
         admin.close().await;
-        let production = ServiceConfig::for_tests(service)
-            .database
-            .expect("the service owns a database");
         let config = DatabaseConfig {
             url: format!("{TEST_SERVER}/{name}"),
             ..production
         };
         let pool = db::connect(&config).await.expect("connecting");
-        db::apply_migrations(&pool, migrator)
-            .await
-            .expect("migrating");
+        if let Some(migrator) = migrator {
+            db::apply_migrations(&pool, migrator)
+                .await
+                .expect("migrating");
+        }
         Self { name, pool }
     }
 
-    /// Closes the pool and drops the database.
+    /// Closes the pool, then drops the database.
     pub async fn drop_database(self) {
         self.pool.close().await;
-        let admin = admin_pool().await;
-        let _ = sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&admin)
-        .await;
-        admin.close().await;
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on;
+        // a thread of its own with a runtime of its own drops the database.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database on");
+            runtime.block_on(async {
+                let admin = admin_pool().await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+            });
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("the test database {} was not dropped", self.name);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
+use storekeeper_kit::testing::TestDatabase;
 use storekeeper_kit::{
     Metrics,
     events::{
@@ -132,7 +133,7 @@ impl Harness {
 
     async fn emit(&self, n: i32) -> Envelope {
         let envelope = Envelope::new(&Pinged { n }, Uuid::new_v4()).unwrap();
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = storekeeper_kit::db::begin(&self.pool).await.unwrap();
         enqueue_envelope(&mut tx, &envelope).await.unwrap();
         tx.commit().await.unwrap();
         envelope
@@ -162,8 +163,10 @@ impl Harness {
     }
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn a_spent_retry_budget_lands_in_the_dead_letter_queue_and_moves_the_metrics(pool: PgPool) {
+#[tokio::test]
+async fn a_spent_retry_budget_lands_in_the_dead_letter_queue_and_moves_the_metrics() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::start(pool, false).await;
     let event = harness.emit(1).await;
     let dead_lettered =
@@ -221,8 +224,10 @@ async fn a_spent_retry_budget_lands_in_the_dead_letter_queue_and_moves_the_metri
     assert_eq!(harness.effects().await, 0);
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn a_replayed_dead_letter_takes_effect_once(pool: PgPool) {
+#[tokio::test]
+async fn a_replayed_dead_letter_takes_effect_once() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::start(pool, true).await;
     let kept = harness.emit(1).await;
     let replayed = harness.emit(2).await;
@@ -277,8 +282,10 @@ async fn a_replayed_dead_letter_takes_effect_once(pool: PgPool) {
     assert_eq!(ids, [replayed.id]);
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn bad_requests_get_problems(pool: PgPool) {
+#[tokio::test]
+async fn bad_requests_get_problems() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::start(pool, true).await;
     harness
         .admin

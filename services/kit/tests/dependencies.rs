@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use axum::{Router, http::StatusCode, routing::get};
-use sqlx::PgPool;
 use storekeeper_contract::ShopService;
+use storekeeper_kit::testing::TestDatabase;
 use storekeeper_kit::{
     Metrics, Readiness, ServiceConfig,
     admin::{self, ReadinessReport},
@@ -28,8 +28,10 @@ fn dead_cache() -> Cache {
     Cache::connect(&format!("redis://127.0.0.1:{}", closed_port()), "dead:").unwrap()
 }
 
-#[sqlx::test]
-async fn readyz_is_200_when_everything_answers(pool: PgPool) {
+#[tokio::test]
+async fn readyz_is_200_when_everything_answers() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
     let readiness = Readiness::new()
         .with(db::readiness_check(&pool))
         .with(cache::readiness_check(&live_cache()));
@@ -42,8 +44,10 @@ async fn readyz_is_200_when_everything_answers(pool: PgPool) {
     assert_eq!(report.checks["redis"], "ok");
 }
 
-#[sqlx::test]
-async fn a_redis_outage_is_degraded_but_ready(pool: PgPool) {
+#[tokio::test]
+async fn a_redis_outage_is_degraded_but_ready() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
     let readiness = Readiness::new()
         .with(db::readiness_check(&pool))
         .with(cache::readiness_check(&dead_cache()));

@@ -14,6 +14,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
+use storekeeper_kit::testing::TestDatabase;
 use storekeeper_kit::{
     Metrics,
     events::{
@@ -137,7 +138,7 @@ impl Harness {
     }
 
     async fn emit(&self, n: i32) -> Uuid {
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = storekeeper_kit::db::begin(&self.pool).await.unwrap();
         let id = enqueue(&mut tx, &Pinged { n }, Uuid::new_v4())
             .await
             .unwrap();
@@ -203,8 +204,10 @@ impl Drop for Harness {
     }
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn committed_events_are_published_consumed_and_marked_sent(pool: PgPool) {
+#[tokio::test]
+async fn committed_events_are_published_consumed_and_marked_sent() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 0).await;
     for n in 0..20 {
         harness.emit(n).await;
@@ -223,10 +226,12 @@ async fn committed_events_are_published_consumed_and_marked_sent(pool: PgPool) {
     harness.events.outbox_backlog.get();
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn rolled_back_events_never_leave(pool: PgPool) {
+#[tokio::test]
+async fn rolled_back_events_never_leave() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 0).await;
-    let mut tx = harness.pool.begin().await.unwrap();
+    let mut tx = storekeeper_kit::db::begin(&harness.pool).await.unwrap();
     enqueue(&mut tx, &Pinged { n: 1 }, Uuid::new_v4())
         .await
         .unwrap();
@@ -241,8 +246,10 @@ async fn rolled_back_events_never_leave(pool: PgPool) {
     assert_eq!(ns, [2]);
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn the_same_event_delivered_twice_has_one_effect(pool: PgPool) {
+#[tokio::test]
+async fn the_same_event_delivered_twice_has_one_effect() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 0).await;
     let envelope = Envelope::new(&Pinged { n: 7 }, Uuid::new_v4()).unwrap();
     let body = serde_json::to_vec(&envelope).unwrap();
@@ -260,8 +267,10 @@ async fn the_same_event_delivered_twice_has_one_effect(pool: PgPool) {
     assert!(text.contains("outcome=\"duplicate\"} 2"), "{text}");
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn transient_failures_are_retried_with_backoff(pool: PgPool) {
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 2).await;
     harness.emit(1).await;
     harness.wait_for_effects(1).await;
@@ -273,8 +282,10 @@ async fn transient_failures_are_retried_with_backoff(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn poison_messages_are_dead_lettered_with_a_reason_and_the_queue_flows(pool: PgPool) {
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_with_a_reason_and_the_queue_flows() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 0).await;
     publish_raw(&harness.config, Pinged::TYPE, b"{not json").await;
     harness.emit(-1).await;
@@ -294,8 +305,10 @@ async fn poison_messages_are_dead_lettered_with_a_reason_and_the_queue_flows(poo
     assert!(letters.iter().any(|l| l.body == b"{not json"));
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn events_failing_every_attempt_end_in_the_dead_letter_queue(pool: PgPool) {
+#[tokio::test]
+async fn events_failing_every_attempt_end_in_the_dead_letter_queue() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, u32::MAX).await;
     harness.emit(3).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -317,8 +330,10 @@ async fn events_failing_every_attempt_end_in_the_dead_letter_queue(pool: PgPool)
     assert_eq!(harness.effects().await, 0);
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn a_broker_outage_delays_events_but_loses_none(pool: PgPool) {
+#[tokio::test]
+async fn a_broker_outage_delays_events_but_loses_none() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let proxy = ChaosProxy::start().await;
     let config = EventsConfig::ephemeral().via(&proxy.url());
     let harness = Harness::with_config(pool, 0, config).await;
@@ -344,8 +359,10 @@ async fn a_broker_outage_delays_events_but_loses_none(pool: PgPool) {
 /// A service that dies after its effect commits and before its ack reaches
 /// the broker: the broker hands the event out again, and the redelivery
 /// finds it applied.
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn a_consumer_lost_between_commit_and_ack_applies_the_redelivery_once(pool: PgPool) {
+#[tokio::test]
+async fn a_consumer_lost_between_commit_and_ack_applies_the_redelivery_once() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let proxy = ChaosProxy::start().await;
     let config = EventsConfig::ephemeral().via(&proxy.url());
     let harness = Harness::with_recorder(pool, 0, config, Some(proxy.clone())).await;
@@ -376,8 +393,10 @@ async fn a_consumer_lost_between_commit_and_ack_applies_the_redelivery_once(pool
     assert!(duplicates(), "{}", harness.metrics.encode().unwrap());
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn an_unreachable_database_requeues_without_using_up_attempts(pool: PgPool) {
+#[tokio::test]
+async fn an_unreachable_database_requeues_without_using_up_attempts() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     let harness = Harness::new(pool, 0).await;
     harness.emit(99).await;
     harness.wait_for_effects(1).await;
@@ -392,8 +411,10 @@ async fn an_unreachable_database_requeues_without_using_up_attempts(pool: PgPool
     assert!(text.contains("outcome=\"requeued\"} 4"), "{text}");
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists(pool: PgPool) {
+#[tokio::test]
+async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
         .execute(&pool)
         .await
@@ -405,7 +426,7 @@ async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists(pool: Pg
     let _stop = shutdown.clone().drop_guard();
     tokio::spawn(Relay::new(pool.clone(), config.clone(), events.clone()).run(shutdown.clone()));
 
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = storekeeper_kit::db::begin(&pool).await.unwrap();
     enqueue(&mut tx, &Pinged { n: 7 }, Uuid::new_v4())
         .await
         .unwrap();
@@ -458,8 +479,10 @@ async fn an_unroutable_event_stays_in_the_outbox_until_its_queue_exists(pool: Pg
     }
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(pool: PgPool) {
+#[tokio::test]
+async fn one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, n int NOT NULL)")
         .execute(&pool)
         .await
@@ -487,7 +510,7 @@ async fn one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(pool
     let emit = |n: i32| {
         let pool = pool.clone();
         async move {
-            let mut tx = pool.begin().await.unwrap();
+            let mut tx = storekeeper_kit::db::begin(&pool).await.unwrap();
             enqueue(&mut tx, &Pinged { n }, Uuid::new_v4())
                 .await
                 .unwrap();

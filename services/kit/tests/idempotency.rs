@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use sqlx::PgPool;
 use storekeeper_kit::idempotency::{Answer, KeyReused, KeyTable, request_hash};
+use storekeeper_kit::testing::TestDatabase;
 use uuid::Uuid;
 
 const KEYS: KeyTable = KeyTable::new("test_keys");
@@ -26,18 +27,20 @@ async fn with_table(pool: &PgPool) {
     .unwrap();
 }
 
-#[sqlx::test]
-async fn a_key_is_claimed_once_and_then_replayed(pool: PgPool) {
+#[tokio::test]
+async fn a_key_is_claimed_once_and_then_replayed() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
     with_table(&pool).await;
     let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
-    let mut first = pool.begin().await.unwrap();
+    let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
     assert!(KEYS.claim(&mut first, user, "k", &hash).await.unwrap());
 
     // A second request with the key waits for the first to finish.
     let waiting = tokio::spawn({
         let (pool, hash) = (pool.clone(), hash.clone());
         async move {
-            let mut second = pool.begin().await.unwrap();
+            let mut second = storekeeper_kit::db::begin(&pool).await.unwrap();
             KEYS.claim(&mut second, user, "k", &hash).await.unwrap()
         }
     });
@@ -71,21 +74,25 @@ async fn a_key_is_claimed_once_and_then_replayed(pool: PgPool) {
     );
 }
 
-#[sqlx::test]
-async fn a_rolled_back_claim_leaves_the_key_unused(pool: PgPool) {
+#[tokio::test]
+async fn a_rolled_back_claim_leaves_the_key_unused() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
     with_table(&pool).await;
     let user = Uuid::new_v4();
-    let mut refused = pool.begin().await.unwrap();
+    let mut refused = storekeeper_kit::db::begin(&pool).await.unwrap();
     assert!(KEYS.claim(&mut refused, user, "k", "h").await.unwrap());
     refused.rollback().await.unwrap();
     assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
 }
 
-#[sqlx::test]
-async fn only_expired_keys_are_pruned(pool: PgPool) {
+#[tokio::test]
+async fn only_expired_keys_are_pruned() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
     with_table(&pool).await;
     for key in ["old", "new"] {
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = storekeeper_kit::db::begin(&pool).await.unwrap();
         KEYS.claim(&mut tx, Uuid::nil(), key, "h").await.unwrap();
         tx.commit().await.unwrap();
     }

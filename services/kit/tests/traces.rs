@@ -16,7 +16,8 @@ use std::{
 
 use axum::{Router, routing::get};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool, types::Json};
+use sqlx::{PgConnection, types::Json};
+use storekeeper_kit::testing::TestDatabase;
 use storekeeper_kit::{
     Metrics,
     events::{
@@ -174,8 +175,10 @@ impl Handler for Recorder {
     }
 }
 
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn an_event_is_handled_in_the_trace_that_wrote_it(pool: PgPool) {
+#[tokio::test]
+async fn an_event_is_handled_in_the_trace_that_wrote_it() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
     logs();
     let config = EventsConfig::ephemeral();
     let events = EventMetrics::register(&Metrics::new());
@@ -206,7 +209,7 @@ async fn an_event_is_handled_in_the_trace_that_wrote_it(pool: PgPool) {
     let event_id = RequestId::scope(
         Some(RequestId("req-event-1".into())),
         async {
-            let mut tx = pool.begin().await.unwrap();
+            let mut tx = storekeeper_kit::db::begin(&pool).await.unwrap();
             let id = enqueue(&mut tx, &Traced { n: 1 }, Uuid::new_v4())
                 .await
                 .unwrap();

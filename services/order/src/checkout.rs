@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use storekeeper_kit::{
-    FieldError,
+    FieldError, db,
     events::{EventsError, enqueue, envelope::OrderCreated},
     idempotency::{Answer, KeyReused, request_hash},
 };
@@ -190,7 +190,7 @@ impl Checkout<'_> {
             // ends, then replays its answer instead of finding the cart
             // emptied. An error below rolls back, which releases the key
             // for a corrected retry.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = db::begin(self.pool).await?;
             if !store::KEYS
                 .claim(&mut tx, user, attempt.key, &attempt.hash)
                 .await?

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
+use storekeeper_kit::db;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -103,7 +104,7 @@ impl Reaper {
 
     async fn reap_batch(&self) -> Result<usize, AdvanceError> {
         let reason = reason(self.deadline);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin(&self.pool).await?;
         let expired = store::lock_expired(&mut tx, self.deadline, BATCH).await?;
         let mut moved = Vec::with_capacity(expired.len());
         for order in &expired {

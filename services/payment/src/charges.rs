@@ -1,16 +1,21 @@
 //! Charging orders, and never keeping money for a cancelled one: the
 //! `payment.charges` consumer (`payment.requested`, `order.cancelled`).
 //!
-//! Runs inside the consumer's transaction, so the payment row, the
-//! `payment.succeeded`/`payment.failed` event and the processed-event record
-//! commit together. The unique order id on `payments` makes a second charge
-//! for the same order impossible, however often the request is delivered.
+//! Runs inside the consumer's transaction, which never waits on the card
+//! provider: a `payment.requested` commits a charge intent with the
+//! processed-event record, and after the commit the intent goes to this
+//! replica's capture worker (`crate::capture`), which calls the provider
+//! outside any transaction. The unique order id on `charge_intents` and on
+//! `payments` makes a second charge for the same order impossible, however
+//! often the request is delivered.
 //!
 //! An order order-service cancelled (its deadline passed while the charge
 //! was on its way) is recorded: a `payment.requested` arriving after that
-//! charges nothing, and a charge that landed before it is refunded in full
-//! (`payment.refunded`). Both take the order's advisory lock first, so
-//! whichever comes second sees the first. Counters move after the commit.
+//! charges nothing, a charge that landed before it is refunded in full
+//! (`payment.refunded`), and one still with the provider is refunded by the
+//! capture worker when it lands. All take the order's advisory lock first,
+//! so whichever comes second sees the first. Counters move after the
+//! commit.
 
 use std::{future::Future, pin::Pin};
 
@@ -20,18 +25,18 @@ use storekeeper_kit::{
     events::{
         AfterCommit, Envelope, Event, Handler, HandlerError,
         consumer::HandlerFuture,
-        enqueue,
-        envelope::{OrderCancelled, PaymentFailed, PaymentRequested, PaymentSucceeded},
+        envelope::{OrderCancelled, PaymentRequested},
     },
+    telemetry::{self, RequestId},
 };
 use uuid::Uuid;
 
 use crate::{
-    card::not_expired,
+    capture::{self, Captures},
+    intents::{self, Intent},
     metrics::PaymentMetrics,
-    provider::{self, Decline},
     refunds::{RefundError, refund_locked},
-    store::{self, NewPayment},
+    store,
 };
 
 /// The consumer's name: its queue and its key in `processed_events`.
@@ -39,29 +44,30 @@ pub(crate) const CONSUMER: &str = "payment.charges";
 /// The events it handles.
 pub(crate) const ROUTING_KEYS: &[&str] = &[PaymentRequested::TYPE, OrderCancelled::TYPE];
 
-/// What one event did, counted once it committed.
-#[derive(Debug, Clone, Copy)]
+/// What one event did, acted on once it committed.
+#[derive(Debug)]
 enum Effect {
-    /// A charge was captured, of this many minor units.
-    Captured(i64),
-    /// A charge was declined with this code.
-    Declined(&'static str),
+    /// A charge was decided: the capture worker makes it.
+    Intended(Intent),
     /// A cancelled order's charge was refunded.
     Refunded,
 }
 
-/// Charges each requested order once; refunds cancelled orders.
+/// Decides each requested order's charge once; refunds cancelled orders.
 #[derive(Clone, Debug)]
 pub struct Charger {
     metrics: PaymentMetrics,
+    captures: Captures,
     effects: AfterCommit<Effect>,
 }
 
 impl Charger {
-    /// A charger counting into `metrics`.
-    pub fn new(metrics: PaymentMetrics) -> Self {
+    /// A charger counting into `metrics` and handing its charges to the
+    /// worker behind `captures`.
+    pub fn new(metrics: PaymentMetrics, captures: Captures) -> Self {
         Self {
             metrics,
+            captures,
             effects: AfterCommit::default(),
         }
     }
@@ -75,7 +81,7 @@ impl Handler for Charger {
                 refund_cancelled(conn, cancelled.order_id).await?
             } else {
                 let request: PaymentRequested = event.decode().map_err(HandlerError::Permanent)?;
-                self.charge(conn, &request, event).await?
+                self.intend(conn, &request, event).await?
             };
             if let Some(effect) = effect {
                 self.effects.hold(event.id, effect);
@@ -89,13 +95,7 @@ impl Handler for Charger {
         event: &'a Envelope,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         match self.effects.take(event.id) {
-            Some(Effect::Captured(amount)) => {
-                self.metrics.succeeded.inc();
-                self.metrics
-                    .captured_cents
-                    .inc_by(u64::try_from(amount).unwrap_or(0));
-            }
-            Some(Effect::Declined(code)) => self.metrics.failed(code),
+            Some(Effect::Intended(intent)) => self.captures.send(intent),
             Some(Effect::Refunded) => {
                 self.metrics.refunds.inc();
             }
@@ -130,31 +130,16 @@ async fn refund_cancelled(
     }
 }
 
-const METHOD_NOT_FOUND: Decline = Decline {
-    code: "payment_method_not_found",
-    message: "the payment method does not exist or is not yours",
-};
-const EXPIRED: Decline = Decline {
-    code: "expired_card",
-    message: "the card has expired",
-};
-
 impl Charger {
-    async fn charge(
+    /// Decides on a charge: records its intent, claimed by this replica, on
+    /// the consumer's transaction, unless the order was cancelled or has
+    /// its charge already. Nothing here waits on the provider.
+    async fn intend(
         &self,
         conn: &mut PgConnection,
         request: &PaymentRequested,
         event: &Envelope,
     ) -> Result<Option<Effect>, HandlerError> {
-        let method = store::method_of(conn, request.payment_method_id, request.user_id).await?;
-        // The slow test card's provider answer, waited for before the
-        // order's lock: a cancellation meanwhile is recorded and wins.
-        if let Some(delay) = method
-            .as_ref()
-            .and_then(|stored| provider::answer_delay(&stored.provider_token))
-        {
-            tokio::time::sleep(delay).await;
-        }
         db::lock_for_transaction(conn, request.order_id).await?;
         if store::is_cancelled(conn, request.order_id).await? {
             tracing::info!(order_id = %request.order_id, "order cancelled before its charge; not charging");
@@ -164,63 +149,11 @@ impl Charger {
             tracing::info!(order_id = %request.order_id, "order already charged; ignoring");
             return Ok(None);
         }
-        let today = chrono::Utc::now().date_naive();
-        let outcome = match &method {
-            None => Err(METHOD_NOT_FOUND),
-            Some(stored) => {
-                let (month, year) = (stored.method.exp_month, stored.method.exp_year);
-                if not_expired(
-                    u32::try_from(month).unwrap_or(0),
-                    u32::try_from(year).unwrap_or(0),
-                    today,
-                ) {
-                    provider::charge(
-                        &stored.provider_token,
-                        request.amount_cents,
-                        request.order_id,
-                    )
-                } else {
-                    Err(EXPIRED)
-                }
-            }
-        };
-        let new = NewPayment {
-            order_id: request.order_id,
-            user_id: request.user_id,
-            payment_method_id: request.payment_method_id,
-            amount_cents: request.amount_cents,
-            currency: &request.currency,
-            failure: outcome.as_ref().err().map(|d| (d.code, d.message)),
-            card: method
-                .as_ref()
-                .map(|m| (m.method.brand.as_str(), m.method.last4.as_str())),
-        };
-        let Some(payment) = store::insert_payment(conn, &new).await? else {
-            return Ok(None);
-        };
-        Ok(Some(match outcome {
-            Ok(()) => {
-                let data = PaymentSucceeded {
-                    order_id: payment.order_id,
-                    payment_id: payment.id,
-                    amount_cents: payment.amount_cents,
-                    currency: payment.currency.clone(),
-                };
-                enqueue(conn, &data, event.correlation_id).await?;
-                tracing::info!(order_id = %payment.order_id, payment_id = %payment.id, "payment captured");
-                Effect::Captured(payment.amount_cents)
-            }
-            Err(decline) => {
-                let data = PaymentFailed {
-                    order_id: payment.order_id,
-                    payment_id: payment.id,
-                    code: decline.code.to_owned(),
-                    reason: decline.message.to_owned(),
-                };
-                enqueue(conn, &data, event.correlation_id).await?;
-                tracing::info!(order_id = %payment.order_id, code = decline.code, "payment failed");
-                Effect::Declined(decline.code)
-            }
-        }))
+        let request_id = RequestId::current();
+        let trace = telemetry::current_trace_context();
+        let trace = (request_id.as_ref().map(RequestId::as_str), &trace);
+        let intent =
+            intents::insert(conn, request, event.correlation_id, trace, capture::HANDOFF).await?;
+        Ok(intent.map(Effect::Intended))
     }
 }

@@ -26,6 +26,8 @@ pub struct PaymentMetrics {
     pub(crate) captured_cents: Counter,
     /// Refunds issued.
     pub(crate) refunds: Counter,
+    /// Charges a worker took over after another's claim ran out.
+    pub(crate) charges_resumed: Counter,
 }
 
 impl PaymentMetrics {
@@ -42,6 +44,10 @@ impl PaymentMetrics {
             captured_cents: metrics
                 .counter("payments_captured_cents", "Money captured, minor units"),
             refunds: metrics.counter("refunds", "Refunds issued"),
+            charges_resumed: metrics.counter(
+                "payment_charges_resumed",
+                "Charges taken over after their worker's claim ran out (a crash or a provider timeout)",
+            ),
         }
     }
 

@@ -15,6 +15,7 @@
 use axum::http::StatusCode;
 use sqlx::{PgConnection, PgPool};
 use storekeeper_kit::{
+    db,
     events::{EventsError, enqueue, envelope::PaymentRefunded},
     idempotency::{Answer, KeyReused, request_hash},
 };
@@ -84,7 +85,7 @@ pub(crate) async fn refund(pool: &PgPool, attempt: &Attempt<'_>) -> Result<Answe
     if let Some(answer) = stored_answer(pool, attempt).await? {
         return Ok(answer);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     if !store::KEYS
         .claim(&mut tx, attempt.user, attempt.key, &attempt.hash)
         .await?

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 use sqlx::PgPool;
+use storekeeper_kit::db;
 use uuid::Uuid;
 
 use crate::{
@@ -111,7 +112,7 @@ fn checked() -> Result<Checked, SeedError> {
 /// Upserts the sample catalog (by slug) in one transaction.
 pub async fn load(pool: &PgPool) -> Result<SeedReport, SeedError> {
     let catalog = checked()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     for category in &catalog.categories {
         store::upsert_category(
             &mut tx,

@@ -6,11 +6,11 @@ mod support;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use support::Ctx;
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn second_read_is_a_hit(pool: PgPool) {
+#[tokio::test]
+async fn second_read_is_a_hit() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).tracking().await.seeded().await;
     for uri in [
         "/api/products/cork-yoga-mat",
@@ -39,8 +39,9 @@ async fn second_read_is_a_hit(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn not_found_is_not_cached(pool: PgPool) {
+#[tokio::test]
+async fn not_found_is_not_cached() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let slug = "late-arrival";
     for _ in 0..2 {
@@ -59,8 +60,9 @@ async fn not_found_is_not_cached(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn every_write_is_visible_to_the_next_read(pool: PgPool) {
+#[tokio::test]
+async fn every_write_is_visible_to_the_next_read() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).tracking().await.seeded().await;
     let token = ctx.admin_token();
     let list_uri = "/api/products?category=fitness&sort=price_asc&per_page=100";
@@ -157,8 +159,9 @@ async fn every_write_is_visible_to_the_next_read(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn stock_changes_outside_the_api_are_visible_after_invalidate(pool: PgPool) {
+#[tokio::test]
+async fn stock_changes_outside_the_api_are_visible_after_invalidate() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).tracking().await.seeded().await;
     let uri = "/api/products/foam-roller";
     let product: Value = ctx.app.get(uri).send().await.json();
@@ -176,8 +179,9 @@ async fn stock_changes_outside_the_api_are_visible_after_invalidate(pool: PgPool
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn redis_down_reads_come_from_postgres(pool: PgPool) {
+#[tokio::test]
+async fn redis_down_reads_come_from_postgres() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::redis_down(pool).seeded().await;
     let token = ctx.admin_token();
     let product = ctx.app.get("/api/products/cork-yoga-mat").send().await;
@@ -220,8 +224,9 @@ async fn redis_down_reads_come_from_postgres(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn metrics_count_lookups_and_requests_by_route(pool: PgPool) {
+#[tokio::test]
+async fn metrics_count_lookups_and_requests_by_route() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     ctx.app.get("/api/products/cork-yoga-mat").send().await;
     let metrics = ctx.metrics.encode().unwrap();
@@ -236,8 +241,9 @@ async fn metrics_count_lookups_and_requests_by_route(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn categories_are_cached_until_the_generation_moves(pool: PgPool) {
+#[tokio::test]
+async fn categories_are_cached_until_the_generation_moves() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).tracking().await.seeded().await;
     let first = ctx.app.get("/api/categories").send().await;
     assert_eq!(first.header("x-cache"), Some("miss"));
@@ -258,9 +264,10 @@ async fn categories_are_cached_until_the_generation_moves(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_reader_racing_a_writer_cannot_cache_stale_data(pool: PgPool) {
+#[tokio::test]
+async fn a_reader_racing_a_writer_cannot_cache_stale_data() {
     use product_service::cache::{CatalogCache, Lookup};
+    let (_database, pool) = support::database().await;
 
     let ctx = Ctx::new(pool).seeded().await;
     let metrics = storekeeper_kit::Metrics::new();

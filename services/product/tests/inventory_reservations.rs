@@ -5,6 +5,8 @@
 // Test fixtures fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use product_service::inventory::Inventory;
 use sqlx::PgPool;
 use storekeeper_kit::events::{
@@ -74,7 +76,7 @@ fn cancelled(order: Uuid) -> Envelope {
 }
 
 async fn apply(pool: &PgPool, event: &Envelope) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = storekeeper_kit::db::begin(pool).await.unwrap();
     Inventory { cache: None }
         .handle(&mut tx, event)
         .await
@@ -82,8 +84,9 @@ async fn apply(pool: &PgPool, event: &Envelope) {
     tx.commit().await.unwrap();
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn an_order_in_stock_is_reserved_and_announced(pool: PgPool) {
+#[tokio::test]
+async fn an_order_in_stock_is_reserved_and_announced() {
+    let (_database, pool) = support::database().await;
     let (a, b) = (product(&pool, "A", 5).await, product(&pool, "B", 2).await);
     let order = Uuid::new_v4();
     apply(&pool, &created(order, &[(a, 2), (b, 2), (a, 1)])).await;
@@ -95,8 +98,9 @@ async fn an_order_in_stock_is_reserved_and_announced(pool: PgPool) {
     assert_eq!(events[0]["correlation_id"], order.to_string());
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_short_line_rejects_the_whole_order_and_takes_nothing(pool: PgPool) {
+#[tokio::test]
+async fn a_short_line_rejects_the_whole_order_and_takes_nothing() {
+    let (_database, pool) = support::database().await;
     let (a, b) = (
         product(&pool, "Plenty", 5).await,
         product(&pool, "Scarce", 1).await,
@@ -125,8 +129,9 @@ async fn a_short_line_rejects_the_whole_order_and_takes_nothing(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn cancelling_releases_once_and_repeats_change_nothing(pool: PgPool) {
+#[tokio::test]
+async fn cancelling_releases_once_and_repeats_change_nothing() {
+    let (_database, pool) = support::database().await;
     let a = product(&pool, "A", 5).await;
     let order = Uuid::new_v4();
     apply(&pool, &created(order, &[(a, 3)])).await;
@@ -139,8 +144,9 @@ async fn cancelling_releases_once_and_repeats_change_nothing(pool: PgPool) {
     assert_eq!(outbox_payloads(&pool).await.len(), 1);
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_cancel_that_overtakes_its_order_leaves_a_tombstone(pool: PgPool) {
+#[tokio::test]
+async fn a_cancel_that_overtakes_its_order_leaves_a_tombstone() {
+    let (_database, pool) = support::database().await;
     let a = product(&pool, "A", 5).await;
     let order = Uuid::new_v4();
     apply(&pool, &cancelled(order)).await;
@@ -149,8 +155,9 @@ async fn a_cancel_that_overtakes_its_order_leaves_a_tombstone(pool: PgPool) {
     assert!(outbox_payloads(&pool).await.is_empty());
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn concurrent_reservations_never_oversell(pool: PgPool) {
+#[tokio::test]
+async fn concurrent_reservations_never_oversell() {
+    let (_database, pool) = support::database().await;
     let a = product(&pool, "Hot", 10).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..30 {
@@ -187,12 +194,13 @@ async fn reserved(pool: &PgPool, product: Uuid) -> i64 {
     .unwrap()
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn an_order_created_and_cancelled_at_once_keeps_no_stock(pool: PgPool) {
+#[tokio::test]
+async fn an_order_created_and_cancelled_at_once_keeps_no_stock() {
     // The reaper cancels an order while product-service may still be
     // reserving it: both events of each order are handled at the same time.
     const ORDERS: usize = 120;
     const INITIAL: i32 = 10_000;
+    let (_database, pool) = support::database().await;
     let a = product(&pool, "Raced", INITIAL).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..ORDERS {

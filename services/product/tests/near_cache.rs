@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use storekeeper_kit::cache::LEASE;
 use support::Ctx;
 
@@ -78,8 +77,9 @@ async fn watch(reader: &Ctx, id: &str, fresh: i64, written: Instant) -> Duration
     fresh_after.into_iter().map(Option::unwrap).max().unwrap()
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_write_reaches_the_writer_at_once_and_the_other_replica_within_the_lease(pool: PgPool) {
+#[tokio::test]
+async fn a_write_reaches_the_writer_at_once_and_the_other_replica_within_the_lease() {
+    let (_database, pool) = support::database().await;
     let a = Ctx::new(pool).tracking().await.seeded().await;
     let b = a.replica().tracking().await;
     let product: Value = a
@@ -115,8 +115,9 @@ async fn a_write_reaches_the_writer_at_once_and_the_other_replica_within_the_lea
 /// `CLIENT KILL` on replica A's tracking connection, then a write on B that
 /// A therefore never hears about: A must not serve its old entries, and
 /// when tracking is back the near-cache serves again, fresh.
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_dropped_tracking_connection_flushes_and_bypasses_until_it_is_back(pool: PgPool) {
+#[tokio::test]
+async fn a_dropped_tracking_connection_flushes_and_bypasses_until_it_is_back() {
+    let (_database, pool) = support::database().await;
     let a = Ctx::new(pool).tracking().await.seeded().await;
     let name = a.redis.near_cache_connection_name("ver:");
     let a_connection = tracking_ids(&a, &name).await;

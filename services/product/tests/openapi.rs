@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use http::StatusCode;
 use serde_json::Value;
-use sqlx::PgPool;
 use support::Ctx;
 
 /// Every (method, path template) the router serves, besides `/openapi.json` itself.
@@ -21,8 +20,9 @@ const ROUTES: [(&str, &str); 8] = [
     ("get", "/images/{category}/{file}"),
 ];
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn document_matches_the_router(pool: PgPool) {
+#[tokio::test]
+async fn document_matches_the_router() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let response = ctx.app.get("/openapi.json").send().await;
     response.assert_status(StatusCode::OK);
@@ -71,8 +71,9 @@ async fn document_matches_the_router(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn document_names_sorts_bounds_and_security(pool: PgPool) {
+#[tokio::test]
+async fn document_names_sorts_bounds_and_security() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let doc: Value = ctx.app.get("/openapi.json").send().await.json();
     let params = doc["paths"]["/api/products"]["get"]["parameters"]

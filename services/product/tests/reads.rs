@@ -8,7 +8,6 @@ mod support;
 
 use http::StatusCode;
 use serde_json::Value;
-use sqlx::PgPool;
 use support::Ctx;
 
 fn names(page: &Value) -> Vec<String> {
@@ -20,8 +19,9 @@ fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn categories_are_listed_alphabetically(pool: PgPool) {
+#[tokio::test]
+async fn categories_are_listed_alphabetically() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let response = ctx.app.get("/api/categories").send().await;
     response.assert_status(StatusCode::OK);
@@ -32,8 +32,9 @@ async fn categories_are_listed_alphabetically(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn list_defaults_to_first_page_by_name(pool: PgPool) {
+#[tokio::test]
+async fn list_defaults_to_first_page_by_name() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let page: Value = ctx.app.get("/api/products").send().await.json();
     assert_eq!(page["page"], 1);
@@ -64,8 +65,9 @@ async fn list_defaults_to_first_page_by_name(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn pages_cover_the_catalog_without_overlap(pool: PgPool) {
+#[tokio::test]
+async fn pages_cover_the_catalog_without_overlap() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let mut seen = Vec::new();
     for page in 1..=4 {
@@ -90,8 +92,9 @@ async fn pages_cover_the_catalog_without_overlap(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn category_filter_and_sorts(pool: PgPool) {
+#[tokio::test]
+async fn category_filter_and_sorts() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let audio: Value = ctx
         .app
@@ -140,8 +143,9 @@ async fn category_filter_and_sorts(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn full_text_search_ranks_name_matches(pool: PgPool) {
+#[tokio::test]
+async fn full_text_search_ranks_name_matches() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let kettle: Value = ctx.app.get("/api/products?q=kettle").send().await.json();
     assert_eq!(kettle["items"][0]["slug"], "gooseneck-pour-over-kettle");
@@ -175,8 +179,9 @@ async fn full_text_search_ranks_name_matches(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn hostile_and_unicode_search_text_is_just_text(pool: PgPool) {
+#[tokio::test]
+async fn hostile_and_unicode_search_text_is_just_text() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     for q in [
         "'; DROP TABLE products; --",
@@ -218,8 +223,9 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn bad_list_parameters_are_400_problems(pool: PgPool) {
+#[tokio::test]
+async fn bad_list_parameters_are_400_problems() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     for uri in [
         "/api/products?page=0",
@@ -248,8 +254,9 @@ async fn bad_list_parameters_are_400_problems(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn detail_by_id_and_by_slug(pool: PgPool) {
+#[tokio::test]
+async fn detail_by_id_and_by_slug() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let by_slug = ctx.app.get("/api/products/cork-yoga-mat").send().await;
     by_slug.assert_status(StatusCode::OK);
@@ -270,8 +277,9 @@ async fn detail_by_id_and_by_slug(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn unknown_products_are_404_problems(pool: PgPool) {
+#[tokio::test]
+async fn unknown_products_are_404_problems() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     for uri in [
         "/api/products/00000000-0000-0000-0000-000000000000",
@@ -298,8 +306,9 @@ async fn unknown_products_are_404_problems(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn placeholder_images_are_served_locally(pool: PgPool) {
+#[tokio::test]
+async fn placeholder_images_are_served_locally() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let product: Value = ctx
         .app

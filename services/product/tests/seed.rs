@@ -15,8 +15,9 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn seed_loads_the_catalog_once(pool: PgPool) {
+#[tokio::test]
+async fn seed_loads_the_catalog_once() {
+    let (_database, pool) = support::database().await;
     let first = seed::load(&pool).await.unwrap();
     assert!(first.products >= 60);
     assert!(first.categories >= 6);
@@ -41,8 +42,9 @@ async fn seed_loads_the_catalog_once(pool: PgPool) {
     assert_eq!(ids, ids_again, "ids are stable across seeds");
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn reseeding_keeps_stock_and_restores_catalog_text(pool: PgPool) {
+#[tokio::test]
+async fn reseeding_keeps_stock_and_restores_catalog_text() {
+    let (_database, pool) = support::database().await;
     seed::load(&pool).await.unwrap();
     sqlx::query("UPDATE products SET stock = 1, name = 'Edited' WHERE slug = 'foam-roller'")
         .execute(&pool)

@@ -55,7 +55,7 @@ fn cancelled(order: Uuid) -> Envelope {
 }
 
 async fn apply(pool: &PgPool, event: &Envelope) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = storekeeper_kit::db::begin(pool).await.unwrap();
     Inventory { cache: None }
         .handle(&mut tx, event)
         .await
@@ -93,8 +93,9 @@ async fn patch(ctx: &Ctx, id: &str, body: &Value) -> TestResponse {
         .await
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn an_admin_edit_racing_50_reservations_leaves_stock_adding_up(pool: PgPool) {
+#[tokio::test]
+async fn an_admin_edit_racing_50_reservations_leaves_stock_adding_up() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool.clone()).seeded().await;
     let mut body = new_product("racing-kettle");
     body["stock"] = json!(100);
@@ -140,8 +141,9 @@ async fn an_admin_edit_racing_50_reservations_leaves_stock_adding_up(pool: PgPoo
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn reserved_counts_orders_in_checkout_only(pool: PgPool) {
+#[tokio::test]
+async fn reserved_counts_orders_in_checkout_only() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool.clone()).seeded().await;
     let mut body = new_product("counted-mug");
     body["stock"] = json!(10);
@@ -168,8 +170,9 @@ async fn reserved_counts_orders_in_checkout_only(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn a_removal_below_zero_is_refused_with_what_is_on_hand(pool: PgPool) {
+#[tokio::test]
+async fn a_removal_below_zero_is_refused_with_what_is_on_hand() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let id = ctx.create(&new_product("scarce-cup")).await["id"]
         .as_str()
@@ -201,8 +204,9 @@ async fn a_removal_below_zero_is_refused_with_what_is_on_hand(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn an_absolute_stock_applies_only_to_the_version_it_was_read_at(pool: PgPool) {
+#[tokio::test]
+async fn an_absolute_stock_applies_only_to_the_version_it_was_read_at() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool.clone()).seeded().await;
     let mut body = new_product("counted-jug");
     body["stock"] = json!(10);

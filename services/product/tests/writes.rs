@@ -4,13 +4,13 @@ mod support;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use storekeeper_kit::{Role, testing::tampered};
 use support::{Ctx, new_product};
 use uuid::Uuid;
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn admin_creates_updates_and_deletes(pool: PgPool) {
+#[tokio::test]
+async fn admin_creates_updates_and_deletes() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let token = ctx.admin_token();
 
@@ -80,8 +80,9 @@ async fn admin_creates_updates_and_deletes(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn duplicate_slug_is_409(pool: PgPool) {
+#[tokio::test]
+async fn duplicate_slug_is_409() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let token = ctx.admin_token();
     let mut body = new_product("cork-yoga-mat");
@@ -108,8 +109,9 @@ async fn duplicate_slug_is_409(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
+#[tokio::test]
+async fn invalid_fields_are_422_naming_each_field() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let token = ctx.admin_token();
     let problem = ctx
@@ -175,8 +177,9 @@ async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn malformed_bodies_are_4xx_problems(pool: PgPool) {
+#[tokio::test]
+async fn malformed_bodies_are_4xx_problems() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let token = ctx.admin_token();
     let post = || ctx.app.post("/api/products").bearer(&token);
@@ -262,8 +265,9 @@ async fn malformed_bodies_are_4xx_problems(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn writes_need_a_valid_admin_token(pool: PgPool) {
+#[tokio::test]
+async fn writes_need_a_valid_admin_token() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     let (user, customer) = ctx.keys.customer();
     let target = format!("/api/products/{}", Uuid::new_v4());
@@ -330,8 +334,9 @@ async fn writes_need_a_valid_admin_token(pool: PgPool) {
     ctx.cleanup().await;
 }
 
-#[sqlx::test(migrator = "product_service::MIGRATOR")]
-async fn stock_can_never_go_below_zero(pool: PgPool) {
+#[tokio::test]
+async fn stock_can_never_go_below_zero() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool).seeded().await;
     // The reservation the checkout saga runs: conditional, atomic.
     let reserve = |n: i32| {

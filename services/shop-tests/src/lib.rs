@@ -2,9 +2,8 @@
 //! checkout saga in one process: product-, order- and payment-service with
 //! their own fresh databases, product-service's API on a real socket
 //! (order-service calls it over HTTP), and every service's outbox relay and
-//! consumer on an exchange of the test's own. Each service's own tests use
-//! one `#[sqlx::test]` database each; the saga needs three, so `Shop`
-//! creates and drops them itself. The tests live in `tests/`; the checkout
+//! consumer on an exchange of the test's own, each database behind the pool a
+//! replica gets in production (`kit::testing::TestDatabase`). The tests live in `tests/`; the checkout
 //! benchmark (`tests/bench_checkout.rs`) drives the release binaries.
 
 // A fixture fails loudly: a panic naming what broke is the right outcome
@@ -160,7 +159,8 @@ impl Shop {
             .declare()
             .await
             .unwrap();
-        payment_service::charge_consumer(&shop.payment_state, &shop.events, &metrics)
+        let (captures, _) = payment_service::capture::channel();
+        payment_service::charge_consumer(&shop.payment_state, &shop.events, &metrics, captures)
             .declare()
             .await
             .unwrap();

@@ -257,7 +257,7 @@ async fn admins_filter_orders_by_shopper_and_status() {
 }
 
 #[tokio::test]
-async fn cancelling_while_the_charge_is_in_flight_charges_nothing() {
+async fn cancelling_while_the_charge_is_in_flight_refunds_it_in_full() {
     let shop = Shop::start().await;
     let noa = shop.shopper();
     let lamp = shop.product("Lamp", 3_500, 2).await;
@@ -275,20 +275,31 @@ async fn cancelling_while_the_charge_is_in_flight_charges_nothing() {
     response.assert_status(StatusCode::OK);
     shop.eventually("stock released", || async { shop.stock(lamp).await == 2 })
         .await;
-    // The slow provider answers after 10 s; by then the cancellation is
-    // recorded, so nothing is captured.
-    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    shop.eventually("no payment taken", || async {
-        let payments: Value = shop
+    // The provider was already asked (it answers after 10 s): a call in
+    // flight cannot be taken back, so the capture it answers is recorded
+    // and refunded in full in the same transaction.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let payments = || async {
+        let body: Value = shop
             .payment
             .get(&format!("/api/payments?order_id={id}"))
             .bearer(&noa.token)
             .send()
             .await
             .json();
-        payments["items"].as_array().unwrap().is_empty()
+        body["items"].as_array().unwrap().clone()
+    };
+    shop.eventually("the late capture refunded", || async {
+        payments()
+            .await
+            .first()
+            .is_some_and(|p| p["status"] == "REFUNDED")
     })
     .await;
+    let taken = payments().await;
+    assert_eq!(taken.len(), 1, "one payment: {taken:?}");
+    assert_eq!(taken[0]["amount_cents"], 3_500);
+    assert_eq!(taken[0]["refunded_cents"], 3_500, "{taken:?}");
     assert_eq!(shop.order_json(&noa.token, id).await["status"], "CANCELLED");
     shop.finish().await;
 }

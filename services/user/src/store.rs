@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
-use storekeeper_kit::Role;
+use storekeeper_kit::{Role, db};
 use uuid::Uuid;
 
 use crate::validate::NewAccount;
@@ -127,7 +127,7 @@ pub(crate) async fn replace_password(
     digest: &[u8],
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(hash)
@@ -176,7 +176,7 @@ pub(crate) async fn start_family(
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let family = Uuid::now_v7();
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     // Keep the tables bounded: a family whose tokens have all expired, or
     // that was revoked over a week ago, can go (its tokens then count as
     // unknown, which is refused just the same).

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use storekeeper_kit::Role;
+use storekeeper_kit::{Role, db};
 use uuid::Uuid;
 
 use crate::store;
@@ -128,7 +128,7 @@ pub(crate) async fn rotate(
     grace: Duration,
 ) -> Result<Rotated, RotateError> {
     let digest = digest_of(token).ok_or(RotateError::Invalid)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     let presented = store::lock_presented(&mut tx, &digest)
         .await?
         .ok_or(RotateError::Invalid)?;
@@ -187,7 +187,7 @@ pub(crate) async fn revoke(pool: &PgPool, token: &str) -> Result<(), sqlx::Error
     let Some(digest) = digest_of(token) else {
         return Ok(());
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin(pool).await?;
     if let Some(family) = store::family_of(&mut tx, &digest).await? {
         store::revoke_family(&mut tx, family, "logout").await?;
     }

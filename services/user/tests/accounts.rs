@@ -7,13 +7,13 @@ mod support;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use storekeeper_kit::{Role, testing::tampered};
 use support::{Ctx, PASSWORD};
 use uuid::Uuid;
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn register_creates_a_customer_with_a_normalized_email(pool: PgPool) {
+#[tokio::test]
+async fn register_creates_a_customer_with_a_normalized_email() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let user = ctx.register("  Ann@Example.COM ").await;
     assert_eq!(user["email"], "ann@example.com");
@@ -24,8 +24,9 @@ async fn register_creates_a_customer_with_a_normalized_email(pool: PgPool) {
     assert!(ctx.metrics_text().contains("user_registrations_total 1"));
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn the_password_is_stored_only_as_an_argon2id_hash(pool: PgPool) {
+#[tokio::test]
+async fn the_password_is_stored_only_as_an_argon2id_hash() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let (hash,): (String,) =
@@ -44,8 +45,9 @@ async fn the_password_is_stored_only_as_an_argon2id_hash(pool: PgPool) {
     assert!(!row.0.contains(PASSWORD), "{}", row.0);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_taken_email_is_409_whatever_its_case(pool: PgPool) {
+#[tokio::test]
+async fn a_taken_email_is_409_whatever_its_case() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     ctx.app
@@ -56,8 +58,9 @@ async fn a_taken_email_is_409_whatever_its_case(pool: PgPool) {
         .assert_problem(StatusCode::CONFLICT, "conflict");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
+#[tokio::test]
+async fn invalid_fields_are_422_naming_each_field() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let cases = [
         (
@@ -107,8 +110,9 @@ async fn invalid_fields_are_422_naming_each_field(pool: PgPool) {
     assert_eq!(count, 0);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn malformed_bodies_get_4xx_problems(pool: PgPool) {
+#[tokio::test]
+async fn malformed_bodies_get_4xx_problems() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let post = || ctx.app.post("/api/users");
     post()
@@ -155,8 +159,9 @@ async fn malformed_bodies_get_4xx_problems(pool: PgPool) {
         .assert_problem(StatusCode::NOT_FOUND, "not-found");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn me_returns_the_callers_account(pool: PgPool) {
+#[tokio::test]
+async fn me_returns_the_callers_account() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -170,8 +175,9 @@ async fn me_returns_the_callers_account(pool: PgPool) {
     assert_eq!(response.json::<Value>(), user);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn me_rejects_missing_malformed_expired_tampered_and_forged_tokens(pool: PgPool) {
+#[tokio::test]
+async fn me_rejects_missing_malformed_expired_tampered_and_forged_tokens() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let id = Uuid::parse_str(user["id"].as_str().unwrap()).unwrap();
@@ -202,8 +208,9 @@ async fn me_rejects_missing_malformed_expired_tampered_and_forged_tokens(pool: P
     }
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn me_for_a_deleted_account_is_404(pool: PgPool) {
+#[tokio::test]
+async fn me_for_a_deleted_account_is_404() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let (_, token) = ctx.keys.customer();
     ctx.app

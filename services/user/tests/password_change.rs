@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::PgPool;
 use storekeeper_kit::testing::TestResponse;
 use support::{Ctx, PASSWORD, Tokens};
 use user_service::{Settings, config::ThrottleConfig};
@@ -29,8 +28,9 @@ async fn change(ctx: &Ctx, access_token: &str, current: &str, new: &str) -> Test
         .await
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_change_ends_every_other_login_and_returns_a_new_one(pool: PgPool) {
+#[tokio::test]
+async fn a_change_ends_every_other_login_and_returns_a_new_one() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let here = ctx.tokens("ann@example.com").await;
@@ -66,8 +66,9 @@ async fn a_change_ends_every_other_login_and_returns_a_new_one(pool: PgPool) {
     assert!(ctx.metrics_text().contains("user_password_changes_total 1"));
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn bad_input_is_422_by_field_and_a_token_is_required(pool: PgPool) {
+#[tokio::test]
+async fn bad_input_is_422_by_field_and_a_token_is_required() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -106,8 +107,9 @@ async fn bad_input_is_422_by_field_and_a_token_is_required(pool: PgPool) {
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn guessing_the_current_password_is_throttled_like_a_login(pool: PgPool) {
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_like_a_login() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(
         pool,
         Settings {

@@ -13,13 +13,13 @@ use std::{
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use storekeeper_kit::Role;
 use support::{Ctx, PASSWORD};
 use user_service::{config::AdminBootstrap, users};
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn openapi_lists_exactly_the_real_routes(pool: PgPool) {
+#[tokio::test]
+async fn openapi_lists_exactly_the_real_routes() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let response = ctx.app.get("/openapi.json").send().await;
     response.assert_status(StatusCode::OK);
@@ -89,8 +89,9 @@ impl Write for Captured {
     }
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_logs() {
+    let (_database, pool) = support::database().await;
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -133,8 +134,9 @@ async fn passwords_and_tokens_never_reach_the_logs(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool: PgPool) {
+#[tokio::test]
+async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let admin = AdminBootstrap {
         email: " Root@Example.com".to_owned(),
@@ -179,8 +181,9 @@ async fn admin_bootstrap_is_idempotent_and_follows_the_configured_password(pool:
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn admin_bootstrap_promotes_an_existing_customer_and_rejects_bad_emails(pool: PgPool) {
+#[tokio::test]
+async fn admin_bootstrap_promotes_an_existing_customer_and_rejects_bad_emails() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("boss@example.com").await;
     let admin = AdminBootstrap {

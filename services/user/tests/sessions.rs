@@ -7,12 +7,12 @@ mod support;
 use axum::http::StatusCode;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::json;
-use sqlx::PgPool;
 use storekeeper_kit::Role;
 use support::{Ctx, PASSWORD, Tokens};
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool) {
+#[tokio::test]
+async fn login_issues_a_verifiable_access_token_and_a_refresh_token() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let user = ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("  ANN@example.com").await;
@@ -36,8 +36,9 @@ async fn login_issues_a_verifiable_access_token_and_a_refresh_token(pool: PgPool
     );
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let wrong = ctx
@@ -55,8 +56,9 @@ async fn wrong_password_and_unknown_email_look_the_same(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn login_bad_input_is_4xx(pool: PgPool) {
+#[tokio::test]
+async fn login_bad_input_is_4xx() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     let problem = ctx
         .login("", "")
@@ -91,8 +93,9 @@ async fn login_bad_input_is_4xx(pool: PgPool) {
         .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let first = ctx.tokens("ann@example.com").await;
@@ -143,8 +146,9 @@ async fn age_rotations(ctx: &Ctx, seconds: i32) {
         .unwrap();
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn two_tabs_refreshing_at_once_get_the_same_successor(pool: PgPool) {
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_get_the_same_successor() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let first = ctx.tokens("ann@example.com").await;
@@ -206,8 +210,9 @@ async fn two_tabs_refreshing_at_once_get_the_same_successor(pool: PgPool) {
     assert_ne!(sealed, raw);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn the_grace_window_never_hands_out_a_superseded_successor(pool: PgPool) {
+#[tokio::test]
+async fn the_grace_window_never_hands_out_a_superseded_successor() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let first = ctx.tokens("ann@example.com").await;
@@ -222,8 +227,9 @@ async fn the_grace_window_never_hands_out_a_superseded_successor(pool: PgPool) {
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn reuse_after_a_configured_window_revokes_the_family(pool: PgPool) {
+#[tokio::test]
+async fn reuse_after_a_configured_window_revokes_the_family() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(
         pool,
         user_service::Settings {
@@ -247,8 +253,9 @@ async fn reuse_after_a_configured_window_revokes_the_family(pool: PgPool) {
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn refresh_picks_up_role_changes(pool: PgPool) {
+#[tokio::test]
+async fn refresh_picks_up_role_changes() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -261,8 +268,9 @@ async fn refresh_picks_up_role_changes(pool: PgPool) {
     assert_eq!(claims.role, Role::Admin);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
+#[tokio::test]
+async fn refresh_rejects_garbage_expired_and_malformed_input() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     for token in [
@@ -297,8 +305,9 @@ async fn refresh_rejects_garbage_expired_and_malformed_input(pool: PgPool) {
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
+#[tokio::test]
+async fn logout_revokes_the_family_and_is_idempotent() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let tokens = ctx.tokens("ann@example.com").await;
@@ -332,8 +341,9 @@ async fn logout_revokes_the_family_and_is_idempotent(pool: PgPool) {
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_new_login_prunes_expired_families(pool: PgPool) {
+#[tokio::test]
+async fn a_new_login_prunes_expired_families() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let old = ctx.tokens("ann@example.com").await;
@@ -352,8 +362,9 @@ async fn a_new_login_prunes_expired_families(pool: PgPool) {
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
+#[tokio::test]
+async fn every_json_route_rejects_bad_bodies_with_problems() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     for route in [
         "/api/users",
@@ -400,9 +411,10 @@ async fn every_json_route_rejects_bad_bodies_with_problems(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn weaker_password_hashes_are_upgraded_at_login(pool: PgPool) {
+#[tokio::test]
+async fn weaker_password_hashes_are_upgraded_at_login() {
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool);
     ctx.register("ann@example.com").await;
     let weak = Argon2::new(

@@ -12,7 +12,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::PgPool;
 use storekeeper_kit::client_ip::TrustedProxyHops;
 use support::{Ctx, PASSWORD};
 use user_service::{Settings, config::ThrottleConfig};
@@ -34,8 +33,9 @@ fn peer(last: u8) -> SocketAddr {
     SocketAddr::from(([10, 1, 2, last], 4000))
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn account_throttle_kicks_in_and_releases_after_the_window(pool: PgPool) {
+#[tokio::test]
+async fn account_throttle_kicks_in_and_releases_after_the_window() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(3, 100, 2, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..3 {
@@ -60,8 +60,9 @@ async fn account_throttle_kicks_in_and_releases_after_the_window(pool: PgPool) {
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_successful_login_clears_the_account_counter(pool: PgPool) {
+#[tokio::test]
+async fn a_successful_login_clears_the_account_counter() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(3, 100, 60, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..2 {
@@ -80,8 +81,9 @@ async fn a_successful_login_clears_the_account_counter(pool: PgPool) {
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn ip_throttle_covers_many_accounts_from_one_address(pool: PgPool) {
+#[tokio::test]
+async fn ip_throttle_covers_many_accounts_from_one_address() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(100, 3, 60, 0));
     ctx.register("ann@example.com").await;
     for n in 0..3 {
@@ -107,8 +109,9 @@ async fn ip_throttle_covers_many_accounts_from_one_address(pool: PgPool) {
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled(pool: PgPool) {
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(100, 2, 60, 1));
     ctx.register("ann@example.com").await;
     let attempt = |client: &'static str, password: &'static str| {
@@ -133,8 +136,9 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled(pool: PgPool) 
         .assert_status(StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn with_redis_down_logins_still_work(pool: PgPool) {
+#[tokio::test]
+async fn with_redis_down_logins_still_work() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::redis_down(pool, settings(1, 1, 60, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..3 {
@@ -160,8 +164,9 @@ fn count(ctx: &Ctx, purpose: &str, outcome: &str) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn fifty_parallel_guesses_verify_at_most_the_limit(pool: PgPool) {
+#[tokio::test]
+async fn fifty_parallel_guesses_verify_at_most_the_limit() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(5, 1000, 60, 0));
     ctx.register("ann@example.com").await;
     let mut guesses = tokio::task::JoinSet::new();
@@ -198,8 +203,9 @@ async fn fifty_parallel_guesses_verify_at_most_the_limit(pool: PgPool) {
     assert_eq!(admitted(&ctx, "login"), 5);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn good_logins_from_one_address_never_use_up_its_limit(pool: PgPool) {
+#[tokio::test]
+async fn good_logins_from_one_address_never_use_up_its_limit() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_settings(pool, settings(100, 3, 60, 0));
     ctx.register("ann@example.com").await;
     for _ in 0..6 {
@@ -230,8 +236,9 @@ async fn register_from(
         .await
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn registrations_are_limited_per_address(pool: PgPool) {
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let (_database, pool) = support::database().await;
     let mut settings = settings(5, 20, 60, 0);
     settings.throttle.max_registrations_per_ip = 2;
     let ctx = Ctx::with_settings(pool, settings);
@@ -263,8 +270,9 @@ async fn registrations_are_limited_per_address(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_registration_flood_gets_503_and_logins_go_on(pool: PgPool) {
+#[tokio::test]
+async fn a_registration_flood_gets_503_and_logins_go_on() {
+    let (_database, pool) = support::database().await;
     let mut settings = settings(5, 1000, 60, 0);
     settings.throttle.max_registrations_per_ip = 1000;
     settings.hash_queue = user_service::config::HashQueue {
@@ -315,8 +323,9 @@ async fn a_registration_flood_gets_503_and_logins_go_on(pool: PgPool) {
     assert_eq!(u64::try_from(accounts).unwrap(), created + 1);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn a_busy_answer_is_not_counted_against_the_shopper(pool: PgPool) {
+#[tokio::test]
+async fn a_busy_answer_is_not_counted_against_the_shopper() {
+    let (_database, pool) = support::database().await;
     let mut settings = settings(2, 2, 60, 0);
     settings.throttle.max_registrations_per_ip = 1;
     // No places at all: every password job is refused as busy.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
 use serde_json::Value;
-use sqlx::PgPool;
 use storekeeper_kit::auth::{Claims, TokenScope};
 use support::Ctx;
 use uuid::Uuid;
@@ -62,8 +61,9 @@ async fn me_status(ctx: &Ctx, token: &str) -> StatusCode {
         .status
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn logins_carry_the_issuer_and_audience_only_when_configured(pool: PgPool) {
+#[tokio::test]
+async fn logins_carry_the_issuer_and_audience_only_when_configured() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::new(pool.clone());
     ann(&ctx).await;
     let plain = payload(&ctx.tokens("ann@example.com").await.access_token);
@@ -82,8 +82,9 @@ async fn logins_carry_the_issuer_and_audience_only_when_configured(pool: PgPool)
     assert_eq!(me_status(&ctx, &tokens.access_token).await, StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn another_shops_issuer_or_audience_is_401(pool: PgPool) {
+#[tokio::test]
+async fn another_shops_issuer_or_audience_is_401() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_scope(pool, scope(false));
     let id = ann(&ctx).await;
     for (iss, aud) in [
@@ -107,8 +108,9 @@ async fn another_shops_issuer_or_audience_is_401(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn tokens_without_them_pass_until_they_are_required(pool: PgPool) {
+#[tokio::test]
+async fn tokens_without_them_pass_until_they_are_required() {
+    let (_database, pool) = support::database().await;
     let ctx = Ctx::with_scope(pool.clone(), scope(false));
     let id = ann(&ctx).await;
     let bare = token(&ctx, id, None, None);
@@ -127,8 +129,9 @@ async fn tokens_without_them_pass_until_they_are_required(pool: PgPool) {
     assert_eq!(me_status(&strict, &full).await, StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "user_service::MIGRATOR")]
-async fn an_unconfigured_service_accepts_a_scoped_token(pool: PgPool) {
+#[tokio::test]
+async fn an_unconfigured_service_accepts_a_scoped_token() {
+    let (_database, pool) = support::database().await;
     // Verifiers go first: one that knows no audience yet must not refuse
     // the tokens of an issuer that already signs one.
     let ctx = Ctx::new(pool);

@@ -41,7 +41,10 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::telemetry::{self, RequestId};
+use crate::{
+    db,
+    telemetry::{self, RequestId},
+};
 
 use super::{
     EventsConfig, EventsError,
@@ -406,7 +409,7 @@ impl Consumer {
 
     /// Runs the handler and records the event id, in one transaction.
     async fn apply(&self, envelope: &Envelope) -> Result<Outcome, HandlerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin(&self.pool).await?;
         let first_time = sqlx::query(
             "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )

@@ -11,7 +11,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use storekeeper_kit::{
-    AdminUser, ApiError, ApiResult, AuthUser, FieldError,
+    AdminUser, ApiError, ApiResult, AuthUser, FieldError, db,
     extract::{Json, Path, Query, parse_json},
     idempotency::{Answer, IdempotencyKey},
 };
@@ -291,7 +291,7 @@ pub(super) async fn cancel_order(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Order>> {
     let not_found = || ApiError::not_found(format!("no order {id}"));
-    let mut tx = state.pool.begin().await?;
+    let mut tx = db::begin(&state.pool).await?;
     let order = store::lock_order(&mut tx, id)
         .await?
         .filter(|order| order.user_id == user.id)

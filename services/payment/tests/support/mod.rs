@@ -3,14 +3,22 @@
 //! pool of the production size (`TestDatabase`: what `DATABASE_MAX_CONNECTIONS`
 //! gives a replica, not sqlx's test default, so a test that needs more
 //! connections than production has fails here first), with throw-away
-//! signing keys, and the charge consumer's handler to deliver
-//! `payment.requested` to directly.
+//! signing keys, and the charge consumer's handler and capture worker to
+//! deliver `payment.requested` to directly.
 
 // Fixtures fail loudly; not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::http::StatusCode;
-use payment_service::{AppState, MIGRATOR, app, charges::Charger, metrics::PaymentMetrics};
+use std::sync::Mutex;
+
+use payment_service::{
+    AppState, MIGRATOR, app,
+    capture::{self, CaptureInbox, Captured, Capturer},
+    charges::Charger,
+    intents::Intent,
+    metrics::PaymentMetrics,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use storekeeper_contract::ShopService;
@@ -35,7 +43,10 @@ pub struct Ctx {
     pub pool: PgPool,
     /// The app's metrics registry.
     pub metrics: Metrics,
+    /// The capture worker, driven by hand.
+    pub capturer: Capturer,
     charger: Charger,
+    inbox: Mutex<CaptureInbox>,
     database: TestDatabase,
 }
 
@@ -57,13 +68,17 @@ impl Ctx {
             verifier: keys.verifier.clone(),
             metrics: PaymentMetrics::register(&metrics),
         };
-        let charger = Charger::new(state.metrics.clone());
+        let (handover, inbox) = capture::channel();
+        let charger = Charger::new(state.metrics.clone(), handover);
+        let capturer = Capturer::new(pool.clone(), state.metrics.clone());
         Self {
             app: TestApp::with_metrics(app(state), metrics.clone()),
             keys,
             pool,
             metrics,
+            capturer,
             charger,
+            inbox: Mutex::new(inbox),
             database,
         }
     }
@@ -87,7 +102,8 @@ impl Ctx {
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Delivers `payment.requested` to the charger as the consumer would;
+    /// Delivers `payment.requested` to the charger as the consumer would,
+    /// then lets the capture worker make the charge it decided on (if any);
     /// returns the outbox afterwards.
     pub async fn request_charge(
         &self,
@@ -96,6 +112,22 @@ impl Ctx {
         order: Uuid,
         amount: i64,
     ) -> Vec<Value> {
+        if let Some(intent) = self.decide_charge(user, method, order, amount).await {
+            self.capturer.capture(intent).await.unwrap();
+        }
+        self.outbox().await
+    }
+
+    /// Delivers `payment.requested` to the charger as the consumer would,
+    /// and returns the intent it handed to the capture worker, if any (the
+    /// worker has not run: as if it crashed right after the commit).
+    pub async fn decide_charge(
+        &self,
+        user: Uuid,
+        method: Uuid,
+        order: Uuid,
+        amount: i64,
+    ) -> Option<Intent> {
         let event = Envelope::new(
             &PaymentRequested {
                 order_id: order,
@@ -107,11 +139,33 @@ impl Ctx {
             order,
         )
         .unwrap();
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = storekeeper_kit::db::begin(&self.pool).await.unwrap();
         self.charger.handle(&mut tx, &event).await.unwrap();
         tx.commit().await.unwrap();
         self.charger.committed(&event).await;
-        self.outbox().await
+        self.inbox.lock().unwrap().try_next()
+    }
+
+    /// Lets every intent's claim run out (as a crash, or the lease passing,
+    /// would) and runs the worker's resume pass; returns what became of each.
+    pub async fn resume_all(&self) -> Vec<Captured> {
+        sqlx::query("UPDATE charge_intents SET claimed_until = now() - interval '1 second'")
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        let mut outcomes = Vec::new();
+        for intent in self.capturer.claim_due().await.unwrap() {
+            outcomes.push(self.capturer.capture(intent).await.unwrap());
+        }
+        outcomes
+    }
+
+    /// Charge intents not yet finished.
+    pub async fn pending_intents(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM charge_intents")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Delivers `order.cancelled` to the charger as the consumer would;
@@ -126,7 +180,7 @@ impl Ctx {
             order,
         )
         .unwrap();
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = storekeeper_kit::db::begin(&self.pool).await.unwrap();
         self.charger.handle(&mut tx, &event).await.unwrap();
         tx.commit().await.unwrap();
         self.charger.committed(&event).await;

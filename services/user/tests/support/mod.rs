@@ -1,6 +1,8 @@
 //! Fixtures, used by every test file as `mod support;`. [`Ctx`] is the
-//! real router over the database `#[sqlx::test]` made for the test, a fresh
-//! Redis key prefix, and throw-away signing keys.
+//! real router over a database of the test's own ([`database`]: reached
+//! through the pool a replica gets in production, not sqlx's test pool of
+//! 5, so a test that needs more connections than production has fails
+//! here first), a fresh Redis key prefix, and throw-away signing keys.
 
 // Fixtures fail loudly; not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -11,13 +13,23 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use storekeeper_contract::ShopService;
 use storekeeper_kit::{
     Metrics,
     auth::TokenScope,
     cache::Cache,
-    testing::{TestApp, TestKeys, TestResponse, closed_port, unique_redis_prefix},
+    testing::{TestApp, TestDatabase, TestKeys, TestResponse, closed_port, unique_redis_prefix},
 };
 use user_service::{AppState, Settings, app};
+
+/// A fresh, migrated user-service database and the production-sized pool
+/// on it. Keep the first half alive for the whole test: dropping it drops
+/// the database.
+pub async fn database() -> (TestDatabase, PgPool) {
+    let database = TestDatabase::create(ShopService::User, &user_service::MIGRATOR).await;
+    let pool = database.pool.clone();
+    (database, pool)
+}
 
 /// Where the test Redis listens.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";

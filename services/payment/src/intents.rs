@@ -1,0 +1,141 @@
+//! SQL for charge intents: charges the consumer decided on and the capture
+//! worker has not finished (see the `charge_intents` migration).
+//!
+//! A worker owns an intent until its `claimed_until`; after that any worker
+//! may claim it again (the one that owned it crashed, or its provider call
+//! timed out). Deleting the row is what finishes a charge, in the
+//! transaction that records the payment, so of two workers that both got
+//! the provider's answer only the first records it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use sqlx::{PgConnection, PgPool, postgres::types::PgInterval, types::Json};
+use storekeeper_kit::events::envelope::PaymentRequested;
+use uuid::Uuid;
+
+/// A charge to make: what `payment.requested` asked for, with the flow's
+/// correlation id, request id and trace context to carry on.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Intent {
+    /// The order to charge (the provider's idempotency key).
+    pub order_id: Uuid,
+    /// The shopper.
+    pub user_id: Uuid,
+    /// The shopper's payment method.
+    pub payment_method_id: Uuid,
+    /// Amount, minor units.
+    pub amount_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The checkout flow's correlation id, for the events the charge writes.
+    pub correlation_id: Uuid,
+    /// The id of the request that started the flow.
+    pub request_id: Option<String>,
+    /// The consumer span's `traceparent`/`tracestate`.
+    pub trace_context: Option<Json<BTreeMap<String, String>>>,
+    /// Provider calls begun for it, this one included: above 1, an earlier
+    /// call may have reached the provider.
+    pub attempts: i32,
+}
+
+const COLUMNS: &str = "order_id, user_id, payment_method_id, amount_cents, currency, \
+     correlation_id, request_id, trace_context, attempts";
+
+/// A Postgres interval of `duration` (whole microseconds).
+fn interval(duration: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Records the intent to charge `request`, claimed by the caller for
+/// `lease`; `None` if the order has one already.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    request: &PaymentRequested,
+    correlation_id: Uuid,
+    trace: (Option<&str>, &BTreeMap<String, String>),
+    lease: Duration,
+) -> Result<Option<Intent>, sqlx::Error> {
+    let (request_id, trace_context) = trace;
+    sqlx::query_as(&format!(
+        "INSERT INTO charge_intents (order_id, user_id, payment_method_id, amount_cents, currency, \
+         correlation_id, request_id, trace_context, claimed_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9) \
+         ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(request.order_id)
+    .bind(request.user_id)
+    .bind(request.payment_method_id)
+    .bind(request.amount_cents)
+    .bind(&request.currency)
+    .bind(correlation_id)
+    .bind(request_id)
+    .bind((!trace_context.is_empty()).then_some(Json(trace_context)))
+    .bind(interval(lease))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Claims up to `limit` intents whose claim ran out, oldest claim first,
+/// for `lease` each; counts the attempt each is about to make.
+pub(crate) async fn claim_due(
+    pool: &PgPool,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Intent>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE charge_intents SET claimed_until = now() + $1, attempts = attempts + 1 \
+         WHERE order_id IN (SELECT order_id FROM charge_intents WHERE claimed_until <= now() \
+         ORDER BY claimed_until LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
+    ))
+    .bind(interval(lease))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes over the claim on `order`'s intent for `lease` as its worker
+/// begins it; `false` when it is finished, or another worker claimed it
+/// since `attempts` was read (that worker makes the charge).
+pub(crate) async fn take(
+    conn: &mut PgConnection,
+    order: Uuid,
+    attempts: i32,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(
+        "UPDATE charge_intents SET claimed_until = now() + $3 WHERE order_id = $1 AND attempts = $2",
+    )
+    .bind(order)
+    .bind(attempts)
+    .bind(interval(lease))
+    .execute(conn)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Hands `orders`' intents back: claimable by any worker after `delay`.
+pub(crate) async fn release(
+    pool: &PgPool,
+    orders: &[Uuid],
+    delay: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE charge_intents SET claimed_until = now() + $2 WHERE order_id = ANY($1)")
+        .bind(orders)
+        .bind(interval(delay))
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Finishes the order's intent; `false` if another worker finished it.
+pub(crate) async fn finish(conn: &mut PgConnection, order: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM charge_intents WHERE order_id = $1")
+        .bind(order)
+        .execute(conn)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
