@@ -5,8 +5,8 @@
 //! delegated one's by them). Their names follow from the Store's name
 //! (`render::secrets::generated_names`), so the operator reads each by
 //! name, metadata only, and never lists or watches Secrets: RBAC cannot
-//! narrow `list` or `watch` to a label, and both would return every
-//! Secret's values in the cluster.
+//! narrow `list` or `watch` to a label or to metadata, so granting either
+//! would let the operator read every Secret's values in the cluster.
 //!
 //! What a read found is remembered (`Memory::secrets`) and kept up to date
 //! with what the operator does itself (a create, a 409 on create, an owner
@@ -35,8 +35,8 @@ use crate::render::secrets::generated_names;
 /// How long what a read of a Store's generated Secrets found is trusted:
 /// longer than the five-minute resync of a Ready Store, so most passes at
 /// rest ask nothing (a dozen GETs per Store every five minutes would be
-/// most of an idle operator's requests), and short enough that a deleted Secret
-/// does not stay missing for long.
+/// most of an idle operator's requests), and short enough that a deleted
+/// Secret does not stay missing for long.
 pub const READ_EVERY: Duration = Duration::from_hours(1);
 
 /// Adds the Store's generated Secrets that exist to `observed`, as
