@@ -1,8 +1,9 @@
 //! Watch caches of what a reconcile reads, so a pass over a Store in steady
-//! state asks the API server for nothing: every child kind (Secrets as
-//! metadata only; the optional kinds the API serves when the operator
-//! starts) and the Stores' revision history. The watches of applied kinds
-//! are the same ones that trigger reconciles. Objects are stored as compact
+//! state asks the API server for nothing: every applied child kind (the
+//! optional kinds the API serves when the operator starts) and the Stores'
+//! revision history. The watches of applied kinds are the same ones that
+//! trigger reconciles. Secrets are neither watched nor cached: the few the
+//! operator generates are read by name (`crate::generated_secrets`). Objects are stored as compact
 //! JSON, without `managedFields` and the last-applied annotation (about
 //! half of a child's JSON, and nothing a decision reads), LZ4-compressed
 //! (a child's JSON shrinks to about a third), and unpacked and parsed only
@@ -17,8 +18,8 @@
 //!
 //! A cache can lag the API server by a watch event: a pass may see its own
 //! previous writes late. That only costs a redundant server-side apply
-//! (a no-op on the server) or a Secret create answered 409, never a wrong
-//! object: every write is the whole desired state.
+//! (a no-op on the server), never a wrong object: every write is the whole
+//! desired state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -26,10 +27,10 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use storekeeper_contract::labels;
 use tokio::sync::watch;
@@ -44,7 +45,7 @@ pub const READY_WAIT: Duration = Duration::from_secs(10);
 /// What a cache holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
-    /// Children of one kind.
+    /// Children of one applied kind.
     Child(ChildKind),
     /// ControllerRevisions (the Stores' revision history).
     Revisions,
@@ -52,28 +53,21 @@ pub enum Source {
 
 impl Source {
     /// Every source the operator caches: the revision history and each
-    /// child kind the API serves now (a CRD installed later is listed).
+    /// applied child kind the API serves now (a CRD installed later is
+    /// listed). Not Secrets: they are read by name.
     pub fn all(served: &Served) -> impl Iterator<Item = Source> + '_ {
         ChildKind::ALL
             .into_iter()
-            .filter(|kind| served.serves(*kind))
+            .filter(|kind| kind.is_applied() && served.serves(*kind))
             .map(Source::Child)
             .chain([Source::Revisions])
     }
 
     /// Whether a change to one of these objects wakes its Store: a child
     /// the operator applies does (drift, deletion, a workload's status);
-    /// Secrets and revisions do not (the operator writes them itself, once,
-    /// and the periodic resync re-creates a deleted Secret).
+    /// revisions do not (the operator writes them itself, once).
     pub fn triggers(self) -> bool {
-        matches!(self, Source::Child(kind) if kind.is_applied())
-    }
-
-    /// Whether only metadata is cached (and watched): Secrets, whose
-    /// existence, labels and owner are all a decision reads, and whose
-    /// values the operator never holds.
-    fn metadata_only(self) -> bool {
-        self == Source::Child(ChildKind::Secret)
+        matches!(self, Source::Child(_))
     }
 
     /// What `kube::Api<DynamicObject>` needs to address the source.
@@ -273,7 +267,7 @@ impl Caches {
 }
 
 /// The watch of the operator's own objects of `source` in `namespace`
-/// (`None`: every namespace), metadata only where that is all it needs.
+/// (`None`: every namespace).
 fn watch(
     client: &Client,
     source: Source,
@@ -285,43 +279,11 @@ fn watch(
         labels::MANAGED_BY,
         labels::STOREKEEPER
     ));
-    if source.metadata_only() {
-        let api: Api<PartialObjectMeta<DynamicObject>> = scoped(client, namespace, &resource);
-        watcher::watcher(api, ours)
-            .map(move |event| event.map(|e| full(e, &resource)))
-            .boxed()
-    } else {
-        watcher::watcher(scoped(client, namespace, &resource), ours).boxed()
-    }
-}
-
-/// An `Api` in `namespace` (`None`: every namespace).
-fn scoped<K>(client: &Client, namespace: Option<&str>, resource: &ApiResource) -> Api<K>
-where
-    K: Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-        None => Api::all_with(client.clone(), resource),
-    }
-}
-
-/// A metadata-only event as the objects every cache holds (no body).
-fn full(
-    event: Event<PartialObjectMeta<DynamicObject>>,
-    resource: &ApiResource,
-) -> Event<DynamicObject> {
-    let object = |meta: PartialObjectMeta<DynamicObject>| DynamicObject {
-        metadata: meta.metadata,
-        ..DynamicObject::new("", resource)
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
     };
-    match event {
-        Event::Apply(m) => Event::Apply(object(m)),
-        Event::Delete(m) => Event::Delete(object(m)),
-        Event::InitApply(m) => Event::InitApply(object(m)),
-        Event::Init => Event::Init,
-        Event::InitDone => Event::InitDone,
-    }
+    watcher::watcher(api, ours).boxed()
 }
 
 /// Drops what no decision reads before an object is cached.
@@ -415,47 +377,20 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_cached_as_metadata_and_wake_no_store() {
-        let secrets = Source::Child(ChildKind::Secret);
-        assert!(secrets.metadata_only() && !secrets.triggers());
-        let deployments = Source::Child(ChildKind::Deployment);
-        assert!(!deployments.metadata_only() && deployments.triggers());
+    fn applied_kinds_wake_their_store_and_revisions_do_not() {
+        assert!(Source::Child(ChildKind::Deployment).triggers());
         assert!(!Source::Revisions.triggers());
     }
 
     #[test]
-    fn optional_kinds_are_cached_only_where_served() {
+    fn secrets_are_never_cached_and_optional_kinds_only_where_served() {
         let served = Served::default();
         let sources: Vec<Source> = Source::all(&served).collect();
-        assert!(sources.contains(&Source::Child(ChildKind::Secret)));
+        assert!(!sources.contains(&Source::Child(ChildKind::Secret)));
+        assert!(!Source::all(&Served::all()).any(|s| s == Source::Child(ChildKind::Secret)));
+        assert!(sources.contains(&Source::Child(ChildKind::ConfigMap)));
         assert!(sources.contains(&Source::Revisions));
         assert!(!sources.contains(&Source::Child(ChildKind::PodMonitor)));
-    }
-
-    #[test]
-    fn a_metadata_event_is_cached_without_a_body() {
-        let resource = ChildKind::Secret.api_resource();
-        let meta: PartialObjectMeta<DynamicObject> = serde_json::from_value(json!({
-            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-            "metadata": {"name": "shop-postgres", "namespace": "shop",
-                "labels": {"app.kubernetes.io/instance": "shop"},
-                "ownerReferences": [{"apiVersion": "storekeeper.dev/v1alpha1", "kind": "Store",
-                    "name": "shop", "uid": "u1", "controller": true}]},
-        }))
-        .unwrap();
-        let cache = Cache::new();
-        let mut relist = None;
-        for event in [Event::Init, Event::InitApply(meta), Event::InitDone] {
-            cache.apply(&full(event, &resource), &mut relist);
-        }
-        let cached = cache.of("shop", "shop");
-        assert_eq!(cached.len(), 1);
-        assert_eq!(cached[0]["kind"], json!("Secret"));
-        assert_eq!(
-            cached[0]["metadata"]["ownerReferences"][0]["uid"],
-            json!("u1")
-        );
-        assert!(cached[0].get("data").is_none());
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ use crate::api::{Phase, RolloutStatus, Store, StoreStatus};
 use crate::backoff::Backoff;
 use crate::cache::{Caches, Source};
 use crate::error::Invalid;
+use crate::generated_secrets;
 use crate::history;
 use crate::identity::{FIELD_MANAGER, REPORTER};
 use crate::memory::Memory;
@@ -177,39 +178,27 @@ fn api(client: &Client, ns: &str, kind: ChildKind) -> Api<DynamicObject> {
 }
 
 /// The Store's labelled children: from the watch caches where they run
-/// (`crate::cache`), else one list per kind. Secrets are listed as metadata
-/// only: the operator needs to know they exist, never to hold their values.
-pub async fn observe(ctx: &Context, ns: &str, store: &str) -> Result<Observed> {
+/// (`crate::cache`), else one list per kind; and its generated Secrets,
+/// which are never listed: read by name, metadata only, when
+/// `crate::generated_secrets` says what it remembers is too old.
+pub async fn observe(ctx: &Context, ns: &str, store: &str, uid: &str) -> Result<Observed> {
     let lp = ListParams::default().labels(&Ctx::children_selector(store));
     let mut observed = Observed::default();
-    for kind in ChildKind::ALL.into_iter().filter(|k| ctx.served.serves(*k)) {
+    let secrets = Api::namespaced(ctx.client.clone(), ns);
+    generated_secrets::observe(&secrets, &ctx.memory, store, uid, &mut observed).await?;
+    let applied = ChildKind::ALL.into_iter().filter(|k| k.is_applied());
+    for kind in applied.filter(|k| ctx.served.serves(*k)) {
         if let Some(cached) = ctx.caches.objects(Source::Child(kind), ns, store).await {
             for item in cached {
                 observed.insert(kind, item);
             }
             continue;
         }
-        let api = api(&ctx.client, ns, kind);
-        let items: Vec<serde_json::Value> = if kind == ChildKind::Secret {
-            api.list_metadata(&lp)
-                .await?
-                .items
-                .into_iter()
-                .map(|o| json!({ "metadata": o.metadata }))
-                .collect()
-        } else {
-            let list = api.list(&lp).await?;
-            list.items
-                .into_iter()
-                .map(|o| {
-                    serde_json::to_value(o).map_err(|source| Error::Serialize {
-                        what: kind.kind().to_owned(),
-                        source,
-                    })
-                })
-                .collect::<Result<_>>()?
-        };
-        for item in items {
+        for item in api(&ctx.client, ns, kind).list(&lp).await?.items {
+            let item = serde_json::to_value(item).map_err(|source| Error::Serialize {
+                what: kind.kind().to_owned(),
+                source,
+            })?;
             observed.insert(kind, item);
         }
     }
@@ -409,7 +398,8 @@ impl Store {
         rendered: Rendered,
         stable: Option<Store>,
     ) -> Result<Option<Resolved<'_>>> {
-        let observed = observe(ctx, ns, &self.name_any()).await?;
+        let uid = self.uid().unwrap_or_default();
+        let observed = observe(ctx, ns, &self.name_any(), &uid).await?;
         let available = ctx.served.available();
         match provider::resolve(self, available, &observed) {
             Ok(resolved) => {
@@ -555,11 +545,22 @@ impl Store {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
+        let uid = self.uid().unwrap_or_default();
         for spec in &plan.create_secrets {
             match secrets.create(&post, &generate::secret(&rctx, spec)?).await {
-                Ok(_) => info!(store = %key(self), secret = %spec.name, "generated secret"),
-                // Another writer created it first; its values stand.
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Ok(_) => {
+                    info!(store = %key(self), secret = %spec.name, "generated secret");
+                    ctx.memory
+                        .secret_exists(&uid, &spec.name, spec.owned.then(|| uid.clone()));
+                }
+                // Another writer created it first; its values stand, and
+                // its owner is read so the next pass sets the right one.
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    match generated_secrets::owner(&secrets, &spec.name).await? {
+                        Some(owner) => ctx.memory.secret_exists(&uid, &spec.name, owner),
+                        None => ctx.memory.secret_missing(&uid, &spec.name),
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -573,8 +574,13 @@ impl Store {
             match secrets.patch_metadata(&spec.name, &params, &patch).await {
                 Ok(_) => {
                     info!(store = %key(self), secret = %spec.name, owned = spec.owned, "secret ownership set");
+                    ctx.memory
+                        .secret_exists(&uid, &spec.name, spec.owned.then(|| uid.clone()));
                 }
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                // Deleted meanwhile: the next pass creates it.
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    ctx.memory.secret_missing(&uid, &spec.name);
+                }
                 Err(e) => return Err(e.into()),
             }
         }

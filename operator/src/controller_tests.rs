@@ -12,8 +12,9 @@ use crate::backoff::BASE;
 use crate::controller::Context;
 use crate::fixtures::{
     Scenario, collection, converged, expect_apply, expect_delete, expect_event, expect_failure,
-    expect_history, expect_lists, expect_rollout_reads, expect_status, expect_user_secret, finish,
-    first_decision, first_reads_and_secrets, revisions_path, store, with_status,
+    expect_history, expect_lists, expect_reads, expect_rollout_reads, expect_status,
+    expect_user_secret, finish, first_decision, first_reads_and_secrets, revisions_path, store,
+    with_status,
 };
 use crate::metrics::ReasonLabel;
 use crate::reconcile::plan;
@@ -43,11 +44,13 @@ async fn first_reconcile_creates_everything() {
     let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
     let seen = finish(mocksrv).await;
     assert_eq!(action, Action::requeue(first.requeue_after.unwrap()));
-    // History, 9 lists, pods and ReplicaSets; the revision, every Secret,
-    // the first step's objects, one status write, two Events.
+    // History, a GET of each Secret the Store may generate, the lists, pods
+    // and ReplicaSets; the revision, every Secret, the first step's
+    // objects, one status write, two Events.
     let expected_writes = 1 + rendered.secrets.len() + first.desired.objects.len() + 3;
     assert_eq!(writes(&seen), expected_writes);
-    assert_eq!(seen.len(), 1 + listed_kinds() + 2 + expected_writes);
+    let reads = 1 + secret_reads() + listed_kinds() + 2;
+    assert_eq!(seen.len(), reads + expected_writes);
     println!(
         "first reconcile: {} requests ({} writes)",
         seen.len(),
@@ -56,29 +59,50 @@ async fn first_reconcile_creates_everything() {
 }
 
 /// The kinds a reconcile lists in a cluster with the Prometheus Operator
-/// and the Gateway API, without the data-store operators.
+/// and the Gateway API, without the data-store operators (Secrets are
+/// never listed).
 fn listed_kinds() -> usize {
     let served = crate::served::Served::all();
-    ChildKind::ALL.iter().filter(|k| served.serves(**k)).count()
+    ChildKind::ALL
+        .iter()
+        .filter(|k| k.is_applied() && served.serves(**k))
+        .count()
 }
 
+/// The GETs of a Store's first pass: one per Secret it may generate.
+fn secret_reads() -> usize {
+    crate::render::secrets::generated_names("shop").len()
+}
+
+/// A converged Store's first pass reads its generated Secrets by name; the
+/// next ones (until `generated_secrets::READ_EVERY` has passed) only list
+/// its children, and neither writes.
 #[tokio::test]
 async fn steady_state_makes_no_write_requests() {
     let (ctx, server) = Context::test();
     let observed = converged(&store("shop"));
     let s = with_status(store("shop"), &observed);
     assert_eq!(s.status.as_ref().unwrap().phase, Some(Phase::Ready));
-    let mocksrv = server.run(Scenario::Observed {
-        store: s.clone(),
-        observed,
-        writes: vec![],
-    });
-    let action = reconcile(Arc::new(s), ctx).await.expect("reconcile");
+    let mut expected = vec![expect_history(&[&s])];
+    expected.extend(expect_reads(&observed));
+    expected.push(expect_history(&[&s]));
+    expected.extend(expect_lists(&observed));
+    let mocksrv = server.run(Scenario::Exactly(expected));
+    for pass in ["first", "second"] {
+        let action = reconcile(Arc::new(s.clone()), ctx.clone())
+            .await
+            .expect(pass);
+        assert_eq!(action, Action::requeue(RESYNC_READY), "{pass} pass");
+    }
     let seen = finish(mocksrv).await;
-    assert_eq!(action, Action::requeue(RESYNC_READY));
     assert_eq!(writes(&seen), 0);
-    assert_eq!(seen.len(), 1 + listed_kinds(), "history and children");
-    println!("steady state: {} requests (0 writes)", seen.len());
+    let (first, second) = (1 + secret_reads() + listed_kinds(), 1 + listed_kinds());
+    assert_eq!(seen.len(), first + second, "history and children");
+    assert!(
+        seen[first..].iter().all(|r| !r.path.contains("/secrets")),
+        "the second pass reads no Secret"
+    );
+    println!("steady state: {second} requests (0 writes), {first} in a Store's first pass");
 }
 
 #[tokio::test]
@@ -130,7 +154,7 @@ async fn kept_credentials_are_adopted_under_delete() {
         );
     }
     let s = with_status(delete, &observed);
-    let patches = data
+    let patches: Vec<_> = data
         .iter()
         .map(|name| {
             let mut e = crate::fixtures::Expect::new(
@@ -151,12 +175,18 @@ async fn kept_credentials_are_adopted_under_delete() {
             e
         })
         .collect();
-    let mocksrv = server.run(Scenario::Observed {
-        store: s.clone(),
-        observed,
-        writes: patches,
-    });
-    reconcile(Arc::new(s), ctx).await.expect("reconcile");
+    let mut expected = vec![expect_history(&[&s])];
+    expected.extend(expect_reads(&observed));
+    expected.extend(patches);
+    // The next pass knows the patched Secrets are the Store's.
+    expected.push(expect_history(&[&s]));
+    expected.extend(expect_lists(&observed));
+    let mocksrv = server.run(Scenario::Exactly(expected));
+    for pass in ["first", "second"] {
+        reconcile(Arc::new(s.clone()), ctx.clone())
+            .await
+            .expect(pass);
+    }
     let seen = finish(mocksrv).await;
     assert_eq!(writes(&seen), 3, "three patches, nothing else");
 }
@@ -204,7 +234,7 @@ async fn a_removed_component_is_pruned() {
         expect_user_secret("my-redis", Some(&["url"])),
         expect_history(&[&s]),
     ];
-    all.extend(expect_lists(&observed));
+    all.extend(expect_reads(&observed));
     all.extend(writes);
     let mocksrv = server.run(Scenario::Exactly(all));
     reconcile(Arc::new(s), ctx).await.expect("reconcile");
@@ -372,14 +402,28 @@ async fn an_api_409_on_apply_fails_the_reconcile_without_panic() {
     assert_eq!(error_policy(Arc::new(s), &err, ctx), Action::requeue(BASE));
 }
 
+/// A generated Secret that appeared between the read and the create (409)
+/// is kept, and its owner read so the next pass knows it exists and
+/// adopts it (the token keys are the Store's) instead of creating it again.
 #[tokio::test]
-async fn a_secret_that_appeared_meanwhile_is_kept() {
+async fn a_secret_that_appeared_meanwhile_is_kept_and_remembered() {
     let (ctx, server) = Context::test();
     let s = store("shop");
     let rendered = render(&s).unwrap();
     let mut v = first_reads_and_secrets(&s);
     let first_create = v.len() - rendered.secrets.len();
+    let appeared = &rendered.secrets[0];
+    assert!(appeared.owned);
     v[first_create] = expect_failure(Method::POST, collection(ChildKind::Secret), 409);
+    let get = crate::fixtures::Expect::new(
+        Method::GET,
+        format!("{}/{}", collection(ChildKind::Secret), appeared.name),
+    );
+    let live = json!({"metadata": {"name": appeared.name, "namespace": "shop"}});
+    v.insert(
+        first_create + 1,
+        crate::fixtures::expect_metadata(get, &live),
+    );
     v.extend(
         first_decision(&s)
             .desired
@@ -391,10 +435,32 @@ async fn a_secret_that_appeared_meanwhile_is_kept() {
     v.push(expect_event("Normal", "RolloutStarted"));
     v.push(expect_event("Normal", "StepStarted"));
     let mocksrv = server.run(Scenario::Exactly(v));
-    reconcile(Arc::new(s), ctx)
+    reconcile(Arc::new(s.clone()), ctx.clone())
         .await
         .expect("a 409 on create means the Secret exists");
     finish(mocksrv).await;
+
+    let uid = s.metadata.uid.clone().unwrap();
+    let known = ctx.memory.secrets(&uid).expect("read in the first pass");
+    let names: Vec<&String> = known.found.keys().collect();
+    let mut want: Vec<&String> = rendered.secrets.iter().map(|s| &s.name).collect();
+    want.sort();
+    assert_eq!(names, want, "every generated Secret is known to exist");
+    assert_eq!(known.found[&appeared.name], None, "not the Store's yet");
+    let mut observed = crate::reconcile::Observed::default();
+    crate::generated_secrets::observe(
+        &kube::Api::namespaced(ctx.client.clone(), "shop"),
+        &ctx.memory,
+        "shop",
+        &uid,
+        &mut observed,
+    )
+    .await
+    .expect("from memory, no request");
+    let next = plan(&rendered, &observed, &uid, false);
+    assert!(next.create_secrets.is_empty(), "no Secret is created again");
+    let adopted: Vec<&str> = next.own_secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(adopted, [appeared.name.as_str()]);
 }
 
 /// A Store as the watch cache may still hold it after the operator wrote a
@@ -415,7 +481,7 @@ async fn status_and_events_are_written_once_though_the_cache_lags() {
     let observed = converged(&store("shop"));
     let s = stale(with_status(store("shop"), &observed));
     let mut expected = vec![expect_history(&[&s])];
-    expected.extend(expect_lists(&observed));
+    expected.extend(expect_reads(&observed));
     expected.extend(expect_rollout_reads());
     expected.push(expect_status(&s, |st| {
         assert_eq!(st.phase, Some(Phase::Ready));

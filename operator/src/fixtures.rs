@@ -120,11 +120,13 @@ pub struct ApiServerVerifier(Handle<Request<Body>, Response<Body>>);
 
 /// The reconcile behaviours under test, one per variant.
 pub enum Scenario {
-    /// The requests of a first reconcile: list every kind (all empty),
-    /// create each generated Secret, apply every object in step order,
-    /// write status, publish an Event.
+    /// The requests of a first reconcile: read each generated Secret by
+    /// name and list every applied kind (all empty), create each generated
+    /// Secret, apply the first step's objects, write status, publish Events.
     FirstRun(Store),
-    /// Lists answered with `observed`, then exactly `writes` (in order).
+    /// A Store's first pass in this process: its generated Secrets read by
+    /// name and its children listed, answered from `observed`, then
+    /// exactly `writes` (in order).
     Observed {
         /// The Store being reconciled.
         store: Store,
@@ -193,18 +195,53 @@ pub fn expect_secret(name: &str, keys: Vec<String>, owned: bool) -> Expect {
     e
 }
 
-/// The LISTs every reconcile of a valid Store starts with (one per kind).
+/// The LISTs every reconcile of a valid Store makes (one per applied kind).
 pub fn expect_lists(observed: &Observed) -> Vec<Expect> {
     expect_lists_of(&crate::served::Served::all(), observed)
 }
 
-/// Expect one LIST per kind `served` serves, answered from `observed`.
+/// Expect one LIST per applied kind `served` serves, answered from `observed`.
 pub fn expect_lists_of(served: &crate::served::Served, observed: &Observed) -> Vec<Expect> {
     ChildKind::ALL
         .iter()
-        .filter(|k| served.serves(**k))
+        .filter(|k| k.is_applied() && served.serves(**k))
         .map(|k| expect_list(*k, observed))
         .collect()
+}
+
+/// Expect a metadata-only GET of each Secret Store `shop` may generate,
+/// answered from `observed` (its owner references) or 404.
+pub fn expect_secret_reads(observed: &Observed) -> Vec<Expect> {
+    crate::render::secrets::generated_names("shop")
+        .into_iter()
+        .map(|name| {
+            let e = Expect::new(
+                Method::GET,
+                format!("{}/{name}", collection(ChildKind::Secret)),
+            );
+            match observed.get(ChildKind::Secret, &name) {
+                Some(live) => expect_metadata(e, live),
+                None => not_found(e),
+            }
+        })
+        .collect()
+}
+
+/// Answers `e` with the metadata of `live`, as a metadata-only GET.
+pub fn expect_metadata(mut e: Expect, live: &Value) -> Expect {
+    e.reply = Some(
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": live["metadata"]}),
+    );
+    e
+}
+
+/// The reads of a Store's first pass in this process: its generated
+/// Secrets by name, then one LIST per applied kind.
+pub fn expect_reads(observed: &Observed) -> Vec<Expect> {
+    let mut v = expect_secret_reads(observed);
+    v.extend(expect_lists(observed));
+    v
 }
 
 /// Expect a GET of the user's Secret `name`: answered with those keys, or 404.
@@ -353,12 +390,12 @@ pub fn first_decision(store: &Store) -> Decision {
 }
 
 /// The requests of a first reconcile up to (not including) the applies:
-/// history, record, lists, rollout reads, Secret creates.
+/// history, record, Secret reads, lists, rollout reads, Secret creates.
 pub fn first_reads_and_secrets(store: &Store) -> Vec<Expect> {
     let rendered = render(store).unwrap();
     let empty = Observed::default();
     let mut v = vec![expect_history(&[]), expect_record(store, 1)];
-    v.extend(expect_lists(&empty));
+    v.extend(expect_reads(&empty));
     v.extend(expect_rollout_reads());
     v.extend(secret_creates(&rendered));
     v
@@ -410,7 +447,7 @@ impl Scenario {
                 writes,
             } => {
                 let mut v = vec![expect_history(&[&store])];
-                v.extend(expect_lists(&observed));
+                v.extend(expect_reads(&observed));
                 let id = revision::id(&store.spec);
                 let rollout = store.status.as_ref().and_then(|s| s.rollout.as_ref());
                 if in_flight(rollout, &id) {

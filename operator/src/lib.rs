@@ -6,7 +6,8 @@
 //! compares them with what the cluster holds, `rollout` decides which step
 //! of a new revision goes out and when to roll back, `reconcile::status`
 //! derives the Store's status), and a thin async shell (`controller`, with
-//! `history` for ControllerRevisions and `pod_metrics` for the analysis)
+//! `history` for ControllerRevisions, `generated_secrets` for the Secrets
+//! it creates and `pod_metrics` for the analysis)
 //! reads, applies and writes. Everything the pure part needs is a plain value, so it is tested
 //! exhaustively without an API server.
 
@@ -19,6 +20,7 @@ pub mod controller;
 pub mod crd;
 pub mod deploy;
 pub mod error;
+pub mod generated_secrets;
 pub mod history;
 pub mod identity;
 pub mod lease;

@@ -22,6 +22,8 @@ mod delegated;
 mod monitoring;
 #[path = "rollout/postgres_upgrade.rs"]
 mod postgres_upgrade;
+#[path = "rollout/secrets.rs"]
+mod secrets;
 #[path = "rollout/steady_state.rs"]
 mod steady_state;
 mod support;
