@@ -721,12 +721,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let shutdown = shutdown.shared();
     let targets = ctx.scope.targets();
     // The bound on passes in flight holds for the operator, not per namespace.
-    let concurrency = (std::env::var("H3_CONC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CONCURRENT_RECONCILES)
-        / u16::try_from(targets.len()).unwrap_or(u16::MAX))
-    .max(1);
+    let concurrency =
+        (CONCURRENT_RECONCILES / u16::try_from(targets.len()).unwrap_or(u16::MAX)).max(1);
     // The caches whose kinds wake no Store (the operator writes those
     // objects itself) are filled by streams of their own.
     let fills: Vec<_> = targets
