@@ -83,6 +83,9 @@ pub struct Snapshot {
     pub dead_letters: BTreeMap<String, i64>,
     /// Events written but not yet published, over the three outboxes.
     pub unpublished: i64,
+    /// Orders whose charge payment-service decided on but has not made or
+    /// recorded yet (`charge_intents`).
+    pub charges_pending: Vec<String>,
 }
 
 /// Reads the stock of every product.
@@ -192,6 +195,10 @@ impl Snapshot {
             });
         }
         snapshot.unpublished += unpublished(&mut payments_db).await?;
+        snapshot.charges_pending = sqlx::query_scalar("SELECT order_id::text FROM charge_intents")
+            .fetch_all(&mut payments_db)
+            .await
+            .context("reading the charges not made yet")?;
 
         snapshot.dead_letters = dead_letters(token).await?;
         Ok(snapshot)
@@ -414,6 +421,11 @@ impl Figures {
                 .filter(|id| !s.orders.contains_key(*id))
                 .cloned()
                 .collect(),
+        );
+
+        fail(
+            "charges decided, never made or recorded",
+            s.charges_pending.clone(),
         );
 
         // Money: one charge per order, kept only for paid orders, refunds
@@ -816,6 +828,17 @@ mod tests {
             [("stuck (PENDING or AWAITING_PAYMENT)", 1)]
         );
         assert_eq!(figures.reserved, 1);
+    }
+
+    #[test]
+    fn a_charge_decided_but_never_made_is_a_failure() {
+        let mut s = consistent();
+        s.charges_pending.push("o4".into());
+        let figures = Figures::compute(&s);
+        assert_eq!(
+            failing(&figures),
+            [("charges decided, never made or recorded", 1)]
+        );
     }
 
     #[test]
