@@ -100,17 +100,7 @@ async fn a_deleted_secret_is_created_again_at_the_next_read_and_not_before() {
         h.sim.get("secrets", NS, name).is_none(),
         "created again before the periodic read"
     );
-    for verb in [
-        Verb::List,
-        Verb::Get,
-        Verb::Apply,
-        Verb::Create,
-        Verb::Patch,
-        Verb::Update,
-        Verb::Delete,
-    ] {
-        assert_eq!(counts.verb(verb), 0, "no {verb:?} at rest:\n{counts}");
-    }
+    Harness::assert_no_requests(&counts, "at rest");
 
     let again = h
         .until(Duration::from_mins(10), "the Secret created again", |h| {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use storekeeper_simcluster::{Script, Verb};
+use storekeeper_simcluster::Script;
 
 use super::support::{Harness, NS, store, text};
 
@@ -27,17 +27,7 @@ async fn a_store_at_rest_is_reconciled_from_the_caches() {
     let passes = h.metrics.reconciles.get() - before;
     println!("30 minutes at rest, {passes} passes:\n{counts}");
     assert!(passes >= 5, "about six resync passes expected:\n{counts}");
-    for verb in [
-        Verb::List,
-        Verb::Get,
-        Verb::Apply,
-        Verb::Create,
-        Verb::Patch,
-        Verb::Update,
-        Verb::Delete,
-    ] {
-        assert_eq!(counts.verb(verb), 0, "no {verb:?}:\n{counts}");
-    }
+    Harness::assert_no_requests(&counts, "at rest");
     println!(
         "{passes} passes: no LIST, no GET, no write; the {} requests renew watches \
          and rediscover kinds, whatever the number of Stores",

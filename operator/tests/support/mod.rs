@@ -17,7 +17,7 @@ use storekeeper::metrics::Metrics;
 use storekeeper::pod_metrics::MetricsReader;
 use storekeeper::render::Delegate;
 use storekeeper::scope::Scope;
-use storekeeper_simcluster::{Scraper, Script, SimCluster, Verb, Workloads};
+use storekeeper_simcluster::{RequestCounts, Scraper, Script, SimCluster, Verb, Workloads};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -247,6 +247,22 @@ impl Harness {
         .into_iter()
         .map(|v| counts.get(v, resource))
         .sum()
+    }
+
+    /// Fails unless the operator sent no request but watches since
+    /// `counts` began (a Store at rest costs nothing); `why` names the case.
+    pub fn assert_no_requests(counts: &RequestCounts, why: &str) {
+        for verb in [
+            Verb::List,
+            Verb::Get,
+            Verb::Apply,
+            Verb::Create,
+            Verb::Patch,
+            Verb::Update,
+            Verb::Delete,
+        ] {
+            assert_eq!(counts.verb(verb), 0, "no {verb:?} {why}:\n{counts}");
+        }
     }
 
     /// Records, from now on, every change of `K` objects in the Store's
