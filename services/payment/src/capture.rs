@@ -15,7 +15,9 @@
 //! call, or the provider did not answer within [`PROVIDER_TIMEOUT`] — is
 //! claimed again by whichever replica looks first (every
 //! [`RESUME_INTERVAL`]) and the provider is asked again under the same
-//! idempotency key, the order id, so it is never captured twice. A lost
+//! idempotency key, the order id (a real provider captures once per key;
+//! the simulated one keeps no state), and only the first answer recorded
+//! counts: deleting the intent decides it. A lost
 //! handover resumes within [`HANDOFF`] plus [`RESUME_INTERVAL`], a crash
 //! during a call within [`LEASE`] plus [`RESUME_INTERVAL`].
 //!
