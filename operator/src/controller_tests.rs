@@ -7,21 +7,21 @@ use http::Method;
 use serde_json::json;
 
 use super::{RESYNC_PROGRESSING, RESYNC_READY, error_policy, reconcile};
-use crate::api::Phase;
+use crate::api::{Phase, Store};
 use crate::backoff::BASE;
 use crate::controller::Context;
 use crate::fixtures::{
-    Scenario, collection, converged, expect_apply, expect_delete, expect_event, expect_failure,
-    expect_history, expect_lists, expect_reads, expect_rollout_reads, expect_status,
-    expect_user_secret, finish, first_decision, first_reads_and_secrets, revisions_path, store,
-    with_status,
+    ApiServerVerifier, Expect, Scenario, Seen, collection, converged, expect_apply, expect_delete,
+    expect_event, expect_failure, expect_history, expect_lists, expect_reads, expect_rollout_reads,
+    expect_status, expect_user_secret, finish, first_decision, first_reads_and_secrets,
+    revisions_path, store, with_status,
 };
 use crate::metrics::ReasonLabel;
 use crate::reconcile::plan;
 use crate::render::{ChildKind, render};
 use kube::runtime::controller::Action;
 
-fn writes(seen: &[crate::fixtures::Seen]) -> usize {
+fn writes(seen: &[Seen]) -> usize {
     seen.iter().filter(|s| s.method != Method::GET).count()
 }
 
@@ -69,6 +69,24 @@ fn listed_kinds() -> usize {
         .count()
 }
 
+/// Two passes over `s` against exactly `expected`, each ending Ready
+/// (requeued at `RESYNC_READY`); what the server saw.
+async fn two_ready_passes(
+    s: &Store,
+    ctx: &Arc<Context>,
+    server: ApiServerVerifier,
+    expected: Vec<Expect>,
+) -> Vec<Seen> {
+    let mocksrv = server.run(Scenario::Exactly(expected));
+    for pass in ["first", "second"] {
+        let action = reconcile(Arc::new(s.clone()), ctx.clone())
+            .await
+            .expect(pass);
+        assert_eq!(action, Action::requeue(RESYNC_READY), "{pass} pass");
+    }
+    finish(mocksrv).await
+}
+
 /// The GETs of a Store's first pass: one per Secret it may generate.
 fn secret_reads() -> usize {
     crate::render::secrets::generated_names("shop").len()
@@ -87,14 +105,7 @@ async fn steady_state_makes_no_write_requests() {
     expected.extend(expect_reads(&observed));
     expected.push(expect_history(&[&s]));
     expected.extend(expect_lists(&observed));
-    let mocksrv = server.run(Scenario::Exactly(expected));
-    for pass in ["first", "second"] {
-        let action = reconcile(Arc::new(s.clone()), ctx.clone())
-            .await
-            .expect(pass);
-        assert_eq!(action, Action::requeue(RESYNC_READY), "{pass} pass");
-    }
-    let seen = finish(mocksrv).await;
+    let seen = two_ready_passes(&s, &ctx, server, expected).await;
     assert_eq!(writes(&seen), 0);
     let (first, second) = (1 + secret_reads() + listed_kinds(), 1 + listed_kinds());
     assert_eq!(seen.len(), first + second, "history and children");
@@ -157,7 +168,7 @@ async fn kept_credentials_are_adopted_under_delete() {
     let patches: Vec<_> = data
         .iter()
         .map(|name| {
-            let mut e = crate::fixtures::Expect::new(
+            let mut e = Expect::new(
                 Method::PATCH,
                 format!("{}/{name}", collection(ChildKind::Secret)),
             );
@@ -415,7 +426,7 @@ async fn a_secret_that_appeared_meanwhile_is_kept_and_remembered() {
     let appeared = &rendered.secrets[0];
     assert!(appeared.owned);
     v[first_create] = expect_failure(Method::POST, collection(ChildKind::Secret), 409);
-    let get = crate::fixtures::Expect::new(
+    let get = Expect::new(
         Method::GET,
         format!("{}/{}", collection(ChildKind::Secret), appeared.name),
     );
@@ -465,7 +476,7 @@ async fn a_secret_that_appeared_meanwhile_is_kept_and_remembered() {
 
 /// A Store as the watch cache may still hold it after the operator wrote a
 /// newer status: its rollout still at the last step.
-fn stale(mut s: crate::api::Store) -> crate::api::Store {
+fn stale(mut s: Store) -> Store {
     let status = s.status.as_mut().unwrap();
     status.phase = Some(Phase::Progressing);
     let rollout = status.rollout.as_mut().unwrap();
@@ -494,14 +505,7 @@ async fn status_and_events_are_written_once_though_the_cache_lags() {
     // complete, so no pods are read, nothing is written, no Event repeats.
     expected.push(expect_history(&[&s]));
     expected.extend(expect_lists(&observed));
-    let mocksrv = server.run(Scenario::Exactly(expected));
-    for pass in ["first", "second"] {
-        let action = reconcile(Arc::new(s.clone()), ctx.clone())
-            .await
-            .expect(pass);
-        assert_eq!(action, Action::requeue(RESYNC_READY), "{pass} pass");
-    }
-    let seen = finish(mocksrv).await;
+    let seen = two_ready_passes(&s, &ctx, server, expected).await;
     assert_eq!(writes(&seen), 2, "one status write, one Event");
 }
 
