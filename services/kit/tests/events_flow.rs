@@ -226,6 +226,34 @@ async fn committed_events_are_published_consumed_and_marked_sent() {
     harness.events.outbox_backlog.get();
 }
 
+/// The relay reads the outbox only when it may hold something new (a
+/// notification, a poll tick, or a read cut short by a full pipeline), not
+/// after every confirm. More rows than the pipeline holds, committed at
+/// once, must still all go out on the one notification, with no poll tick
+/// to fall back on.
+#[tokio::test]
+async fn more_rows_than_the_pipeline_holds_go_out_without_waiting_for_a_poll() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
+    let config = EventsConfig {
+        poll_interval: Duration::from_hours(1),
+        ..EventsConfig::ephemeral()
+    };
+    let harness = Harness::with_config(pool, 0, config).await;
+    let rows = 2_500;
+    let mut tx = storekeeper_kit::db::begin(&harness.pool).await.unwrap();
+    for n in 0..rows {
+        enqueue(&mut tx, &Pinged { n }, Uuid::new_v4())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    harness.wait_for_effects(i64::from(rows)).await;
+    harness
+        .wait_until_published(u64::try_from(rows).unwrap())
+        .await;
+}
+
 #[tokio::test]
 async fn rolled_back_events_never_leave() {
     let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;

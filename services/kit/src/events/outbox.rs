@@ -323,17 +323,25 @@ impl Relay {
         let mut pipeline = Pipeline::default();
         let mut poll = tokio::time::interval(self.config.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Whether the outbox may hold rows this relay has not read: at the
+        // start, after a notification or a poll tick, and while the last
+        // read stopped for want of room in the pipeline. A confirm alone
+        // brings no new row, so it costs no read.
+        let mut unread = true;
         loop {
-            self.publish_new(&mut conn, link, &mut pipeline).await?;
+            if unread {
+                unread = self.publish_new(&mut conn, link, &mut pipeline).await? == Read::Partly;
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 first = pipeline.next_confirm() => {
                     let done = pipeline.confirmed(first);
                     self.stamp(&mut conn, &mut pipeline, done).await?;
                 }
-                () = notified(listener.as_deref_mut(), self.config.poll_interval) => {}
+                () = notified(listener.as_deref_mut(), self.config.poll_interval) => unread = true,
                 _ = poll.tick() => {
                     pipeline.returned.clear();
+                    unread = true;
                     self.update_gauges_when_due(gauges).await;
                 }
             }
@@ -355,17 +363,17 @@ impl Relay {
     }
 
     /// Publishes every committed row not yet in flight, oldest first, up to
-    /// [`MAX_IN_FLIGHT`] unconfirmed.
+    /// [`MAX_IN_FLIGHT`] unconfirmed; says whether it read them all.
     async fn publish_new(
         &self,
         conn: &mut PgConnection,
         link: &Link,
         pipeline: &mut Pipeline,
-    ) -> Result<(), EventsError> {
+    ) -> Result<Read, EventsError> {
         loop {
             let room = MAX_IN_FLIGHT.saturating_sub(pipeline.sent.len()).min(BATCH);
             if room == 0 {
-                return Ok(());
+                return Ok(Read::Partly);
             }
             let rows: Vec<Row> = sqlx::query_as(
                 "SELECT id, event_id, event_type, payload, trace_context, created_at FROM outbox \
@@ -394,7 +402,7 @@ impl Relay {
                 pipeline.sent.push_back(Sent { row, confirm });
             }
             if fetched < room {
-                return Ok(());
+                return Ok(Read::All);
             }
         }
     }
@@ -502,23 +510,35 @@ impl Relay {
     }
 }
 
+/// How far a relay's read of the outbox got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// Every unpublished row committed before the read is in flight.
+    All,
+    /// The pipeline filled first: more rows may wait.
+    Partly,
+}
+
 /// When the relay last measured the outbox.
 #[derive(Default)]
 struct Gauges {
     last: Option<Instant>,
 }
 
-/// Returns when an outbox notification arrives; never without a listener
-/// (the relay's poll tick covers that), and after `pause` when the LISTEN
-/// connection failed (sqlx reconnects on the next wait; meanwhile, poll).
+/// Returns when an outbox notification arrives, having taken every other
+/// one already received (one read covers them all); never without a
+/// listener (the relay's poll tick covers that), and after `pause` when the
+/// LISTEN connection failed (sqlx reconnects on the next wait; meanwhile,
+/// poll).
 async fn notified(listener: Option<&mut PgListener>, pause: Duration) {
     match listener {
-        Some(listener) => {
-            if let Err(err) = listener.recv().await {
+        Some(listener) => match listener.recv().await {
+            Ok(_) => while listener.next_buffered().is_some() {},
+            Err(err) => {
                 tracing::warn!(error = %err, "outbox LISTEN connection lost");
                 tokio::time::sleep(pause).await;
             }
-        }
+        },
         None => std::future::pending().await,
     }
 }
