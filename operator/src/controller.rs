@@ -54,9 +54,12 @@ pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(30);
 /// example Store), and kube's default is no bound: 100 Stores changing at
 /// once (every shop upgraded) peaked at 440 MiB, past the chart's 256 Mi
 /// limit — the operator would be OOM-killed and meet the same backlog on
-/// restart. With eight the same run peaked near 50 MiB and, the passes
-/// being I/O-bound, converged sooner (the benchmark in tests/rollout.rs).
-pub const CONCURRENT_RECONCILES: u16 = 8;
+/// restart. The passes are I/O-bound: in the benchmark in
+/// tests/rollout.rs (release build, 100 Stores installed then upgraded at
+/// once) eight peaked at 80 MiB, four at 55 MiB and two at 42 MiB, and
+/// four converged as fast as eight (install 22 s, upgrade 104–107 s) where
+/// two took a third longer.
+pub const CONCURRENT_RECONCILES: u16 = 4;
 
 /// What every reconcile shares.
 pub struct Context {
