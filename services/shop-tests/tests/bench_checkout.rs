@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo build --release -p order-service -p payment-service -p product-service
 //! BENCH_RATE=50 BENCH_SECONDS=60 \
-//!   cargo test -p shop-tests --test bench_checkout -- --ignored --nocapture
+//!   cargo test --release -p shop-tests --test bench_checkout -- --ignored --nocapture
 //! ```
 //!
 //! `BENCH_BIN_DIR` names the directory with the binaries (default
