@@ -57,8 +57,9 @@ pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(30);
 /// restart. The passes are I/O-bound: in the benchmark in
 /// tests/rollout.rs (release build, 100 Stores installed then upgraded at
 /// once) eight peaked at 80 MiB, four at 55 MiB and two at 42 MiB, and
-/// four converged as fast as eight (install 22 s, upgrade 104–107 s) where
-/// two took a third longer.
+/// four converged about as fast as eight (install 22–28 s, upgrade
+/// 107–123 s in two runs, against 23 s and 104 s) where two took a third
+/// longer.
 pub const CONCURRENT_RECONCILES: u16 = 4;
 
 /// What every reconcile shares.
