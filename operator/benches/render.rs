@@ -24,7 +24,7 @@ fn converged(store: &Store) -> Observed {
     let rendered = render(store).unwrap_or_else(|e| panic!("{e}"));
     let mut observed = Observed::default();
     for o in &rendered.objects {
-        let mut v = o.value.clone();
+        let mut v = serde_json::Value::clone(&o.value);
         v["metadata"]["generation"] = json!(1);
         if o.kind == ChildKind::Deployment {
             let n = v["spec"]["replicas"].clone();

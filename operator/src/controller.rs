@@ -591,7 +591,7 @@ impl Store {
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         for object in &plan.apply {
             match api(&ctx.client, ns, object.kind)
-                .patch(&object.name, &apply, &Patch::Apply(&object.value))
+                .patch(&object.name, &apply, &Patch::Apply(object.value.as_ref()))
                 .await
             {
                 Ok(_) => {}

@@ -136,7 +136,7 @@ async fn a_child_drifted_by_hand_is_reapplied() {
     let writes = vec![expect_apply(
         ChildKind::Deployment,
         "shop-user",
-        user.value.clone(),
+        serde_json::Value::clone(&user.value),
     )];
     let mocksrv = server.run(Scenario::Observed {
         store: s.clone(),
@@ -224,7 +224,7 @@ async fn a_removed_component_is_pruned() {
     let mut writes: Vec<_> = p
         .apply
         .iter()
-        .map(|o| expect_apply(o.kind, &o.name, o.value.clone()))
+        .map(|o| expect_apply(o.kind, &o.name, serde_json::Value::clone(&o.value)))
         .collect();
     // Everything Redis had, except its generated Secret (kept: it holds data credentials).
     for kind in [
@@ -440,7 +440,7 @@ async fn a_secret_that_appeared_meanwhile_is_kept_and_remembered() {
             .desired
             .objects
             .iter()
-            .map(|o| expect_apply(o.kind, &o.name, o.value.clone())),
+            .map(|o| expect_apply(o.kind, &o.name, serde_json::Value::clone(&o.value))),
     );
     v.push(expect_status(&s, |_| {}));
     v.push(expect_event("Normal", "RolloutStarted"));
@@ -529,7 +529,7 @@ async fn a_refused_apply_reaches_status_and_the_rest_still_goes_out() {
             );
             e
         } else {
-            expect_apply(o.kind, &o.name, o.value.clone())
+            expect_apply(o.kind, &o.name, serde_json::Value::clone(&o.value))
         });
     }
     let what = format!(

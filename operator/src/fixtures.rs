@@ -423,7 +423,7 @@ impl Scenario {
                         .objects
                         .iter()
                         .filter(|o| o.step == crate::render::Step::Foundation)
-                        .map(|o| expect_apply(o.kind, &o.name, o.value.clone())),
+                        .map(|o| expect_apply(o.kind, &o.name, Value::clone(&o.value))),
                 );
                 v.push(expect_status(&store, |s| {
                     assert_eq!(s.phase, Some(Phase::Progressing));
@@ -612,7 +612,7 @@ pub fn converged(store: &Store) -> Observed {
     let rendered = render(store).unwrap();
     let mut observed = Observed::default();
     for o in &rendered.objects {
-        let mut v = o.value.clone();
+        let mut v = Value::clone(&o.value);
         v["metadata"]["generation"] = json!(1);
         v["metadata"]["uid"] = json!(format!("uid-{}", o.name));
         v["metadata"]["resourceVersion"] = json!("7");

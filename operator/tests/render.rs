@@ -29,16 +29,17 @@ fn examples_render_as_snapshotted() {
         // tests of their own (observability_assets.rs): here only where
         // they go, not what they say.
         for o in &mut rendered.objects {
+            let value = std::sync::Arc::make_mut(&mut o.value);
             let content = match o.kind {
-                ChildKind::PrometheusRule => o.value.pointer_mut("/spec/groups"),
+                ChildKind::PrometheusRule => value.pointer_mut("/spec/groups"),
                 ChildKind::ConfigMap if o.name.ends_with("-dashboard") => {
-                    o.value.pointer_mut("/data")
+                    value.pointer_mut("/data")
                 }
                 _ => None,
             };
             if let Some(content) = content {
                 *content = json!("<operator/assets/observability>");
-                o.value["metadata"]["annotations"][APPLIED_HASH] = json!("<hash of the assets>");
+                value["metadata"]["annotations"][APPLIED_HASH] = json!("<hash of the assets>");
             }
         }
         insta::assert_snapshot!(name, to_yaml(&rendered).unwrap());
@@ -523,7 +524,7 @@ fn check_metadata(store: &Store, o: &storekeeper::render::Object) {
     assert_eq!(owners[0]["controller"], json!(true));
     assert_eq!(owners[0]["uid"], json!(store.uid().unwrap()));
     assert_eq!(owners[0]["kind"], json!("Store"));
-    let mut unstamped = o.value.clone();
+    let mut unstamped = Value::clone(&o.value);
     let annotations = unstamped["metadata"]["annotations"]
         .as_object_mut()
         .unwrap();
@@ -789,7 +790,7 @@ fn token_scope_binds_every_services_tokens_to_the_store() {
             .objects
             .iter()
             .filter(|o| o.kind == ChildKind::Deployment)
-            .map(|o| o.value.clone())
+            .map(|o| Value::clone(&o.value))
             .collect();
         (scope, values)
     };

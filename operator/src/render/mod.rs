@@ -84,7 +84,7 @@ pub fn to_yaml(rendered: &Rendered) -> Result<String> {
     let mut out = String::new();
     for object in &rendered.objects {
         out.push_str("---\n");
-        let doc = serde_yaml::to_string(&object.value).map_err(|e| Error::Serialize {
+        let doc = serde_yaml::to_string(object.value.as_ref()).map_err(|e| Error::Serialize {
             what: format!("{} {}", object.kind.kind(), object.name),
             source: serde_json::Error::io(std::io::Error::other(e.to_string())),
         })?;

@@ -248,7 +248,7 @@ impl World {
             .and_then(Value::as_i64)
             .unwrap_or(0)
             + 1;
-        let mut live = o.value.clone();
+        let mut live = Value::clone(&o.value);
         live["metadata"]["generation"] = json!(generation);
         live["metadata"]["uid"] = json!(format!("uid-{}", o.name));
         live["metadata"]["creationTimestamp"] = json!(stamp(self.now));

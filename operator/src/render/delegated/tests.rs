@@ -44,7 +44,7 @@ fn body(rendered: &Rendered, kind: ChildKind, name: &str) -> Value {
         .iter()
         .find(|o| o.kind == kind && o.name == name)
         .unwrap_or_else(|| panic!("{kind:?} {name} not rendered"));
-    let mut value = object.value.clone();
+    let mut value = Value::clone(&object.value);
     if let Some(meta) = value["metadata"].as_object_mut() {
         meta.remove("annotations");
     }
