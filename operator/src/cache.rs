@@ -6,10 +6,13 @@
 //! operator generates are read by name (`crate::generated_secrets`). Objects are stored as compact
 //! JSON, without `managedFields` and the last-applied annotation (about
 //! half of a child's JSON, and nothing a decision reads), LZ4-compressed
-//! (a child's JSON shrinks to about a third), and unpacked and parsed only
-//! when a pass over their Store reads them: parsed `serde_json::Value`
-//! trees of a hundred Stores' children would hold several times the memory
-//! of their text.
+//! against a dictionary of earlier objects of the same cache, and unpacked
+//! and parsed only when a pass over their Store reads them: parsed
+//! `serde_json::Value` trees of a hundred Stores' children would hold
+//! several times the memory of their text. The dictionary matters because
+//! every Store's children are alike: compressed alone, a child's JSON
+//! shrinks to about a half; against the same child of another Store, to a
+//! few percent.
 //!
 //! Left out, and listed per pass as before: an optional kind whose CRD
 //! arrived after the start, and pods and ReplicaSets (read only while a
@@ -96,15 +99,52 @@ enum State {
 }
 
 /// One watch's objects: compressed JSON by namespace and name, with the
-/// Store each belongs to.
+/// Store each belongs to, and the dictionary they were compressed against.
 #[derive(Default)]
-struct Objects(HashMap<(String, String), Entry>);
+struct Objects {
+    entries: HashMap<(String, String), Entry>,
+    dictionary: Dictionary,
+}
 
 struct Entry {
     /// The Store's name (the instance label).
     store: String,
-    /// The stripped object, serialised and LZ4-compressed (with its size).
+    /// The stripped object, serialised and LZ4-compressed (with its size)
+    /// against the first `dictionary` bytes of its cache's dictionary.
     packed: Box<[u8]>,
+    dictionary: usize,
+}
+
+/// The JSON of earlier objects, which later ones are compressed against.
+/// It only grows (an entry records the length it was compressed with, and
+/// that prefix never changes) and only with an object that compressed
+/// poorly against it (the first of its shape), up to [`Dictionary::MAX`]:
+/// LZ4 looks back at most 64 KiB, dictionary and object together.
+#[derive(Default)]
+struct Dictionary(Vec<u8>);
+
+impl Dictionary {
+    /// Largest dictionary: leaves an object of 16 KiB all of it in reach.
+    const MAX: usize = 48 * 1024;
+
+    /// `json` compressed, and the dictionary length it needs to unpack;
+    /// the object joins the dictionary first when the dictionary did not
+    /// know its shape (it packed to more than a quarter) and it still fits.
+    fn pack(&mut self, json: &[u8]) -> (Box<[u8]>, usize) {
+        let packed = lz4_flex::block::compress_prepend_size_with_dict(json, &self.0);
+        if packed.len() * 4 > json.len() && self.0.len() + json.len() <= Self::MAX {
+            self.0.extend_from_slice(json);
+            let packed = lz4_flex::block::compress_prepend_size_with_dict(json, &self.0);
+            return (packed.into_boxed_slice(), self.0.len());
+        }
+        (packed.into_boxed_slice(), self.0.len())
+    }
+
+    /// The JSON `packed` held, if it unpacks.
+    fn unpack(&self, packed: &[u8], length: usize) -> Option<Vec<u8>> {
+        let dictionary = self.0.get(..length)?;
+        lz4_flex::block::decompress_size_prepended_with_dict(packed, dictionary).ok()
+    }
 }
 
 /// One cache: its objects, and where its watch stands.
@@ -147,7 +187,7 @@ impl Cache {
                 self.objects
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .0
+                    .entries
                     .remove(&key);
             }
         }
@@ -170,11 +210,11 @@ impl Cache {
     fn of(&self, ns: &str, store: &str) -> Vec<Value> {
         let objects = self.objects.read().unwrap_or_else(PoisonError::into_inner);
         objects
-            .0
+            .entries
             .iter()
             .filter(|((namespace, _), entry)| namespace == ns && entry.store == store)
             .filter_map(|(_, entry)| {
-                let json = lz4_flex::decompress_size_prepended(&entry.packed).ok()?;
+                let json = objects.dictionary.unpack(&entry.packed, entry.dictionary)?;
                 serde_json::from_slice(&json).ok()
             })
             .collect()
@@ -190,11 +230,13 @@ impl Objects {
             return;
         };
         let key = (object.namespace().unwrap_or_default(), object.name_any());
-        self.0.insert(
+        let (packed, dictionary) = self.dictionary.pack(&json);
+        self.entries.insert(
             key,
             Entry {
                 store,
-                packed: lz4_flex::compress_prepend_size(&json).into_boxed_slice(),
+                packed,
+                dictionary,
             },
         );
     }
@@ -298,6 +340,7 @@ fn strip(object: &mut DynamicObject) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::fmt::Write as _;
 
     fn object(value: Value) -> DynamicObject {
         serde_json::from_value(value).unwrap()
@@ -374,6 +417,39 @@ mod tests {
         cache.apply(&Event::InitDone, &mut relist);
         assert_eq!(names(&cache, "shop"), ["d"]);
         assert!(names(&cache, "other").is_empty());
+    }
+
+    #[test]
+    fn alike_objects_pack_small_and_every_one_unpacks_as_the_dictionary_grows() {
+        let mut objects = Objects::default();
+        let mut raw = 0;
+        let mut inserted = Vec::new();
+        // Text that compresses poorly on its own, alike in every Store.
+        let scripts = (0..600u64).fold(String::new(), |mut text, i| {
+            let _ = write!(text, "{:x} ", i * 2_654_435_761 % 1_000_003);
+            text
+        });
+        for store in 0..50 {
+            for (name, data) in [("config", "x".repeat(64)), ("scripts", scripts.clone())] {
+                let o = config_map(&format!("{name}-{store}"), &format!("shop-{store}"), &data);
+                raw += serde_json::to_vec(&o).unwrap().len();
+                objects.insert(&o);
+                inserted.push(serde_json::to_value(&o).unwrap());
+            }
+        }
+        let packed: usize = objects.entries.values().map(|e| e.packed.len()).sum();
+        assert!(
+            packed * 10 < raw,
+            "packed {packed} bytes of {raw}: the dictionary is not used"
+        );
+        assert!(objects.dictionary.0.len() <= Dictionary::MAX);
+        let cache = Cache::new();
+        *cache.objects.write().unwrap() = objects;
+        for (store, expected) in inserted.chunks(2).enumerate() {
+            let mut got = cache.of("shop", &format!("shop-{store}"));
+            got.sort_by_key(|v| v["metadata"]["name"].as_str().unwrap().to_owned());
+            assert_eq!(got, expected, "shop-{store}");
+        }
     }
 
     #[test]
