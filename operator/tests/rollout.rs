@@ -976,11 +976,15 @@ async fn a_hundred_stores_install_and_upgrade_at_once() {
 }
 
 /// The benchmark's operator process (started by it, with the URL to talk
-/// to); does nothing when run on its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// to); does nothing when run on its own. Its runtime is built as the
+/// operator's `main` builds it, so its worker count follows
+/// `TOKIO_WORKER_THREADS` (see `remote::spawn_operator`).
+#[test]
 #[ignore = "the benchmark starts it as a separate process"]
-async fn operator_process_for_the_benchmark() {
-    remote::run_operator().await;
+fn operator_process_for_the_benchmark() {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(remote::run_operator());
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,6 +18,9 @@ use storekeeper_simcluster::SimCluster;
 /// The environment variable that tells the child which URL to talk to.
 pub const URL_VAR: &str = "STOREKEEPER_SIM_URL";
 
+/// Tokio's own variable for the size of a runtime's worker pool.
+const WORKERS_VAR: &str = "TOKIO_WORKER_THREADS";
+
 /// Serves the simulated cluster over plain HTTP on a local port (each
 /// request is passed to an in-process client, so the request log counts
 /// it as usual).
@@ -64,10 +67,16 @@ impl Drop for Process {
 
 /// Starts this test binary again, running only `test` (which reads
 /// [`URL_VAR`] and runs the operator against `addr`).
+///
+/// The operator gets one tokio worker thread, as in the chart: its CPU
+/// limit (500m) makes `available_parallelism`, from which tokio sizes its
+/// pool, one. `TOKIO_WORKER_THREADS` set for the benchmark overrides it.
 pub fn spawn_operator(test: &str, addr: SocketAddr) -> Process {
+    let workers = std::env::var(WORKERS_VAR).unwrap_or_else(|_| "1".to_owned());
     let child = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--ignored", "--nocapture"])
         .env(URL_VAR, format!("http://{addr}"))
+        .env(WORKERS_VAR, workers)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
