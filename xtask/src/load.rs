@@ -4,10 +4,9 @@
 //! memory idle and at its peak under the load, and the CPU it spent, read
 //! from the `process_*` metrics on its admin port.
 //!
-//! Each virtual shopper signs in (registering its account the first time it
-//! is used: shopper `n` is `load-shopper-n@example.test` in every run, so
-//! runs cost no registrations, which user-service allows 20 of per address
-//! per 10 minutes), then loops over a weighted mix — browse a
+//! Each virtual shopper is signed in before the clock starts (the same
+//! account in every run, registered the first time: see [`accounts`]),
+//! then loops over a weighted mix — browse a
 //! product 10, view the cart 3, add to cart 2, home 1, checkout 1 — as a
 //! browser would: cookies kept, the form's CSRF token sent back, redirects
 //! not followed (each request is timed on its own). Online Boutique's "set
@@ -17,6 +16,7 @@
 //! [`restock::STOCK_AT_START`] units, so no run finds what earlier runs
 //! bought missing.
 
+mod accounts;
 mod restock;
 
 use std::collections::BTreeMap;
@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 
 use storekeeper_contract::{ShopService, admin};
+
+use accounts::Shopper;
 
 /// What `cargo xtask load` was asked for.
 #[derive(Debug, clap::Args)]
@@ -111,17 +112,18 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
             restock::STOCK_AT_START
         );
     }
+    let shoppers = accounts::sign_in_all(&options.url, options.users).await?;
     let metrics_client = Client::new();
     let idle = sample_all(&metrics_client).await;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let sampler = tokio::spawn(peak_until(metrics_client.clone(), deadline));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for n in 0..options.users {
+    for signed_in in shoppers {
         let url = options.url.clone();
         let slugs = slugs.clone();
         tasks.push(tokio::spawn(async move {
-            shopper(n, url, slugs, deadline).await
+            shopper(signed_in, url, slugs, deadline).await
         }));
     }
     let mut all: BTreeMap<Page, Samples> = BTreeMap::new();
@@ -251,17 +253,11 @@ async fn product_slugs(base: &str) -> Result<Vec<String>> {
 }
 
 async fn shopper(
-    n: usize,
+    Shopper { client, csrf }: Shopper,
     base: String,
     slugs: Vec<String>,
     deadline: Instant,
 ) -> Result<BTreeMap<Page, Samples>> {
-    let client = Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let csrf = sign_in(&client, &base, n).await?;
     let mut samples: BTreeMap<Page, Samples> = BTreeMap::new();
     let mut product_ids = Vec::new();
     let mut visited_products = false;
@@ -310,53 +306,6 @@ async fn shopper(
         }
     }
     Ok(samples)
-}
-
-/// The password of every load shopper (an obviously fake test value).
-const SHOPPER_PASSWORD: &str = "load-test-password-1";
-
-/// Signs shopper `n` in, registering its account when the login is refused
-/// (the first run against a database); returns the session's CSRF token.
-async fn sign_in(client: &Client, base: &str, n: usize) -> Result<String> {
-    let email = format!("load-shopper-{n}@example.test");
-    let login_page = get(client, &format!("{base}/login")).await?;
-    let csrf = hidden_value(&login_page, "_csrf").context("the login page has no CSRF token")?;
-    let form = [
-        ("_csrf", csrf.as_str()),
-        ("next", "/"),
-        ("email", email.as_str()),
-        ("password", SHOPPER_PASSWORD),
-    ];
-    let login = client
-        .post(format!("{base}/login"))
-        .form(&form)
-        .send()
-        .await
-        .context("logging a shopper in")?;
-    let status = login.status();
-    if !status.is_redirection() {
-        register(client, base, &email)
-            .await
-            .with_context(|| format!("the login of {email} was refused ({status})"))?;
-    }
-    // The session may rotate its token on login; read the current one.
-    let cart = get(client, &format!("{base}/cart")).await?;
-    hidden_value(&cart, "_csrf").context("no CSRF token after signing in")
-}
-
-async fn register(client: &Client, base: &str, email: &str) -> Result<()> {
-    let form_page = get(client, &format!("{base}/register")).await?;
-    let csrf = hidden_value(&form_page, "_csrf").context("the register page has no CSRF token")?;
-    let form = [
-        ("_csrf", csrf.as_str()),
-        ("next", "/"),
-        ("name", "Load Shopper"),
-        ("email", email),
-        ("password", SHOPPER_PASSWORD),
-    ];
-    post(client, &format!("{base}/register"), &form)
-        .await
-        .with_context(|| format!("registering {email}"))
 }
 
 /// Opens the checkout form (for its CSRF token and idempotency key) and

@@ -1,0 +1,155 @@
+//! The run's shopper accounts. Shopper `n` is `load-shopper-n@example.test`
+//! in every run, and every shopper is signed in before the run's clock
+//! starts, one after another.
+//!
+//! user-service counts each login attempt against the client's address
+//! until it succeeds (20 per 15 minutes) and each registration (20 per
+//! 10 minutes), and the generator sends them all from one address. So an
+//! account that exists only logs in and a new one only registers, which
+//! needs to know which exist: `.local/load-shoppers.json` records, per
+//! storefront URL, how many shoppers have accounts there. A record that
+//! is wrong (a database dropped since) costs one refused attempt per
+//! shopper, then the other way is tried. Signing in one at a time keeps
+//! the attempts in flight (counted until they succeed) to one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use reqwest::Client;
+use reqwest::redirect::Policy;
+
+use super::{get, hidden_value, post};
+use crate::layout;
+
+/// The password of every load shopper (an obviously fake test value).
+const SHOPPER_PASSWORD: &str = "load-test-password-1";
+
+/// A shopper with a session: its client (cookies kept, redirects not
+/// followed, so each request is timed on its own) and the session's CSRF
+/// token.
+pub struct Shopper {
+    /// The shopper's browser.
+    pub client: Client,
+    /// The token the session's forms carry.
+    pub csrf: String,
+}
+
+/// Signs shoppers `0..users` in to the storefront at `base`, registering
+/// the accounts it does not have yet.
+pub async fn sign_in_all(base: &str, users: usize) -> Result<Vec<Shopper>> {
+    let record = record_path();
+    let mut known = read_record(&record);
+    let existing = known.get(base).copied().unwrap_or(0);
+    let mut shoppers = Vec::with_capacity(users);
+    for n in 0..users {
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        sign_in(&client, base, n, n < existing).await?;
+        // The session may rotate its token on login; read the current one.
+        let cart = get(&client, &format!("{base}/cart")).await?;
+        let csrf = hidden_value(&cart, "_csrf").context("no CSRF token after signing in")?;
+        shoppers.push(Shopper { client, csrf });
+    }
+    if users > existing {
+        known.insert(base.to_owned(), users);
+        write_record(&record, &known)?;
+    }
+    Ok(shoppers)
+}
+
+/// Logs shopper `n` in when its account should exist, registers it when
+/// not, and tries the other way when the first is refused.
+async fn sign_in(client: &Client, base: &str, n: usize, exists: bool) -> Result<()> {
+    let email = format!("load-shopper-{n}@example.test");
+    let first = if exists {
+        login(client, base, &email).await
+    } else {
+        register(client, base, &email).await
+    };
+    let Err(refused) = first else {
+        return Ok(());
+    };
+    let second = if exists {
+        register(client, base, &email).await
+    } else {
+        login(client, base, &email).await
+    };
+    match second {
+        Ok(()) => Ok(()),
+        Err(also) => bail!("{email} could not sign in: {refused:#}; then {also:#}"),
+    }
+}
+
+async fn login(client: &Client, base: &str, email: &str) -> Result<()> {
+    let page = get(client, &format!("{base}/login")).await?;
+    let csrf = hidden_value(&page, "_csrf").context("the login page has no CSRF token")?;
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("next", "/"),
+        ("email", email),
+        ("password", SHOPPER_PASSWORD),
+    ];
+    post(client, &format!("{base}/login"), &form).await
+}
+
+async fn register(client: &Client, base: &str, email: &str) -> Result<()> {
+    let page = get(client, &format!("{base}/register")).await?;
+    let csrf = hidden_value(&page, "_csrf").context("the register page has no CSRF token")?;
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("next", "/"),
+        ("name", "Load Shopper"),
+        ("email", email),
+        ("password", SHOPPER_PASSWORD),
+    ];
+    post(client, &format!("{base}/register"), &form).await
+}
+
+fn record_path() -> PathBuf {
+    layout::state_dir().join("load-shoppers.json")
+}
+
+/// Shoppers with accounts, by storefront URL; empty when there is no
+/// readable record (every shopper then registers first).
+fn read_record(path: &Path) -> BTreeMap<String, usize> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+fn write_record(path: &Path, known: &BTreeMap<String, usize>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(known)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_keeps_each_storefront_apart_and_a_bad_one_reads_as_empty() {
+        let dir = std::env::temp_dir().join(format!("load-shoppers-{}", std::process::id()));
+        let path = dir.join("nested").join("load-shoppers.json");
+        assert!(read_record(&path).is_empty(), "no file yet");
+
+        let known = BTreeMap::from([
+            ("http://127.0.0.1:3000".to_owned(), 12),
+            ("https://shop.example.test".to_owned(), 4),
+        ]);
+        write_record(&path, &known).unwrap();
+        assert_eq!(read_record(&path), known);
+
+        std::fs::write(&path, "not json").unwrap();
+        assert!(read_record(&path).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
