@@ -181,6 +181,26 @@ fn api(client: &Client, ns: &str, kind: ChildKind) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &kind.api_resource())
 }
 
+/// The stable revision a pass decides against: the one recorded in
+/// status (`stable_id`), rendered from its stored spec, or the target
+/// itself when they are one revision (a rollout that completed).
+fn stable_revision<'a>(
+    target: Revision<'a>,
+    store: Option<&'a Store>,
+    rendered: Option<&'a Rendered>,
+    stable_id: Option<&'a str>,
+) -> Option<Revision<'a>> {
+    match (store, rendered, stable_id) {
+        (Some(store), Some(rendered), Some(id)) => Some(Revision {
+            id,
+            version: &store.spec.version,
+            rendered,
+        }),
+        (_, _, Some(id)) if id == target.id => Some(Revision { id, ..target }),
+        _ => None,
+    }
+}
+
 /// The Store's labelled children: from the watch caches where they run
 /// (`crate::cache`), else one list per kind; and its generated Secrets,
 /// which are never listed: read by name, metadata only, when
@@ -285,27 +305,19 @@ impl Store {
             Default::default()
         };
         let stable_id = previous.and_then(|p| p.stable_revision.as_deref());
-        let stable = match (&stable_store, &stable_rendered, stable_id) {
-            (Some(store), Some(rendered), Some(id)) => Some(Revision {
-                id,
-                version: &store.spec.version,
-                rendered,
-            }),
-            // Stable and target are one revision (a rollout that completed).
-            (_, _, Some(id)) if id == target_id => Some(Revision {
-                id,
-                version: &self.spec.version,
-                rendered: &rendered,
-            }),
-            _ => None,
+        let target = Revision {
+            id: &target_id,
+            version: &self.spec.version,
+            rendered: &rendered,
         };
         let input = Input {
-            target: Revision {
-                id: &target_id,
-                version: &self.spec.version,
-                rendered: &rendered,
-            },
-            stable,
+            target,
+            stable: stable_revision(
+                target,
+                stable_store.as_ref(),
+                stable_rendered.as_ref(),
+                stable_id,
+            ),
             previous,
             cluster: Cluster {
                 children: &observed,
@@ -318,6 +330,11 @@ impl Store {
             now: chrono::Utc::now(),
         };
         let decision = self.decide_with_metrics(ctx, &uid, input).await;
+        // Both revisions' objects and the pod lists served the decision;
+        // the writes and the status need only the objects it chose, and
+        // passes holding everything across their writes set the fleet's
+        // peak memory (docs/operator.md, "Concurrency and Events").
+        drop((rendered, stable_rendered, pods, replica_sets));
         let mut plan = plan(&decision.desired, &observed, &uid, self.spec.paused);
         if !decision.prune {
             plan.prune.clear();
