@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 use reqwest::Client;
 use reqwest::redirect::Policy;
 
@@ -62,52 +62,51 @@ pub async fn sign_in_all(base: &str, users: usize) -> Result<Vec<Shopper>> {
     Ok(shoppers)
 }
 
+/// The two ways a shopper gets a session.
+#[derive(Clone, Copy)]
+enum Way {
+    Login,
+    Register,
+}
+
+impl Way {
+    /// Submits the storefront's form for this way (its page, for the CSRF
+    /// token, then the post).
+    async fn submit(self, client: &Client, base: &str, email: &str) -> Result<()> {
+        let (path, name) = match self {
+            Self::Login => ("login", None),
+            Self::Register => ("register", Some("Load Shopper")),
+        };
+        let url = format!("{base}/{path}");
+        let page = get(client, &url).await?;
+        let csrf = hidden_value(&page, "_csrf")
+            .with_context(|| format!("the {path} page has no CSRF token"))?;
+        let mut form = vec![
+            ("_csrf", csrf.as_str()),
+            ("next", "/"),
+            ("email", email),
+            ("password", SHOPPER_PASSWORD),
+        ];
+        form.extend(name.map(|name| ("name", name)));
+        post(client, &url, &form).await
+    }
+}
+
 /// Logs shopper `n` in when its account should exist, registers it when
 /// not, and tries the other way when the first is refused.
 async fn sign_in(client: &Client, base: &str, n: usize, exists: bool) -> Result<()> {
     let email = format!("load-shopper-{n}@example.test");
-    let first = if exists {
-        login(client, base, &email).await
+    let (first, then) = if exists {
+        (Way::Login, Way::Register)
     } else {
-        register(client, base, &email).await
+        (Way::Register, Way::Login)
     };
-    let Err(refused) = first else {
+    let Err(refused) = first.submit(client, base, &email).await else {
         return Ok(());
     };
-    let second = if exists {
-        register(client, base, &email).await
-    } else {
-        login(client, base, &email).await
-    };
-    match second {
-        Ok(()) => Ok(()),
-        Err(also) => bail!("{email} could not sign in: {refused:#}; then {also:#}"),
-    }
-}
-
-async fn login(client: &Client, base: &str, email: &str) -> Result<()> {
-    let page = get(client, &format!("{base}/login")).await?;
-    let csrf = hidden_value(&page, "_csrf").context("the login page has no CSRF token")?;
-    let form = [
-        ("_csrf", csrf.as_str()),
-        ("next", "/"),
-        ("email", email),
-        ("password", SHOPPER_PASSWORD),
-    ];
-    post(client, &format!("{base}/login"), &form).await
-}
-
-async fn register(client: &Client, base: &str, email: &str) -> Result<()> {
-    let page = get(client, &format!("{base}/register")).await?;
-    let csrf = hidden_value(&page, "_csrf").context("the register page has no CSRF token")?;
-    let form = [
-        ("_csrf", csrf.as_str()),
-        ("next", "/"),
-        ("name", "Load Shopper"),
-        ("email", email),
-        ("password", SHOPPER_PASSWORD),
-    ];
-    post(client, &format!("{base}/register"), &form).await
+    then.submit(client, base, &email)
+        .await
+        .map_err(|also| anyhow!("{email} could not sign in: {refused:#}; then {also:#}"))
 }
 
 fn record_path() -> PathBuf {
