@@ -262,8 +262,11 @@ impl Capturer {
             }
             store::method_of(&mut conn, intent.payment_method_id, intent.user_id).await?
         };
-        let asked = tokio::time::timeout(PROVIDER_TIMEOUT, ask_provider(&intent, method.as_ref()));
-        let Ok(answer) = asked.await else {
+        let asked = {
+            let _counted = self.metrics.provider_call();
+            tokio::time::timeout(PROVIDER_TIMEOUT, ask_provider(&intent, method.as_ref())).await
+        };
+        let Ok(answer) = asked else {
             tracing::warn!(order_id = %order, "the card provider did not answer in time; asking again later");
             intents::release(&self.pool, &[order], RETRY_DELAY).await?;
             return Ok(Captured::Postponed);

@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
 };
 use storekeeper_kit::Metrics;
 
@@ -28,6 +28,9 @@ pub struct PaymentMetrics {
     pub(crate) refunds: Counter,
     /// Charges a worker took over after another's claim ran out.
     pub(crate) charges_resumed: Counter,
+    /// Card provider calls waiting for their answer: a slow provider shows
+    /// here before it shows in the order saga's latency.
+    pub(crate) provider_calls_in_flight: Gauge,
 }
 
 impl PaymentMetrics {
@@ -48,7 +51,19 @@ impl PaymentMetrics {
                 "payment_charges_resumed",
                 "Charges taken over after their worker's claim ran out (a crash or a provider timeout)",
             ),
+            provider_calls_in_flight: metrics.register(
+                "payment_provider_calls_in_flight",
+                "Card provider calls waiting for their answer",
+                Gauge::default(),
+            ),
         }
+    }
+
+    /// Counts a provider call in flight until the returned guard drops, so
+    /// a call cut short by its timeout or a shutdown is uncounted too.
+    pub(crate) fn provider_call(&self) -> InFlight {
+        self.provider_calls_in_flight.inc();
+        InFlight(self.provider_calls_in_flight.clone())
     }
 
     /// Counts a refused charge.
@@ -58,5 +73,15 @@ impl PaymentMetrics {
                 code: code.to_owned(),
             })
             .inc();
+    }
+}
+
+/// One provider call counted in `payment_provider_calls_in_flight`.
+#[derive(Debug)]
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -262,10 +262,17 @@ async fn cancelling_while_the_charge_is_in_flight_refunds_it_in_full() {
     let noa = shop.shopper();
     let lamp = shop.product("Lamp", 3_500, 2).await;
     let id = shop.buy(&noa, lamp, 1, "4000000000003030").await;
-    shop.eventually("awaiting the slow charge", || async {
-        shop.order_json(&noa.token, id).await["status"] == "AWAITING_PAYMENT"
+    // Cancel only once the provider has been asked: before that, the
+    // worker drops the charge without a call (another test covers it).
+    shop.eventually("the slow charge in flight", || async {
+        let text = shop.payment.metrics().encode().unwrap();
+        text.contains("\npayment_provider_calls_in_flight 1\n")
     })
     .await;
+    assert_eq!(
+        shop.order_json(&noa.token, id).await["status"],
+        "AWAITING_PAYMENT"
+    );
     let response = shop
         .order
         .post(&format!("/api/orders/{id}/cancel"))
@@ -301,6 +308,11 @@ async fn cancelling_while_the_charge_is_in_flight_refunds_it_in_full() {
     assert_eq!(taken[0]["amount_cents"], 3_500);
     assert_eq!(taken[0]["refunded_cents"], 3_500, "{taken:?}");
     assert_eq!(shop.order_json(&noa.token, id).await["status"], "CANCELLED");
+    let text = shop.payment.metrics().encode().unwrap();
+    assert!(
+        text.contains("\npayment_provider_calls_in_flight 0\n"),
+        "the answered call is no longer counted: {text}"
+    );
     shop.finish().await;
 }
 
