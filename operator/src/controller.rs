@@ -40,7 +40,7 @@ use crate::rollout::revision::{self, History};
 use crate::rollout::{Cluster, Decision, Input, Purpose, Revision, Settings, decide, in_flight};
 use crate::scope::{Scope, scoped};
 use crate::served::{self, Served};
-use crate::validate::external_secrets;
+use crate::validate::{external_secrets, validate};
 use crate::{Error, Result};
 
 /// How often a Ready Store is re-checked for drift without any watch event.
@@ -121,14 +121,8 @@ impl Context {
 }
 
 /// What `Store::observe_resolved` found: the children, the Store resolved
-/// and its objects, the stable revision's Store resolved and its objects.
-type Resolved<'a> = (
-    Observed,
-    Cow<'a, Store>,
-    Rendered,
-    Option<Store>,
-    Option<Rendered>,
-);
+/// and the stable revision's Store resolved.
+type Resolved<'a> = (Observed, Cow<'a, Store>, Option<Store>);
 
 fn key(store: &Store) -> String {
     format!(
@@ -272,38 +266,41 @@ impl Store {
             .memory
             .status(&uid)
             .unwrap_or_else(|| self.status.clone().unwrap_or_default());
-        let (rendered, settings) = match self.target(ctx, &ns, &old).await? {
-            Ok(target) => target,
+        let settings = match self.target(ctx, &ns, &old).await? {
+            Ok(settings) => settings,
             Err(action) => return Ok(action),
         };
         let name = self.name_any();
         let target_id = revision::id(&self.spec);
         let previous = old.rollout.as_ref();
         let (history, stable_store) = self.revisions(ctx, &ns, &target_id, previous).await?;
-        let resolved = Box::pin(self.observe_resolved(ctx, &ns, &old, rendered, stable_store));
-        let Some((observed, this, rendered, stable_store, stable_rendered)) = resolved.await?
-        else {
+        let resolved = Box::pin(self.observe_resolved(ctx, &ns, &old, stable_store));
+        let Some((observed, this, stable_store)) = resolved.await? else {
             return Ok(Action::requeue(served::REDISCOVER_EVERY));
-        };
-        // A PostgreSQL major upgrade is refused: a revision that asks for
-        // one renders with the running image, and everything else goes on.
-        let refused = upgrade::refusal(&this, &observed);
-        let rendered = match &refused {
-            Some(r) => ctx.render(&r.hold(&this))?,
-            None => rendered,
-        };
-        let stable_rendered = match stable_store
-            .as_ref()
-            .and_then(|s| Some((s, upgrade::refusal(s, &observed)?)))
-        {
-            Some((s, r)) => Some(ctx.render(&r.hold(s))?),
-            None => stable_rendered,
         };
         let (pods, replica_sets) = if in_flight(previous, &target_id) {
             pods_and_replica_sets(&ctx.client, &ns, &name).await?
         } else {
             Default::default()
         };
+        // Every read is done: the objects are rendered only now, so a pass
+        // waiting on the API holds none of them (with one worker, passes
+        // render and decide one at a time; docs/operator.md, "Concurrency
+        // and Events"). A PostgreSQL major upgrade is refused: a revision
+        // that asks for one renders with the running image, and everything
+        // else goes on.
+        let refused = upgrade::refusal(&this, &observed);
+        let rendered = match &refused {
+            Some(r) => ctx.render(&r.hold(&this))?,
+            None => ctx.render(&this)?,
+        };
+        let stable_rendered = stable_store
+            .as_ref()
+            .map(|s| match upgrade::refusal(s, &observed) {
+                Some(r) => ctx.render(&r.hold(s)),
+                None => ctx.render(s),
+            })
+            .transpose()?;
         let stable_id = previous.and_then(|p| p.stable_revision.as_deref());
         let target = Revision {
             id: &target_id,
@@ -366,24 +363,20 @@ impl Store {
         Ok(Action::requeue(decision.requeue_after.unwrap_or(resync)))
     }
 
-    /// The target revision's objects (of the kinds the API serves) and
-    /// rollout settings — or, when the spec cannot be carried out (invalid,
-    /// a Gateway without the Gateway API, an unusable external data store),
-    /// the Stalled status written and when to look again.
+    /// The target revision's rollout settings — or, when the spec cannot
+    /// be carried out (invalid, a Gateway without the Gateway API, an
+    /// unusable external data store), the Stalled status written and when
+    /// to look again.
     async fn target(
         &self,
         ctx: &Context,
         ns: &str,
         old: &StoreStatus,
-    ) -> Result<std::result::Result<(Rendered, Settings), Action>> {
-        let target = ctx.render(self).and_then(|r| {
-            let settings = Settings::from_spec(&self.spec).map_err(Error::Invalid)?;
-            Ok((r, settings))
-        });
+    ) -> Result<std::result::Result<Settings, Action>> {
+        let target = validate(self).and_then(|()| Settings::from_spec(&self.spec));
         let (problem, what, action) = match target {
-            Err(Error::Invalid(problem)) => (problem, "invalid spec", Action::await_change()),
-            Err(e) => return Err(e),
-            Ok(target) => match self.missing_gateway_api(ctx) {
+            Err(problem) => (problem, "invalid spec", Action::await_change()),
+            Ok(settings) => match self.missing_gateway_api(ctx) {
                 // The served kinds are looked up again every few minutes.
                 Some(problem) => (
                     problem,
@@ -391,7 +384,7 @@ impl Store {
                     Action::requeue(served::REDISCOVER_EVERY),
                 ),
                 None => match self.check_external(ctx, ns).await? {
-                    Ok(()) => return Ok(Ok(target)),
+                    Ok(()) => return Ok(Ok(settings)),
                     // The user's Secret is not watched: look again soon.
                     Err(problem) => (
                         problem,
@@ -405,10 +398,9 @@ impl Store {
         Ok(Err(action))
     }
 
-    /// The Store's children, and the Store (its objects `rendered`) and
-    /// its stable revision with `provider: Auto` made concrete for this
-    /// cluster and the Store's data (`render::delegated::provider`), each
-    /// rendered again when that changed it — or, when a provider cannot run
+    /// The Store's children, and the Store and its stable revision with
+    /// `provider: Auto` made concrete for this cluster and the Store's data
+    /// (`render::delegated::provider`) — or, when a provider cannot run
     /// here, the Stalled status written, like an invalid spec's (the served
     /// kinds are looked up again every few minutes), and `None`.
     async fn observe_resolved(
@@ -416,7 +408,6 @@ impl Store {
         ctx: &Context,
         ns: &str,
         old: &StoreStatus,
-        rendered: Rendered,
         stable: Option<Store>,
     ) -> Result<Option<Resolved<'_>>> {
         let uid = self.uid().unwrap_or_default();
@@ -424,19 +415,12 @@ impl Store {
         let available = ctx.served.available();
         match provider::resolve(self, available, &observed) {
             Ok(resolved) => {
-                let (this, rendered) = match resolved {
-                    Some(store) => {
-                        let rendered = ctx.render(&store)?;
-                        (Cow::Owned(store), rendered)
-                    }
-                    None => (Cow::Borrowed(self), rendered),
-                };
+                let this = resolved.map_or(Cow::Borrowed(self), Cow::Owned);
                 let stable = stable.map(|s| match provider::resolve(&s, available, &observed) {
                     Ok(Some(resolved)) => resolved,
                     _ => s,
                 });
-                let stable_rendered = stable.as_ref().map(|s| ctx.render(s)).transpose()?;
-                Ok(Some((observed, this, rendered, stable, stable_rendered)))
+                Ok(Some((observed, this, stable)))
             }
             Err(problem) => {
                 self.stall(ctx, ns, old, &problem, "data store provider unavailable")
