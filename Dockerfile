@@ -2,7 +2,8 @@
 # One Dockerfile for every Storekeeper binary: pick it with
 #   docker build --build-arg PACKAGE=user-service -t user-service .
 # (PACKAGE is the cargo package; its binary has the same name, except the
-# operator whose package and binary are both `storekeeper`.)
+# operator whose package and binary are both `storekeeper`, built with the
+# workspace's `operator` profile: small code, see Cargo.toml.)
 #
 # Multi-arch without emulation: the build stage always runs on the
 # builder's own platform and cross-compiles for the target one, so
@@ -52,8 +53,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       unset CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER CC_aarch64_unknown_linux_gnu \
             CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER CC_x86_64_unknown_linux_gnu; \
     fi; \
-    cargo build --release --locked --package "${PACKAGE}" --target "${triple}"; \
-    cp "target/${triple}/release/${PACKAGE}" /app
+    profile=release; \
+    if [ "${PACKAGE}" = storekeeper ]; then profile=operator; fi; \
+    cargo build --profile "${profile}" --locked --package "${PACKAGE}" --target "${triple}"; \
+    cp "target/${triple}/${profile}/${PACKAGE}" /app
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 # checkov:skip=CKV_DOCKER_2:Kubernetes probes the admin port (/healthz, /readyz); distroless has no shell for a HEALTHCHECK

@@ -913,8 +913,9 @@ async fn at_rest(h: &Harness) -> String {
 /// 100 Stores created at once, then all upgraded at once, each run to
 /// completion, twice: with the operator in this process (API requests in
 /// total and per Store, then ten minutes at rest; this process's peak RSS,
-/// which includes the simulator), then with the operator in a process of its own talking HTTP
-/// to the simulator (that process's peak RSS: the operator's own). Run with
+/// which includes the simulator), then with the release `storekeeper run`
+/// in a process of its own talking HTTP to the simulator (that process's
+/// peak RSS: the operator's own). Run with
 /// `cargo test --release -p storekeeper --test rollout hundred -- --ignored --nocapture`.
 #[tokio::test(start_paused = true)]
 #[ignore = "benchmark; prints figures"]
@@ -946,7 +947,9 @@ async fn a_hundred_stores_install_and_upgrade_at_once() {
     tokio::time::resume();
     let h = Harness::new(Script::default());
     let addr = remote::serve(&h.sim).await;
-    let child = remote::spawn_operator("operator_process_for_the_benchmark", addr);
+    let dir = std::env::temp_dir().join(format!("storekeeper-hundred-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = remote::spawn_operator(addr, &dir);
     let pid = child.pid();
     for (what, version) in [("install", "0.1.0"), ("upgrade", "0.2.0")] {
         let (counts, took) = roll_all(&h, version, limit).await;
@@ -957,15 +960,19 @@ async fn a_hundred_stores_install_and_upgrade_at_once() {
         ));
     }
     let operator = format!(
-        "peak RSS of the operator's own process (the test binary running only the controller): VmHWM {}, now VmRSS {}",
+        "peak RSS of the operator's own process ({}): VmHWM {}, now VmRSS {} (heap and stacks RssAnon {}, mapped files RssFile {})",
+        remote::operator_binary().display(),
         remote::proc_status(&pid, "VmHWM"),
         remote::proc_status(&pid, "VmRSS"),
+        remote::proc_status(&pid, "RssAnon"),
+        remote::proc_status(&pid, "RssFile"),
     );
     let peak_kib: u64 = remote::proc_status(&pid, "VmHWM")
         .trim_end_matches(" kB")
         .parse()
         .unwrap();
     drop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
     println!("{}\n\n{own}\n{operator}", report.join("\n\n"));
     // The chart limits the operator to 256 Mi; past it, it is OOM-killed
     // and meets the same backlog again on restart.
@@ -973,18 +980,6 @@ async fn a_hundred_stores_install_and_upgrade_at_once() {
         peak_kib < 256 * 1024,
         "the operator peaked at {peak_kib} KiB"
     );
-}
-
-/// The benchmark's operator process (started by it, with the URL to talk
-/// to); does nothing when run on its own. Its runtime is built as the
-/// operator's `main` builds it, so its worker count follows
-/// `TOKIO_WORKER_THREADS` (see `remote::spawn_operator`).
-#[test]
-#[ignore = "the benchmark starts it as a separate process"]
-fn operator_process_for_the_benchmark() {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(remote::run_operator());
 }
 
 #[tokio::test(start_paused = true)]

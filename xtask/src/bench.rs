@@ -7,7 +7,8 @@
 //!
 //! `cargo xtask bench logins` floods user-service with parallel logins
 //! ([`logins`]); `cargo xtask bench memory` reports every service's idle
-//! memory ([`memory`]).
+//! memory ([`memory`]); `cargo xtask bench operator` the operator's with
+//! 100 Stores.
 
 mod logins;
 mod memory;
@@ -87,6 +88,10 @@ pub enum Target {
     /// Every service's resident memory, idle after start-up and after a
     /// short load.
     Memory,
+    /// The operator binary as its image ships it (the `operator` profile)
+    /// with 100 Stores installed and upgraded at once on the simulated
+    /// cluster: API requests per Store and its peak resident memory.
+    Operator,
 }
 
 /// Runs the product-service bench, or `target`.
@@ -95,7 +100,32 @@ pub async fn run(target: Option<Target>) -> Result<()> {
         None => products().await,
         Some(Target::Logins(options)) => logins::run(&options).await,
         Some(Target::Memory) => memory::run().await,
+        Some(Target::Operator) => operator().await,
     }
+}
+
+/// Builds `storekeeper` with the image's profile, then runs the
+/// hundred-Store benchmark (`operator/tests/rollout.rs`) against it.
+async fn operator() -> Result<()> {
+    let args = ["build", "--profile", "operator", "-p", "storekeeper"];
+    process::run("cargo", &args).await?;
+    let binary = layout::root().join("target/operator/storekeeper");
+    let binary = binary
+        .to_str()
+        .context("the repository's path is not UTF-8")?;
+    let args = [
+        "test",
+        "--release",
+        "-p",
+        "storekeeper",
+        "--test",
+        "rollout",
+        "hundred",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ];
+    process::run_with("cargo", &args, &[("STOREKEEPER_BINARY", binary)]).await
 }
 
 /// Builds release binaries, starts both servers, measures, prints.

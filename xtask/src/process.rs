@@ -13,9 +13,16 @@ use tokio::process::{Child, Command};
 /// Runs `program args...` in the repository root, inheriting the terminal,
 /// and fails naming the command if it does not exit 0.
 pub async fn run(program: &str, args: &[&str]) -> Result<()> {
-    println!("$ {program} {}", args.join(" "));
+    run_with(program, args, &[]).await
+}
+
+/// [`run`] with these environment variables set for the program.
+pub async fn run_with(program: &str, args: &[&str], vars: &[(&str, &str)]) -> Result<()> {
+    let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    println!("$ {}{program} {}", shown.concat(), args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(vars.iter().copied())
         .current_dir(crate::layout::root())
         .status()
         .await

@@ -1,22 +1,19 @@
-//! The operator in a process of its own, talking HTTP to the simulated
-//! cluster: the only way to measure the operator's own peak RSS, since in
-//! one process the simulator's memory (every change it keeps for watches
-//! to resume from) dwarfs it.
+//! The operator binary in a process of its own, talking HTTP to the
+//! simulated cluster: the only way to measure the operator's own peak RSS,
+//! since in one process the simulator's memory (every change it keeps for
+//! watches to resume from) dwarfs it.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use storekeeper::controller::{self, Context};
-use storekeeper::metrics::Metrics;
-use storekeeper::pod_metrics::MetricsReader;
 use storekeeper_simcluster::SimCluster;
 
-/// The environment variable that tells the child which URL to talk to.
-pub const URL_VAR: &str = "STOREKEEPER_SIM_URL";
+/// Names another `storekeeper` binary to measure (e.g. one built with
+/// another profile); unset, the one cargo built with this test.
+const BINARY_VAR: &str = "STOREKEEPER_BINARY";
 
 /// Tokio's own variable for the size of a runtime's worker pool.
 const WORKERS_VAR: &str = "TOKIO_WORKER_THREADS";
@@ -65,23 +62,61 @@ impl Drop for Process {
     }
 }
 
-/// Starts this test binary again, running only `test` (which reads
-/// [`URL_VAR`] and runs the operator against `addr`).
+/// Starts `storekeeper run` ([`operator_binary`]), as the chart runs it, against
+/// the simulated cluster at `addr`: a kubeconfig in `dir` points it there,
+/// and it takes its leader Lease, serves its admin port (any free one) and
+/// logs JSON at `info` to nowhere.
 ///
 /// The operator gets one tokio worker thread, as in the chart: its CPU
 /// limit (500m) makes `available_parallelism`, from which tokio sizes its
 /// pool, one. `TOKIO_WORKER_THREADS` set for the benchmark overrides it.
-pub fn spawn_operator(test: &str, addr: SocketAddr) -> Process {
+pub fn spawn_operator(addr: SocketAddr, dir: &Path) -> Process {
     let workers = std::env::var(WORKERS_VAR).unwrap_or_else(|_| "1".to_owned());
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--ignored", "--nocapture"])
-        .env(URL_VAR, format!("http://{addr}"))
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_for(addr)).unwrap();
+    let child = Command::new(operator_binary())
+        .arg("run")
+        .env_clear()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAME", "storekeeper-benchmark")
+        .env("ADMIN_PORT", "0")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
         .env(WORKERS_VAR, workers)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     Process(child)
+}
+
+/// The `storekeeper` binary [`spawn_operator`] runs: [`BINARY_VAR`]'s, else
+/// the one cargo built with this test.
+pub fn operator_binary() -> PathBuf {
+    std::env::var_os(BINARY_VAR)
+        .map_or_else(|| env!("CARGO_BIN_EXE_storekeeper").into(), PathBuf::from)
+}
+
+/// A kubeconfig for the plain-HTTP simulated API server at `addr`.
+fn kubeconfig_for(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+  - name: sim
+    cluster:
+      server: http://{addr}
+users:
+  - name: sim
+    user: {{}}
+contexts:
+  - name: sim
+    context:
+      cluster: sim
+      user: sim
+current-context: sim
+"
+    )
 }
 
 /// A field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), e.g. `24576 kB`.
@@ -91,26 +126,4 @@ pub fn proc_status(pid: &str, field: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .map_or("?".to_owned(), |v| v.trim().to_owned())
-}
-
-/// Pods whose metrics nobody can read (the benchmark sets no analysis).
-struct NoPodMetrics;
-
-impl MetricsReader for NoPodMetrics {
-    fn read<'a>(&'a self, _url: &'a str) -> BoxFuture<'a, Option<String>> {
-        Box::pin(async { None })
-    }
-}
-
-/// The operator process: runs the controller against the URL in
-/// [`URL_VAR`] until killed, as `storekeeper run` would (a fresh client,
-/// no leader election). Does nothing when the variable is not set.
-pub async fn run_operator() {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        return;
-    };
-    let config = kube::Config::new(url.parse().unwrap());
-    let client = kube::Client::try_from(config).unwrap();
-    let ctx = Context::new(client, Metrics::default(), None, Arc::new(NoPodMetrics));
-    controller::run(Arc::new(ctx), std::future::pending()).await;
 }
