@@ -336,6 +336,14 @@ impl Store {
         if !decision.prune {
             plan.prune.clear();
         }
+        let mut view = decision.view();
+        if let Some(r) = &refused {
+            r.mark(&mut view);
+        }
+        // The children served the plan and the status; the writes need
+        // neither, so they are not held across them.
+        let assessed = status::assess(&this, &decision.desired, &observed, view);
+        drop(observed);
         let apply_failures = self.execute(ctx, &ns, &plan).await?;
         if decision.prune {
             let keep: Vec<&str> = [Some(target_id.as_str()), stable_id]
@@ -345,19 +353,10 @@ impl Store {
             let limit = self.spec.rollout.revision_history_limit;
             history::prune(&ctx.client, &ns, &history.prune(limit, &keep)).await?;
         }
-        let mut view = decision.view();
-        if let Some(r) = &refused {
-            r.mark(&mut view);
-        }
-        let new = status::compute(
-            &this,
-            &decision.desired,
-            &observed,
-            &old,
-            &now(),
-            view,
-            apply_failures,
-        );
+        let new = match assessed {
+            Some(assessed) => assessed.finish(&old, &now(), apply_failures),
+            None => old.clone(),
+        };
         let resync = resync(&new);
         self.publish(ctx, &ns, &old, new, decision.events).await?;
         Ok(Action::requeue(decision.requeue_after.unwrap_or(resync)))

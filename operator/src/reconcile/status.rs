@@ -90,10 +90,36 @@ pub fn compute(
     view: RolloutView,
     apply_failures: Vec<String>,
 ) -> StoreStatus {
-    let gen_ = store.metadata.generation;
-    let Ok(ctx) = Ctx::new(store) else {
-        return old.clone();
-    };
+    match assess(store, rendered, observed, view) {
+        Some(assessed) => assessed.finish(old, now, apply_failures),
+        None => old.clone(),
+    }
+}
+
+/// A Store's status before its writes: everything the observed children
+/// tell, so a pass can drop them before it writes and add what the writes
+/// refused ([`Assessed::finish`]) after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessed {
+    generation: Option<i64>,
+    phase: Phase,
+    conditions: Vec<Condition>,
+    services_ready: usize,
+    components: Vec<ComponentStatus>,
+    url: String,
+    current_version: Option<String>,
+    rollout: Option<RolloutStatus>,
+}
+
+/// The first half of [`compute`]: `None` for a Store without a namespace
+/// (whose status then stays as it was).
+pub fn assess(
+    store: &Store,
+    rendered: &Rendered,
+    observed: &Observed,
+    view: RolloutView,
+) -> Option<Assessed> {
+    let ctx = Ctx::new(store).ok()?;
     let parts = components(&ctx, rendered, observed);
     let services_ready = parts
         .iter()
@@ -162,27 +188,50 @@ pub fn compute(
     if !conditions.iter().any(|c| c.type_ == types::ROLLED_BACK) {
         conditions.push(cond(types::ROLLED_BACK, false, "NoRollback", ""));
     }
-    let phase = if apply_failures.is_empty() {
-        phase
-    } else {
-        let message = apply_failures.join("; ");
-        for c in &mut conditions {
-            if c.type_ == types::READY || c.type_ == types::STALLED {
-                *c = cond(&c.type_, c.type_ == types::STALLED, "ApplyFailed", &message);
-            }
-        }
-        Phase::Degraded
-    };
-    StoreStatus {
-        observed_generation: gen_,
-        phase: Some(phase),
-        conditions: stamp(conditions, old, gen_, now),
-        ready: Some(format!("{services_ready}/{}", ShopService::ALL.len())),
+    Some(Assessed {
+        generation: store.metadata.generation,
+        phase,
+        conditions,
+        services_ready,
         components: parts.into_iter().map(|r| r.status).collect(),
-        url: Some(ingress::url(&ctx)),
+        url: ingress::url(&ctx),
         current_version: view.current_version,
         rollout: view.rollout,
-        apply_failures,
+    })
+}
+
+impl Assessed {
+    /// The second half of [`compute`]: the children the API server refused
+    /// make the Store Degraded; conditions keep their transition time
+    /// from `old` unless they flipped.
+    pub fn finish(self, old: &StoreStatus, now: &str, apply_failures: Vec<String>) -> StoreStatus {
+        let mut conditions = self.conditions;
+        let phase = if apply_failures.is_empty() {
+            self.phase
+        } else {
+            let message = apply_failures.join("; ");
+            for c in &mut conditions {
+                if c.type_ == types::READY || c.type_ == types::STALLED {
+                    *c = cond(&c.type_, c.type_ == types::STALLED, "ApplyFailed", &message);
+                }
+            }
+            Phase::Degraded
+        };
+        StoreStatus {
+            observed_generation: self.generation,
+            phase: Some(phase),
+            conditions: stamp(conditions, old, self.generation, now),
+            ready: Some(format!(
+                "{}/{}",
+                self.services_ready,
+                ShopService::ALL.len()
+            )),
+            components: self.components,
+            url: Some(self.url),
+            current_version: self.current_version,
+            rollout: self.rollout,
+            apply_failures,
+        }
     }
 }
 
