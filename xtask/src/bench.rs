@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: product-service against a bare axum server in the
 //! same process tree, driven by wrk on this machine. The bare server is the
-//! yardstick: figures are printed as requests/s, p50/p99 and a ratio to it,
+//! yardstick: figures are printed as requests/s, p50/p99 and a ratio to it
+//! (per round of every endpoint, then the median over the rounds),
 //! plus each process's resident memory idle and after load and the load
 //! average around each run (the machine is shared). The same "hello"
 //! behind kit's full middleware stack shows what the stack alone costs.
@@ -94,10 +95,10 @@ pub enum Target {
     Operator,
 }
 
-/// Runs the product-service bench, or `target`.
-pub async fn run(target: Option<Target>) -> Result<()> {
+/// Runs the product-service bench (`rounds` interleaved rounds), or `target`.
+pub async fn run(rounds: u32, target: Option<Target>) -> Result<()> {
     match target {
-        None => products().await,
+        None => products(rounds).await,
         Some(Target::Logins(options)) => logins::run(&options).await,
         Some(Target::Memory) => memory::run().await,
         Some(Target::Operator) => operator().await,
@@ -129,7 +130,7 @@ async fn operator() -> Result<()> {
 }
 
 /// Builds release binaries, starts both servers, measures, prints.
-async fn products() -> Result<()> {
+async fn products(rounds: u32) -> Result<()> {
     deps(&["--wrk"]).await?;
     process::run(
         "cargo",
@@ -189,14 +190,14 @@ async fn products() -> Result<()> {
         .env_remove(env::DATABASE_URL)
         .envs(product_env.iter().map(|(k, v)| (*k, v.as_str())));
     let product = Running::spawn("product", product_cmd, Logs::Folder(&logs))?;
-    let outcome = measure(&hello, &kit, &product).await;
+    let outcome = measure(&hello, &kit, &product, rounds).await;
     product.stop().await?;
     kit.stop().await?;
     hello.stop().await?;
     outcome
 }
 
-async fn measure(hello: &Running, kit: &Running, product: &Running) -> Result<()> {
+async fn measure(hello: &Running, kit: &Running, product: &Running, rounds: u32) -> Result<()> {
     wait_ok(&format!("http://127.0.0.1:{HELLO_PORT}/")).await?;
     wait_ok(&format!("http://127.0.0.1:{KIT_HELLO_PORT}/")).await?;
     wait_ok(&format!(
@@ -246,23 +247,47 @@ async fn measure(hello: &Running, kit: &Running, product: &Running) -> Result<()
             format!("{base}/api/products?q=wireless"),
         ),
     ];
-    let mut figures = Vec::new();
-    for (name, url) in &targets {
-        figures.push(wrk(name, url).await?);
+    // The machine's speed drifts by more than the differences measured
+    // (other work, CPU steal), so every round runs every endpoint back to
+    // back and compares it with that round's bare server.
+    let mut table = Vec::new();
+    for round in 1..=rounds {
+        let mut figures = Vec::new();
+        for (name, url) in &targets {
+            figures.push(wrk(name, url).await?);
+        }
+        print_round(round, &figures);
+        table.push(figures);
     }
+    print_summary(&table);
     let loaded = [
         (hello.name, peak_rss_kib(hello)?),
         (kit.name, peak_rss_kib(kit)?),
         (product.name, peak_rss_kib(product)?),
     ];
 
-    let baseline = figures[0].requests_per_second;
+    println!();
+    for ((name, idle), (_, peak)) in idle.iter().zip(loaded.iter()) {
+        println!(
+            "{name:<10} RSS idle {:>6.1} MiB, peak under load {:>6.1} MiB",
+            kib_to_mib(*idle),
+            kib_to_mib(*peak)
+        );
+    }
+    Ok(())
+}
+
+/// One round's figures, each endpoint against the round's bare server.
+fn print_round(round: u32, figures: &[Figures]) {
+    let Some(baseline) = figures.first().map(|f| f.requests_per_second) else {
+        return;
+    };
     println!();
     println!(
-        "{:<40} {:>12} {:>9} {:>9} {:>9}  load average before → after",
-        "endpoint", "requests/s", "p50 ms", "p99 ms", "vs bare"
+        "round {round:<34} {:>12} {:>9} {:>9} {:>9}  load average before → after",
+        "requests/s", "p50 ms", "p99 ms", "vs bare"
     );
-    for f in &figures {
+    for f in figures {
         println!(
             "{:<40} {:>12.0} {:>9.2} {:>9.2} {:>9.2}  {} → {}",
             f.name,
@@ -274,15 +299,50 @@ async fn measure(hello: &Running, kit: &Running, product: &Running) -> Result<()
             f.load_after,
         );
     }
+}
+
+/// Every endpoint's median over the rounds: requests/s, and the ratio to
+/// bare axum (each round's own) with its lowest and highest.
+fn print_summary(table: &[Vec<Figures>]) {
+    let Some(first) = table.first() else {
+        return;
+    };
     println!();
-    for ((name, idle), (_, peak)) in idle.iter().zip(loaded.iter()) {
+    println!(
+        "median of {:<30} {:>12} {:>9} {:>15}",
+        format!("{} rounds", table.len()),
+        "requests/s",
+        "vs bare",
+        "lowest–highest"
+    );
+    for (index, endpoint) in first.iter().enumerate() {
+        let throughput = median(table.iter().map(|round| round[index].requests_per_second));
+        let ratios: Vec<f64> = table
+            .iter()
+            .map(|round| round[index].requests_per_second / round[0].requests_per_second)
+            .collect();
+        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         println!(
-            "{name:<10} RSS idle {:>6.1} MiB, peak under load {:>6.1} MiB",
-            kib_to_mib(*idle),
-            kib_to_mib(*peak)
+            "{:<40} {:>12.0} {:>9.2} {:>9.2}–{:.2}",
+            endpoint.name,
+            throughput,
+            median(ratios.iter().copied()),
+            lowest,
+            highest,
         );
     }
-    Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.collect();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
 }
 
 fn first_category_slug(categories: &serde_json::Value) -> Option<String> {
@@ -391,6 +451,13 @@ fn kib_to_mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert!((median([3.0, 1.0, 2.0].into_iter()) - 2.0).abs() < f64::EPSILON);
+        assert!((median([4.0, 1.0, 2.0, 3.0].into_iter()) - 2.5).abs() < f64::EPSILON);
+        assert!(median(std::iter::empty()).is_nan());
+    }
 
     #[test]
     fn reads_wrk_durations() {

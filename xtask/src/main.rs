@@ -56,6 +56,10 @@ enum Command {
     /// latency, memory) and print the figures; `logins` and `memory`
     /// measure user-service's login flood and every service's memory.
     Bench {
+        /// How many rounds the product-service bench measures every
+        /// endpoint in, interleaved; ratios are per round, then the median.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
         /// What to measure instead of product-service.
         #[command(subcommand)]
         target: Option<bench::Target>,
@@ -98,7 +102,7 @@ fn main() -> ExitCode {
             Command::E2e => check::e2e().await,
             Command::PrometheusCheck => prometheus::check().await,
             Command::Generate => generate::run(),
-            Command::Bench { target } => bench::run(target).await,
+            Command::Bench { rounds, target } => bench::run(rounds, target).await,
             Command::Load(options) => load::run(&options).await,
             Command::Drill(options) => drill::run(&options).await,
             Command::Hello { port, kit: false } => bench::hello(port).await,

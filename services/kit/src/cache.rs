@@ -93,7 +93,19 @@ impl Cache {
 
     /// The full key for `key`: the service prefix plus `key`.
     pub fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+        self.key_of(&[key])
+    }
+
+    /// The full key for `parts` joined: built with one allocation and no
+    /// formatting machinery, for keys made on every cached read.
+    pub fn key_of(&self, parts: &[&str]) -> String {
+        let length = self.prefix.len() + parts.iter().map(|part| part.len()).sum::<usize>();
+        let mut key = String::with_capacity(length);
+        key.push_str(&self.prefix);
+        for part in parts {
+            key.push_str(part);
+        }
+        key
     }
 
     /// An in-process near-cache for entries filed under counter keys that

@@ -37,7 +37,7 @@
 //! [`storekeeper_kit::cache::LEASE`] on every other; with the tracking
 //! connection down the near-cache is flushed and bypassed.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::body::Bytes;
 use prometheus_client::{
@@ -119,6 +119,9 @@ enum Outcome {
 }
 
 impl Kind {
+    /// Every kind, in declaration order (the index of the counter handles).
+    const ALL: [Self; 3] = [Self::Detail, Self::List, Self::Categories];
+
     /// The metric label value.
     fn as_str(self) -> &'static str {
         match self {
@@ -130,6 +133,9 @@ impl Kind {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (the index of the counter handles).
+    const ALL: [Self; 4] = [Self::Near, Self::Hit, Self::Miss, Self::Error];
+
     /// The metric label value.
     fn as_str(self) -> &'static str {
         match self {
@@ -192,15 +198,25 @@ impl Lua {
     }
 }
 
-/// The product read cache. Cheap to clone.
+/// The product read cache. Cheap to clone: handlers clone the app state
+/// on every request, and cloning these parts one by one (the Redis
+/// client's connection info, the key strings) cost allocations per read.
 #[derive(Clone, Debug)]
 pub struct CatalogCache {
+    inner: Arc<Parts>,
+}
+
+/// What every clone of a [`CatalogCache`] shares.
+#[derive(Debug)]
+struct Parts {
     cache: Cache,
     near: NearCache,
     generation: String,
     lookup_script: Lua,
     bump_script: Lua,
-    lookups: Family<LookupLabels, Counter>,
+    /// `product_cache_lookups_total`, one handle per kind and outcome, so
+    /// a lookup counts without a label lookup.
+    lookups: [[Counter; Outcome::ALL.len()]; Kind::ALL.len()],
     invalidation_failures: Counter,
 }
 
@@ -210,16 +226,26 @@ impl CatalogCache {
     /// (`product_cache_lookups_total{kind,outcome}`,
     /// `product_cache_invalidation_failures_total`).
     pub fn new(cache: Cache, metrics: &Metrics) -> Self {
-        let lookups = metrics.register(
+        let family: Family<LookupLabels, Counter> = metrics.register(
             "product_cache_lookups",
-            "Product cache lookups by kind (detail, list, categories) and outcome (hit, miss, error)",
+            "Product cache lookups by kind (detail, list, categories) and outcome (near, hit, miss, error)",
             Family::default(),
         );
+        let lookups = Kind::ALL.map(|kind| {
+            Outcome::ALL.map(|outcome| {
+                family
+                    .get_or_create(&LookupLabels {
+                        kind: kind.as_str(),
+                        outcome: outcome.as_str(),
+                    })
+                    .clone()
+            })
+        });
         let invalidation_failures = metrics.counter(
             "product_cache_invalidation_failures",
             "Product writes whose cache invalidation failed (Redis unavailable)",
         );
-        Self {
+        let inner = Parts {
             near: cache.near_cache(COUNTERS, NEAR_BUDGET_BYTES),
             generation: cache.key(&format!("{COUNTERS}gen")),
             cache,
@@ -227,25 +253,33 @@ impl CatalogCache {
             bump_script: Lua::new(BUMP_SCRIPT),
             lookups,
             invalidation_failures,
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
     /// The in-process near-cache in front of Redis.
     pub fn near(&self) -> &NearCache {
-        &self.near
+        &self.inner.near
     }
 
     /// The counter key of one product.
     fn version_key(&self, id: Uuid) -> String {
-        self.cache.key(&format!("{COUNTERS}product:{id}"))
+        let mut buffer = Uuid::encode_buffer();
+        let id = id.hyphenated().encode_lower(&mut buffer);
+        self.inner.cache.key_of(&[COUNTERS, "product:", id])
     }
 
     /// Looks up a product's detail body by id.
     pub async fn product(&self, id: Uuid) -> Lookup {
+        let mut buffer = Uuid::encode_buffer();
+        let text = id.hyphenated().encode_lower(&mut buffer);
+        let data_prefix = self.inner.cache.key_of(&["product:", text, ":v"]);
         self.lookup(
             Kind::Detail,
             &self.version_key(id),
-            &self.cache.key(&format!("product:{id}:v")),
+            &data_prefix,
             DETAIL_TTL,
         )
         .await
@@ -255,8 +289,8 @@ impl CatalogCache {
     pub(crate) async fn product_by_slug(&self, slug: &str) -> Lookup {
         self.lookup(
             Kind::Detail,
-            &self.generation,
-            &self.cache.key(&format!("slug:{slug}:g")),
+            &self.inner.generation,
+            &self.inner.cache.key_of(&["slug:", slug, ":g"]),
             DETAIL_TTL,
         )
         .await
@@ -267,8 +301,8 @@ impl CatalogCache {
     pub(crate) async fn categories(&self) -> Lookup {
         self.lookup(
             Kind::Categories,
-            &self.generation,
-            &self.cache.key("categories:g"),
+            &self.inner.generation,
+            &self.inner.cache.key("categories:g"),
             DETAIL_TTL,
         )
         .await
@@ -281,11 +315,11 @@ impl CatalogCache {
         let Ok(canonical) = serde_json::to_vec(query) else {
             return Lookup::Unavailable;
         };
-        let digest = format!("{:x}", Sha256::digest(&canonical));
+        let digest = hex::encode(Sha256::digest(&canonical));
         self.lookup(
             Kind::List,
-            &self.generation,
-            &self.cache.key(&format!("list:{digest}:g")),
+            &self.inner.generation,
+            &self.inner.cache.key_of(&["list:", &digest, ":g"]),
             LIST_TTL,
         )
         .await
@@ -296,6 +330,7 @@ impl CatalogCache {
     pub async fn fill(&self, key: FillKey, body: Bytes) {
         let ttl_ms = u64::try_from(key.ttl.as_millis()).unwrap_or(u64::MAX);
         let _: Result<redis::Value, _> = self
+            .inner
             .cache
             .query(
                 redis::cmd("SET")
@@ -306,7 +341,8 @@ impl CatalogCache {
             )
             .await;
         if let Some(near) = key.near {
-            self.near
+            self.inner
+                .near
                 .insert(near.ticket, &near.counter, &near.slot, body, key.ttl);
         }
     }
@@ -316,32 +352,33 @@ impl CatalogCache {
     /// (the checkout saga's stock changes included).
     pub async fn invalidate(&self, ids: &[Uuid]) {
         let mut keys: Vec<String> = ids.iter().map(|id| self.version_key(*id)).collect();
-        keys.push(self.generation.clone());
+        keys.push(self.inner.generation.clone());
         let args = [COUNTER_TTL_SECS.to_string()];
-        let bumped = self.run::<i64>(&self.bump_script, &keys, &args).await;
-        self.near.invalidate(&keys);
+        let bumped = self.run::<i64>(&self.inner.bump_script, &keys, &args).await;
+        self.inner.near.invalidate(&keys);
         if let Err(err) = bumped {
-            self.invalidation_failures.inc();
+            self.inner.invalidation_failures.inc();
             tracing::warn!(error = %err, products = ?ids, "cache invalidation failed; entries expire by TTL");
         }
     }
 
     async fn lookup(&self, kind: Kind, counter: &str, data_prefix: &str, ttl: Duration) -> Lookup {
-        if let Some(body) = self.near.get(counter, data_prefix) {
+        if let Some(body) = self.inner.near.get(counter, data_prefix) {
             self.count(kind, Outcome::Near);
             return Lookup::Near(body);
         }
-        let ticket = self.near.ticket();
+        let ticket = self.inner.near.ticket();
         let keys = [counter.to_owned()];
         let args = [data_prefix.to_owned(), COUNTER_TTL_SECS.to_string()];
         let outcome = match self
-            .run::<(String, Option<Vec<u8>>)>(&self.lookup_script, &keys, &args)
+            .run::<(String, Option<Vec<u8>>)>(&self.inner.lookup_script, &keys, &args)
             .await
         {
             Ok((_, Some(body))) => {
                 let body = Bytes::from(body);
                 if let Some(ticket) = ticket {
-                    self.near
+                    self.inner
+                        .near
                         .insert(ticket, counter, data_prefix, body.clone(), ttl);
                 }
                 Lookup::Hit(body)
@@ -370,12 +407,7 @@ impl CatalogCache {
     }
 
     fn count(&self, kind: Kind, outcome: Outcome) {
-        self.lookups
-            .get_or_create(&LookupLabels {
-                kind: kind.as_str(),
-                outcome: outcome.as_str(),
-            })
-            .inc();
+        self.inner.lookups[kind as usize][outcome as usize].inc();
     }
 
     /// EVALSHA, falling back to EVAL once after a Redis restart flushed the script.
@@ -390,11 +422,19 @@ impl CatalogCache {
             command.arg(body).arg(keys.len()).arg(keys).arg(args);
             command
         };
-        match self.cache.query(&command("EVALSHA", &script.sha)).await {
+        match self
+            .inner
+            .cache
+            .query(&command("EVALSHA", &script.sha))
+            .await
+        {
             Err(CallError::Redis(err))
                 if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
-                self.cache.query(&command("EVAL", script.source)).await
+                self.inner
+                    .cache
+                    .query(&command("EVAL", script.source))
+                    .await
             }
             result => result,
         }
