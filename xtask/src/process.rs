@@ -73,8 +73,6 @@ impl Running {
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
-        // The command held the pipe's write ends; the child has its own.
-        drop(command);
         if let Some(reader) = relay {
             std::thread::Builder::new()
                 .name(format!("{name}-logs"))

@@ -337,10 +337,17 @@ impl TraceIds {
     }
 }
 
-/// Makes `span` a child of the remote `parent` (a new trace when `parent`
-/// carries none) and stamps its ids on the span, so log lines inside it
-/// carry `trace_id` and `span_id`. Call it before entering the span.
-pub fn continue_trace(span: &Span, parent: Context) {
+/// Makes `span` a child of the remote trace `parent` works out (a new
+/// trace when it carries none) and stamps its ids on the span, so log lines
+/// inside it carry `trace_id` and `span_id`. Call it before entering the
+/// span. A disabled span (its level filtered out) has no trace to continue,
+/// so `parent` is not even called: parsing the caller's `traceparent` for
+/// every request and event was wasted work at `RUST_LOG=warn`.
+pub fn continue_trace(span: &Span, parent: impl FnOnce() -> Context) {
+    if span.is_disabled() {
+        return;
+    }
+    let parent = parent();
     if parent.span().span_context().is_valid() {
         // Fails only when the span is disabled or already started; either
         // way there is nothing to continue.
@@ -612,6 +619,16 @@ mod tests {
             let value = HeaderValue::from_str(bad).unwrap();
             assert!(RequestId::from_header(&value).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_disabled_span_does_not_work_out_its_parent() {
+        let subscriber = tracing_subscriber::registry().with(EnvFilter::new("warn"));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request");
+            assert!(span.is_disabled());
+            continue_trace(&span, || panic!("the caller's trace context was parsed"));
+        });
     }
 
     #[test]

@@ -198,13 +198,12 @@ async fn an_event_is_handled_in_the_trace_that_wrote_it() {
 
     // A request span continuing the caller's trace writes the event.
     let span = tracing::info_span!("request");
-    telemetry::continue_trace(
-        &span,
+    telemetry::continue_trace(&span, || {
         telemetry::extract_map(&BTreeMap::from([(
             "traceparent".to_owned(),
             TRACEPARENT.to_owned(),
-        )])),
-    );
+        )]))
+    });
     let writer = TraceIds::of_span(&span).unwrap();
     let event_id = RequestId::scope(
         Some(RequestId("req-event-1".into())),

@@ -241,11 +241,13 @@ impl Capturer {
     pub async fn capture(&self, intent: Intent) -> Result<Captured, CaptureError> {
         let span =
             tracing::info_span!("charge", order_id = %intent.order_id, attempt = intent.attempts);
-        let carrier = intent
-            .trace_context
-            .as_ref()
-            .map_or_else(BTreeMap::new, |context| context.0.clone());
-        telemetry::continue_trace(&span, telemetry::extract_map(&carrier));
+        telemetry::continue_trace(&span, || {
+            let carrier = intent
+                .trace_context
+                .as_ref()
+                .map_or_else(BTreeMap::new, |context| context.0.clone());
+            telemetry::extract_map(&carrier)
+        });
         let request_id = intent.request_id.clone().map(RequestId);
         RequestId::scope(request_id, self.charge(intent).instrument(span)).await
     }

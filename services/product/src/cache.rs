@@ -247,7 +247,7 @@ impl CatalogCache {
         );
         let inner = Parts {
             near: cache.near_cache(COUNTERS, NEAR_BUDGET_BYTES),
-            generation: cache.key(&format!("{COUNTERS}gen")),
+            generation: cache.key_of(&[COUNTERS, "gen"]),
             cache,
             lookup_script: Lua::new(LOOKUP_SCRIPT),
             bump_script: Lua::new(BUMP_SCRIPT),
@@ -266,19 +266,22 @@ impl CatalogCache {
 
     /// The counter key of one product.
     fn version_key(&self, id: Uuid) -> String {
-        let mut buffer = Uuid::encode_buffer();
-        let id = id.hyphenated().encode_lower(&mut buffer);
+        self.version_key_of(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+    }
+
+    /// The counter key of the product whose id reads `id`.
+    fn version_key_of(&self, id: &str) -> String {
         self.inner.cache.key_of(&[COUNTERS, "product:", id])
     }
 
     /// Looks up a product's detail body by id.
     pub async fn product(&self, id: Uuid) -> Lookup {
         let mut buffer = Uuid::encode_buffer();
-        let text = id.hyphenated().encode_lower(&mut buffer);
-        let data_prefix = self.inner.cache.key_of(&["product:", text, ":v"]);
+        let id = id.hyphenated().encode_lower(&mut buffer);
+        let data_prefix = self.inner.cache.key_of(&["product:", id, ":v"]);
         self.lookup(
             Kind::Detail,
-            &self.version_key(id),
+            &self.version_key_of(id),
             &data_prefix,
             DETAIL_TTL,
         )
@@ -437,6 +440,23 @@ impl CatalogCache {
                     .await
             }
             result => result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` indexes the counter table by discriminant, which must match
+    /// the position in `ALL` that built it, or hits would count as misses.
+    #[test]
+    fn the_counter_table_follows_declaration_order() {
+        for (index, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, index, "{}", kind.as_str());
+        }
+        for (index, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, index, "{}", outcome.as_str());
         }
     }
 }

@@ -361,7 +361,7 @@ impl Consumer {
             request_id = envelope.request_id.as_deref().unwrap_or(""),
             attempt,
         );
-        telemetry::continue_trace(&span, telemetry::extract_map(&trace_context(headers)));
+        telemetry::continue_trace(&span, || telemetry::extract_map(&trace_context(headers)));
         let request_id = envelope.request_id.clone().map(RequestId);
         let outcome = RequestId::scope(request_id, async {
             match self.apply(&envelope).await {

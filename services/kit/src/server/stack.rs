@@ -121,11 +121,7 @@ where
         route,
         request_id = id.as_str(),
     );
-    // A disabled span (the request level filtered out) has no trace to
-    // continue, so the caller's `traceparent` is not even parsed.
-    if !span.is_disabled() {
-        continue_trace(&span, telemetry::extract_http(request.headers()));
-    }
+    continue_trace(&span, || telemetry::extract_http(request.headers()));
     request.extensions_mut().insert(id.clone());
 
     // Answered inside the request id's scope and the span, so a timeout's

@@ -105,7 +105,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..requests {
                 let span = info_span!("request");
-                telemetry::continue_trace(&span, parent.cloned().unwrap_or_default());
+                telemetry::continue_trace(&span, || parent.cloned().unwrap_or_default());
                 assert!(
                     TraceIds::of_span(&span).is_some(),
                     "ids even when not sampled"
