@@ -37,17 +37,14 @@ use tracing::{Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
-    fmt::{
-        FmtContext, FormatEvent, FormatFields,
-        format::{FmtSpan, Writer},
-        writer::MakeWriter,
-    },
+    fmt::{format::FmtSpan, writer::MakeWriter},
     layer::SubscriberExt,
-    registry::LookupSpan,
+    registry::LookupSpan as _,
     util::SubscriberInitExt,
 };
 use url::Url;
 
+mod json;
 pub mod logs;
 mod resource;
 mod sampling;
@@ -249,15 +246,18 @@ where
 {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer.tracer(service_name.to_owned()));
+    // No thread name (a string copied per span) and no busy/idle times (two
+    // clock reads per poll of every request): neither answers a question
+    // the trace does not already.
+    let otel = tracing_opentelemetry::layer()
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_tracer(tracer.tracer(service_name.to_owned()));
     let records = logger.map(OpenTelemetryTracingBridge::new);
     let output = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .map_event_format(WithTraceIds)
+            .fmt_fields(json::JsonFields)
+            .event_format(json::JsonLines)
             .with_writer(writer)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
@@ -363,42 +363,6 @@ pub fn continue_trace(span: &Span, parent: impl FnOnce() -> Context) {
             data.extensions_mut().insert(ids);
         }
     });
-}
-
-/// JSON event format with `trace_id` and `span_id` of the closest kit span
-/// (see [`continue_trace`]) added to the object.
-struct WithTraceIds<F>(F);
-
-impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
-        let ids = ctx.lookup_current().and_then(|span| {
-            span.scope()
-                .find_map(|span| span.extensions().get::<TraceIds>().cloned())
-        });
-        let Some(ids) = ids else {
-            return self.0.format_event(ctx, writer, event);
-        };
-        let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        match line.trim_end().strip_suffix('}') {
-            Some(object) => writeln!(
-                writer,
-                r#"{object},"trace_id":"{}","span_id":"{}"}}"#,
-                ids.trace_id, ids.span_id
-            ),
-            None => writer.write_str(&line),
-        }
-    }
 }
 
 /// The W3C propagator (`traceparent`, `tracestate`).
