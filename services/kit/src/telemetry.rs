@@ -490,12 +490,12 @@ impl fmt::Display for RequestId {
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .unwrap_or_else(Self::generate))
+    /// The id kit's middleware serves the request under (a fresh one
+    /// without that middleware). It is read from the task, not the
+    /// request's extensions: inserting it there cost every request an
+    /// allocation that almost no handler used.
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::current().unwrap_or_else(Self::generate))
     }
 }
 

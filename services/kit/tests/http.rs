@@ -20,6 +20,7 @@ use storekeeper_kit::{
     auth::TokenVerifier,
     extract::{Json, Path, Query},
     server::HttpSettings,
+    telemetry::RequestId,
     testing::{TestApp, TestKeys, tampered},
 };
 use uuid::Uuid;
@@ -79,6 +80,10 @@ async fn slow() -> &'static str {
     "late"
 }
 
+async fn request_id(id: RequestId) -> String {
+    id.0
+}
+
 async fn failing() -> Result<(), ApiError> {
     Err(anyhow::anyhow!("disk on fire")
         .context("saving item")
@@ -95,6 +100,7 @@ fn router(keys: &TestKeys) -> Router {
         .route("/boom", get(boom))
         .route("/slow", get(slow))
         .route("/failing", get(failing))
+        .route("/request-id", get(request_id))
         .with_state(State {
             verifier: keys.verifier.clone(),
         })
@@ -267,6 +273,23 @@ async fn request_id_is_generated_or_propagated() {
         .send()
         .await;
     assert_eq!(response.header("x-request-id"), Some("caller-42"));
+}
+
+#[tokio::test]
+async fn handlers_extract_the_id_the_response_carries() {
+    let (app, _) = app();
+    let response = app.get("/request-id").send().await;
+    response.assert_status(StatusCode::OK);
+    let echoed = response.header("x-request-id").unwrap().to_owned();
+    assert!(Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+    assert_eq!(response.text(), echoed);
+
+    let response = app
+        .get("/request-id")
+        .header("x-request-id", "caller-43")
+        .send()
+        .await;
+    assert_eq!(response.text(), "caller-43");
 }
 
 #[tokio::test]

@@ -7,9 +7,11 @@
 //! intent's deletion — in one short transaction under the order's lock. A
 //! slow provider therefore ties up neither the consumer nor the pool.
 //!
-//! The process that committed an intent captures it at once (the consumer
-//! hands it over after the commit, and the worker extends the claim to
-//! [`LEASE`] as it begins). An intent whose claim ran out — the handover
+//! The process that committed an intent captures it at once: the consumer
+//! hands it over after the commit, and the worker begins it on the
+//! consumer's claim while at least [`RENEW_MARGIN`] of that is left,
+//! extending the claim to [`LEASE`] only if it begins later or the
+//! provider call is still running at that point. An intent whose claim ran out — the handover
 //! was lost (a crash, or a consumer cut off from the broker in the middle
 //! of its commit) and [`HANDOFF`] passed, or the worker crashed during the
 //! call, or the provider did not answer within [`PROVIDER_TIMEOUT`] — is
@@ -28,7 +30,12 @@
 //! (`payment.succeeded`, then `payment.refunded`), as the consumer does for
 //! a cancellation that arrives after the capture.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sqlx::PgPool;
 use storekeeper_kit::{
@@ -69,6 +76,11 @@ pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const RESUME_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a timed-out charge waits before it is asked again.
 const RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How much of a claim must be left for a worker to begin a charge, or to
+/// go on waiting for its provider call, without renewing it: far more
+/// than a renewal takes. A charge handed over at once and answered in time
+/// (almost all of them) thus costs no write before its outcome's.
+pub const RENEW_MARGIN: Duration = Duration::from_secs(5);
 /// Provider calls one replica makes at once.
 const MAX_IN_FLIGHT: usize = 64;
 /// Intents claimed per look.
@@ -252,12 +264,16 @@ impl Capturer {
         RequestId::scope(request_id, self.charge(intent).instrument(span)).await
     }
 
-    async fn charge(&self, intent: Intent) -> Result<Captured, CaptureError> {
+    async fn charge(&self, mut intent: Intent) -> Result<Captured, CaptureError> {
         let order = intent.order_id;
         let method = {
             let mut conn = self.pool.acquire().await?;
-            if !intents::take(&mut conn, order, intent.attempts, LEASE).await? {
-                return Ok(Captured::ClaimedElsewhere);
+            if renew_due(intent.claim_ends).is_none() {
+                let before = Instant::now();
+                if !intents::take(&mut conn, order, intent.attempts, LEASE).await? {
+                    return Ok(Captured::ClaimedElsewhere);
+                }
+                intent.claim_ends = Some(before + LEASE);
             }
             if intent.attempts <= 1 && store::is_cancelled(&mut conn, order).await? {
                 return self.drop_cancelled(order).await;
@@ -266,7 +282,9 @@ impl Capturer {
         };
         let asked = {
             let _counted = self.metrics.provider_call();
-            tokio::time::timeout(PROVIDER_TIMEOUT, ask_provider(&intent, method.as_ref())).await
+            let call =
+                tokio::time::timeout(PROVIDER_TIMEOUT, ask_provider(&intent, method.as_ref()));
+            self.renewing_claim(&intent, call).await
         };
         let Ok(answer) = asked else {
             tracing::warn!(order_id = %order, "the card provider did not answer in time; asking again later");
@@ -291,6 +309,34 @@ impl Capturer {
             | Captured::Postponed => {}
         }
         Ok(captured)
+    }
+
+    /// Awaits `call`, renewing the claim on `intent` for [`LEASE`] if the
+    /// call is still running when [`RENEW_MARGIN`] of it is left. A renewal
+    /// that finds the intent claimed elsewhere (this claim ran out after
+    /// all) or fails changes nothing here: the call's answer is recorded,
+    /// and whichever worker records first decides.
+    async fn renewing_claim<T>(&self, intent: &Intent, call: impl Future<Output = T>) -> T {
+        let Some(renew_at) = renew_due(intent.claim_ends) else {
+            return call.await;
+        };
+        tokio::pin!(call);
+        tokio::select! {
+            answer = &mut call => return answer,
+            () = tokio::time::sleep_until(renew_at.into()) => {}
+        }
+        if let Err(err) = self.renew(intent).await {
+            tracing::warn!(order_id = %intent.order_id, error = %err, "renewing a charge's claim");
+        }
+        call.await
+    }
+
+    async fn renew(&self, intent: &Intent) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        if !intents::take(&mut conn, intent.order_id, intent.attempts, LEASE).await? {
+            tracing::info!(order_id = %intent.order_id, "charge claimed by another worker during its provider call; the first answer recorded counts");
+        }
+        Ok(())
     }
 
     /// Ends the intent of an order cancelled before its first provider call.
@@ -363,6 +409,14 @@ impl Capturer {
         tx.commit().await?;
         Ok(captured)
     }
+}
+
+/// When a claim ending at `claim_ends` must be renewed: [`RENEW_MARGIN`]
+/// before it ends; `None` when that time has passed or the end is unknown.
+fn renew_due(claim_ends: Option<Instant>) -> Option<Instant> {
+    claim_ends
+        .and_then(|ends| ends.checked_sub(RENEW_MARGIN))
+        .filter(|renew_at| *renew_at > Instant::now())
 }
 
 /// The provider's answer for `intent`, or a decline decided here (no such

@@ -7,7 +7,10 @@
 //! transaction that records the payment, so of two workers that both got
 //! the provider's answer only the first records it.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use sqlx::{PgConnection, PgPool, postgres::types::PgInterval, types::Json};
 use storekeeper_kit::events::envelope::PaymentRequested;
@@ -36,6 +39,11 @@ pub struct Intent {
     /// Provider calls begun for it, this one included: above 1, an earlier
     /// call may have reached the provider.
     pub attempts: i32,
+    /// When this replica's claim on it runs out, by this process's clock
+    /// and never later than the database's `claimed_until`; `None` when
+    /// unknown, which makes the worker renew the claim before it begins.
+    #[sqlx(skip)]
+    pub claim_ends: Option<Instant>,
 }
 
 const COLUMNS: &str = "order_id, user_id, payment_method_id, amount_cents, currency, \
@@ -51,7 +59,9 @@ fn interval(duration: Duration) -> PgInterval {
 }
 
 /// Records the intent to charge `request`, claimed by the caller for
-/// `lease`; `None` if the order has one already.
+/// `lease` from the statement's own time (not the transaction's start, so
+/// the claim the caller counts from its clock ends no later than the
+/// stored one); `None` if the order has one already.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     request: &PaymentRequested,
@@ -60,10 +70,11 @@ pub(crate) async fn insert(
     lease: Duration,
 ) -> Result<Option<Intent>, sqlx::Error> {
     let (request_id, trace_context) = trace;
-    sqlx::query_as(&format!(
+    let before = Instant::now();
+    let intent: Option<Intent> = sqlx::query_as(&format!(
         "INSERT INTO charge_intents (order_id, user_id, payment_method_id, amount_cents, currency, \
          correlation_id, request_id, trace_context, claimed_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp() + $9) \
          ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(request.order_id)
@@ -76,7 +87,15 @@ pub(crate) async fn insert(
     .bind((!trace_context.is_empty()).then_some(Json(trace_context)))
     .bind(interval(lease))
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(intent.map(|intent| claimed(intent, before + lease)))
+}
+
+fn claimed(intent: Intent, until: Instant) -> Intent {
+    Intent {
+        claim_ends: Some(until),
+        ..intent
+    }
 }
 
 /// Claims up to `limit` intents whose claim ran out, oldest claim first,
@@ -86,7 +105,8 @@ pub(crate) async fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Intent>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let before = Instant::now();
+    let due: Vec<Intent> = sqlx::query_as(&format!(
         "UPDATE charge_intents SET claimed_until = now() + $1, attempts = attempts + 1 \
          WHERE order_id IN (SELECT order_id FROM charge_intents WHERE claimed_until <= now() \
          ORDER BY claimed_until LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
@@ -94,12 +114,16 @@ pub(crate) async fn claim_due(
     .bind(interval(lease))
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(due
+        .into_iter()
+        .map(|intent| claimed(intent, before + lease))
+        .collect())
 }
 
-/// Takes over the claim on `order`'s intent for `lease` as its worker
-/// begins it; `false` when it is finished, or another worker claimed it
-/// since `attempts` was read (that worker makes the charge).
+/// Renews the claim on `order`'s intent for `lease` (as its worker begins
+/// it late, or its provider call runs long); `false` when it is finished,
+/// or another worker claimed it since `attempts` was read.
 pub(crate) async fn take(
     conn: &mut PgConnection,
     order: Uuid,

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use payment_service::capture::{self, Captured};
 use serde_json::Value;
@@ -71,7 +71,12 @@ async fn a_lost_handover_is_taken_over_and_the_late_worker_stands_aside() {
         .unwrap();
     let resumed = ctx.capturer.claim_due().await.unwrap();
     assert_eq!(resumed.len(), 1);
-    // The worker that was handed the intent late finds it claimed.
+    // The worker that was handed the intent late (after its claim ran out
+    // by its own clock too) finds it claimed.
+    let late = payment_service::intents::Intent {
+        claim_ends: Some(Instant::now()),
+        ..late
+    };
     assert_eq!(
         ctx.capturer.capture(late).await.unwrap(),
         Captured::ClaimedElsewhere
@@ -84,6 +89,47 @@ async fn a_lost_handover_is_taken_over_and_the_late_worker_stands_aside() {
     );
     assert_eq!(types(&ctx.outbox().await), ["payment.succeeded"]);
     assert_eq!(ctx.payments_of(&token, order).await.len(), 1);
+    ctx.finish().await;
+}
+
+/// Seconds left on the one intent's claim, by the database's clock.
+async fn claim_left(ctx: &Ctx) -> f64 {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM claimed_until - now())::float8 FROM charge_intents",
+    )
+    .fetch_one(&ctx.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_charge_begun_in_time_renews_its_claim_only_when_its_call_runs_long() {
+    let ctx = Ctx::start().await;
+    let (user, token) = ctx.keys.customer();
+    // The slow card: the provider answers after 10 s.
+    let method = ctx.tokenize(&token, "4000000000003030").await;
+    let order = Uuid::new_v4();
+    let intent = ctx.decide_charge(user, method, order, 1_800).await.unwrap();
+    let capturer = ctx.capturer.clone();
+    let in_flight = tokio::spawn(async move { capturer.capture(intent).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = claim_left(&ctx).await;
+    assert!(
+        left <= capture::HANDOFF.as_secs_f64(),
+        "the consumer's claim is still the one in force: {left} s left"
+    );
+    // Past the point where only the margin is left, the claim is renewed.
+    let renewal = capture::HANDOFF.checked_sub(capture::RENEW_MARGIN).unwrap();
+    tokio::time::sleep(renewal + Duration::from_secs(1)).await;
+    assert!(!in_flight.is_finished());
+    let left = claim_left(&ctx).await;
+    assert!(
+        left > capture::HANDOFF.as_secs_f64(),
+        "renewed for the lease: {left} s left"
+    );
+    assert_eq!(in_flight.await.unwrap().unwrap(), Captured::Succeeded);
+    assert_eq!(ctx.pending_intents().await, 0);
+    assert_eq!(types(&ctx.outbox().await), ["payment.succeeded"]);
     ctx.finish().await;
 }
 

@@ -100,7 +100,7 @@ where
 async fn serve<S>(
     shared: Arc<Shared>,
     mut inner: S,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, Infallible>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
@@ -122,7 +122,6 @@ where
         request_id = id.as_str(),
     );
     continue_trace(&span, || telemetry::extract_http(request.headers()));
-    request.extensions_mut().insert(id.clone());
 
     // Answered inside the request id's scope and the span, so a timeout's
     // or a panic's problem carries the id and its log line the trace.
