@@ -32,6 +32,10 @@ use uuid::Uuid;
 
 use crate::problem::ApiError;
 
+mod verified;
+
+use verified::Verified;
+
 /// Lifetime of an access token: short, because a stolen one cannot be
 /// revoked before it expires (docs/architecture.md, "Auth").
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_mins(15);
@@ -222,7 +226,13 @@ impl TokenSigner {
 /// Verifies access tokens. Put it in the app state and implement
 /// `FromRef<AppState> for TokenVerifier` to enable [`AuthUser`]/[`AdminUser`].
 #[derive(Clone)]
-pub struct TokenVerifier(Arc<(DecodingKey, Validation)>);
+pub struct TokenVerifier(Arc<VerifierParts>);
+
+struct VerifierParts {
+    key: DecodingKey,
+    validation: Validation,
+    verified: Verified,
+}
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,13 +256,25 @@ impl TokenVerifier {
             expected: "public (SPKI)",
             reason: e.to_string(),
         })?;
-        Ok(Self(Arc::new((key, validation(scope)))))
+        let validation = validation(scope);
+        let verified = Verified::new(verified::CAPACITY, validation.leeway);
+        Ok(Self(Arc::new(VerifierParts {
+            key,
+            validation,
+            verified,
+        })))
     }
 
-    /// Checks signature, algorithm, expiry, issuer and audience; returns the claims.
+    /// Checks signature, algorithm, expiry, issuer and audience; returns the
+    /// claims. A token this verifier passed before is not checked again,
+    /// only its expiry ([`verified`]).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let (key, validation) = &*self.0;
-        jsonwebtoken::decode::<Claims>(token, key, validation)
+        let parts = &*self.0;
+        let now = chrono::Utc::now().timestamp();
+        if let Some(known) = parts.verified.get(token, now) {
+            return known;
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &parts.key, &parts.validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -261,7 +283,9 @@ impl TokenVerifier {
                     TokenError::WrongShop
                 }
                 _ => TokenError::Invalid,
-            })
+            })?;
+        parts.verified.insert(token, &claims, now);
+        Ok(claims)
     }
 }
 
@@ -473,6 +497,24 @@ mod tests {
         let token = signer.sign(Uuid::new_v4(), Role::Customer).unwrap().token;
         assert_eq!(other_verifier.verify(&token), Err(TokenError::Invalid));
         assert_eq!(other_verifier.verify("not.a.jwt"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_verified_before_is_remembered_and_a_tampered_copy_is_still_refused() {
+        let (signer, verifier) = pair();
+        let user = Uuid::new_v4();
+        let token = signer.sign(user, Role::Customer).unwrap().token;
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(verifier.0.verified.get(&token, now), None);
+        assert_eq!(verifier.verify(&token).unwrap().sub, user);
+        assert_eq!(
+            verifier.0.verified.get(&token, now).unwrap().unwrap().sub,
+            user
+        );
+        let forged = crate::testing::tampered(&token);
+        assert_eq!(verifier.verify(&forged), Err(TokenError::Invalid));
+        assert_eq!(verifier.0.verified.get(&forged, now), None);
+        assert_eq!(verifier.verify(&token).unwrap().sub, user);
     }
 
     #[test]
