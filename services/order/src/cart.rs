@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     catalog::{Catalog, CatalogError},
-    store,
+    store::{self, Added},
 };
 
 /// Most units of one product in a cart.
@@ -54,22 +54,11 @@ pub(crate) async fn add(
     if catalog.product(product).await?.is_none() {
         return Err(CartError::UnknownProduct);
     }
-    if store::cart_lines(pool, user).await? >= MAX_LINES {
-        let in_cart = store::cart(pool, user)
-            .await?
-            .iter()
-            .any(|l| l.product_id == product);
-        if !in_cart {
-            return Err(CartError::TooManyLines);
-        }
+    match store::add_to_cart(pool, user, product, quantity, MAX_QUANTITY, MAX_LINES).await? {
+        Added::Line => Ok(()),
+        Added::LineFull => Err(CartError::LineFull),
+        Added::CartFull => Err(CartError::TooManyLines),
     }
-    if store::add_to_cart(pool, user, product, quantity, MAX_QUANTITY)
-        .await?
-        .is_none()
-    {
-        return Err(CartError::LineFull);
-    }
-    Ok(())
 }
 
 /// Sets a line's quantity; 0 removes the line.

@@ -1,7 +1,7 @@
 //! SQL for carts, orders, their history and idempotency keys.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, types::Json as SqlJson};
 use storekeeper_kit::{events::envelope::EventItem, idempotency::KeyTable};
 use utoipa::ToSchema;
@@ -85,6 +85,42 @@ impl Order {
     }
 }
 
+/// An order's row with its lines, read in one statement.
+#[derive(sqlx::FromRow)]
+struct OrderWithItems {
+    #[sqlx(flatten)]
+    row: OrderRow,
+    items: SqlJson<Vec<LineJson>>,
+}
+
+/// A line as [`OrderWithItems`] carries it.
+#[derive(Deserialize)]
+struct LineJson {
+    product_id: Uuid,
+    name: String,
+    unit_price_cents: i64,
+    quantity: i32,
+}
+
+impl OrderWithItems {
+    fn into_order(self) -> Result<Order, sqlx::Error> {
+        let order_id = self.row.id;
+        let items = self
+            .items
+            .0
+            .into_iter()
+            .map(|line| OrderItem {
+                order_id,
+                product_id: line.product_id,
+                name: line.name,
+                unit_price_cents: line.unit_price_cents,
+                quantity: line.quantity,
+            })
+            .collect();
+        self.row.into_order(items)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     id: Uuid,
@@ -148,33 +184,49 @@ pub(crate) async fn lock_cart(
         .await
 }
 
-/// Number of lines in the user's cart.
-pub(crate) async fn cart_lines(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(pool)
-        .await
+/// What [`add_to_cart`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// The line took the units.
+    Line,
+    /// The line would pass the most units of one product: nothing changed.
+    LineFull,
+    /// A new line, but the cart holds the most lines: nothing changed.
+    CartFull,
 }
 
-/// Adds `quantity` to a line (creating it); `None` when the sum would exceed `max`.
+/// Adds `quantity` to a line (creating it while the cart has fewer than
+/// `max_lines` lines), at most `max_quantity` in a line: the cart's room
+/// and the upsert in one statement, one round trip per add.
 pub(crate) async fn add_to_cart(
     pool: &PgPool,
     user: Uuid,
     product: Uuid,
     quantity: i32,
-    max: i32,
-) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3) \
-         ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity \
-         WHERE cart_items.quantity + EXCLUDED.quantity <= $4 RETURNING quantity",
+    max_quantity: i32,
+    max_lines: i64,
+) -> Result<Added, sqlx::Error> {
+    let (room, units): (bool, Option<i32>) = sqlx::query_as(
+        "WITH cart AS (SELECT count(*) < $5 OR coalesce(bool_or(product_id = $2), false) AS room \
+           FROM cart_items WHERE user_id = $1), \
+         added AS (INSERT INTO cart_items (user_id, product_id, quantity) \
+           SELECT $1, $2, $3 FROM cart WHERE room \
+           ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity \
+           WHERE cart_items.quantity + EXCLUDED.quantity <= $4 RETURNING quantity) \
+         SELECT (SELECT room FROM cart), (SELECT quantity FROM added)",
     )
     .bind(user)
     .bind(product)
     .bind(quantity)
-    .bind(max)
-    .fetch_optional(pool)
-    .await
+    .bind(max_quantity)
+    .bind(max_lines)
+    .fetch_one(pool)
+    .await?;
+    Ok(match (room, units) {
+        (_, Some(_)) => Added::Line,
+        (true, None) => Added::LineFull,
+        (false, None) => Added::CartFull,
+    })
 }
 
 /// Sets a line's quantity; false when the line does not exist.
@@ -340,21 +392,24 @@ pub(crate) async fn order(
     }
 }
 
-/// Locks an order for a status change (the saga).
+/// Locks an order for a status change (the saga), reading its lines in
+/// the same statement: every saga step locks an order, and a second
+/// statement for the lines was one of the seven each step made.
 pub(crate) async fn lock_order(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<Order>, sqlx::Error> {
-    let row: Option<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
+    let found: Option<OrderWithItems> = sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS}, (SELECT coalesce(json_agg(json_build_object(\
+           'product_id', i.product_id, 'name', i.name, \
+           'unit_price_cents', i.unit_price_cents, 'quantity', i.quantity) \
+           ORDER BY i.product_id), '[]') FROM order_items i WHERE i.order_id = orders.id) AS items \
+         FROM orders WHERE id = $1 FOR UPDATE"
     ))
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?;
-    match row {
-        Some(row) => Ok(assemble(conn, vec![row]).await?.pop()),
-        None => Ok(None),
-    }
+    found.map(OrderWithItems::into_order).transpose()
 }
 
 /// Up to `limit` open orders (`PENDING`, `AWAITING_PAYMENT`) placed more

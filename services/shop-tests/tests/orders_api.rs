@@ -170,6 +170,43 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_body() {
 }
 
 #[tokio::test]
+async fn a_full_cart_takes_no_new_line_but_more_of_a_line_it_holds() {
+    let shop = Shop::start().await;
+    let ann = shop.shopper();
+    let mut products = Vec::new();
+    for n in 0..=50 {
+        products.push(shop.product(&format!("Thing {n}"), 100, 10).await);
+    }
+    for product in &products[..50] {
+        shop.add_to_cart(&ann, *product, 1).await;
+    }
+    let add = |product: Uuid, quantity: i32| {
+        shop.order
+            .post("/api/cart/items")
+            .bearer(&ann.token)
+            .json(&json!({"product_id": product, "quantity": quantity}))
+            .send()
+    };
+    let problem = add(products[50], 1)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert!(
+        problem.detail.as_deref().unwrap_or_default().contains("50"),
+        "{problem:?}"
+    );
+    let cart: Value = add(products[0], 2).await.json();
+    let items = cart["items"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    assert_eq!(items[0]["product_id"], products[0].to_string());
+    assert_eq!(items[0]["quantity"], 3);
+    let problem = add(products[0], 97)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(problem.errors[0].field, "quantity");
+    shop.finish().await;
+}
+
+#[tokio::test]
 async fn shoppers_cannot_see_each_others_carts_or_orders() {
     let shop = Shop::start().await;
     let eve = shop.shopper();
