@@ -11,17 +11,19 @@
 //! hands it over after the commit, and the worker begins it on the
 //! consumer's claim while at least [`RENEW_MARGIN`] of that is left,
 //! extending the claim to [`LEASE`] only if it begins later or the
-//! provider call is still running at that point. An intent whose claim ran out — the handover
-//! was lost (a crash, or a consumer cut off from the broker in the middle
-//! of its commit) and [`HANDOFF`] passed, or the worker crashed during the
+//! provider call is still running at that point. An intent whose claim
+//! ran out — the handover was lost (a crash, or a consumer cut off from
+//! the broker in the middle of its commit) and [`HANDOFF`] passed, or the
+//! worker crashed during the
 //! call, or the provider did not answer within [`PROVIDER_TIMEOUT`] — is
 //! claimed again by whichever replica looks first (every
 //! [`RESUME_INTERVAL`]) and the provider is asked again under the same
 //! idempotency key, the order id (a real provider captures once per key;
 //! the simulated one keeps no state), and only the first answer recorded
 //! counts: deleting the intent decides it. A lost
-//! handover resumes within [`HANDOFF`] plus [`RESUME_INTERVAL`], a crash
-//! during a call within [`LEASE`] plus [`RESUME_INTERVAL`].
+//! handover resumes within [`HANDOFF`] plus [`RESUME_INTERVAL`], and so
+//! does a crash during a call on the consumer's claim; once the claim was
+//! extended, within [`LEASE`] plus [`RESUME_INTERVAL`].
 //!
 //! Cancellation, whichever comes first: an order cancelled before any
 //! provider call is dropped without one. Once a call may have been made (a
