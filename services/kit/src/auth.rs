@@ -267,7 +267,7 @@ impl TokenVerifier {
 
     /// Checks signature, algorithm, expiry, issuer and audience; returns the
     /// claims. A token this verifier passed before is not checked again,
-    /// only its expiry ([`verified`]).
+    /// only its expiry (see the `verified` module).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let parts = &*self.0;
         let now = chrono::Utc::now().timestamp();
