@@ -33,8 +33,10 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let bare = hello();
-    let stacked = server::layers(hello(), HttpSettings::default(), &Metrics::new());
+    // `with_state(())` turns handlers into routes once, as `axum::serve`
+    // does; without it every call would build its route again.
+    let bare = hello().with_state(());
+    let stacked = server::layers(hello(), HttpSettings::default(), &Metrics::new()).with_state(());
     for (name, app) in [("bare route", bare), ("kit stack", stacked)] {
         c.bench_function(name, |b| {
             b.iter(|| {

@@ -14,6 +14,7 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{Router, extract::DefaultBodyLimit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 
 use crate::{config::ServiceConfig, metrics::Metrics, problem};
 
@@ -69,8 +70,13 @@ pub fn layers(router: Router, settings: HttpSettings, metrics: &Metrics) -> Rout
     router
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
-        .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(stack::StackLayer::new(metrics, settings.request_timeout))
+        // One `layer` call: axum boxes every layered route again, and each
+        // boxing costs a clone and a boxed future per request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(stack::StackLayer::new(metrics, settings.request_timeout))
+                .layer(DefaultBodyLimit::max(settings.body_limit)),
+        )
 }
 
 /// Serves `app` on `PORT` (with [`layers`]) and `admin` on `ADMIN_PORT`

@@ -33,6 +33,7 @@ use opentelemetry_sdk::{
     logs::SdkLoggerProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider,
 };
 use prometheus_client::metrics::counter::Counter;
+use tokio::task::futures::TaskLocalFuture;
 use tracing::{Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
@@ -448,6 +449,13 @@ impl RequestId {
             Some(id) => CURRENT_REQUEST_ID.scope(id, work).await,
             None => work.await,
         }
+    }
+
+    /// `work` with this id as the current request id: [`RequestId::scope`]
+    /// for a future built once per request, without an `async` wrapper's
+    /// copy of it.
+    pub(crate) fn within<F: Future>(self, work: F) -> TaskLocalFuture<Self, F> {
+        CURRENT_REQUEST_ID.scope(self, work)
     }
 
     /// A fresh random id (a UUID v4). Its bytes come from the thread's

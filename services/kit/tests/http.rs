@@ -80,6 +80,15 @@ async fn slow() -> &'static str {
     "late"
 }
 
+/// Waits four times, 200 ms in all: within the 300 ms limit, so it answers
+/// although the limit's timer is set on its first wait and polled on each.
+async fn patient() -> &'static str {
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    "in time"
+}
+
 async fn request_id(id: RequestId) -> String {
     id.0
 }
@@ -99,6 +108,7 @@ fn router(keys: &TestKeys) -> Router {
         .route("/maybe", get(maybe))
         .route("/boom", get(boom))
         .route("/slow", get(slow))
+        .route("/patient", get(patient))
         .route("/failing", get(failing))
         .route("/request-id", get(request_id))
         .with_state(State {
@@ -252,10 +262,17 @@ async fn panics_and_internal_errors_are_generic_500s() {
 #[tokio::test]
 async fn slow_requests_time_out_with_503() {
     let (app, _) = app();
-    app.get("/slow")
-        .send()
-        .await
-        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "timeout");
+    let started = std::time::Instant::now();
+    let response = app.get("/slow").send().await;
+    let elapsed = started.elapsed();
+    let id = response.header("x-request-id").unwrap().to_owned();
+    let problem = response.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "timeout");
+    assert_eq!(problem.request_id.as_deref(), Some(id.as_str()));
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+
+    let response = app.get("/patient").send().await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(response.text(), "in time");
 }
 
 #[tokio::test]

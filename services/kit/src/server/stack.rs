@@ -6,16 +6,17 @@
 //! trace and catch-panic layers: each of those cost allocations on every
 //! request (a boxed future, a boxed clone of the inner service, a re-boxed
 //! response body), which together halved a trivial route's throughput
-//! (docs/performance.md). Here a request costs one boxed future.
+//! (docs/performance.md). Here a request costs one boxed future, and a timer
+//! only when its handler waits.
 
 use std::{
     any::Any,
     convert::Infallible,
     future::Future,
-    panic::AssertUnwindSafe,
+    panic::{self, AssertUnwindSafe},
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
@@ -24,9 +25,9 @@ use axum::{
     http::HeaderValue,
     response::{IntoResponse, Response},
 };
-use futures::FutureExt as _;
+use tokio::{task::futures::TaskLocalFuture, time::Sleep};
 use tower::{Layer, Service};
-use tracing::Instrument as _;
+use tracing::{Instrument as _, instrument::Instrumented};
 
 use crate::{
     metrics::{Metrics, method_label},
@@ -77,91 +78,170 @@ pub(super) struct Stack<S> {
 
 impl<S> Service<Request> for Stack<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Served<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The service that was polled ready serves this request; the clone
-        // stays for the next one (tower's rule for cloned services).
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(serve(Arc::clone(&self.shared), ready, request))
+        let started = Instant::now();
+        let id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .and_then(RequestId::from_header)
+            .unwrap_or_else(RequestId::generate);
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+            request_id = id.as_str(),
+        );
+        continue_trace(&span, || telemetry::extract_http(request.headers()));
+        let line = RequestLine {
+            started,
+            method: method_label(request.method()),
+            route,
+            echo: HeaderValue::from_str(id.as_str()).ok(),
+        };
+        // The service that was polled ready serves the request, called here
+        // rather than cloned into the future (a clone of a boxed route costs
+        // allocations). Its future, not this call, runs the handler, but a
+        // panic while routing is answered all the same.
+        let called = {
+            let _entered = span.enter();
+            panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
+        // Answered inside the request id's scope and the span, so a timeout's
+        // or a panic's problem carries the id and its log line the trace.
+        let guarded = Guarded {
+            called,
+            limit: self.shared.timeout,
+            deadline: started + self.shared.timeout,
+            timer: None,
+        };
+        Served {
+            work: Box::pin(id.within(guarded).instrument(span)),
+            shared: Arc::clone(&self.shared),
+            line,
+        }
     }
 }
 
-async fn serve<S>(
+/// Where no route matched (the fallbacks).
+const UNMATCHED: &str = "unmatched";
+
+/// What the response's log line and metrics need from the request.
+struct RequestLine {
+    started: Instant,
+    method: &'static str,
+    route: Option<MatchedPath>,
+    /// The id as the response's `x-request-id`.
+    echo: Option<HeaderValue>,
+}
+
+/// A request being served: the guarded handler inside the request's span
+/// and id, then its log line, metrics and `x-request-id`. A future of its
+/// own rather than an `async fn`, whose state would hold the handler's
+/// future twice (as argument and as awaited), past the allocator's
+/// small-block sizes, and copy it on every move.
+pub(super) struct Served<F> {
+    work: Pin<Box<Scoped<F>>>,
     shared: Arc<Shared>,
-    mut inner: S,
-    request: Request,
-) -> Result<Response, Infallible>
+    line: RequestLine,
+}
+
+/// The guarded handler inside the request's span and with its id.
+type Scoped<F> = Instrumented<TaskLocalFuture<RequestId, Guarded<F>>>;
+
+impl<F> Future for Served<F>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
 {
-    let started = Instant::now();
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(RequestId::from_header)
-        .unwrap_or_else(RequestId::generate);
-    let echo = HeaderValue::from_str(id.as_str()).ok();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route,
-        request_id = id.as_str(),
-    );
-    continue_trace(&span, || telemetry::extract_http(request.headers()));
+    type Output = Result<Response, Infallible>;
 
-    // Answered inside the request id's scope and the span, so a timeout's
-    // or a panic's problem carries the id and its log line the trace.
-    let timeout = shared.timeout;
-    let work = async move {
-        let guarded = AssertUnwindSafe(tokio::time::timeout(timeout, inner.call(request)));
-        match guarded.catch_unwind().await {
-            Ok(Ok(Ok(response))) => response,
-            Ok(Ok(Err(never))) => match never {},
-            Ok(Err(_elapsed)) => {
-                tracing::warn!(limit = ?timeout, "request timed out");
-                ApiError::timeout().into_response()
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = ready!(self.work.as_mut().poll(cx));
+        let this = &mut *self;
+        let latency = this.line.started.elapsed();
+        let status = response.status();
+        this.work.span().in_scope(|| {
+            let latency_ms = latency.as_secs_f64() * 1000.0;
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), latency_ms, "response failed");
             }
-            Err(panic) => panic_response(&*panic),
-        }
-    };
-    let mut response = RequestId::scope(Some(id), work)
-        .instrument(span.clone())
-        .await;
-
-    let latency = started.elapsed();
-    let status = response.status();
-    span.in_scope(|| {
-        let latency_ms = latency.as_secs_f64() * 1000.0;
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), latency_ms, "response failed");
-        }
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms,
-            "finished processing request"
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms,
+                "finished processing request"
+            );
+        });
+        let route = this
+            .line
+            .route
+            .as_ref()
+            .map_or(UNMATCHED, MatchedPath::as_str);
+        this.shared.metrics.observe_http(
+            this.line.method,
+            route,
+            status.as_u16(),
+            latency.as_secs_f64(),
         );
-    });
-    shared
-        .metrics
-        .observe_http(method, route, status.as_u16(), latency.as_secs_f64());
-    if let Some(echo) = echo {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), echo);
+        if let Some(echo) = this.line.echo.take() {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), echo);
+        }
+        Poll::Ready(Ok(response))
     }
-    Ok(response)
+}
+
+/// The handler's future under the request timeout and the panic guard.
+/// The timer is set only once the handler waits: one that answers at once
+/// (a cached read) never needs it.
+struct Guarded<F> {
+    /// The handler's future, or the panic that routing to it raised.
+    called: Result<F, Box<dyn Any + Send>>,
+    limit: Duration,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<F> Future for Guarded<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = &mut *self;
+        let future = match &mut this.called {
+            Ok(future) => future,
+            Err(panic) => return Poll::Ready(panic_response(&**panic)),
+        };
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx)));
+        match polled {
+            Ok(Poll::Ready(Ok(response))) => return Poll::Ready(response),
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Ok(Poll::Pending) => {}
+            Err(panic) => return Poll::Ready(panic_response(&*panic)),
+        }
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::warn!(limit = ?this.limit, "request timed out");
+                Poll::Ready(ApiError::timeout().into_response())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 fn panic_response(panic: &(dyn Any + Send)) -> Response {
