@@ -236,7 +236,6 @@ async fn write(
     (items, total_cents, currency): (Vec<OrderItem>, i64, String),
 ) -> Result<Answer, CheckoutError> {
     let (user, received) = (attempt.user, attempt.received);
-    let ids: Vec<Uuid> = items.iter().map(|item| item.product_id).collect();
     let order_id = Uuid::now_v7();
     let order = Order {
         id: order_id,
@@ -256,7 +255,7 @@ async fn write(
         updated_at: received,
     };
     let response = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
-    store::insert_order(&mut *tx, &order).await?;
+    store::place_order(&mut *tx, &order).await?;
     let event = OrderCreated {
         order_id,
         user_id: user,
@@ -267,7 +266,6 @@ async fn write(
     enqueue(&mut *tx, &event, order_id)
         .await
         .map_err(CheckoutError::Outbox)?;
-    store::clear_cart(&mut *tx, user, &ids).await?;
     store::KEYS
         .store_response(&mut *tx, user, attempt.key, StatusCode::CREATED, &response)
         .await?;

@@ -260,20 +260,6 @@ pub(crate) async fn remove_from_cart(
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes the ordered lines from the cart (inside the checkout transaction).
-pub(crate) async fn clear_cart(
-    conn: &mut PgConnection,
-    user: Uuid,
-    products: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = ANY($2)")
-        .bind(user)
-        .bind(products)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Puts an order's lines back into its shopper's cart (inside the
 /// transaction that cancels it for a declined card), so they can pay with
 /// another card without rebuilding the cart. A line the shopper has added
@@ -306,14 +292,33 @@ pub(crate) async fn restore_cart(
 
 // --- orders ----------------------------------------------------------------
 
-/// Inserts an order and its lines.
-pub(crate) async fn insert_order(
-    conn: &mut PgConnection,
-    order: &Order,
-) -> Result<(), sqlx::Error> {
+/// Inserts an order, its lines and its first history row, and takes the
+/// ordered lines out of its shopper's cart, in one statement (inside the
+/// checkout transaction): one round trip where a statement per row cost a
+/// checkout three or more.
+pub(crate) async fn place_order(conn: &mut PgConnection, order: &Order) -> Result<(), sqlx::Error> {
+    let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
+    let names: Vec<&str> = order.items.iter().map(|item| item.name.as_str()).collect();
+    let prices: Vec<i64> = order
+        .items
+        .iter()
+        .map(|item| item.unit_price_cents)
+        .collect();
+    let quantities: Vec<i32> = order.items.iter().map(|item| item.quantity).collect();
     sqlx::query(
-        "INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, payment_method_id, \
-         created_at, updated_at, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+        "WITH placed AS ( \
+             INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, \
+                                 payment_method_id, created_at, updated_at, email) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id), \
+         history AS ( \
+             INSERT INTO order_history (order_id, status, step, at) \
+             SELECT id, $3, 'placed', $8 FROM placed), \
+         lines AS ( \
+             INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity) \
+             SELECT placed.id, line.product_id, line.name, line.unit_price_cents, line.quantity \
+             FROM placed, unnest($10::uuid[], $11::text[], $12::bigint[], $13::integer[]) \
+                 AS line (product_id, name, unit_price_cents, quantity)) \
+         DELETE FROM cart_items WHERE user_id = $2 AND product_id = ANY($10)",
     )
     .bind(order.id)
     .bind(order.user_id)
@@ -324,29 +329,12 @@ pub(crate) async fn insert_order(
     .bind(order.payment_method_id)
     .bind(order.created_at)
     .bind(&order.email)
-    .execute(&mut *conn)
+    .bind(products)
+    .bind(names)
+    .bind(prices)
+    .bind(quantities)
+    .execute(conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO order_history (order_id, status, step, at) VALUES ($1, $2, 'placed', $3)",
-    )
-    .bind(order.id)
-    .bind(order.status.as_str())
-    .bind(order.created_at)
-    .execute(&mut *conn)
-    .await?;
-    for item in &order.items {
-        sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(order.id)
-        .bind(item.product_id)
-        .bind(&item.name)
-        .bind(item.unit_price_cents)
-        .bind(item.quantity)
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
 
