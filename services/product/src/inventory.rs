@@ -147,24 +147,8 @@ async fn reserve(
         }
     }
     let items = merge(&order.items);
-    let mut savepoint = conn.begin().await?;
-    let mut short = Vec::new();
-    for item in &items {
-        let taken = store::take_stock(&mut savepoint, item.product_id, item.quantity).await?;
-        if taken.is_none() {
-            let found = store::stock_and_name(&mut savepoint, item.product_id).await?;
-            let (available, name) =
-                found.unwrap_or_else(|| (0, format!("unknown product {}", item.product_id)));
-            let short_item = ShortItem {
-                product_id: item.product_id,
-                requested: item.quantity,
-                available,
-            };
-            short.push((short_item, name));
-        }
-    }
+    let short = take_all(conn, &items).await?;
     if short.is_empty() {
-        savepoint.commit().await?;
         store::insert_reservation(conn, order.order_id, "RESERVED", &items).await?;
         let reserved = InventoryReserved {
             order_id: order.order_id,
@@ -174,7 +158,6 @@ async fn reserve(
         tracing::info!(order_id = %order.order_id, "stock reserved");
         Ok(())
     } else {
-        savepoint.rollback().await?;
         store::insert_reservation(conn, order.order_id, "REJECTED", &items).await?;
         let rejected = InventoryRejected {
             order_id: order.order_id,
@@ -185,6 +168,56 @@ async fn reserve(
         enqueue(conn, &rejected, correlation).await?;
         Ok(())
     }
+}
+
+/// Takes every line's units, or none: returns the short lines (with their
+/// names), having taken nothing, when any line is short. One line is one
+/// conditional update, all or nothing by itself; more lines take theirs
+/// inside a savepoint that a short line rolls back.
+async fn take_all(
+    conn: &mut PgConnection,
+    items: &[EventItem],
+) -> Result<Vec<(ShortItem, String)>, sqlx::Error> {
+    if let [item] = items {
+        return Ok(
+            match store::take_stock(conn, item.product_id, item.quantity).await? {
+                Some(_) => Vec::new(),
+                None => vec![shortage(conn, item).await?],
+            },
+        );
+    }
+    let mut savepoint = conn.begin().await?;
+    let mut short = Vec::new();
+    for item in items {
+        if store::take_stock(&mut savepoint, item.product_id, item.quantity)
+            .await?
+            .is_none()
+        {
+            short.push(shortage(&mut savepoint, item).await?);
+        }
+    }
+    if short.is_empty() {
+        savepoint.commit().await?;
+    } else {
+        savepoint.rollback().await?;
+    }
+    Ok(short)
+}
+
+/// What is on hand of a line found short, and the product's name.
+async fn shortage(
+    conn: &mut PgConnection,
+    item: &EventItem,
+) -> Result<(ShortItem, String), sqlx::Error> {
+    let found = store::stock_and_name(conn, item.product_id).await?;
+    let (available, name) =
+        found.unwrap_or_else(|| (0, format!("unknown product {}", item.product_id)));
+    let short_item = ShortItem {
+        product_id: item.product_id,
+        requested: item.quantity,
+        available,
+    };
+    Ok((short_item, name))
 }
 
 async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerError> {
