@@ -15,8 +15,9 @@
 //! timestamps), the same split into the saga's steps (each handler's
 //! transaction, and each hop from an outbox write to the next consumer's
 //! transaction start, read from the three databases), the outbox lag (write
-//! to confirmed publish) of each service, the peak RSS of each process and
-//! the load average before and after the run.
+//! to confirmed publish) of each service, the peak RSS, CPU time (from the
+//! start of the drive to the last PAID) and thread count of each process,
+//! and the load average before and after the run.
 
 // A benchmark harness fails loudly.
 #![allow(
@@ -77,6 +78,28 @@ impl Proc {
                 .unwrap_or(0)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// CPU time (user + system, all threads) so far, and the thread count,
+    /// from `/proc/<pid>/stat`, whose times are in USER_HZ: 100 per second
+    /// on Linux whatever the kernel's tick.
+    fn cpu(&self) -> (Duration, u64) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the parenthesised command name (which may hold
+        // spaces) start with the state, field 3: utime, stime and
+        // num_threads, fields 14, 15 and 20, sit at 11, 12 and 17.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let at = |index: usize| -> u64 {
+            fields
+                .get(index)
+                .and_then(|field| field.parse().ok())
+                .unwrap_or(0)
+        };
+        (Duration::from_millis((at(11) + at(12)) * 10), at(17))
     }
 }
 
@@ -400,7 +423,7 @@ fn load_average() -> String {
         .join(" ")
 }
 
-async fn report(procs: &[Proc], pools: &[PgPool], accepted: usize) -> i64 {
+async fn report(procs: &[Proc], pools: &[PgPool], accepted: usize, cpu_before: &[Duration]) -> i64 {
     let (paid, first, last, p50, p99, max): (i64, Option<f64>, Option<f64>, f64, f64, f64) = sqlx::query_as(
         "SELECT count(*), extract(epoch FROM min(created_at))::float8, extract(epoch FROM max(updated_at))::float8, \
          COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM updated_at - created_at)), 0)::float8 * 1000, \
@@ -418,14 +441,18 @@ async fn report(procs: &[Proc], pools: &[PgPool], accepted: usize) -> i64 {
     );
     println!("POST /api/orders -> PAID: p50 {p50:.1} ms   p99 {p99:.1} ms   max {max:.1} ms");
     breakdown(pools).await;
-    for (proc, pool) in procs.iter().zip(pools) {
+    for ((proc, pool), before) in procs.iter().zip(pools).zip(cpu_before) {
         let (lag50, lag99, backlog) = lag(pool).await;
         let (rss, hwm) = proc.peak_rss_kib();
+        let (cpu, threads) = proc.cpu();
+        let cpu = cpu.saturating_sub(*before);
         println!(
-            "{:<16} outbox lag p50 {lag50:.1} ms  p99 {lag99:.1} ms  backlog {backlog}   RSS {} MiB (peak {} MiB)",
+            "{:<16} outbox lag p50 {lag50:.1} ms  p99 {lag99:.1} ms  backlog {backlog}   RSS {} MiB (peak {} MiB)   CPU {:.1} s ({:.2} ms per order), {threads} threads",
             proc.name,
             rss / 1024,
-            hwm / 1024
+            hwm / 1024,
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0 / accepted.max(1) as f64,
         );
     }
     paid
@@ -462,6 +489,7 @@ async fn checkout_at_a_fixed_rate() {
     // outbox and is published again once one does.
     let products = seed_products(&pools[0]).await;
     let load_before = load_average();
+    let cpu_before: Vec<Duration> = procs.iter().map(|proc| proc.cpu().0).collect();
     let started = Instant::now();
     let accepted = drive(&http, &signer, &products, rate, seconds).await;
     println!(
@@ -474,7 +502,7 @@ async fn checkout_at_a_fixed_rate() {
         "load average before: {load_before}   after: {}",
         load_average()
     );
-    let paid = report(&procs, &pools, accepted).await;
+    let paid = report(&procs, &pools, accepted, &cpu_before).await;
     for pool in pools {
         pool.close().await;
     }

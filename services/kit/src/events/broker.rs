@@ -32,8 +32,16 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// several frames.
 pub const DEFAULT_FRAME_MAX: u32 = 8192;
 
-/// Connects with [`DEFAULT_FRAME_MAX`] unless the URL names its own.
-async fn connect(url: &str, properties: ConnectionProperties) -> lapin::Result<Connection> {
+/// Connects with [`DEFAULT_FRAME_MAX`] unless the URL names its own, on
+/// the tokio runtime the caller runs on: lapin's own default would wait for
+/// socket readiness on an async-io thread and run its internal tasks on
+/// async-global-executor threads, so every frame would cross one more
+/// thread on its way to or from the task that needs it.
+async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(name.into())
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current());
     match url.parse::<AMQPUri>() {
         Ok(mut uri) => {
             uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
@@ -55,8 +63,7 @@ pub struct Link {
 impl Link {
     /// Connects and opens a confirm-mode channel.
     pub async fn open(url: &str, name: &str) -> Result<Self, EventsError> {
-        let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = connect(url, properties).await?;
+        let connection = connect(url, name).await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -186,7 +193,7 @@ pub fn readiness_check(url: &str) -> Check {
     Check::new("rabbitmq", move || {
         let url = url.clone();
         async move {
-            let connection = connect(&url, ConnectionProperties::default())
+            let connection = connect(&url, "readiness probe")
                 .await
                 .map_err(|err| err.to_string())?;
             let _ = connection.close(200, "readiness probe").await;
