@@ -9,7 +9,8 @@
 //! then loops over a weighted mix — browse a
 //! product 10, view the cart 3, add to cart 2, home 1, checkout 1 — as a
 //! browser would: cookies kept, the form's CSRF token sent back, redirects
-//! not followed (each request is timed on its own). Online Boutique's "set
+//! not followed (each request is timed on its own: a checkout is two, the
+//! form `GET /checkout` and its `POST /checkout`). Online Boutique's "set
 //! currency" is left out: this shop sells in one currency per product.
 //!
 //! Before the mix starts, every product on the home page is topped up to
@@ -56,6 +57,9 @@ enum Page {
     Cart,
     AddToCart,
     Home,
+    /// The form a checkout starts with: not in the mix, a step of
+    /// [`Page::Checkout`].
+    CheckoutForm,
     Checkout,
 }
 
@@ -86,6 +90,7 @@ impl Page {
             Page::Cart => "GET /cart",
             Page::AddToCart => "POST /cart/items",
             Page::Home => "GET /",
+            Page::CheckoutForm => "GET /checkout",
             Page::Checkout => "POST /checkout",
         }
     }
@@ -269,7 +274,7 @@ async fn shopper(
                 slugs.choose(&mut rng).cloned().unwrap_or_default(),
             )
         };
-        let begun = Instant::now();
+        let mut begun = Instant::now();
         let outcome = match page {
             Page::Product => get(&client, &format!("{base}/products/{slug}"))
                 .await
@@ -297,7 +302,22 @@ async fn shopper(
                     post(&client, &format!("{base}/cart/items"), &form).await
                 }
             },
-            Page::Checkout => checkout(&client, &base).await,
+            Page::CheckoutForm => continue,
+            Page::Checkout => {
+                let form = checkout_form(&client, &base).await;
+                let entry = samples.entry(Page::CheckoutForm).or_default();
+                if form.is_ok() {
+                    entry.latencies.push(begun.elapsed());
+                } else {
+                    entry.errors += 1;
+                }
+                // An empty cart sends the shopper back to it: no submission.
+                let Ok(Some(form)) = form else {
+                    continue;
+                };
+                begun = Instant::now();
+                post(&client, &format!("{base}/checkout"), &form.fields()).await
+            }
         };
         let entry = samples.entry(page).or_default();
         match outcome {
@@ -308,33 +328,46 @@ async fn shopper(
     Ok(samples)
 }
 
-/// Opens the checkout form (for its CSRF token and idempotency key) and
-/// submits it with the test card that succeeds. An empty cart is not an
-/// error: the storefront sends the shopper back to the cart.
-async fn checkout(client: &Client, base: &str) -> Result<()> {
+/// What a submission needs from the checkout form.
+struct CheckoutForm {
+    csrf: String,
+    idempotency_key: String,
+}
+
+impl CheckoutForm {
+    /// The form filled in with the test card that succeeds.
+    fn fields(&self) -> [(&str, &str); 12] {
+        [
+            ("_csrf", self.csrf.as_str()),
+            ("idempotency_key", self.idempotency_key.as_str()),
+            ("name", "Load Shopper"),
+            ("line1", "1 Test Street"),
+            ("line2", ""),
+            ("city", "Testville"),
+            ("postal_code", "12345"),
+            ("country", "US"),
+            ("card_number", "4242424242424242"),
+            ("exp_month", "12"),
+            ("exp_year", "2035"),
+            ("cvc", "123"),
+        ]
+    }
+}
+
+/// Opens the checkout form for its CSRF token and idempotency key; `None`
+/// when the storefront sends the shopper back to an empty cart, which is
+/// not an error.
+async fn checkout_form(client: &Client, base: &str) -> Result<Option<CheckoutForm>> {
     let page = client.get(format!("{base}/checkout")).send().await?;
     if page.status().is_redirection() {
-        return Ok(());
+        return Ok(None);
     }
     let html = ok_text(page).await?;
-    let csrf = hidden_value(&html, "_csrf").context("checkout form without CSRF token")?;
-    let key =
-        hidden_value(&html, "idempotency_key").context("checkout form without idempotency key")?;
-    let form = [
-        ("_csrf", csrf.as_str()),
-        ("idempotency_key", key.as_str()),
-        ("name", "Load Shopper"),
-        ("line1", "1 Test Street"),
-        ("line2", ""),
-        ("city", "Testville"),
-        ("postal_code", "12345"),
-        ("country", "US"),
-        ("card_number", "4242424242424242"),
-        ("exp_month", "12"),
-        ("exp_year", "2035"),
-        ("cvc", "123"),
-    ];
-    post(client, &format!("{base}/checkout"), &form).await
+    Ok(Some(CheckoutForm {
+        csrf: hidden_value(&html, "_csrf").context("checkout form without CSRF token")?,
+        idempotency_key: hidden_value(&html, "idempotency_key")
+            .context("checkout form without idempotency key")?,
+    }))
 }
 
 async fn get(client: &Client, url: &str) -> Result<String> {

@@ -1,5 +1,6 @@
 //! A service's idempotency-key table against the real PostgreSQL: one claim
-//! per key, a concurrent claim waiting for the first, replays, pruning.
+//! per key, a concurrent claim waiting for the first, a claim that carries
+//! its answer, replays, pruning.
 
 // Test fixtures fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -84,6 +85,60 @@ async fn a_rolled_back_claim_leaves_the_key_unused() {
     assert!(KEYS.claim(&mut refused, user, "k", "h").await.unwrap());
     refused.rollback().await.unwrap();
     assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_rollback() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
+    with_table(&pool).await;
+    let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
+    let answer = Answer {
+        status: StatusCode::CREATED,
+        body: "{\"id\":2}".into(),
+        replayed: false,
+    };
+
+    let mut refused = storekeeper_kit::db::begin(&pool).await.unwrap();
+    assert!(
+        KEYS.claim_answered(&mut refused, user, "k", &hash, &answer)
+            .await
+            .unwrap()
+    );
+    refused.rollback().await.unwrap();
+    assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
+
+    let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
+    assert!(
+        KEYS.claim_answered(&mut first, user, "k", &hash, &answer)
+            .await
+            .unwrap()
+    );
+    // Until the claim commits, nobody sees its answer: a second request
+    // waits on the claim.
+    let waiting = tokio::spawn({
+        let (pool, hash) = (pool.clone(), hash.clone());
+        async move {
+            let mut second = storekeeper_kit::db::begin(&pool).await.unwrap();
+            KEYS.claim(&mut second, user, "k", &hash).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second claim waits on the first"
+    );
+    assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
+    first.commit().await.unwrap();
+    assert!(!waiting.await.unwrap(), "the key was taken");
+    let stored = KEYS.find(&pool, user, "k").await.unwrap().unwrap();
+    assert_eq!(
+        stored.replay(&hash),
+        Ok(Some(Answer {
+            replayed: true,
+            ..answer
+        }))
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@
 //!
 //! Idempotency: the first request with a key claims it (a row keyed by user
 //! and key, holding a hash of the canonical request body) in the same
-//! transaction that creates the order, and stores the response there. A
+//! transaction that creates the order, together with the response: the
+//! order is composed from the priced cart before the transaction begins, so
+//! its answer is known when the key is claimed, and a rollback releases
+//! both. A
 //! later request with the same key and body replays that response; with
 //! another body it is refused. Concurrent requests with one key queue on the
 //! row's primary key and then replay the winner's response, so twenty at
@@ -179,11 +182,17 @@ impl Checkout<'_> {
         // one priced, and prices it again when it changed in between.
         for _ in 0..PRICING_ROUNDS {
             let cart = store::cart(self.pool, user).await?;
-            let priced = if cart.is_empty() {
+            let placed = if cart.is_empty() {
                 None
             } else {
                 let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
-                Some(price(&cart, &self.catalog.products(&ids).await?)?)
+                let priced = price(&cart, &self.catalog.products(&ids).await?)?;
+                Some(compose(
+                    attempt,
+                    (address.clone(), email),
+                    payment_method_id,
+                    priced,
+                )?)
             };
             // Claim the key before locking the cart: a concurrent request
             // with the same key waits on the claim until this transaction
@@ -191,10 +200,19 @@ impl Checkout<'_> {
             // emptied. An error below rolls back, which releases the key
             // for a corrected retry.
             let mut tx = db::begin(self.pool).await?;
-            if !store::KEYS
-                .claim(&mut tx, user, attempt.key, &attempt.hash)
-                .await?
-            {
+            let claimed = match &placed {
+                Some((_, answer)) => {
+                    store::KEYS
+                        .claim_answered(&mut tx, user, attempt.key, &attempt.hash, answer)
+                        .await?
+                }
+                None => {
+                    store::KEYS
+                        .claim(&mut tx, user, attempt.key, &attempt.hash)
+                        .await?
+                }
+            };
+            if !claimed {
                 // Another request with this key won the race; answer as it did.
                 tx.rollback().await?;
                 return self
@@ -203,38 +221,31 @@ impl Checkout<'_> {
                     .ok_or(CheckoutError::InProgress);
             }
             let locked = store::lock_cart(&mut tx, user).await?;
-            let Some(priced) = priced.filter(|_| locked == cart) else {
+            let Some((order, answer)) = placed.filter(|_| locked == cart) else {
                 if locked.is_empty() {
                     return Err(CheckoutError::EmptyCart);
                 }
                 tx.rollback().await?;
                 continue;
             };
-            let placed = write(
-                &mut tx,
-                attempt,
-                (address.clone(), email),
-                payment_method_id,
-                priced,
-            )
-            .await?;
+            write(&mut tx, &order).await?;
             tx.commit().await?;
+            tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order placed");
             self.metrics.placed.inc();
-            return Ok(placed);
+            return Ok(answer);
         }
         Err(CheckoutError::CartChanging)
     }
 }
 
-/// Writes the order, `order.created`, the emptied cart lines and the
-/// answer kept for the key, on the checkout's transaction.
-async fn write(
-    tx: &mut PgConnection,
+/// The order a priced cart makes, and the answer placing it gives (the
+/// one its key replays).
+fn compose(
     attempt: &Attempt<'_>,
     (address, email): (ShippingAddress, Option<&str>),
     payment_method_id: Uuid,
     (items, total_cents, currency): (Vec<OrderItem>, i64, String),
-) -> Result<Answer, CheckoutError> {
+) -> Result<(Order, Answer), CheckoutError> {
     let (user, received) = (attempt.user, attempt.received);
     let order_id = Uuid::now_v7();
     let order = Order {
@@ -254,27 +265,30 @@ async fn write(
         created_at: received,
         updated_at: received,
     };
-    let response = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
-    store::place_order(&mut *tx, &order).await?;
+    let body = serde_json::to_string(&order).map_err(CheckoutError::Serialize)?;
+    let answer = Answer {
+        status: StatusCode::CREATED,
+        body,
+        replayed: false,
+    };
+    Ok((order, answer))
+}
+
+/// Writes the order, `order.created` and the emptied cart lines, on the
+/// checkout's transaction (the answer went in with the key's claim).
+async fn write(tx: &mut PgConnection, order: &Order) -> Result<(), CheckoutError> {
+    store::place_order(&mut *tx, order).await?;
     let event = OrderCreated {
-        order_id,
-        user_id: user,
+        order_id: order.id,
+        user_id: order.user_id,
         items: order.event_items(),
-        total_cents,
+        total_cents: order.total_cents,
         currency: order.currency.clone(),
     };
-    enqueue(&mut *tx, &event, order_id)
+    enqueue(&mut *tx, &event, order.id)
         .await
         .map_err(CheckoutError::Outbox)?;
-    store::KEYS
-        .store_response(&mut *tx, user, attempt.key, StatusCode::CREATED, &response)
-        .await?;
-    tracing::info!(%order_id, total_cents, "order placed");
-    Ok(Answer {
-        status: StatusCode::CREATED,
-        body: response,
-        replayed: false,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

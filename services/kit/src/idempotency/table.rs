@@ -114,14 +114,44 @@ impl KeyTable {
         key: &str,
         hash: &str,
     ) -> Result<bool, sqlx::Error> {
+        self.insert(conn, user, key, hash, None).await
+    }
+
+    /// [`KeyTable::claim`] for a request whose answer is known before its
+    /// writes: the answer is stored with the claim, one statement where a
+    /// claim and [`KeyTable::store_response`] are two. The caller's
+    /// transaction must roll back if its writes do not happen, which
+    /// releases the key with the answer.
+    pub async fn claim_answered(
+        self,
+        conn: &mut PgConnection,
+        user: Uuid,
+        key: &str,
+        hash: &str,
+        answer: &Answer,
+    ) -> Result<bool, sqlx::Error> {
+        self.insert(conn, user, key, hash, Some(answer)).await
+    }
+
+    async fn insert(
+        self,
+        conn: &mut PgConnection,
+        user: Uuid,
+        key: &str,
+        hash: &str,
+        answer: Option<&Answer>,
+    ) -> Result<bool, sqlx::Error> {
         let sql = format!(
-            "INSERT INTO {} (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO {} (user_id, key, request_hash, response_status, response_body) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             self.name
         );
         let done = sqlx::query(&sql)
             .bind(user)
             .bind(key)
             .bind(hash)
+            .bind(answer.map(|answer| i32::from(answer.status.as_u16())))
+            .bind(answer.map(|answer| answer.body.as_str()))
             .execute(conn)
             .await?;
         Ok(done.rows_affected() == 1)
