@@ -28,18 +28,16 @@ async fn with_table(pool: &PgPool) {
     .unwrap();
 }
 
-#[tokio::test]
-async fn a_key_is_claimed_once_and_then_replayed() {
-    let database = TestDatabase::for_kit(None).await;
-    let pool = database.pool.clone();
-    with_table(&pool).await;
-    let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
-    let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
-    assert!(KEYS.claim(&mut first, user, "k", &hash).await.unwrap());
-
-    // A second request with the key waits for the first to finish.
+/// Starts a second request's claim of `user`'s key `k` and checks that it
+/// still waits on the first a moment later; the handle says whether it
+/// got the key once the first transaction ended.
+async fn second_claim_waiting(
+    pool: &PgPool,
+    user: Uuid,
+    hash: &str,
+) -> tokio::task::JoinHandle<bool> {
     let waiting = tokio::spawn({
-        let (pool, hash) = (pool.clone(), hash.clone());
+        let (pool, hash) = (pool.clone(), hash.to_owned());
         async move {
             let mut second = storekeeper_kit::db::begin(&pool).await.unwrap();
             KEYS.claim(&mut second, user, "k", &hash).await.unwrap()
@@ -50,6 +48,20 @@ async fn a_key_is_claimed_once_and_then_replayed() {
         !waiting.is_finished(),
         "the second claim waits on the first"
     );
+    waiting
+}
+
+#[tokio::test]
+async fn a_key_is_claimed_once_and_then_replayed() {
+    let database = TestDatabase::for_kit(None).await;
+    let pool = database.pool.clone();
+    with_table(&pool).await;
+    let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
+    let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
+    assert!(KEYS.claim(&mut first, user, "k", &hash).await.unwrap());
+
+    // A second request with the key waits for the first to finish.
+    let waiting = second_claim_waiting(&pool, user, &hash).await;
     KEYS.store_response(&mut first, user, "k", StatusCode::CREATED, "{\"id\":1}")
         .await
         .unwrap();
@@ -116,18 +128,7 @@ async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_
     );
     // Until the claim commits, nobody sees its answer: a second request
     // waits on the claim.
-    let waiting = tokio::spawn({
-        let (pool, hash) = (pool.clone(), hash.clone());
-        async move {
-            let mut second = storekeeper_kit::db::begin(&pool).await.unwrap();
-            KEYS.claim(&mut second, user, "k", &hash).await.unwrap()
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !waiting.is_finished(),
-        "the second claim waits on the first"
-    );
+    let waiting = second_claim_waiting(&pool, user, &hash).await;
     assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
     first.commit().await.unwrap();
     assert!(!waiting.await.unwrap(), "the key was taken");
