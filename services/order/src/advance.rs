@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 use storekeeper_kit::events::{
-    EventsError, enqueue,
+    EventsError, OutboxRow,
     envelope::{OrderCancelled, OrderPaid, PaymentRequested},
 };
 
@@ -56,11 +56,11 @@ pub(crate) async fn advance(
     reason: Option<&str>,
 ) -> Result<Moved, AdvanceError> {
     let to = transition(order.status, step)?;
-    store::set_status(conn, order.id, to, step, reason).await?;
+    let next = announcement(order, to, reason.unwrap_or_default())?;
+    store::set_status(conn, order.id, (to, step, reason), next).await?;
     if step == SagaStep::PaymentFailed {
         store::restore_cart(conn, order, MAX_QUANTITY).await?;
     }
-    announce(conn, order, to, reason.unwrap_or_default()).await?;
     let age = (chrono::Utc::now() - order.created_at)
         .to_std()
         .unwrap_or_default();
@@ -72,14 +72,13 @@ pub(crate) async fn advance(
     })
 }
 
-/// Writes the event that follows the move to `to` into the outbox.
-async fn announce(
-    conn: &mut PgConnection,
+/// The outbox row of the event that follows the move to `to`, if any.
+fn announcement(
     order: &Order,
     to: OrderStatus,
     reason: &str,
-) -> Result<(), EventsError> {
-    match to {
+) -> Result<Option<OutboxRow>, EventsError> {
+    Ok(Some(match to {
         OrderStatus::AwaitingPayment => {
             let request = PaymentRequested {
                 order_id: order.id,
@@ -88,7 +87,7 @@ async fn announce(
                 amount_cents: order.total_cents,
                 currency: order.currency.clone(),
             };
-            enqueue(conn, &request, order.id).await?;
+            OutboxRow::new(&request, order.id)?
         }
         OrderStatus::Paid => {
             let paid = OrderPaid {
@@ -96,7 +95,7 @@ async fn announce(
                 user_id: order.user_id,
                 total_cents: order.total_cents,
             };
-            enqueue(conn, &paid, order.id).await?;
+            OutboxRow::new(&paid, order.id)?
         }
         OrderStatus::Cancelled => {
             let cancelled = OrderCancelled {
@@ -104,9 +103,8 @@ async fn announce(
                 reason: reason.to_owned(),
                 items: order.event_items(),
             };
-            enqueue(conn, &cancelled, order.id).await?;
+            OutboxRow::new(&cancelled, order.id)?
         }
-        OrderStatus::Pending | OrderStatus::Refunded => {}
-    }
-    Ok(())
+        OrderStatus::Pending | OrderStatus::Refunded => return Ok(None),
+    }))
 }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use storekeeper_kit::{
     FieldError, db,
-    events::{EventsError, enqueue, envelope::OrderCreated},
+    events::{EventsError, OutboxRow, envelope::OrderCreated},
     idempotency::{Answer, KeyReused, request_hash},
 };
 use uuid::Uuid;
@@ -274,10 +274,10 @@ fn compose(
     Ok((order, answer))
 }
 
-/// Writes the order, `order.created` and the emptied cart lines, on the
-/// checkout's transaction (the answer went in with the key's claim).
+/// Writes the order, `order.created` and the emptied cart lines, in one
+/// statement on the checkout's transaction (the answer went in with the
+/// key's claim).
 async fn write(tx: &mut PgConnection, order: &Order) -> Result<(), CheckoutError> {
-    store::place_order(&mut *tx, order).await?;
     let event = OrderCreated {
         order_id: order.id,
         user_id: order.user_id,
@@ -285,9 +285,8 @@ async fn write(tx: &mut PgConnection, order: &Order) -> Result<(), CheckoutError
         total_cents: order.total_cents,
         currency: order.currency.clone(),
     };
-    enqueue(&mut *tx, &event, order.id)
-        .await
-        .map_err(CheckoutError::Outbox)?;
+    let created = OutboxRow::new(&event, order.id).map_err(CheckoutError::Outbox)?;
+    store::place_order(tx, order, created).await?;
     Ok(())
 }
 

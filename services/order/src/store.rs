@@ -2,8 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
 use sqlx::{PgConnection, PgPool, types::Json as SqlJson};
-use storekeeper_kit::{events::envelope::EventItem, idempotency::KeyTable};
+use storekeeper_kit::{
+    events::{OutboxRow, envelope::EventItem},
+    idempotency::KeyTable,
+};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -292,20 +297,11 @@ pub(crate) async fn restore_cart(
 
 // --- orders ----------------------------------------------------------------
 
-/// Inserts an order, its lines and its first history row, and takes the
-/// ordered lines out of its shopper's cart, in one statement (inside the
-/// checkout transaction): one round trip where a statement per row cost a
-/// checkout three or more.
-pub(crate) async fn place_order(conn: &mut PgConnection, order: &Order) -> Result<(), sqlx::Error> {
-    let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
-    let names: Vec<&str> = order.items.iter().map(|item| item.name.as_str()).collect();
-    let prices: Vec<i64> = order
-        .items
-        .iter()
-        .map(|item| item.unit_price_cents)
-        .collect();
-    let quantities: Vec<i32> = order.items.iter().map(|item| item.quantity).collect();
-    sqlx::query(
+/// [`place_order`]'s statement: the order, its first history row, its
+/// lines, its `order.created` row in the outbox, and the cart's ordered
+/// lines taken out.
+static PLACE_ORDER: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH placed AS ( \
              INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, \
                                  payment_method_id, created_at, updated_at, email) \
@@ -317,24 +313,47 @@ pub(crate) async fn place_order(conn: &mut PgConnection, order: &Order) -> Resul
              INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity) \
              SELECT placed.id, line.product_id, line.name, line.unit_price_cents, line.quantity \
              FROM placed, unnest($10::uuid[], $11::text[], $12::bigint[], $13::integer[]) \
-                 AS line (product_id, name, unit_price_cents, quantity)) \
+                 AS line (product_id, name, unit_price_cents, quantity)), \
+         announced AS ( \
+             INSERT INTO outbox ({}) SELECT $14, $15, $16, $17 FROM placed) \
          DELETE FROM cart_items WHERE user_id = $2 AND product_id = ANY($10)",
+        OutboxRow::COLUMNS
     )
-    .bind(order.id)
-    .bind(order.user_id)
-    .bind(order.status.as_str())
-    .bind(order.total_cents)
-    .bind(&order.currency)
-    .bind(SqlJson(&order.shipping_address))
-    .bind(order.payment_method_id)
-    .bind(order.created_at)
-    .bind(&order.email)
-    .bind(products)
-    .bind(names)
-    .bind(prices)
-    .bind(quantities)
-    .execute(conn)
-    .await?;
+});
+
+/// Inserts an order, its lines, its first history row and `created` (its
+/// `order.created` event) into the outbox, and takes the ordered lines out
+/// of its shopper's cart, in one statement (inside the checkout
+/// transaction): one round trip where a statement per row cost a checkout
+/// four or more.
+pub(crate) async fn place_order(
+    conn: &mut PgConnection,
+    order: &Order,
+    created: OutboxRow,
+) -> Result<(), sqlx::Error> {
+    let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
+    let names: Vec<&str> = order.items.iter().map(|item| item.name.as_str()).collect();
+    let prices: Vec<i64> = order
+        .items
+        .iter()
+        .map(|item| item.unit_price_cents)
+        .collect();
+    let quantities: Vec<i32> = order.items.iter().map(|item| item.quantity).collect();
+    let query = sqlx::query(&PLACE_ORDER)
+        .bind(order.id)
+        .bind(order.user_id)
+        .bind(order.status.as_str())
+        .bind(order.total_cents)
+        .bind(&order.currency)
+        .bind(SqlJson(&order.shipping_address))
+        .bind(order.payment_method_id)
+        .bind(order.created_at)
+        .bind(&order.email)
+        .bind(products)
+        .bind(names)
+        .bind(prices)
+        .bind(quantities);
+    created.bind(query).execute(conn).await?;
     Ok(())
 }
 
@@ -493,26 +512,49 @@ pub(crate) async fn history(
     .await
 }
 
-/// Writes a new status (and the reason, when cancelling) and adds it to
-/// the order's history with the step that moved it, in one statement (one
-/// round trip per saga step fewer).
+/// [`set_status`]'s statement without an event.
+const SET_STATUS: &str = "WITH moved AS (UPDATE orders SET status = $2, \
+     cancellation_reason = COALESCE($3, cancellation_reason), updated_at = clock_timestamp() \
+     WHERE id = $1 RETURNING id) \
+     INSERT INTO order_history (order_id, status, step, reason) SELECT id, $2, $4, $3 FROM moved";
+
+/// [`set_status`]'s statement with the event that follows the move.
+static SET_STATUS_ANNOUNCING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH moved AS (UPDATE orders SET status = $2, \
+         cancellation_reason = COALESCE($3, cancellation_reason), updated_at = clock_timestamp() \
+         WHERE id = $1 RETURNING id), \
+         history AS (INSERT INTO order_history (order_id, status, step, reason) \
+         SELECT id, $2, $4, $3 FROM moved) \
+         INSERT INTO outbox ({}) SELECT $5, $6, $7, $8 FROM moved",
+        OutboxRow::COLUMNS
+    )
+});
+
+/// Writes a new status (and the reason, when cancelling), adds it to the
+/// order's history with the step that moved it, and writes `next` (the
+/// event that follows, if any) into the outbox, in one statement: one
+/// round trip per saga step where there were two.
 pub(crate) async fn set_status(
     conn: &mut PgConnection,
     id: Uuid,
-    status: OrderStatus,
-    step: SagaStep,
-    reason: Option<&str>,
+    (status, step, reason): (OrderStatus, SagaStep, Option<&str>),
+    next: Option<OutboxRow>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH moved AS (UPDATE orders SET status = $2, \
-         cancellation_reason = COALESCE($3, cancellation_reason), updated_at = clock_timestamp() \
-         WHERE id = $1 RETURNING id) \
-         INSERT INTO order_history (order_id, status, step, reason) SELECT id, $2, $4, $3 FROM moved",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(reason)
-    .bind(step.as_str())
+    let sql = if next.is_some() {
+        SET_STATUS_ANNOUNCING.as_str()
+    } else {
+        SET_STATUS
+    };
+    let query = sqlx::query(sql)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(step.as_str());
+    match next {
+        Some(next) => next.bind(query),
+        None => query,
+    }
     .execute(conn)
     .await?;
     Ok(())

@@ -3,7 +3,8 @@
 //! - [`envelope`]: the message every event travels in, and the event
 //!   contracts of the checkout saga (one place for each event name).
 //! - [`outbox`]: write an event in the same PostgreSQL transaction as the
-//!   state change ([`outbox::enqueue`]); the [`outbox::Relay`] publishes it
+//!   state change ([`outbox::enqueue`], or in the same statement with an
+//!   [`outbox::OutboxRow`]); the [`outbox::Relay`] publishes it
 //!   with publisher confirms and marks it sent.
 //! - [`consumer`]: a durable queue per consumer; each event's effect and its
 //!   id are committed in one transaction before the ack, so repeats are
@@ -39,7 +40,7 @@ pub use consumer::{Consumer, Handler, HandlerError};
 pub use dead_letters::DeadLetters;
 pub use envelope::{Envelope, Event};
 pub use metrics::EventMetrics;
-pub use outbox::{Relay, enqueue};
+pub use outbox::{OutboxRow, Relay, enqueue};
 /// Stops relays and consumers; re-exported so services need no `tokio-util`.
 pub use tokio_util::sync::CancellationToken;
 

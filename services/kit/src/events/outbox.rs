@@ -42,7 +42,12 @@ use lapin::{
     publisher_confirm::{Confirmation, PublisherConfirm},
     types::FieldTable,
 };
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener, types::Json};
+use sqlx::{
+    Connection, PgConnection, PgPool, Postgres,
+    postgres::{PgArguments, PgListener},
+    query::Query,
+    types::Json,
+};
 use storekeeper_contract::events::ROUTES;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +77,14 @@ const RETENTION: &str = "7 days";
 /// Advisory lock key (any constant; one per database).
 const RELAY_LOCK: i64 = 0x0075_7462_6f78;
 
+/// The outbox columns an event fills, in the order [`OutboxRow::bind`]
+/// binds them (a macro so that `concat!` can build the insert below).
+macro_rules! outbox_columns {
+    () => {
+        "event_id, event_type, payload, trace_context"
+    };
+}
+
 /// Writes `data` as an event into the outbox, on the caller's transaction.
 /// Returns the event id.
 pub async fn enqueue<E: Event>(
@@ -79,9 +92,10 @@ pub async fn enqueue<E: Event>(
     data: &E,
     correlation_id: Uuid,
 ) -> Result<Uuid, EventsError> {
-    let envelope = Envelope::new(data, correlation_id)?;
-    enqueue_envelope(conn, &envelope).await?;
-    Ok(envelope.id)
+    let row = OutboxRow::new(data, correlation_id)?;
+    let id = row.event_id;
+    row.insert(conn).await?;
+    Ok(id)
 }
 
 /// Writes a ready-made envelope into the outbox (tests use it to publish
@@ -90,18 +104,65 @@ pub async fn enqueue_envelope(
     conn: &mut PgConnection,
     envelope: &Envelope,
 ) -> Result<(), EventsError> {
-    let payload = serde_json::to_string(envelope)?;
-    let trace = telemetry::current_trace_context();
-    sqlx::query(
-        "INSERT INTO outbox (event_id, event_type, payload, trace_context) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(envelope.id)
-    .bind(&envelope.event_type)
-    .bind(payload)
-    .bind((!trace.is_empty()).then_some(Json(trace)))
-    .execute(conn)
-    .await?;
-    Ok(())
+    OutboxRow::of(envelope)?.insert(conn).await
+}
+
+/// An event as the outbox row that carries it, with the current span's
+/// trace context, for a state change that is one statement already: that
+/// statement writes the row too (`INSERT INTO outbox (` [`OutboxRow::COLUMNS`]
+/// `) SELECT $n, $n+1, $n+2, $n+3 …`, bound by [`OutboxRow::bind`]), one
+/// round trip fewer than an [`enqueue`] after it.
+#[derive(Debug)]
+pub struct OutboxRow {
+    event_id: Uuid,
+    event_type: String,
+    payload: String,
+    trace_context: Option<Json<BTreeMap<String, String>>>,
+}
+
+impl OutboxRow {
+    /// The columns [`OutboxRow::bind`] binds, in its order.
+    pub const COLUMNS: &'static str = outbox_columns!();
+
+    /// The row for `data`, an event of the flow `correlation_id`.
+    pub fn new<E: Event>(data: &E, correlation_id: Uuid) -> Result<Self, EventsError> {
+        Self::of(&Envelope::new(data, correlation_id)?)
+    }
+
+    fn of(envelope: &Envelope) -> Result<Self, EventsError> {
+        let trace = telemetry::current_trace_context();
+        Ok(Self {
+            event_id: envelope.id,
+            event_type: envelope.event_type.clone(),
+            payload: serde_json::to_string(envelope)?,
+            trace_context: (!trace.is_empty()).then_some(Json(trace)),
+        })
+    }
+
+    /// The event's id.
+    pub fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+
+    /// Binds the row's four values, in [`OutboxRow::COLUMNS`]' order, as
+    /// the next parameters of `query`.
+    pub fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+        query
+            .bind(self.event_id)
+            .bind(self.event_type)
+            .bind(self.payload)
+            .bind(self.trace_context)
+    }
+
+    async fn insert(self, conn: &mut PgConnection) -> Result<(), EventsError> {
+        const INSERT: &str = concat!(
+            "INSERT INTO outbox (",
+            outbox_columns!(),
+            ") VALUES ($1, $2, $3, $4)"
+        );
+        self.bind(sqlx::query(INSERT)).execute(conn).await?;
+        Ok(())
+    }
 }
 
 #[derive(sqlx::FromRow)]
