@@ -26,9 +26,8 @@ use storekeeper_kit::{
     db,
     events::{
         CancellationToken, Consumer, Envelope, Event, EventMetrics, EventsConfig, Handler,
-        HandlerError, Relay,
+        HandlerError, OutboxRow, Relay,
         consumer::HandlerFuture,
-        enqueue,
         envelope::{
             EventItem, InventoryRejected, InventoryReserved, OrderCancelled, OrderCreated,
             OrderPaid, ShortItem,
@@ -149,23 +148,25 @@ async fn reserve(
     let items = merge(&order.items);
     let short = take_all(conn, &items).await?;
     if short.is_empty() {
-        store::insert_reservation(conn, order.order_id, "RESERVED", &items).await?;
         let reserved = InventoryReserved {
             order_id: order.order_id,
             items: items.clone(),
         };
-        enqueue(conn, &reserved, correlation).await?;
+        let announced = OutboxRow::new(&reserved, correlation)?;
+        store::insert_reservation(conn, (order.order_id, "RESERVED"), &items, Some(announced))
+            .await?;
         tracing::info!(order_id = %order.order_id, "stock reserved");
         Ok(())
     } else {
-        store::insert_reservation(conn, order.order_id, "REJECTED", &items).await?;
         let rejected = InventoryRejected {
             order_id: order.order_id,
             reason: shortage_reason(&short),
             short_items: short.into_iter().map(|(item, _)| item).collect(),
         };
         tracing::info!(order_id = %order.order_id, reason = %rejected.reason, "stock rejected");
-        enqueue(conn, &rejected, correlation).await?;
+        let announced = OutboxRow::new(&rejected, correlation)?;
+        store::insert_reservation(conn, (order.order_id, "REJECTED"), &items, Some(announced))
+            .await?;
         Ok(())
     }
 }
@@ -226,7 +227,7 @@ async fn release(conn: &mut PgConnection, order: Uuid) -> Result<(), HandlerErro
         None => {
             // Cancelled before the reservation was ever tried: leave a
             // tombstone so a late `order.created` takes nothing.
-            store::insert_reservation(conn, order, "RELEASED", &[]).await?;
+            store::insert_reservation(conn, (order, "RELEASED"), &[], None).await?;
             Ok(())
         }
         Some(reservation) if reservation.status == "RESERVED" => {

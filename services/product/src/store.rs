@@ -7,8 +7,10 @@
 //! [`crate::listing::Sort`]); client text always travels as a bind
 //! parameter.
 
+use std::sync::LazyLock;
+
 use sqlx::{PgConnection, PgPool, types::Json};
-use storekeeper_kit::events::envelope::EventItem;
+use storekeeper_kit::events::{OutboxRow, envelope::EventItem};
 use uuid::Uuid;
 
 use crate::{
@@ -354,23 +356,44 @@ pub(crate) async fn lock_reservation(
         .await
 }
 
-/// Records the first decision for the order's stock. A plain insert: a
-/// decision already there (which the order's lock rules out) fails the
-/// transaction instead of being overwritten, so a tombstone can never turn
-/// into a reservation.
+/// [`insert_reservation`]'s statement without an event.
+const INSERT_RESERVATION: &str =
+    "INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3)";
+
+/// [`insert_reservation`]'s statement with the event that announces it.
+static INSERT_RESERVATION_ANNOUNCING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH decided AS (INSERT INTO stock_reservations (order_id, status, items) \
+         VALUES ($1, $2, $3) RETURNING order_id) \
+         INSERT INTO outbox ({}) SELECT $4, $5, $6, $7 FROM decided",
+        OutboxRow::COLUMNS
+    )
+});
+
+/// Records the first decision for the order's stock, and `announced` (the
+/// event that tells it, if any) into the outbox in the same statement. A
+/// plain insert: a decision already there (which the order's lock rules
+/// out) fails the transaction instead of being overwritten, so a tombstone
+/// can never turn into a reservation.
 pub(crate) async fn insert_reservation(
     conn: &mut PgConnection,
-    order: Uuid,
-    status: &str,
+    (order, status): (Uuid, &str),
     items: &[EventItem],
+    announced: Option<OutboxRow>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO stock_reservations (order_id, status, items) VALUES ($1, $2, $3)")
-        .bind(order)
-        .bind(status)
-        .bind(Json(items))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    let sql = if announced.is_some() {
+        INSERT_RESERVATION_ANNOUNCING.as_str()
+    } else {
+        INSERT_RESERVATION
+    };
+    let query = sqlx::query(sql).bind(order).bind(status).bind(Json(items));
+    match announced {
+        Some(announced) => announced.bind(query),
+        None => query,
+    }
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Marks the order's reservation released (its stock was given back).
