@@ -1,7 +1,8 @@
 //! The transactional outbox and its relay.
 //!
 //! A service calls [`enqueue`] inside the transaction that changes its
-//! state, so the event exists if and only if the change committed. The
+//! state, or writes an [`OutboxRow`] in the very statement that changes
+//! it, so the event exists if and only if the change committed. The
 //! [`Relay`] publishes unpublished rows in insertion order and stamps each
 //! `published_at` once the broker confirmed it. It wakes on the `outbox`
 //! notification the insert trigger sends at commit, and also polls, so
