@@ -43,7 +43,7 @@ use sqlx::PgPool;
 use storekeeper_kit::{
     db,
     events::{
-        EventsError, enqueue,
+        EventsError, OutboxRow,
         envelope::{PaymentFailed, PaymentSucceeded},
     },
     telemetry::{self, RequestId},
@@ -365,7 +365,9 @@ impl Capturer {
         if !intents::finish(&mut tx, order).await? {
             return Ok(Captured::AlreadyRecorded);
         }
+        let payment_id = Uuid::now_v7();
         let new = NewPayment {
+            id: payment_id,
             order_id: order,
             user_id: intent.user_id,
             payment_method_id: intent.payment_method_id,
@@ -374,19 +376,32 @@ impl Capturer {
             failure: answer.as_ref().err().map(|d| (d.code, d.message)),
             card: method.map(|m| (m.method.brand.as_str(), m.method.last4.as_str())),
         };
-        let Some(payment) = store::insert_payment(&mut tx, &new).await? else {
+        let outcome = match &answer {
+            Ok(()) => OutboxRow::new(
+                &PaymentSucceeded {
+                    order_id: order,
+                    payment_id,
+                    amount_cents: intent.amount_cents,
+                    currency: intent.currency.clone(),
+                },
+                intent.correlation_id,
+            )?,
+            Err(decline) => OutboxRow::new(
+                &PaymentFailed {
+                    order_id: order,
+                    payment_id,
+                    code: decline.code.to_owned(),
+                    reason: decline.message.to_owned(),
+                },
+                intent.correlation_id,
+            )?,
+        };
+        let Some(payment) = store::insert_payment(&mut tx, &new, outcome).await? else {
             tx.commit().await?;
             return Ok(Captured::AlreadyRecorded);
         };
         let captured = match answer {
             Ok(()) => {
-                let data = PaymentSucceeded {
-                    order_id: order,
-                    payment_id: payment.id,
-                    amount_cents: payment.amount_cents,
-                    currency: payment.currency.clone(),
-                };
-                enqueue(&mut tx, &data, intent.correlation_id).await?;
                 tracing::info!(order_id = %order, payment_id = %payment.id, "payment captured");
                 if store::is_cancelled(&mut tx, order).await? {
                     let refund = refund_locked(&mut tx, payment, None).await?;
@@ -397,13 +412,6 @@ impl Capturer {
                 }
             }
             Err(decline) => {
-                let data = PaymentFailed {
-                    order_id: order,
-                    payment_id: payment.id,
-                    code: decline.code.to_owned(),
-                    reason: decline.message.to_owned(),
-                };
-                enqueue(&mut tx, &data, intent.correlation_id).await?;
                 tracing::info!(order_id = %order, code = decline.code, "payment failed");
                 Captured::Declined(decline.code)
             }

@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
-use storekeeper_kit::idempotency::KeyTable;
+use std::sync::LazyLock;
+
+use sqlx::{FromRow, PgConnection, PgPool};
+use storekeeper_kit::{events::OutboxRow, idempotency::KeyTable};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -166,6 +168,9 @@ pub(crate) async fn order_has_payment(
 /// A payment about to be recorded.
 #[derive(Debug, Clone)]
 pub(crate) struct NewPayment<'a> {
+    /// The payment's id, chosen before it is recorded so that the event
+    /// telling its outcome can name it.
+    pub(crate) id: Uuid,
     /// The order.
     pub(crate) order_id: Uuid,
     /// The shopper.
@@ -182,34 +187,47 @@ pub(crate) struct NewPayment<'a> {
     pub(crate) card: Option<(&'a str, &'a str)>,
 }
 
-/// Records a payment unless the order already has one (`None` then).
+/// [`insert_payment`]'s statement: the payment unless the order has one,
+/// and then the event that tells its outcome.
+static INSERT_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH recorded AS (INSERT INTO payments (id, order_id, user_id, payment_method_id, \
+         amount_cents, currency, status, failure_code, failure_reason, brand, last4) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT ON CONSTRAINT payments_order_id_key DO NOTHING RETURNING {PAYMENT_COLUMNS}), \
+         announced AS (INSERT INTO outbox ({}) SELECT $12, $13, $14, $15 FROM recorded) \
+         SELECT {PAYMENT_COLUMNS} FROM recorded",
+        OutboxRow::COLUMNS
+    )
+});
+
+/// Records a payment unless the order already has one (`None` then, and
+/// nothing written), with `outcome`, the event that tells it, in the same
+/// statement.
 pub(crate) async fn insert_payment(
     conn: &mut PgConnection,
     new: &NewPayment<'_>,
+    outcome: OutboxRow,
 ) -> Result<Option<Payment>, sqlx::Error> {
     let status = if new.failure.is_some() {
         "FAILED"
     } else {
         "SUCCEEDED"
     };
-    sqlx::query_as(&format!(
-        "INSERT INTO payments (id, order_id, user_id, payment_method_id, amount_cents, currency, status, \
-         failure_code, failure_reason, brand, last4) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT ON CONSTRAINT payments_order_id_key DO NOTHING RETURNING {PAYMENT_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(new.order_id)
-    .bind(new.user_id)
-    .bind(new.payment_method_id)
-    .bind(new.amount_cents)
-    .bind(new.currency)
-    .bind(status)
-    .bind(new.failure.map(|f| f.0))
-    .bind(new.failure.map(|f| f.1))
-    .bind(new.card.map(|c| c.0))
-    .bind(new.card.map(|c| c.1))
-    .fetch_optional(conn)
-    .await
+    let query = sqlx::query(&INSERT_PAYMENT)
+        .bind(new.id)
+        .bind(new.order_id)
+        .bind(new.user_id)
+        .bind(new.payment_method_id)
+        .bind(new.amount_cents)
+        .bind(new.currency)
+        .bind(status)
+        .bind(new.failure.map(|f| f.0))
+        .bind(new.failure.map(|f| f.1))
+        .bind(new.card.map(|c| c.0))
+        .bind(new.card.map(|c| c.1));
+    let row = outcome.bind(query).fetch_optional(conn).await?;
+    row.map(|row| Payment::from_row(&row)).transpose()
 }
 
 /// Payments visible to `user` (all for admins), optionally for one order, newest first.
