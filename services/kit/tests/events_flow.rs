@@ -22,7 +22,7 @@ use storekeeper_kit::{
         consumer::HandlerFuture,
         enqueue,
         metrics::TypeLabels,
-        outbox::enqueue_envelope,
+        outbox::{OutboxRow, enqueue_envelope},
         testing::{ChaosProxy, publish_raw, take_dead_letters},
     },
 };
@@ -252,6 +252,45 @@ async fn more_rows_than_the_pipeline_holds_go_out_without_waiting_for_a_poll() {
     harness
         .wait_until_published(u64::try_from(rows).unwrap())
         .await;
+}
+
+/// A state change that is one statement writes its event in that
+/// statement: the row goes out when the change happened, and not when the
+/// statement changed nothing.
+#[tokio::test]
+async fn an_event_written_in_its_state_changes_statement_goes_out_only_with_it() {
+    let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
+    let pool = database.pool.clone();
+    let harness = Harness::new(pool, 0).await;
+    sqlx::query("CREATE TABLE states (n int PRIMARY KEY)")
+        .execute(&harness.pool)
+        .await
+        .unwrap();
+    let sql = format!(
+        "WITH changed AS (INSERT INTO states (n) VALUES ($1) ON CONFLICT DO NOTHING RETURNING n) {}",
+        OutboxRow::insert_from("changed", 2)
+    );
+    for n in [1, 1, 2] {
+        let row = OutboxRow::new(&Pinged { n }, Uuid::new_v4()).unwrap();
+        let mut tx = storekeeper_kit::db::begin(&harness.pool).await.unwrap();
+        row.bind(sqlx::query(&sql).bind(n))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&harness.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "the repeated change wrote no second event");
+    harness.wait_for_effects(2).await;
+    harness.wait_until_published(2).await;
+    let ns: Vec<i32> = sqlx::query_scalar("SELECT n FROM effects ORDER BY n")
+        .fetch_all(&harness.pool)
+        .await
+        .unwrap();
+    assert_eq!(ns, [1, 2]);
 }
 
 #[tokio::test]

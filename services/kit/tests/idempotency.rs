@@ -113,7 +113,7 @@ async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_
 
     let mut refused = storekeeper_kit::db::begin(&pool).await.unwrap();
     assert!(
-        KEYS.claim_answered(&mut refused, user, "k", &hash, &answer)
+        KEYS.claim_answered(&mut refused, user, "k", &hash, Some(&answer))
             .await
             .unwrap()
     );
@@ -122,7 +122,7 @@ async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_
 
     let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
     assert!(
-        KEYS.claim_answered(&mut first, user, "k", &hash, &answer)
+        KEYS.claim_answered(&mut first, user, "k", &hash, Some(&answer))
             .await
             .unwrap()
     );

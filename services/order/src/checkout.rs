@@ -200,19 +200,11 @@ impl Checkout<'_> {
             // emptied. An error below rolls back, which releases the key
             // for a corrected retry.
             let mut tx = db::begin(self.pool).await?;
-            let claimed = match &placed {
-                Some((_, answer)) => {
-                    store::KEYS
-                        .claim_answered(&mut tx, user, attempt.key, &attempt.hash, answer)
-                        .await?
-                }
-                None => {
-                    store::KEYS
-                        .claim(&mut tx, user, attempt.key, &attempt.hash)
-                        .await?
-                }
-            };
-            if !claimed {
+            let answer = placed.as_ref().map(|(_, answer)| answer);
+            if !store::KEYS
+                .claim_answered(&mut tx, user, attempt.key, &attempt.hash, answer)
+                .await?
+            {
                 // Another request with this key won the race; answer as it did.
                 tx.rollback().await?;
                 return self

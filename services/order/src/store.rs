@@ -314,10 +314,9 @@ static PLACE_ORDER: LazyLock<String> = LazyLock::new(|| {
              SELECT placed.id, line.product_id, line.name, line.unit_price_cents, line.quantity \
              FROM placed, unnest($10::uuid[], $11::text[], $12::bigint[], $13::integer[]) \
                  AS line (product_id, name, unit_price_cents, quantity)), \
-         announced AS ( \
-             INSERT INTO outbox ({}) SELECT $14, $15, $16, $17 FROM placed) \
+         announced AS ({}) \
          DELETE FROM cart_items WHERE user_id = $2 AND product_id = ANY($10)",
-        OutboxRow::COLUMNS
+        OutboxRow::insert_from("placed", 14)
     )
 });
 
@@ -525,9 +524,8 @@ static SET_STATUS_ANNOUNCING: LazyLock<String> = LazyLock::new(|| {
          cancellation_reason = COALESCE($3, cancellation_reason), updated_at = clock_timestamp() \
          WHERE id = $1 RETURNING id), \
          history AS (INSERT INTO order_history (order_id, status, step, reason) \
-         SELECT id, $2, $4, $3 FROM moved) \
-         INSERT INTO outbox ({}) SELECT $5, $6, $7, $8 FROM moved",
-        OutboxRow::COLUMNS
+         SELECT id, $2, $4, $3 FROM moved) {}",
+        OutboxRow::insert_from("moved", 5)
     )
 });
 

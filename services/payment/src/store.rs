@@ -195,9 +195,9 @@ static INSERT_PAYMENT: LazyLock<String> = LazyLock::new(|| {
          amount_cents, currency, status, failure_code, failure_reason, brand, last4) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT ON CONSTRAINT payments_order_id_key DO NOTHING RETURNING {PAYMENT_COLUMNS}), \
-         announced AS (INSERT INTO outbox ({}) SELECT $12, $13, $14, $15 FROM recorded) \
+         announced AS ({}) \
          SELECT {PAYMENT_COLUMNS} FROM recorded",
-        OutboxRow::COLUMNS
+        OutboxRow::insert_from("recorded", 12)
     )
 });
 

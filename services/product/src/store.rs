@@ -364,9 +364,8 @@ const INSERT_RESERVATION: &str =
 static INSERT_RESERVATION_ANNOUNCING: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH decided AS (INSERT INTO stock_reservations (order_id, status, items) \
-         VALUES ($1, $2, $3) RETURNING order_id) \
-         INSERT INTO outbox ({}) SELECT $4, $5, $6, $7 FROM decided",
-        OutboxRow::COLUMNS
+         VALUES ($1, $2, $3) RETURNING order_id) {}",
+        OutboxRow::insert_from("decided", 4)
     )
 });
 

@@ -79,7 +79,7 @@ const RETENTION: &str = "7 days";
 const RELAY_LOCK: i64 = 0x0075_7462_6f78;
 
 /// The outbox columns an event fills, in the order [`OutboxRow::bind`]
-/// binds them (a macro so that `concat!` can build the insert below).
+/// binds them (a macro so that `concat!` can build [`enqueue`]'s insert).
 macro_rules! outbox_columns {
     () => {
         "event_id, event_type, payload, trace_context"
@@ -110,9 +110,9 @@ pub async fn enqueue_envelope(
 
 /// An event as the outbox row that carries it, with the current span's
 /// trace context, for a state change that is one statement already: that
-/// statement writes the row too (`INSERT INTO outbox (` [`OutboxRow::COLUMNS`]
-/// `) SELECT $n, $n+1, $n+2, $n+3 …`, bound by [`OutboxRow::bind`]), one
-/// round trip fewer than an [`enqueue`] after it.
+/// statement writes the row too ([`OutboxRow::insert_from`] as its last
+/// part, the row's values bound by [`OutboxRow::bind`]), one round trip
+/// fewer than an [`enqueue`] after it.
 #[derive(Debug)]
 pub struct OutboxRow {
     event_id: Uuid,
@@ -122,9 +122,6 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
-    /// The columns [`OutboxRow::bind`] binds, in its order.
-    pub const COLUMNS: &'static str = outbox_columns!();
-
     /// The row for `data`, an event of the flow `correlation_id`.
     pub fn new<E: Event>(data: &E, correlation_id: Uuid) -> Result<Self, EventsError> {
         Self::of(&Envelope::new(data, correlation_id)?)
@@ -140,13 +137,23 @@ impl OutboxRow {
         })
     }
 
-    /// The event's id.
-    pub fn event_id(&self) -> Uuid {
-        self.event_id
+    /// The statement part that writes a row from the result of `from`, a
+    /// data-modifying CTE of the caller's statement: the row goes in only
+    /// if `from` returned a row, with its values bound as parameters
+    /// `$first` to `$first + 3` (by [`OutboxRow::bind`], after the
+    /// statement's own `first - 1`).
+    pub fn insert_from(from: &str, first: usize) -> String {
+        format!(
+            "INSERT INTO outbox ({}) SELECT ${first}, ${}, ${}, ${} FROM {from}",
+            outbox_columns!(),
+            first + 1,
+            first + 2,
+            first + 3
+        )
     }
 
-    /// Binds the row's four values, in [`OutboxRow::COLUMNS`]' order, as
-    /// the next parameters of `query`.
+    /// Binds the row's four values as the next parameters of `query`, in
+    /// the order [`OutboxRow::insert_from`] names their columns.
     pub fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
         query
             .bind(self.event_id)

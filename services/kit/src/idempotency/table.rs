@@ -114,26 +114,15 @@ impl KeyTable {
         key: &str,
         hash: &str,
     ) -> Result<bool, sqlx::Error> {
-        self.insert(conn, user, key, hash, None).await
+        self.claim_answered(conn, user, key, hash, None).await
     }
 
-    /// [`KeyTable::claim`] for a request whose answer is known before its
-    /// writes: the answer is stored with the claim, one statement where a
-    /// claim and [`KeyTable::store_response`] are two. The caller's
+    /// [`KeyTable::claim`] that stores `answer` with the claim, for a
+    /// request whose answer is known before its writes: one statement where
+    /// a claim and [`KeyTable::store_response`] are two. The caller's
     /// transaction must roll back if its writes do not happen, which
-    /// releases the key with the answer.
+    /// releases the key with the answer. `None` claims without one.
     pub async fn claim_answered(
-        self,
-        conn: &mut PgConnection,
-        user: Uuid,
-        key: &str,
-        hash: &str,
-        answer: &Answer,
-    ) -> Result<bool, sqlx::Error> {
-        self.insert(conn, user, key, hash, Some(answer)).await
-    }
-
-    async fn insert(
         self,
         conn: &mut PgConnection,
         user: Uuid,
