@@ -1,6 +1,6 @@
 //! A service's idempotency-key table against the real PostgreSQL: one claim
 //! per key, a concurrent claim waiting for the first, a claim that carries
-//! its answer, replays, pruning.
+//! its answer in the statement that does the work, replays, pruning.
 
 // Test fixtures fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use sqlx::PgPool;
-use storekeeper_kit::idempotency::{Answer, KeyReused, KeyTable, request_hash};
+use sqlx::{PgPool, Row};
+use storekeeper_kit::idempotency::{Answer, AnsweredClaim, KeyReused, KeyTable, request_hash};
 use storekeeper_kit::testing::TestDatabase;
 use uuid::Uuid;
 
@@ -99,33 +99,72 @@ async fn a_rolled_back_claim_leaves_the_key_unused() {
     assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
 }
 
+/// Claims `user`'s key `k` with `answer` the way a service's statement
+/// does: [`KeyTable::claim_from`] as a CTE after a gate that lets the claim
+/// go ahead when `go` holds, a write of the statement's that happens only
+/// when the claim took the key, and whether it did.
+async fn claim_in_statement(
+    conn: &mut sqlx::PgConnection,
+    claim: AnsweredClaim<'_>,
+    go: bool,
+) -> bool {
+    let sql = format!(
+        "WITH gate AS (SELECT WHERE $1), claimed AS ({}), \
+         work AS (INSERT INTO test_work (user_id) SELECT user_id FROM claimed) \
+         SELECT EXISTS (SELECT FROM claimed)",
+        KEYS.claim_from("gate", 2)
+    );
+    let row = claim
+        .bind(sqlx::query(&sql).bind(go))
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+async fn work_done(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM test_work")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_rollback() {
+async fn a_claim_in_the_work_statement_stores_its_answer_and_goes_with_the_work() {
     let database = TestDatabase::for_kit(None).await;
     let pool = database.pool.clone();
     with_table(&pool).await;
+    sqlx::query("CREATE TABLE test_work (user_id uuid NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let (user, hash) = (Uuid::new_v4(), request_hash(&serde_json::json!({"a": 1})));
     let answer = Answer {
         status: StatusCode::CREATED,
         body: "{\"id\":2}".into(),
         replayed: false,
     };
+    let claim = AnsweredClaim {
+        user,
+        key: "k",
+        hash: &hash,
+        answer: &answer,
+    };
 
-    let mut refused = storekeeper_kit::db::begin(&pool).await.unwrap();
-    assert!(
-        KEYS.claim_answered(&mut refused, user, "k", &hash, Some(&answer))
-            .await
-            .unwrap()
-    );
-    refused.rollback().await.unwrap();
+    // A closed gate claims nothing and does no work.
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(!claim_in_statement(&mut conn, claim, false).await);
     assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
 
+    // A rolled-back claim releases the key, its answer and the work.
+    let mut refused = storekeeper_kit::db::begin(&pool).await.unwrap();
+    assert!(claim_in_statement(&mut refused, claim, true).await);
+    refused.rollback().await.unwrap();
+    assert!(KEYS.find(&pool, user, "k").await.unwrap().is_none());
+    assert_eq!(work_done(&pool).await, 0);
+
     let mut first = storekeeper_kit::db::begin(&pool).await.unwrap();
-    assert!(
-        KEYS.claim_answered(&mut first, user, "k", &hash, Some(&answer))
-            .await
-            .unwrap()
-    );
+    assert!(claim_in_statement(&mut first, claim, true).await);
     // Until the claim commits, nobody sees its answer: a second request
     // waits on the claim.
     let waiting = second_claim_waiting(&pool, user, &hash).await;
@@ -137,9 +176,13 @@ async fn a_claim_with_its_answer_replays_it_once_committed_and_releases_both_on_
         stored.replay(&hash),
         Ok(Some(Answer {
             replayed: true,
-            ..answer
+            ..answer.clone()
         }))
     );
+
+    // A second claim in a statement takes nothing and does no work.
+    assert!(!claim_in_statement(&mut conn, claim, true).await);
+    assert_eq!(work_done(&pool).await, 1);
 }
 
 #[tokio::test]

@@ -1,27 +1,27 @@
 //! Placing an order: Stripe-style idempotency, prices re-read from
 //! product-service with no transaction open, and the order plus
-//! `order.created` written in one short transaction that holds no
-//! connection across the network.
+//! `order.created` written in one statement that holds no connection
+//! across the network.
 //!
 //! Idempotency: the first request with a key claims it (a row keyed by user
-//! and key, holding a hash of the canonical request body) in the same
-//! transaction that creates the order, together with the response: the
-//! order is composed from the priced cart before the transaction begins, so
-//! its answer is known when the key is claimed, and a rollback releases
-//! both. A
-//! later request with the same key and body replays that response; with
-//! another body it is refused. Concurrent requests with one key queue on the
-//! row's primary key and then replay the winner's response, so twenty at
-//! once still make one order. Requests that fail validation do not consume
-//! the key, so the client can fix the input and retry with it.
+//! and key, holding a hash of the canonical request body) in the statement
+//! that creates the order, together with the response: the order is
+//! composed from the priced cart before the statement runs, so its answer
+//! is known when the key is claimed, and the key is claimed only when the
+//! cart is still the one priced. A later request with the same key and body
+//! replays that response; with another body it is refused. Concurrent
+//! requests with one key queue on the cart's locked lines (or the key's
+//! primary key) and then replay the winner's response, so twenty at once
+//! still make one order. Requests that fail validation do not consume the
+//! key, so the client can fix the input and retry with it.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use storekeeper_kit::{
-    FieldError, db,
+    FieldError,
     events::{EventsError, OutboxRow, envelope::OrderCreated},
-    idempotency::{Answer, KeyReused, request_hash},
+    idempotency::{Answer, AnsweredClaim, KeyReused, request_hash},
 };
 use uuid::Uuid;
 
@@ -30,7 +30,7 @@ use crate::{
     catalog::{Catalog, CatalogError, CatalogProduct},
     metrics::OrderMetrics,
     status::OrderStatus,
-    store::{self, CartItem, Order, OrderItem},
+    store::{self, CartItem, Order, OrderItem, Placement},
 };
 
 /// Times the cart is priced before checkout gives up on a cart that keeps
@@ -178,55 +178,64 @@ impl Checkout<'_> {
 
         // Price the cart with no transaction open: the calls to
         // product-service may take seconds, and no connection or lock is
-        // held meanwhile. The transaction below checks the cart is still the
-        // one priced, and prices it again when it changed in between.
+        // held meanwhile. The statement that places the order checks the
+        // cart is still the one priced, and the cart is priced again when it
+        // changed in between.
         for _ in 0..PRICING_ROUNDS {
             let cart = store::cart(self.pool, user).await?;
-            let placed = if cart.is_empty() {
-                None
-            } else {
-                let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
-                let priced = price(&cart, &self.catalog.products(&ids).await?)?;
-                Some(compose(
-                    attempt,
-                    (address.clone(), email),
-                    payment_method_id,
-                    priced,
-                )?)
-            };
-            // Claim the key before locking the cart: a concurrent request
-            // with the same key waits on the claim until this transaction
-            // ends, then replays its answer instead of finding the cart
-            // emptied. An error below rolls back, which releases the key
-            // for a corrected retry.
-            let mut tx = db::begin(self.pool).await?;
-            let answer = placed.as_ref().map(|(_, answer)| answer);
-            if !store::KEYS
-                .claim_answered(&mut tx, user, attempt.key, &attempt.hash, answer)
-                .await?
-            {
-                // Another request with this key won the race; answer as it did.
-                tx.rollback().await?;
-                return self
-                    .stored_answer(attempt)
-                    .await?
-                    .ok_or(CheckoutError::InProgress);
+            if cart.is_empty() {
+                // Emptied by a request with this key, whose answer this
+                // one replays, or never filled.
+                return self.answered_or(attempt, CheckoutError::EmptyCart).await;
             }
-            let locked = store::lock_cart(&mut tx, user).await?;
-            let Some((order, answer)) = placed.filter(|_| locked == cart) else {
-                if locked.is_empty() {
-                    return Err(CheckoutError::EmptyCart);
-                }
-                tx.rollback().await?;
-                continue;
+            let ids: Vec<Uuid> = cart.iter().map(|line| line.product_id).collect();
+            let priced = price(&cart, &self.catalog.products(&ids).await?)?;
+            let (order, answer) =
+                compose(attempt, (address.clone(), email), payment_method_id, priced)?;
+            let created = OutboxRow::new(
+                &OrderCreated {
+                    order_id: order.id,
+                    user_id: user,
+                    items: order.event_items(),
+                    total_cents: order.total_cents,
+                    currency: order.currency.clone(),
+                },
+                order.id,
+            )
+            .map_err(CheckoutError::Outbox)?;
+            let claim = AnsweredClaim {
+                user,
+                key: attempt.key,
+                hash: &attempt.hash,
+                answer: &answer,
             };
-            write(&mut tx, &order).await?;
-            tx.commit().await?;
-            tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order placed");
-            self.metrics.placed.inc();
-            return Ok(answer);
+            match store::place_order(self.pool, &order, created, claim).await? {
+                Placement::Placed => {
+                    tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order placed");
+                    self.metrics.placed.inc();
+                    return Ok(answer);
+                }
+                // Another request with this key won the race; answer as it did.
+                Placement::KeyTaken => {
+                    return self.answered_or(attempt, CheckoutError::InProgress).await;
+                }
+                Placement::CartChanged { lines: 0 } => {
+                    return self.answered_or(attempt, CheckoutError::EmptyCart).await;
+                }
+                Placement::CartChanged { .. } => {}
+            }
         }
         Err(CheckoutError::CartChanging)
+    }
+
+    /// The stored answer for this key if there is one (a concurrent request
+    /// with it placed the order), else `refusal`.
+    async fn answered_or(
+        &self,
+        attempt: &Attempt<'_>,
+        refusal: CheckoutError,
+    ) -> Result<Answer, CheckoutError> {
+        self.stored_answer(attempt).await?.ok_or(refusal)
     }
 }
 
@@ -264,22 +273,6 @@ fn compose(
         replayed: false,
     };
     Ok((order, answer))
-}
-
-/// Writes the order, `order.created` and the emptied cart lines, in one
-/// statement on the checkout's transaction (the answer went in with the
-/// key's claim).
-async fn write(tx: &mut PgConnection, order: &Order) -> Result<(), CheckoutError> {
-    let event = OrderCreated {
-        order_id: order.id,
-        user_id: order.user_id,
-        items: order.event_items(),
-        total_cents: order.total_cents,
-        currency: order.currency.clone(),
-    };
-    let created = OutboxRow::new(&event, order.id).map_err(CheckoutError::Outbox)?;
-    store::place_order(tx, order, created).await?;
-    Ok(())
 }
 
 #[cfg(test)]

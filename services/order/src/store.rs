@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-use sqlx::{PgConnection, PgPool, types::Json as SqlJson};
+use sqlx::{PgConnection, PgPool, Row, types::Json as SqlJson};
 use storekeeper_kit::{
     events::{OutboxRow, envelope::EventItem},
-    idempotency::KeyTable,
+    idempotency::{AnsweredClaim, KeyTable},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -177,18 +177,6 @@ pub(crate) async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sql
     sqlx::query_as(CART).bind(user).fetch_all(pool).await
 }
 
-/// The user's cart, locked for checkout: a concurrent checkout by the same
-/// user (with another key) waits here and then sees the cart it emptied.
-pub(crate) async fn lock_cart(
-    conn: &mut PgConnection,
-    user: Uuid,
-) -> Result<Vec<CartItem>, sqlx::Error> {
-    sqlx::query_as(&format!("{CART} FOR UPDATE"))
-        .bind(user)
-        .fetch_all(conn)
-        .await
-}
-
 /// What [`add_to_cart`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
@@ -297,15 +285,39 @@ pub(crate) async fn restore_cart(
 
 // --- orders ----------------------------------------------------------------
 
-/// [`place_order`]'s statement: the order, its first history row, its
-/// lines, its `order.created` row in the outbox, and the cart's ordered
-/// lines taken out.
+/// What [`place_order`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// The order is in, its key claimed with its answer, the cart emptied.
+    Placed,
+    /// The cart is the one priced, but the key was taken by another
+    /// request with it (which has finished: its answer is stored).
+    KeyTaken,
+    /// The cart is not the one priced: it holds this many lines now.
+    CartChanged { lines: i64 },
+}
+
+/// [`place_order`]'s statement. It locks the shopper's cart lines, checks
+/// they are the lines priced (product and quantity), claims the key with
+/// its answer only then, and only with the key writes the order, its first
+/// history row, its lines, its `order.created` row in the outbox, and takes
+/// the ordered lines out of the cart. Parameters: the order `$1`–`$9`, its
+/// lines `$10`–`$13`, the outbox row `$14`–`$17`, the claim `$18`–`$22`.
 static PLACE_ORDER: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH placed AS ( \
+        "WITH locked AS ( \
+             SELECT product_id, quantity FROM cart_items WHERE user_id = $2 FOR UPDATE), \
+         matched AS ( \
+             SELECT WHERE (SELECT count(*) FROM locked) = cardinality($10::uuid[]) \
+             AND NOT EXISTS ( \
+                 SELECT FROM unnest($10::uuid[], $13::integer[]) AS line (product_id, quantity) \
+                 WHERE NOT EXISTS (SELECT FROM locked \
+                     WHERE locked.product_id = line.product_id AND locked.quantity = line.quantity))), \
+         claimed AS ({}), \
+         placed AS ( \
              INSERT INTO orders (id, user_id, status, total_cents, currency, shipping_address, \
                                  payment_method_id, created_at, updated_at, email) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id), \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, $9 FROM claimed RETURNING id), \
          history AS ( \
              INSERT INTO order_history (order_id, status, step, at) \
              SELECT id, $3, 'placed', $8 FROM placed), \
@@ -314,22 +326,31 @@ static PLACE_ORDER: LazyLock<String> = LazyLock::new(|| {
              SELECT placed.id, line.product_id, line.name, line.unit_price_cents, line.quantity \
              FROM placed, unnest($10::uuid[], $11::text[], $12::bigint[], $13::integer[]) \
                  AS line (product_id, name, unit_price_cents, quantity)), \
-         announced AS ({}) \
-         DELETE FROM cart_items WHERE user_id = $2 AND product_id = ANY($10)",
+         announced AS ({}), \
+         emptied AS ( \
+             DELETE FROM cart_items WHERE user_id = $2 AND product_id = ANY($10) \
+             AND EXISTS (SELECT FROM placed)) \
+         SELECT (SELECT count(*) FROM locked), EXISTS (SELECT FROM matched), \
+                EXISTS (SELECT FROM placed)",
+        KEYS.claim_from("matched", 18),
         OutboxRow::insert_from("placed", 14)
     )
 });
 
-/// Inserts an order, its lines, its first history row and `created` (its
-/// `order.created` event) into the outbox, and takes the ordered lines out
-/// of its shopper's cart, in one statement (inside the checkout
-/// transaction): one round trip where a statement per row cost a checkout
-/// four or more.
+/// Places `order` from its shopper's cart, if the cart still holds the
+/// order's lines, under `claim` (the key and the answer it replays), with
+/// `created` (its `order.created` event) for the outbox: one autocommit
+/// statement, one round trip, where a transaction of a claim, a cart lock
+/// and the writes took five, and the cart's lines locked for that one
+/// statement only. A concurrent checkout of the same cart waits on its
+/// lines and then finds them gone; one with the same key finds the key
+/// taken.
 pub(crate) async fn place_order(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     order: &Order,
     created: OutboxRow,
-) -> Result<(), sqlx::Error> {
+    claim: AnsweredClaim<'_>,
+) -> Result<Placement, sqlx::Error> {
     let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
     let names: Vec<&str> = order.items.iter().map(|item| item.name.as_str()).collect();
     let prices: Vec<i64> = order
@@ -352,8 +373,14 @@ pub(crate) async fn place_order(
         .bind(names)
         .bind(prices)
         .bind(quantities);
-    created.bind(query).execute(conn).await?;
-    Ok(())
+    let found = claim.bind(created.bind(query)).fetch_one(pool).await?;
+    let (lines, matched, placed): (i64, bool, bool) =
+        (found.try_get(0)?, found.try_get(1)?, found.try_get(2)?);
+    Ok(match (matched, placed) {
+        (_, true) => Placement::Placed,
+        (true, false) => Placement::KeyTaken,
+        (false, false) => Placement::CartChanged { lines },
+    })
 }
 
 async fn items_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<OrderItem>, sqlx::Error> {
@@ -562,3 +589,186 @@ pub(crate) async fn set_status(
 
 /// The shoppers' order keys (`storekeeper_kit::idempotency` has the SQL).
 pub(crate) const KEYS: KeyTable = KeyTable::new("idempotency_keys");
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use storekeeper_contract::ShopService;
+    use storekeeper_kit::{
+        events::envelope::OrderCreated, idempotency::Answer, testing::TestDatabase,
+    };
+
+    use super::*;
+
+    /// An order of `lines` (product and quantity) for `user`, as checkout
+    /// composes it from a priced cart.
+    fn order(user: Uuid, lines: &[(Uuid, i32)]) -> Order {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        Order {
+            id,
+            user_id: user,
+            status: OrderStatus::Pending,
+            items: lines
+                .iter()
+                .map(|&(product_id, quantity)| OrderItem {
+                    order_id: id,
+                    product_id,
+                    name: "Kettle".into(),
+                    unit_price_cents: 1_000,
+                    quantity,
+                })
+                .collect(),
+            total_cents: 1_000 * i64::from(lines.iter().map(|line| line.1).sum::<i32>()),
+            currency: "USD".into(),
+            shipping_address: ShippingAddress {
+                name: "Ada Lovelace".into(),
+                line1: "12 St James's Square".into(),
+                line2: String::new(),
+                city: "London".into(),
+                postal_code: "SW1Y 4JH".into(),
+                country: "GB".into(),
+            },
+            email: None,
+            payment_method_id: Uuid::new_v4(),
+            cancellation_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Runs [`place_order`] for `order` under `key`.
+    async fn place(pool: &PgPool, order: &Order, key: &str) -> Placement {
+        let created = OutboxRow::new(
+            &OrderCreated {
+                order_id: order.id,
+                user_id: order.user_id,
+                items: order.event_items(),
+                total_cents: order.total_cents,
+                currency: order.currency.clone(),
+            },
+            order.id,
+        )
+        .unwrap();
+        let answer = Answer {
+            status: StatusCode::CREATED,
+            body: format!("{{\"id\":\"{}\"}}", order.id),
+            replayed: false,
+        };
+        let claim = AnsweredClaim {
+            user: order.user_id,
+            key,
+            hash: "hash",
+            answer: &answer,
+        };
+        place_order(pool, order, created, claim).await.unwrap()
+    }
+
+    async fn count(pool: &PgPool, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Orders, their lines, history rows, outbox rows and claimed keys.
+    async fn written(pool: &PgPool) -> [i64; 5] {
+        let mut counts = [0; 5];
+        for (slot, table) in counts.iter_mut().zip([
+            "orders",
+            "order_items",
+            "order_history",
+            "outbox",
+            "idempotency_keys",
+        ]) {
+            *slot = count(pool, table).await;
+        }
+        counts
+    }
+
+    async fn put(pool: &PgPool, user: Uuid, product: Uuid, quantity: i32) {
+        sqlx::query(
+            "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+        )
+        .bind(user)
+        .bind(product)
+        .bind(quantity)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_order_is_placed_only_from_the_cart_it_was_priced_from() {
+        let database = TestDatabase::create(ShopService::Order, &crate::MIGRATOR).await;
+        let pool = database.pool.clone();
+        let (user, kettle, lamp) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        put(&pool, user, kettle, 2).await;
+        put(&pool, user, lamp, 1).await;
+
+        // Another quantity, a missing line, an extra line: nothing written.
+        for lines in [
+            vec![(kettle, 1), (lamp, 1)],
+            vec![(kettle, 2)],
+            vec![(kettle, 2), (lamp, 1), (Uuid::new_v4(), 1)],
+        ] {
+            let changed = place(&pool, &order(user, &lines), "k").await;
+            assert_eq!(changed, Placement::CartChanged { lines: 2 }, "{lines:?}");
+            assert_eq!(written(&pool).await, [0; 5], "{lines:?}");
+        }
+
+        // The cart priced, in another order than the cart's: placed, with
+        // its lines, history, event and key, and the cart emptied.
+        let placed = order(user, &[(lamp, 1), (kettle, 2)]);
+        assert_eq!(place(&pool, &placed, "k").await, Placement::Placed);
+        assert_eq!(written(&pool).await, [1, 2, 1, 1, 1]);
+        assert_eq!(count(&pool, "cart_items").await, 0);
+        let stored = KEYS.find(&pool, user, "k").await.unwrap().unwrap();
+        assert_eq!(
+            stored.response_body,
+            Some(format!("{{\"id\":\"{}\"}}", placed.id))
+        );
+
+        // The same cart again under the same key: the key is taken and
+        // nothing else is written; the cart is left as it is.
+        put(&pool, user, kettle, 2).await;
+        put(&pool, user, lamp, 1).await;
+        let again = order(user, &[(kettle, 2), (lamp, 1)]);
+        assert_eq!(place(&pool, &again, "k").await, Placement::KeyTaken);
+        assert_eq!(written(&pool).await, [1, 2, 1, 1, 1]);
+        assert_eq!(count(&pool, "cart_items").await, 2);
+        database.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn a_checkout_waits_on_a_cart_being_ordered_and_then_finds_it_empty() {
+        let database = TestDatabase::create(ShopService::Order, &crate::MIGRATOR).await;
+        let pool = database.pool.clone();
+        let (user, kettle) = (Uuid::new_v4(), Uuid::new_v4());
+        put(&pool, user, kettle, 1).await;
+
+        // Another checkout holds the cart's lines and is about to empty it.
+        let mut other = storekeeper_kit::db::begin(&pool).await.unwrap();
+        sqlx::query("SELECT 1 FROM cart_items WHERE user_id = $1 FOR UPDATE")
+            .bind(user)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { place(&pool, &order(user, &[(kettle, 1)]), "second-tab").await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the checkout waits on the cart");
+        sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+        assert_eq!(waiting.await.unwrap(), Placement::CartChanged { lines: 0 });
+        assert_eq!(written(&pool).await, [0; 5], "the key is not claimed");
+        database.drop_database().await;
+    }
+}

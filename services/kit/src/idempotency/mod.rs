@@ -6,7 +6,9 @@
 //! The first request with a key claims it ([`KeyTable::claim`], a row keyed
 //! by user and key holding the [`request_hash`]) in the transaction that
 //! does the work, and stores its answer there
-//! ([`KeyTable::store_response`]). A later request with the same key and
+//! ([`KeyTable::store_response`]); a request whose answer is known before
+//! its writes claims the key with its answer in the statement that does
+//! them ([`KeyTable::claim_from`]). A later request with the same key and
 //! request replays that answer byte for byte ([`StoredKey::replay`],
 //! [`Answer`] with `Idempotent-Replayed: true`); another request under the
 //! key is refused ([`KeyReused`], 422 `idempotency-key-reused`). Concurrent
@@ -25,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 pub use answer::{Answer, REPLAYED_HEADER};
 pub use key::{IdempotencyKey, KEY_HEADER, KEY_MAX, KeyError};
-pub use table::{KeyReused, KeyTable, StoredKey};
+pub use table::{AnsweredClaim, KeyReused, KeyTable, StoredKey};
 
 /// How long keys are kept: the API promises at least 24 hours.
 pub const RETENTION_HOURS: i32 = 48;

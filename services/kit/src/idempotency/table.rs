@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, postgres::PgArguments, query::Query};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -72,6 +72,34 @@ impl StoredKey {
     }
 }
 
+/// A claim of `user`'s `key` for a request hashing to `hash` that stores
+/// `answer` with it, written by the caller's statement
+/// ([`KeyTable::claim_from`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredClaim<'a> {
+    /// The caller.
+    pub user: Uuid,
+    /// The client's `Idempotency-Key`.
+    pub key: &'a str,
+    /// [`super::request_hash`] of the request.
+    pub hash: &'a str,
+    /// What the request answers, replayed to a retry.
+    pub answer: &'a Answer,
+}
+
+impl<'a> AnsweredClaim<'a> {
+    /// Binds the claim's five values as the next parameters of `query`, in
+    /// the order [`KeyTable::claim_from`] names them.
+    pub fn bind(self, query: Query<'a, Postgres, PgArguments>) -> Query<'a, Postgres, PgArguments> {
+        query
+            .bind(self.user)
+            .bind(self.key)
+            .bind(self.hash)
+            .bind(i32::from(self.answer.status.as_u16()))
+            .bind(self.answer.body.as_str())
+    }
+}
+
 /// A service's key table, by name (a constant of the service, never input).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyTable {
@@ -114,36 +142,38 @@ impl KeyTable {
         key: &str,
         hash: &str,
     ) -> Result<bool, sqlx::Error> {
-        self.claim_answered(conn, user, key, hash, None).await
-    }
-
-    /// [`KeyTable::claim`] that stores `answer` with the claim, for a
-    /// request whose answer is known before its writes: one statement where
-    /// a claim and [`KeyTable::store_response`] are two. The caller's
-    /// transaction must roll back if its writes do not happen, which
-    /// releases the key with the answer. `None` claims without one.
-    pub async fn claim_answered(
-        self,
-        conn: &mut PgConnection,
-        user: Uuid,
-        key: &str,
-        hash: &str,
-        answer: Option<&Answer>,
-    ) -> Result<bool, sqlx::Error> {
         let sql = format!(
-            "INSERT INTO {} (user_id, key, request_hash, response_status, response_body) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO {} (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             self.name
         );
         let done = sqlx::query(&sql)
             .bind(user)
             .bind(key)
             .bind(hash)
-            .bind(answer.map(|answer| i32::from(answer.status.as_u16())))
-            .bind(answer.map(|answer| answer.body.as_str()))
             .execute(conn)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The statement part that claims a key together with its answer, for
+    /// a request whose answer is known before its writes: a data-modifying
+    /// CTE of the caller's statement that inserts the claim if `from`
+    /// returned a row and returns a row only when it took the key, so the
+    /// statement's writes can follow from it (claim, work and answer in one
+    /// round trip, where a claim, the work and [`KeyTable::store_response`]
+    /// are three). Its values are bound as parameters `$first` to
+    /// `$first + 4` by [`AnsweredClaim::bind`]. A concurrent claim of the
+    /// same key waits on it until its transaction ends, then takes nothing.
+    pub fn claim_from(self, from: &str, first: usize) -> String {
+        format!(
+            "INSERT INTO {} (user_id, key, request_hash, response_status, response_body) \
+             SELECT ${first}, ${}, ${}, ${}, ${} FROM {from} ON CONFLICT DO NOTHING RETURNING user_id",
+            self.name,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4
+        )
     }
 
     /// Stores the answer to replay, on the claiming transaction.
