@@ -161,12 +161,15 @@ impl Checkout<'_> {
         Ok(replayed)
     }
 
-    /// Places an order from the shopper's cart, to be paid with
-    /// `payment_method_id` and shipped to `shipping_address`; `email` (already
-    /// checked) is kept on the order so admins can find it by e-mail.
+    /// Places an order from the shopper's cart (`cart`, as read when the
+    /// request came; read again if it changes before the order is placed),
+    /// to be paid with `payment_method_id` and shipped to
+    /// `shipping_address`; `email` (already checked) is kept on the order
+    /// so admins can find it by e-mail.
     pub(crate) async fn place(
         &self,
         attempt: &Attempt<'_>,
+        mut cart: Vec<CartItem>,
         payment_method_id: Uuid,
         shipping_address: ShippingAddress,
         email: Option<&str>,
@@ -181,8 +184,10 @@ impl Checkout<'_> {
         // held meanwhile. The statement that places the order checks the
         // cart is still the one priced, and the cart is priced again when it
         // changed in between.
-        for _ in 0..PRICING_ROUNDS {
-            let cart = store::cart(self.pool, user).await?;
+        for round in 0..PRICING_ROUNDS {
+            if round > 0 {
+                cart = store::cart(self.pool, user).await?;
+            }
             if cart.is_empty() {
                 // Emptied by a request with this key, whose answer this
                 // one replays, or never filled.
