@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use storekeeper_kit::{
     FieldError,
-    events::{EventsError, OutboxRow, envelope::OrderCreated},
+    events::{EventsError, OutboxRow},
     idempotency::{Answer, AnsweredClaim, KeyReused, request_hash},
 };
 use uuid::Uuid;
@@ -197,17 +197,8 @@ impl Checkout<'_> {
             let priced = price(&cart, &self.catalog.products(&ids).await?)?;
             let (order, answer) =
                 compose(attempt, (address.clone(), email), payment_method_id, priced)?;
-            let created = OutboxRow::new(
-                &OrderCreated {
-                    order_id: order.id,
-                    user_id: user,
-                    items: order.event_items(),
-                    total_cents: order.total_cents,
-                    currency: order.currency.clone(),
-                },
-                order.id,
-            )
-            .map_err(CheckoutError::Outbox)?;
+            let created =
+                OutboxRow::new(&order.created(), order.id).map_err(CheckoutError::Outbox)?;
             let claim = AnsweredClaim {
                 user,
                 key: attempt.key,

@@ -6,7 +6,10 @@ use std::sync::LazyLock;
 
 use sqlx::{PgConnection, PgPool, Row, types::Json as SqlJson};
 use storekeeper_kit::{
-    events::{OutboxRow, envelope::EventItem},
+    events::{
+        OutboxRow,
+        envelope::{EventItem, OrderCreated},
+    },
     idempotency::{AnsweredClaim, KeyTable},
 };
 use utoipa::ToSchema;
@@ -87,6 +90,17 @@ impl Order {
                 quantity: item.quantity,
             })
             .collect()
+    }
+
+    /// The `order.created` event that starts the order's saga.
+    pub(crate) fn created(&self) -> OrderCreated {
+        OrderCreated {
+            order_id: self.id,
+            user_id: self.user_id,
+            items: self.event_items(),
+            total_cents: self.total_cents,
+            currency: self.currency.clone(),
+        }
     }
 }
 
@@ -594,9 +608,7 @@ pub(crate) const KEYS: KeyTable = KeyTable::new("idempotency_keys");
 mod tests {
     use axum::http::StatusCode;
     use storekeeper_contract::ShopService;
-    use storekeeper_kit::{
-        events::envelope::OrderCreated, idempotency::Answer, testing::TestDatabase,
-    };
+    use storekeeper_kit::{idempotency::Answer, testing::TestDatabase};
 
     use super::*;
 
@@ -639,17 +651,7 @@ mod tests {
 
     /// Runs [`place_order`] for `order` under `key`.
     async fn place(pool: &PgPool, order: &Order, key: &str) -> Placement {
-        let created = OutboxRow::new(
-            &OrderCreated {
-                order_id: order.id,
-                user_id: order.user_id,
-                items: order.event_items(),
-                total_cents: order.total_cents,
-                currency: order.currency.clone(),
-            },
-            order.id,
-        )
-        .unwrap();
+        let created = OutboxRow::new(&order.created(), order.id).unwrap();
         let answer = Answer {
             status: StatusCode::CREATED,
             body: format!("{{\"id\":\"{}\"}}", order.id),
