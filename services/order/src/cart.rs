@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     catalog::{Catalog, CatalogError},
-    store::{self, Added},
+    store::{self, Added, CartItem},
 };
 
 /// Most units of one product in a cart.
@@ -42,20 +42,21 @@ fn check_quantity(quantity: i32, min: i32) -> Result<(), CartError> {
     }
 }
 
-/// Adds units of a product that product-service knows (creating the line).
+/// Adds units of a product that product-service knows (creating the line);
+/// returns the cart after it.
 pub(crate) async fn add(
     pool: &PgPool,
     catalog: &Catalog,
     user: Uuid,
     product: Uuid,
     quantity: i32,
-) -> Result<(), CartError> {
+) -> Result<Vec<CartItem>, CartError> {
     check_quantity(quantity, 1)?;
     if catalog.product(product).await?.is_none() {
         return Err(CartError::UnknownProduct);
     }
     match store::add_to_cart(pool, user, product, quantity, MAX_QUANTITY, MAX_LINES).await? {
-        Added::Line => Ok(()),
+        Added::Line(cart) => Ok(cart),
         Added::LineFull => Err(CartError::LineFull),
         Added::CartFull => Err(CartError::TooManyLines),
     }

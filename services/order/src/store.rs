@@ -192,19 +192,31 @@ pub(crate) async fn cart(pool: &PgPool, user: Uuid) -> Result<Vec<CartItem>, sql
 }
 
 /// What [`add_to_cart`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Added {
-    /// The line took the units.
-    Line,
+    /// The line took the units: the cart after the add, oldest line first.
+    Line(Vec<CartItem>),
     /// The line would pass the most units of one product: nothing changed.
     LineFull,
     /// A new line, but the cart holds the most lines: nothing changed.
     CartFull,
 }
 
+/// A row of [`add_to_cart`]'s answer: the cart's room, and one line of the
+/// cart after the add (none when nothing was added).
+#[derive(sqlx::FromRow)]
+struct AddedRow {
+    room: bool,
+    product_id: Option<Uuid>,
+    quantity: Option<i32>,
+    added_at: Option<DateTime<Utc>>,
+}
+
 /// Adds `quantity` to a line (creating it while the cart has fewer than
-/// `max_lines` lines), at most `max_quantity` in a line: the cart's room
-/// and the upsert in one statement, one round trip per add.
+/// `max_lines` lines), at most `max_quantity` in a line, and answers with
+/// the cart after it: the cart's room, the upsert and the cart in one
+/// statement, one round trip per add where a read of the cart after it
+/// made two.
 pub(crate) async fn add_to_cart(
     pool: &PgPool,
     user: Uuid,
@@ -213,26 +225,43 @@ pub(crate) async fn add_to_cart(
     max_quantity: i32,
     max_lines: i64,
 ) -> Result<Added, sqlx::Error> {
-    let (room, units): (bool, Option<i32>) = sqlx::query_as(
+    let rows: Vec<AddedRow> = sqlx::query_as(
         "WITH cart AS (SELECT count(*) < $5 OR coalesce(bool_or(product_id = $2), false) AS room \
            FROM cart_items WHERE user_id = $1), \
          added AS (INSERT INTO cart_items (user_id, product_id, quantity) \
            SELECT $1, $2, $3 FROM cart WHERE room \
            ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity \
-           WHERE cart_items.quantity + EXCLUDED.quantity <= $4 RETURNING quantity) \
-         SELECT (SELECT room FROM cart), (SELECT quantity FROM added)",
+           WHERE cart_items.quantity + EXCLUDED.quantity <= $4 \
+           RETURNING product_id, quantity, added_at), \
+         lines AS (SELECT product_id, quantity, added_at FROM added \
+           UNION ALL SELECT product_id, quantity, added_at FROM cart_items \
+           WHERE user_id = $1 AND product_id <> $2 AND EXISTS (SELECT FROM added)) \
+         SELECT cart.room, line.product_id, line.quantity, line.added_at \
+         FROM cart LEFT JOIN lines AS line ON true \
+         ORDER BY line.added_at, line.product_id",
     )
     .bind(user)
     .bind(product)
     .bind(quantity)
     .bind(max_quantity)
     .bind(max_lines)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(match (room, units) {
-        (_, Some(_)) => Added::Line,
-        (true, None) => Added::LineFull,
-        (false, None) => Added::CartFull,
+    let room = rows.first().is_some_and(|row| row.room);
+    let cart: Vec<CartItem> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(CartItem {
+                product_id: row.product_id?,
+                quantity: row.quantity?,
+                added_at: row.added_at?,
+            })
+        })
+        .collect();
+    Ok(match (cart.is_empty(), room) {
+        (false, _) => Added::Line(cart),
+        (true, true) => Added::LineFull,
+        (true, false) => Added::CartFull,
     })
 }
 
@@ -740,6 +769,37 @@ mod tests {
         assert_eq!(place(&pool, &again, "k").await, Placement::KeyTaken);
         assert_eq!(written(&pool).await, [1, 2, 1, 1, 1]);
         assert_eq!(count(&pool, "cart_items").await, 2);
+        database.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn an_add_answers_with_the_cart_a_read_after_it_gives() {
+        let database = TestDatabase::create(ShopService::Order, &crate::MIGRATOR).await;
+        let pool = database.pool.clone();
+        let (user, kettle, lamp) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        put(&pool, Uuid::new_v4(), kettle, 5).await;
+        for (product, quantity) in [(kettle, 1), (lamp, 2), (kettle, 3)] {
+            let added = add_to_cart(&pool, user, product, quantity, 99, 50)
+                .await
+                .unwrap();
+            assert_eq!(added, Added::Line(cart(&pool, user).await.unwrap()));
+        }
+        let lines = cart(&pool, user).await.unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|line| (line.product_id, line.quantity))
+                .collect::<Vec<_>>(),
+            [(kettle, 4), (lamp, 2)],
+            "oldest line first, another shopper's line not in it"
+        );
+        let full = add_to_cart(&pool, user, kettle, 96, 99, 50).await.unwrap();
+        assert_eq!(full, Added::LineFull);
+        let no_room = add_to_cart(&pool, user, Uuid::new_v4(), 1, 99, 2)
+            .await
+            .unwrap();
+        assert_eq!(no_room, Added::CartFull);
+        assert_eq!(cart(&pool, user).await.unwrap(), lines, "nothing changed");
         database.drop_database().await;
     }
 

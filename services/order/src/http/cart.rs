@@ -99,7 +99,7 @@ pub(super) async fn add_item(
     user: AuthUser,
     Json(body): Json<AddItem>,
 ) -> ApiResult<Json<Cart>> {
-    cart::add(
+    let items = cart::add(
         &state.pool,
         &state.catalog,
         user.id,
@@ -107,7 +107,7 @@ pub(super) async fn add_item(
         body.quantity,
     )
     .await?;
-    current(&state, user).await
+    Ok(Json(Cart { items }))
 }
 
 /// Sets a line's quantity (0 removes it).
