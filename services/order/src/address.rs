@@ -46,6 +46,19 @@ fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize
 }
 
 impl ShippingAddress {
+    /// A valid address, already normalised, for tests that need one.
+    #[cfg(test)]
+    pub(crate) fn example() -> Self {
+        Self {
+            name: "Ada Lovelace".into(),
+            line1: "12 St James's Square".into(),
+            line2: String::new(),
+            city: "London".into(),
+            postal_code: "SW1Y 4JH".into(),
+            country: "GB".into(),
+        }
+    }
+
     /// Trims every field, upper-cases the country, and reports every problem.
     pub(crate) fn validate(self) -> Result<Self, Vec<FieldError>> {
         let address = Self {

@@ -273,6 +273,10 @@ fn compose(
 
 #[cfg(test)]
 mod tests {
+    use axum::{Json, Router, extract::Path, routing::get};
+    use storekeeper_contract::ShopService;
+    use storekeeper_kit::{Metrics, testing::TestDatabase};
+
     use super::*;
 
     fn line(product: Uuid, quantity: i32) -> CartItem {
@@ -321,5 +325,79 @@ mod tests {
         assert!(matches!(err, CheckoutError::MixedCurrencies), "{err:?}");
         let err = price(&[line(a, 99)], &[product(a, i64::MAX / 2, "USD")]).unwrap_err();
         assert!(matches!(err, CheckoutError::TotalTooLarge), "{err:?}");
+    }
+
+    /// product-service as checkout sees it: every product at 10.00 USD.
+    async fn catalog_at_ten_dollars() -> Catalog {
+        let router = Router::new().route(
+            "/api/products/{id}",
+            get(|Path(id): Path<Uuid>| async move {
+                Json(serde_json::json!({
+                    "id": id, "name": "Kettle", "price_cents": 1_000, "currency": "USD"
+                }))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Catalog::new(reqwest::Client::new(), &base)
+    }
+
+    #[tokio::test]
+    async fn a_cart_changed_since_it_was_read_is_read_and_priced_again() {
+        let database = TestDatabase::create(ShopService::Order, &crate::MIGRATOR).await;
+        let pool = database.pool.clone();
+        let catalog = catalog_at_ten_dollars().await;
+        let metrics = OrderMetrics::register(&Metrics::new());
+        let checkout = Checkout {
+            pool: &pool,
+            catalog: &catalog,
+            metrics: &metrics,
+        };
+        let (user, kettle) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = serde_json::json!({"n": 1});
+        let attempt = Attempt::new(user, "k", &body);
+        let place = |cart: Vec<CartItem>| {
+            checkout.place(
+                &attempt,
+                cart,
+                Uuid::new_v4(),
+                ShippingAddress::example(),
+                None,
+            )
+        };
+
+        // The request read one kettle; the shopper made it two before the
+        // order was placed: the order is for two.
+        store::add_to_cart(&pool, user, kettle, 2, 99, 50)
+            .await
+            .unwrap();
+        let answer = place(vec![line(kettle, 1)]).await.unwrap();
+        let order: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(
+            (&order["items"][0]["quantity"], &order["total_cents"]),
+            (&serde_json::json!(2), &serde_json::json!(2_000))
+        );
+        assert!(store::cart(&pool, user).await.unwrap().is_empty());
+
+        // The same key again with the cart it read before that order
+        // emptied it: the first answer, replayed.
+        let replay = place(vec![line(kettle, 2)]).await.unwrap();
+        assert_eq!((replay.body, replay.replayed), (answer.body, true));
+
+        // Another shopper's cart that was emptied since it was read.
+        let other = Attempt::new(Uuid::new_v4(), "k", &body);
+        let err = checkout
+            .place(
+                &other,
+                vec![line(kettle, 1)],
+                Uuid::new_v4(),
+                ShippingAddress::example(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckoutError::EmptyCart), "{err:?}");
+        database.drop_database().await;
     }
 }
