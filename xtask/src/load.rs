@@ -2,7 +2,9 @@
 //! storefront of a running local shop (`cargo xtask up`) and prints
 //! requests/s, p50/p99 per page and errors, then each service's resident
 //! memory idle and at its peak under the load, and the CPU it spent, read
-//! from the `process_*` metrics on its admin port.
+//! from the `process_*` metrics on its admin port, and the CPU the load
+//! generator itself spent. It runs from a release build of xtask (see
+//! [`crate::optimized`]): it shares the machine with the shop.
 //!
 //! Each virtual shopper is signed in before the clock starts (the same
 //! account in every run, registered the first time: see [`accounts`]),
@@ -31,6 +33,8 @@ use reqwest::{Client, Response};
 use storekeeper_contract::{ShopService, admin};
 
 use accounts::Shopper;
+
+use crate::optimized;
 
 /// What `cargo xtask load` was asked for.
 #[derive(Debug, clap::Args)]
@@ -122,6 +126,7 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
     let idle = sample_all(&metrics_client).await;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let sampler = tokio::spawn(peak_until(metrics_client.clone(), deadline));
+    let own_cpu_before = optimized::own_cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for signed_in in shoppers {
@@ -141,9 +146,15 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
         }
     }
     report(&all, started.elapsed());
+    let own_cpu = own_cpu_before
+        .zip(optimized::own_cpu_seconds())
+        .map(|(before, after)| after - before);
     let peak = sampler.await.context("the memory sampler panicked")?;
     let after = sample_all(&metrics_client).await;
     report_processes(&idle, &peak, &after);
+    if let Some(seconds) = own_cpu {
+        println!("{:<12} {:>13} {:>13} {seconds:>13.2}", "this load", "", "");
+    }
     Ok(())
 }
 

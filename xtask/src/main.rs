@@ -10,6 +10,7 @@ mod layout;
 mod load;
 mod local_deps;
 mod local_state;
+mod optimized;
 mod process;
 mod prometheus;
 mod stack;
@@ -102,6 +103,15 @@ fn main() -> ExitCode {
             Command::E2e => check::e2e().await,
             Command::PrometheusCheck => prometheus::check().await,
             Command::Generate => generate::run(),
+            Command::Bench {
+                target: Some(bench::Target::Logins(_)),
+                ..
+            }
+            | Command::Load(_)
+                if cfg!(debug_assertions) =>
+            {
+                optimized::rerun_in_release().await
+            }
             Command::Bench { rounds, target } => bench::run(rounds, target).await,
             Command::Load(options) => load::run(&options).await,
             Command::Drill(options) => drill::run(&options).await,
