@@ -273,7 +273,9 @@ fn compose(
 
 #[cfg(test)]
 mod tests {
-    use axum::{Json, Router, extract::Path, routing::get};
+    use std::collections::HashMap;
+
+    use axum::{Json, Router, extract::Query, routing::get};
     use storekeeper_contract::ShopService;
     use storekeeper_kit::{Metrics, testing::TestDatabase};
 
@@ -330,17 +332,20 @@ mod tests {
     /// product-service as checkout sees it: every product at 10.00 USD.
     async fn catalog_at_ten_dollars() -> Catalog {
         let router = Router::new().route(
-            "/api/products/{id}",
-            get(|Path(id): Path<Uuid>| async move {
-                Json(serde_json::json!({
-                    "id": id, "name": "Kettle", "price_cents": 1_000, "currency": "USD"
-                }))
+            "/api/products:batchGet",
+            get(|Query(query): Query<HashMap<String, String>>| async move {
+                let products: Vec<serde_json::Value> = query["ids"]
+                    .split(',')
+                    .map(|id| {
+                        serde_json::json!({
+                            "id": id, "name": "Kettle", "price_cents": 1_000, "currency": "USD"
+                        })
+                    })
+                    .collect();
+                Json(serde_json::json!({ "products": products }))
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Catalog::new(reqwest::Client::new(), &base)
+        crate::catalog::tests::serve(router).await
     }
 
     #[tokio::test]

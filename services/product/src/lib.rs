@@ -5,11 +5,12 @@
 //! outbox relay and the `product.inventory` consumer (stock reservations);
 //! [`seed::load`] loads the sample catalog. Modules: `domain` (types,
 //! validation, pure), `currency` (ISO 4217), `listing` (list query
-//! parameters), `images` (placeholder pictures), `cache` (Redis
+//! parameters), `batch` (the ids of a batch read), `images` (placeholder pictures), `cache` (Redis
 //! cache-aside), `inventory` (the saga's stock reservations), `seed` (the
 //! sample catalog), `store` (SQL), `state` (what handlers reach), `http`
 //! (handlers, OpenAPI).
 
+mod batch;
 pub mod cache;
 mod currency;
 mod domain;

@@ -120,6 +120,20 @@ pub(crate) async fn list(pool: &PgPool, query: &ListQuery) -> Result<ProductPage
     })
 }
 
+/// The products with these ids that exist, in the order of `ids`; read
+/// from the database, never the cache, for callers that need current
+/// prices.
+pub(crate) async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Product>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted (id, n) \
+         JOIN products p ON p.id = wanted.id JOIN categories c ON c.id = p.category_id \
+         ORDER BY wanted.n"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
 /// The product with this id, if any.
 pub(crate) async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     sqlx::query_as(&format!(

@@ -9,10 +9,11 @@ use serde_json::Value;
 use support::Ctx;
 
 /// Every (method, path template) the router serves, besides `/openapi.json` itself.
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 9] = [
     ("get", "/api/categories"),
     ("get", "/api/products"),
     ("post", "/api/products"),
+    ("get", "/api/products:batchGet"),
     ("get", "/api/products/{id}"),
     ("patch", "/api/products/{id}"),
     ("delete", "/api/products/{id}"),

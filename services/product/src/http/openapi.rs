@@ -13,6 +13,7 @@ use utoipa::OpenApi;
 
 use super::{categories, images, products};
 use crate::{
+    batch::ProductBatch,
     domain::{Category, NewProduct, Product, ProductPatch, StockLevels},
     listing::{ProductPage, Sort},
     state::AppState,
@@ -28,6 +29,7 @@ use crate::{
     paths(
         categories::list_categories,
         products::list_products,
+        products::batch_get_products,
         products::get_product,
         products::create_product,
         products::update_product,
@@ -39,6 +41,7 @@ use crate::{
         Category,
         Product,
         ProductPage,
+        ProductBatch,
         NewProduct,
         ProductPatch,
         StockLevels,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{cached::cached, error::invalid_query};
 use crate::{
+    batch::{BatchParams, ProductBatch},
     domain::{NewProduct, Product, ProductPatch, StockLevels, is_slug},
     listing::{ListParams, ProductPage},
     state::AppState,
@@ -27,6 +28,7 @@ use crate::{
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/products", get(list_products).post(create_product))
+        .route("/api/products:batchGet", get(batch_get_products))
         .route(
             "/api/products/{id}",
             get(get_product)
@@ -57,6 +59,27 @@ pub(super) async fn list_products(
         Ok(store::list(&state.pool, &query).await?)
     })
     .await
+}
+
+/// Several products by id in one request, current: read from the
+/// database, not the cache, because checkout prices orders from it.
+#[utoipa::path(
+    get,
+    path = "/api/products:batchGet",
+    tag = "catalog",
+    params(BatchParams),
+    responses(
+        (status = 200, description = "The products that exist, in the order asked for; unknown ids are left out", body = ProductBatch),
+        (status = 400, description = "`ids` is missing, holds something other than UUIDs, or too many", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub(super) async fn batch_get_products(
+    State(state): State<AppState>,
+    Query(params): Query<BatchParams>,
+) -> ApiResult<Json<ProductBatch>> {
+    let ids = params.validate().map_err(invalid_query)?;
+    let products = store::by_ids(&state.pool, &ids).await?;
+    Ok(Json(ProductBatch { products }))
 }
 
 /// One product, by id or by slug.
