@@ -62,7 +62,7 @@ use crate::{
     metrics::PaymentMetrics,
     provider::{self, Decline},
     refunds::{RefundError, refund_locked},
-    store::{self, NewPayment, StoredMethod},
+    store::{self, NewPayment, Recorded, StoredMethod},
 };
 
 /// How long the replica that decided a charge has to begin it before any
@@ -277,10 +277,13 @@ impl Capturer {
                 }
                 intent.claim_ends = Some(before + LEASE);
             }
-            if intent.attempts <= 1 && store::is_cancelled(&mut conn, order).await? {
+            let (method, cancelled) =
+                store::before_charge(&mut conn, intent.payment_method_id, intent.user_id, order)
+                    .await?;
+            if intent.attempts <= 1 && cancelled {
                 return self.drop_cancelled(order).await;
             }
-            store::method_of(&mut conn, intent.payment_method_id, intent.user_id).await?
+            method
         };
         let asked = {
             let _counted = self.metrics.provider_call();
@@ -352,7 +355,8 @@ impl Capturer {
     }
 
     /// Records the provider's answer, its event and the intent's end in one
-    /// transaction; refunds at once when the order was cancelled meanwhile.
+    /// statement under the order's lock; refunds at once, in the same
+    /// transaction, when the order was cancelled meanwhile.
     async fn record(
         &self,
         intent: &Intent,
@@ -360,11 +364,6 @@ impl Capturer {
         answer: Result<(), Decline>,
     ) -> Result<Captured, CaptureError> {
         let order = intent.order_id;
-        let mut tx = db::begin(&self.pool).await?;
-        db::lock_for_transaction(&mut tx, order).await?;
-        if !intents::finish(&mut tx, order).await? {
-            return Ok(Captured::AlreadyRecorded);
-        }
         let payment_id = Uuid::now_v7();
         let new = NewPayment {
             id: payment_id,
@@ -396,14 +395,20 @@ impl Capturer {
                 intent.correlation_id,
             )?,
         };
-        let Some(payment) = store::insert_payment(&mut tx, &new, outcome).await? else {
+        let mut tx = db::begin(&self.pool).await?;
+        db::lock_for_transaction(&mut tx, order).await?;
+        let Some(Recorded { payment, cancelled }) =
+            store::record_payment(&mut tx, &new, outcome).await?
+        else {
+            // Finished by another worker, or charged already: commits the
+            // intent's end if it was this one's.
             tx.commit().await?;
             return Ok(Captured::AlreadyRecorded);
         };
         let captured = match answer {
             Ok(()) => {
                 tracing::info!(order_id = %order, payment_id = %payment.id, "payment captured");
-                if store::is_cancelled(&mut tx, order).await? {
+                if cancelled {
                     let refund = refund_locked(&mut tx, payment, None).await?;
                     tracing::warn!(order_id = %order, amount = refund.amount_cents, "order cancelled while its charge was in flight; refunded");
                     Captured::Refunded

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::{
     capture::{self, Captures},
-    intents::{self, Intent},
+    intents::{self, Decision, Intent},
     metrics::PaymentMetrics,
     refunds::{RefundError, refund_locked},
     store,
@@ -141,19 +141,25 @@ impl Charger {
         event: &Envelope,
     ) -> Result<Option<Effect>, HandlerError> {
         db::lock_for_transaction(conn, request.order_id).await?;
-        if store::is_cancelled(conn, request.order_id).await? {
-            tracing::info!(order_id = %request.order_id, "order cancelled before its charge; not charging");
-            return Ok(None);
-        }
-        if store::order_has_payment(conn, request.order_id).await? {
-            tracing::info!(order_id = %request.order_id, "order already charged; ignoring");
-            return Ok(None);
-        }
         let request_id = RequestId::current();
         let trace = telemetry::current_trace_context();
         let trace = (request_id.as_ref().map(RequestId::as_str), &trace);
-        let intent =
-            intents::insert(conn, request, event.correlation_id, trace, capture::HANDOFF).await?;
-        Ok(intent.map(Effect::Intended))
+        let order_id = request.order_id;
+        Ok(
+            match intents::decide(conn, request, event.correlation_id, trace, capture::HANDOFF)
+                .await?
+            {
+                Decision::Charge(intent) => Some(Effect::Intended(intent)),
+                Decision::Cancelled => {
+                    tracing::info!(%order_id, "order cancelled before its charge; not charging");
+                    None
+                }
+                Decision::Charged => {
+                    tracing::info!(%order_id, "order already charged; ignoring");
+                    None
+                }
+                Decision::Pending => None,
+            },
+        )
     }
 }

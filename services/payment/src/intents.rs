@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{PgConnection, PgPool, postgres::types::PgInterval, types::Json};
+use sqlx::{FromRow, PgConnection, PgPool, Row, postgres::types::PgInterval, types::Json};
 use storekeeper_kit::events::envelope::PaymentRequested;
 use uuid::Uuid;
 
@@ -58,24 +58,44 @@ fn interval(duration: Duration) -> PgInterval {
     }
 }
 
-/// Records the intent to charge `request`, claimed by the caller for
-/// `lease` from the statement's own time (not the transaction's start, so
-/// the claim the caller counts from its clock ends no later than the
-/// stored one); `None` if the order has one already.
-pub(crate) async fn insert(
+/// What [`decide`] made of a `payment.requested`.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// The intent to charge, recorded and claimed by the caller.
+    Charge(Intent),
+    /// order-service cancelled the order: nothing to charge.
+    Cancelled,
+    /// The order has its payment already.
+    Charged,
+    /// The order has an intent already, which its worker is making.
+    Pending,
+}
+
+/// Records the intent to charge `request` unless the order was cancelled,
+/// charged or has an intent already, in one statement; the intent is
+/// claimed by the caller for `lease` from the statement's own time (not
+/// the transaction's start, so the claim the caller counts from its clock
+/// ends no later than the stored one). Run under the order's lock, so a
+/// cancellation or a payment recorded before it is seen.
+pub(crate) async fn decide(
     conn: &mut PgConnection,
     request: &PaymentRequested,
     correlation_id: Uuid,
     trace: (Option<&str>, &BTreeMap<String, String>),
     lease: Duration,
-) -> Result<Option<Intent>, sqlx::Error> {
+) -> Result<Decision, sqlx::Error> {
     let (request_id, trace_context) = trace;
     let before = Instant::now();
-    let intent: Option<Intent> = sqlx::query_as(&format!(
-        "INSERT INTO charge_intents (order_id, user_id, payment_method_id, amount_cents, currency, \
-         correlation_id, request_id, trace_context, claimed_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp() + $9) \
-         ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
+    let row = sqlx::query(&format!(
+        "WITH found AS (SELECT \
+           EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1) AS cancelled, \
+           EXISTS (SELECT 1 FROM payments WHERE order_id = $1) AS charged), \
+         intended AS (INSERT INTO charge_intents (order_id, user_id, payment_method_id, \
+           amount_cents, currency, correlation_id, request_id, trace_context, claimed_until) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp() + $9 FROM found \
+           WHERE NOT cancelled AND NOT charged \
+           ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}) \
+         SELECT found.cancelled, found.charged, intended.* FROM found LEFT JOIN intended ON true"
     ))
     .bind(request.order_id)
     .bind(request.user_id)
@@ -86,9 +106,17 @@ pub(crate) async fn insert(
     .bind(request_id)
     .bind((!trace_context.is_empty()).then_some(Json(trace_context)))
     .bind(interval(lease))
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(intent.map(|intent| claimed(intent, before + lease)))
+    Ok(if row.try_get("cancelled")? {
+        Decision::Cancelled
+    } else if row.try_get("charged")? {
+        Decision::Charged
+    } else if row.try_get::<Option<Uuid>, _>("order_id")?.is_none() {
+        Decision::Pending
+    } else {
+        Decision::Charge(claimed(Intent::from_row(&row)?, before + lease))
+    })
 }
 
 fn claimed(intent: Intent, until: Instant) -> Intent {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::LazyLock;
 
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 use storekeeper_kit::{events::OutboxRow, idempotency::KeyTable};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -102,20 +102,30 @@ pub(crate) async fn insert_method(
     .await
 }
 
-/// A user's payment method, with its token; `None` if absent or someone else's.
-pub(crate) async fn method_of(
+/// What a charge needs before its provider call, in one read: the
+/// shopper's payment method with its token (`None` if absent or someone
+/// else's) and whether order-service cancelled `order`.
+pub(crate) async fn before_charge(
     conn: &mut PgConnection,
-    id: Uuid,
+    method: Uuid,
     user: Uuid,
-) -> Result<Option<StoredMethod>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, brand, last4, exp_month, exp_year, provider_token FROM payment_methods \
-         WHERE id = $1 AND user_id = $2",
+    order: Uuid,
+) -> Result<(Option<StoredMethod>, bool), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $3) AS cancelled, \
+         m.id, m.brand, m.last4, m.exp_month, m.exp_year, m.provider_token \
+         FROM (VALUES (1)) AS one (n) LEFT JOIN payment_methods m ON m.id = $1 AND m.user_id = $2",
     )
-    .bind(id)
+    .bind(method)
     .bind(user)
-    .fetch_optional(conn)
-    .await
+    .bind(order)
+    .fetch_one(conn)
+    .await?;
+    let method = match row.try_get::<Option<Uuid>, _>("id")? {
+        Some(_) => Some(StoredMethod::from_row(&row)?),
+        None => None,
+    };
+    Ok((method, row.try_get("cancelled")?))
 }
 
 /// Records that order-service cancelled the order (once).
@@ -130,17 +140,6 @@ pub(crate) async fn record_cancelled(
     Ok(())
 }
 
-/// Whether order-service cancelled the order.
-pub(crate) async fn is_cancelled(
-    conn: &mut PgConnection,
-    order: Uuid,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
-        .bind(order)
-        .fetch_one(conn)
-        .await
-}
-
 /// The order's payment, locked, if it was charged.
 pub(crate) async fn lock_by_order(
     conn: &mut PgConnection,
@@ -152,17 +151,6 @@ pub(crate) async fn lock_by_order(
     .bind(order)
     .fetch_optional(conn)
     .await
-}
-
-/// Whether the order already has a payment (charged at most once).
-pub(crate) async fn order_has_payment(
-    conn: &mut PgConnection,
-    order: Uuid,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1)")
-        .bind(order)
-        .fetch_one(conn)
-        .await
 }
 
 /// A payment about to be recorded.
@@ -187,34 +175,50 @@ pub(crate) struct NewPayment<'a> {
     pub(crate) card: Option<(&'a str, &'a str)>,
 }
 
-/// [`insert_payment`]'s statement: the payment unless the order has one,
-/// and then the event that tells its outcome.
-static INSERT_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+/// A payment [`record_payment`] recorded.
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    /// The payment.
+    pub(crate) payment: Payment,
+    /// Whether order-service had cancelled the order (a capture must then
+    /// be refunded).
+    pub(crate) cancelled: bool,
+}
+
+/// [`record_payment`]'s statement: the intent's end, then the payment
+/// unless the order has one, then the event that tells its outcome, and
+/// whether the order was cancelled.
+static RECORD_PAYMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH recorded AS (INSERT INTO payments (id, order_id, user_id, payment_method_id, \
+        "WITH finished AS (DELETE FROM charge_intents WHERE order_id = $2 RETURNING order_id), \
+         recorded AS (INSERT INTO payments (id, order_id, user_id, payment_method_id, \
          amount_cents, currency, status, failure_code, failure_reason, brand, last4) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM finished \
          ON CONFLICT ON CONSTRAINT payments_order_id_key DO NOTHING RETURNING {PAYMENT_COLUMNS}), \
          announced AS ({}) \
-         SELECT {PAYMENT_COLUMNS} FROM recorded",
+         SELECT {PAYMENT_COLUMNS}, \
+         EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = $2) AS cancelled \
+         FROM recorded",
         OutboxRow::insert_from("recorded", 12)
     )
 });
 
-/// Records a payment unless the order already has one (`None` then, and
-/// nothing written), with `outcome`, the event that tells it, in the same
-/// statement.
-pub(crate) async fn insert_payment(
+/// Finishes the order's charge intent and records its payment with
+/// `outcome`, the event that tells it, in one statement; nothing is
+/// recorded when the intent was finished already or the order has a
+/// payment (`None` then). Run under the order's lock, so a cancellation
+/// recorded before it is seen.
+pub(crate) async fn record_payment(
     conn: &mut PgConnection,
     new: &NewPayment<'_>,
     outcome: OutboxRow,
-) -> Result<Option<Payment>, sqlx::Error> {
+) -> Result<Option<Recorded>, sqlx::Error> {
     let status = if new.failure.is_some() {
         "FAILED"
     } else {
         "SUCCEEDED"
     };
-    let query = sqlx::query(&INSERT_PAYMENT)
+    let query = sqlx::query(&RECORD_PAYMENT)
         .bind(new.id)
         .bind(new.order_id)
         .bind(new.user_id)
@@ -226,8 +230,13 @@ pub(crate) async fn insert_payment(
         .bind(new.failure.map(|f| f.1))
         .bind(new.card.map(|c| c.0))
         .bind(new.card.map(|c| c.1));
-    let row = outcome.bind(query).fetch_optional(conn).await?;
-    row.map(|row| Payment::from_row(&row)).transpose()
+    let Some(row) = outcome.bind(query).fetch_optional(conn).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Recorded {
+        payment: Payment::from_row(&row)?,
+        cancelled: row.try_get("cancelled")?,
+    }))
 }
 
 /// Payments visible to `user` (all for admins), optionally for one order, newest first.
