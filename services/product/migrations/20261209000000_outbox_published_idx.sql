@@ -1,0 +1,1 @@
+../../kit/migrations/20261209000000_outbox_published_idx.sql
