@@ -638,7 +638,7 @@ mod tests {
     #[tokio::test]
     async fn the_prune_reads_the_expired_rows_from_an_index() {
         let database = TestDatabase::for_kit(Some(&MIGRATOR)).await;
-        let mut tx = database.pool.begin().await.unwrap();
+        let mut tx = crate::db::begin(&database.pool).await.unwrap();
         sqlx::query("SET LOCAL enable_seqscan = off")
             .execute(&mut *tx)
             .await
