@@ -4,7 +4,7 @@
 //! built that way measures itself: driving the shopper mix, a debug build
 //! spent about 0.64 of a core (the shop shares the machine's two cores with
 //! it) and added about a millisecond to every request it timed, where a
-//! release build spends about 0.15 of a core. So the commands that generate
+//! release build spends about 0.16 of a core. So the commands that generate
 //! load build xtask with the release profile and run that build with the
 //! same arguments.
 
