@@ -15,11 +15,17 @@
 //! form `GET /checkout` and its `POST /checkout`). Online Boutique's "set
 //! currency" is left out: this shop sells in one currency per product.
 //!
+//! By default each shopper sends its next request as soon as the last one
+//! is answered, which finds the shop's saturated rate and its tail there;
+//! `--rate` offers a fixed rate instead and times every request from when
+//! it was due (see [`pace`]).
+//!
 //! Before the mix starts, every product on the home page is topped up to
 //! [`restock::STOCK_AT_START`] units, so no run finds what earlier runs
 //! bought missing.
 
 mod accounts;
+mod pace;
 mod restock;
 
 use std::collections::BTreeMap;
@@ -33,6 +39,7 @@ use reqwest::{Client, Response};
 use storekeeper_contract::{ShopService, admin};
 
 use accounts::Shopper;
+use pace::Pace;
 
 use crate::optimized;
 
@@ -48,6 +55,11 @@ pub struct LoadOptions {
     /// How long to drive the mix, in seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
+    /// Offer this many requests a second in all, spread evenly over the
+    /// shoppers, each request timed from when it was due (default: every
+    /// shopper as fast as the shop answers).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
     /// Leave the stock as it is (for a shop that is not the local one:
     /// restocking logs in as the local admin).
     #[arg(long)]
@@ -128,12 +140,16 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
     let sampler = tokio::spawn(peak_until(metrics_client.clone(), deadline));
     let own_cpu_before = optimized::own_cpu_seconds();
     let started = Instant::now();
+    let count = shoppers.len();
     let mut tasks = Vec::new();
-    for signed_in in shoppers {
+    for (index, signed_in) in shoppers.into_iter().enumerate() {
         let url = options.url.clone();
         let slugs = slugs.clone();
+        let pacing = options.rate.map_or_else(Pace::closed_loop, |rate| {
+            Pace::offered(rate, count, index, started.into())
+        });
         tasks.push(tokio::spawn(async move {
-            shopper(signed_in, url, slugs, deadline).await
+            shopper(signed_in, url, slugs, pacing, deadline).await
         }));
     }
     let mut all: BTreeMap<Page, Samples> = BTreeMap::new();
@@ -145,7 +161,7 @@ pub async fn run(options: &LoadOptions) -> Result<()> {
             entry.skipped += samples.skipped;
         }
     }
-    report(&all, started.elapsed());
+    report(&all, started.elapsed(), options.rate);
     let own_cpu = own_cpu_before
         .zip(optimized::own_cpu_seconds())
         .map(|(before, after)| after - before);
@@ -272,6 +288,7 @@ async fn shopper(
     Shopper { client, csrf }: Shopper,
     base: String,
     slugs: Vec<String>,
+    mut pacing: Pace,
     deadline: Instant,
 ) -> Result<BTreeMap<Page, Samples>> {
     let mut samples: BTreeMap<Page, Samples> = BTreeMap::new();
@@ -285,18 +302,27 @@ async fn shopper(
                 slugs.choose(&mut rng).cloned().unwrap_or_default(),
             )
         };
-        let mut begun = Instant::now();
+        let mut begun: tokio::time::Instant;
         let outcome = match page {
-            Page::Product => get(&client, &format!("{base}/products/{slug}"))
-                .await
-                .map(|html| {
-                    visited_products = true;
-                    if let Some(id) = hidden_value(&html, "product_id") {
-                        product_ids.push(id);
-                    }
-                }),
-            Page::Cart => get(&client, &format!("{base}/cart")).await.map(drop),
-            Page::Home => get(&client, &format!("{base}/")).await.map(drop),
+            Page::Product => {
+                begun = pacing.turn().await;
+                get(&client, &format!("{base}/products/{slug}"))
+                    .await
+                    .map(|html| {
+                        visited_products = true;
+                        if let Some(id) = hidden_value(&html, "product_id") {
+                            product_ids.push(id);
+                        }
+                    })
+            }
+            Page::Cart => {
+                begun = pacing.turn().await;
+                get(&client, &format!("{base}/cart")).await.map(drop)
+            }
+            Page::Home => {
+                begun = pacing.turn().await;
+                get(&client, &format!("{base}/")).await.map(drop)
+            }
             Page::AddToCart => match product_ids.last() {
                 None => {
                     if visited_products {
@@ -305,6 +331,7 @@ async fn shopper(
                     continue;
                 }
                 Some(id) => {
+                    begun = pacing.turn().await;
                     let form = [
                         ("_csrf", csrf.as_str()),
                         ("product_id", id.as_str()),
@@ -315,6 +342,7 @@ async fn shopper(
             },
             Page::CheckoutForm => continue,
             Page::Checkout => {
+                begun = pacing.turn().await;
                 let form = checkout_form(&client, &base).await;
                 let entry = samples.entry(Page::CheckoutForm).or_default();
                 if form.is_ok() {
@@ -326,7 +354,7 @@ async fn shopper(
                 let Ok(Some(form)) = form else {
                     continue;
                 };
-                begun = Instant::now();
+                begun = pacing.turn().await;
                 post(&client, &format!("{base}/checkout"), &form.fields()).await
             }
         };
@@ -410,7 +438,7 @@ fn hidden_value(html: &str, name: &str) -> Option<String> {
     Some(html[start..start + end].to_owned())
 }
 
-fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration) {
+fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration, offered: Option<u32>) {
     let total: usize = all.values().map(|s| s.latencies.len() + s.errors).sum();
     println!();
     println!(
@@ -435,6 +463,15 @@ fn report(all: &BTreeMap<Page, Samples>, elapsed: Duration) {
         elapsed.as_secs_f64(),
         rate(total, elapsed)
     );
+    if let Some(offered) = offered {
+        println!("offered {offered} requests/s, each request timed from when it was due");
+        if rate(total, elapsed) < 0.95 * f64::from(offered) {
+            println!(
+                "warning: the shop answered fewer than the requests offered: the shoppers fell \
+                 behind, and the latencies above count how far"
+            );
+        }
+    }
     let skipped: usize = all.values().map(|s| s.skipped).sum();
     if skipped > 0 {
         println!(
