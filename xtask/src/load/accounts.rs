@@ -43,23 +43,37 @@ pub async fn sign_in_all(base: &str, users: usize) -> Result<Vec<Shopper>> {
     let mut known = read_record(&record);
     let existing = known.get(base).copied().unwrap_or(0);
     let mut shoppers = Vec::with_capacity(users);
+    let mut outcome = Ok(());
     for n in 0..users {
-        let client = Client::builder()
-            .cookie_store(true)
-            .redirect(Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        sign_in(&client, base, n, n < existing).await?;
-        // The session may rotate its token on login; read the current one.
-        let cart = get(&client, &format!("{base}/cart")).await?;
-        let csrf = hidden_value(&cart, "_csrf").context("no CSRF token after signing in")?;
-        shoppers.push(Shopper { client, csrf });
+        match signed_in(base, n, n < existing).await {
+            Ok(shopper) => shoppers.push(shopper),
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
+        }
     }
-    if users > existing {
-        known.insert(base.to_owned(), users);
+    // Also after a refusal (registrations are limited per address): the
+    // accounts made so far exist, and the next run logs them in.
+    if shoppers.len() > existing {
+        known.insert(base.to_owned(), shoppers.len());
         write_record(&record, &known)?;
     }
-    Ok(shoppers)
+    outcome.map(|()| shoppers)
+}
+
+/// Shopper `n`, signed in, with its session's CSRF token.
+async fn signed_in(base: &str, n: usize, exists: bool) -> Result<Shopper> {
+    let client = Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    sign_in(&client, base, n, exists).await?;
+    // The session may rotate its token on login; read the current one.
+    let cart = get(&client, &format!("{base}/cart")).await?;
+    let csrf = hidden_value(&cart, "_csrf").context("no CSRF token after signing in")?;
+    Ok(Shopper { client, csrf })
 }
 
 /// The two ways a shopper gets a session.
