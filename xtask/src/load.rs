@@ -57,7 +57,9 @@ pub struct LoadOptions {
     pub seconds: u64,
     /// Offer this many requests a second in all, spread evenly over the
     /// shoppers, each request timed from when it was due (default: every
-    /// shopper as fast as the shop answers).
+    /// shopper as fast as the shop answers). A shopper waits for each
+    /// answer, so give it enough shoppers to be mostly idle (24 for
+    /// 1,800/s), or their own queues are what gets timed.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
     /// Leave the stock as it is (for a shop that is not the local one:

@@ -10,9 +10,14 @@
 //! storefront URL, how many shoppers have accounts there. A record that
 //! is wrong (a database dropped since) costs one refused attempt per
 //! shopper, then the other way is tried. Signing in one at a time keeps
-//! the attempts in flight (counted until they succeed) to one.
+//! the attempts in flight (counted until they succeed) to one. Against a
+//! shop on this machine, every [`SHOPPERS_PER_ADDRESS`] shoppers send from
+//! their own loopback address (`127.0.0.1`, `127.0.0.2`, ...), as that many
+//! browsers would, so a run of more shoppers than one address may register
+//! in ten minutes still finds them all signed in.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,6 +30,10 @@ use crate::layout;
 
 /// The password of every load shopper (an obviously fake test value).
 const SHOPPER_PASSWORD: &str = "load-test-password-1";
+
+/// Shoppers that share one loopback address: fewer than the registrations
+/// user-service allows one address in ten minutes (20).
+const SHOPPERS_PER_ADDRESS: usize = 16;
 
 /// A shopper with a session: its client (cookies kept, redirects not
 /// followed, so each request is timed on its own) and the session's CSRF
@@ -64,11 +73,14 @@ pub async fn sign_in_all(base: &str, users: usize) -> Result<Vec<Shopper>> {
 
 /// Shopper `n`, signed in, with its session's CSRF token.
 async fn signed_in(base: &str, n: usize, exists: bool) -> Result<Shopper> {
-    let client = Client::builder()
+    let mut client = Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()?;
+        .timeout(Duration::from_secs(10));
+    if is_loopback(base) {
+        client = client.local_address(loopback_address(n));
+    }
+    let client = client.build()?;
     sign_in(&client, base, n, exists).await?;
     // The session may rotate its token on login; read the current one.
     let cart = get(&client, &format!("{base}/cart")).await?;
@@ -123,6 +135,25 @@ async fn sign_in(client: &Client, base: &str, n: usize, exists: bool) -> Result<
         .map_err(|also| anyhow!("{email} could not sign in: {refused:#}; then {also:#}"))
 }
 
+/// Whether `base` is a shop on this machine, reached over loopback.
+fn is_loopback(base: &str) -> bool {
+    reqwest::Url::parse(base)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<Ipv4Addr>()
+                    .is_ok_and(|address| address.is_loopback())
+        })
+}
+
+/// The loopback address shopper `n` sends from.
+fn loopback_address(n: usize) -> IpAddr {
+    let group = u8::try_from(n / SHOPPERS_PER_ADDRESS).unwrap_or(u8::MAX - 1);
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, group.saturating_add(1)))
+}
+
 fn record_path() -> PathBuf {
     layout::state_dir().join("load-shoppers.json")
 }
@@ -147,6 +178,23 @@ fn write_record(path: &Path, known: &BTreeMap<String, usize>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sixteen_shoppers_share_a_loopback_address() {
+        assert_eq!(loopback_address(0).to_string(), "127.0.0.1");
+        assert_eq!(loopback_address(15).to_string(), "127.0.0.1");
+        assert_eq!(loopback_address(16).to_string(), "127.0.0.2");
+        assert_eq!(loopback_address(40).to_string(), "127.0.0.3");
+        assert_eq!(loopback_address(100_000).to_string(), "127.0.0.255");
+    }
+
+    #[test]
+    fn only_a_shop_on_this_machine_gets_loopback_addresses() {
+        assert!(is_loopback("http://127.0.0.1:3000"));
+        assert!(is_loopback("http://localhost:3000/"));
+        assert!(!is_loopback("https://shop.example.test"));
+        assert!(!is_loopback("not a url"));
+    }
 
     #[test]
     fn the_record_keeps_each_storefront_apart_and_a_bad_one_reads_as_empty() {

@@ -9,6 +9,12 @@
 //! `wrk2` corrects the same way). A request the shopper was ready for is
 //! timed from when it was sent, so the timer's own lateness (tokio sleeps
 //! to the millisecond) is not counted against the shop.
+//!
+//! A shopper is one browser: it waits for each answer before its next
+//! request. At an offered rate it is a queue of its own, so with few
+//! shoppers each one is busy most of the time and a slow checkout delays
+//! the product pages behind it; with enough of them (each busy a small
+//! part of the time) what is timed is the shop.
 
 use std::time::Duration;
 
