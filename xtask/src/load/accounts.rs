@@ -141,10 +141,10 @@ fn is_loopback(base: &str) -> bool {
         .ok()
         .and_then(|url| url.host_str().map(str::to_owned))
         .is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .parse::<Ipv4Addr>()
-                    .is_ok_and(|address| address.is_loopback())
+            // IPv4 literals only: `localhost` may resolve to ::1, which a
+            // 127.0.0.x source cannot reach.
+            host.parse::<Ipv4Addr>()
+                .is_ok_and(|address| address.is_loopback())
         })
 }
 
@@ -191,7 +191,8 @@ mod tests {
     #[test]
     fn only_a_shop_on_this_machine_gets_loopback_addresses() {
         assert!(is_loopback("http://127.0.0.1:3000"));
-        assert!(is_loopback("http://localhost:3000/"));
+        assert!(is_loopback("http://127.0.0.1:3000/"));
+        assert!(!is_loopback("http://localhost:3000/"));
         assert!(!is_loopback("https://shop.example.test"));
         assert!(!is_loopback("not a url"));
     }
