@@ -304,47 +304,36 @@ async fn shopper(
                 slugs.choose(&mut rng).cloned().unwrap_or_default(),
             )
         };
-        let mut begun: tokio::time::Instant;
+        if page == Page::AddToCart && product_ids.is_empty() {
+            if visited_products {
+                samples.entry(page).or_default().skipped += 1;
+            }
+            continue;
+        }
+        let mut begun = pacing.turn().await;
         let outcome = match page {
-            Page::Product => {
-                begun = pacing.turn().await;
-                get(&client, &format!("{base}/products/{slug}"))
-                    .await
-                    .map(|html| {
-                        visited_products = true;
-                        if let Some(id) = hidden_value(&html, "product_id") {
-                            product_ids.push(id);
-                        }
-                    })
-            }
-            Page::Cart => {
-                begun = pacing.turn().await;
-                get(&client, &format!("{base}/cart")).await.map(drop)
-            }
-            Page::Home => {
-                begun = pacing.turn().await;
-                get(&client, &format!("{base}/")).await.map(drop)
-            }
-            Page::AddToCart => match product_ids.last() {
-                None => {
-                    if visited_products {
-                        samples.entry(page).or_default().skipped += 1;
+            Page::Product => get(&client, &format!("{base}/products/{slug}"))
+                .await
+                .map(|html| {
+                    visited_products = true;
+                    if let Some(id) = hidden_value(&html, "product_id") {
+                        product_ids.push(id);
                     }
-                    continue;
-                }
-                Some(id) => {
-                    begun = pacing.turn().await;
-                    let form = [
-                        ("_csrf", csrf.as_str()),
-                        ("product_id", id.as_str()),
-                        ("quantity", "1"),
-                    ];
-                    post(&client, &format!("{base}/cart/items"), &form).await
-                }
-            },
+                }),
+            Page::Cart => get(&client, &format!("{base}/cart")).await.map(drop),
+            Page::Home => get(&client, &format!("{base}/")).await.map(drop),
+            Page::AddToCart => {
+                let id = product_ids.last().map_or("", String::as_str);
+                let form = [
+                    ("_csrf", csrf.as_str()),
+                    ("product_id", id),
+                    ("quantity", "1"),
+                ];
+                post(&client, &format!("{base}/cart/items"), &form).await
+            }
+            // Never picked: a step of `Checkout`.
             Page::CheckoutForm => continue,
             Page::Checkout => {
-                begun = pacing.turn().await;
                 let form = checkout_form(&client, &base).await;
                 let entry = samples.entry(Page::CheckoutForm).or_default();
                 if form.is_ok() {
